@@ -1,0 +1,22 @@
+"""switchyard-worker: a supervised, autoscaled pool of warm Switchyard job consumers.
+
+The command ``switchyard-worker`` is the product; this package also exports its settings model
+and the autoscaler's pure decision function, so that deployments and tests can reason about
+scaling without running a pool.
+"""
+
+from __future__ import annotations
+
+from switchyard_worker._autoscale import Decision, Observation, ScalePolicy, ScaleState, decide
+from switchyard_worker._cli import main
+from switchyard_worker._settings import WorkerSettings
+
+__all__ = [
+    "Decision",
+    "Observation",
+    "ScalePolicy",
+    "ScaleState",
+    "WorkerSettings",
+    "decide",
+    "main",
+]

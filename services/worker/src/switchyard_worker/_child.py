@@ -1,0 +1,107 @@
+"""One pool process: a warm ``switchyard_rq.Consumer`` over the served queues.
+
+Started by the supervisor with the ``spawn`` context (a fresh interpreter: no inherited Redis
+sockets, locks or threads). Handlers stay imported between jobs; the process leaves after
+``max_jobs`` jobs (exit 0, the supervisor starts a fresh one) or when told to stop.
+
+SIGTERM and SIGINT set the stop event: the consumer finishes the job in hand, takes no new one,
+and the process exits 0. Redis errors are retried here with backoff, so a Redis restart costs a
+reconnect, not a process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Final, final
+
+__all__ = ["ChildSpec", "child_main"]
+
+#: exit code of a child whose registry could not be built (the supervisor does not respawn it fast)
+EXIT_BOOT_FAILED: Final = 3
+_MAX_BACKOFF: Final = 5.0
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """What a child needs to know; plain data, so it pickles across ``spawn``."""
+
+    name: str
+    queues: tuple[str, ...]
+    redis_url: str
+    manifest: str | None
+    max_jobs: int | None
+    idle_timeout: float
+    log_level: int
+
+
+def child_main(spec: ChildSpec) -> None:
+    """Run a consumer until stopped or recycled; the process's exit code says which."""
+    logging.basicConfig(
+        level=spec.log_level,
+        format=f"%(asctime)s %(levelname)s [{spec.name}] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    log = logging.getLogger("switchyard_worker.child")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    # imported here so that the supervisor never pays for them and a child pays once
+    import switchyard
+    import switchyard_rq
+
+    try:
+        if spec.manifest is not None:
+            registry = switchyard.Registry.from_manifest(Path(spec.manifest))
+        else:
+            registry = switchyard.Registry.from_entry_points()
+    except switchyard.SwitchyardError as exc:
+        log.error("cannot build the registry: %s", exc)
+        sys.exit(EXIT_BOOT_FAILED)
+    switchyard.set_default_registry(registry)
+
+    remaining = spec.max_jobs
+    backoff = 0.1
+    done = 0
+    while not stop.is_set():
+        try:
+            connection = switchyard_rq.get_connection(spec.redis_url)
+            consumer = switchyard_rq.Consumer(
+                connection, spec.queues, registry=registry, name=spec.name
+            )
+            try:
+                ran = consumer.run(stop=stop, max_jobs=remaining, idle_timeout=spec.idle_timeout)
+            finally:
+                consumer.close()
+        except Exception as exc:  # Redis down or restarting: back off and reconnect
+            log.warning(
+                "consumer stopped: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff
+            )
+            stop.wait(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+            continue
+        backoff = 0.1
+        done += ran
+        if remaining is not None:
+            remaining -= ran
+            if remaining <= 0:
+                log.info("recycling after %d jobs", done)
+                break
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # skip interpreter teardown of plugin modules; all results are already in Redis
+    os._exit(0)

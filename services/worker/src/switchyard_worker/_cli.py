@@ -1,0 +1,138 @@
+"""``switchyard-worker``: parse options, boot, print the boot line, supervise until signalled."""
+
+from __future__ import annotations
+
+import time
+
+_T0 = time.perf_counter()
+
+import argparse  # noqa: E402 - after _T0 on purpose: the boot time covers our imports
+import logging  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
+
+__all__ = ["main"]
+
+_DESCRIPTION = """\
+Run a supervised pool of warm worker processes that consume Switchyard's queues.
+Every option can also be set as SWITCHYARD_WORKER_<NAME> in the environment
+(e.g. SWITCHYARD_WORKER_MAX_PROCESSES=8); a flag wins over the environment."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"switchyard-worker: error: {message} (see --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="switchyard-worker", description=_DESCRIPTION, argument_default=argparse.SUPPRESS)
+    add = p.add_argument
+    add("--queues", metavar="A,B", help="queues to serve (default: every routed queue)")
+    add("--min", dest="min_processes", type=int, metavar="N", help="fewest processes (1)")
+    add("--max", dest="max_processes", type=int, metavar="N", help="most processes (cores, >= 2)")
+    add("--max-jobs", type=int, metavar="N", help="recycle a process after N jobs (never)")
+    add("--grace", type=float, metavar="S", help="seconds for in-flight jobs on SIGTERM (30)")
+    add("--health-port", type=int, metavar="P", help="serve /healthz and /readyz (0 = off)")
+    add("--health-host", metavar="H", help="address for the health server (127.0.0.1)")
+    add("--redis-url", metavar="URL", help="Redis to use (default: SWITCHYARD_REDIS_URL/config)")
+    add("--manifest", metavar="PATH", help="read actions from this manifest")
+    add("--scale-interval", type=float, metavar="S", help="autoscaler tick (1.0)")
+    add("--scale-backlog", type=int, metavar="N", help="waiting jobs per process: busy (20)")
+    add("--scale-max-wait", type=float, metavar="S", help="oldest job age: busy (1.0)")
+    add("--scale-up-ticks", type=int, metavar="N", help="busy ticks before growing (2)")
+    add("--scale-down-ticks", type=int, metavar="N", help="idle ticks before shrinking (30)")
+    add("--recover-interval", type=float, metavar="S", help="orphaned-job sweep period (5.0)")
+    add("--debug", action="store_true", help="debug logs and tracebacks")
+    return p
+
+
+def _settings_error(exc: Any) -> str:
+    from switchyard_worker._settings import FLAGS
+
+    first = exc.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    flag = FLAGS.get(loc, loc)
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{flag}: {message}" if flag else message
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``switchyard-worker`` command; returns the exit code."""
+    args = vars(_parser().parse_args(argv))
+    debug = bool(args.get("debug"))
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 130
+    except _UserError as exc:
+        if debug:
+            raise
+        print(f"switchyard-worker: error: {exc}", file=sys.stderr)
+        return exc.code
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"switchyard-worker: error: {type(exc).__name__}: {exc} (rerun with --debug)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+class _UserError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _run(args: dict[str, Any]) -> int:
+    from pydantic import ValidationError
+
+    from switchyard_worker._settings import WorkerSettings
+
+    try:
+        settings = WorkerSettings(**args)
+    except ValidationError as exc:
+        raise _UserError(_settings_error(exc), 2) from exc
+
+    import switchyard
+    import switchyard_rq
+    from switchyard_worker._boot import load_registry, redact_url, served_queues
+    from switchyard_worker._health import HealthServer
+    from switchyard_worker._supervisor import Supervisor
+
+    logging.basicConfig(
+        level=logging.DEBUG if settings.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s [supervisor] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        config = switchyard.load_config()
+        boot = load_registry(config, settings.manifest)
+        url = settings.redis_url or switchyard_rq.redis_url()
+    except switchyard.SwitchyardError as exc:
+        raise _UserError(str(exc), 1) from exc
+    queues = served_queues(boot, settings.queues)
+    supervisor = Supervisor(settings, boot, queues=queues, redis_url=url)
+    health = None
+    if settings.health_port:
+        try:
+            health = HealthServer(settings.health_host, settings.health_port, supervisor.readiness)
+        except OSError as exc:
+            where = f"{settings.health_host}:{settings.health_port}"
+            raise _UserError(f"--health-port: cannot listen on {where}: {exc.strerror}", 1) from exc
+    boot_ms = (time.perf_counter() - _T0) * 1000
+    procs = f"{settings.min_processes}-{settings.max_processes}"
+    print(
+        f"switchyard-worker: {len(boot.registry)} actions ({boot.source}), "
+        f"queues {','.join(queues)}, redis {redact_url(url)}, {procs} processes"
+        + (f", health http://{health.address[0]}:{health.address[1]}" if health else "")
+        + f", booted in {boot_ms:.1f} ms",
+        flush=True,
+    )
+    try:
+        return supervisor.run()
+    finally:
+        if health is not None:
+            health.close()

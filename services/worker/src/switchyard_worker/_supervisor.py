@@ -1,0 +1,331 @@
+"""The supervisor: keeps the pool at its target size, replaces dead children, stops gracefully.
+
+One loop in the main thread waits on the children's sentinels (a child's death wakes it at
+once), a self-pipe written by the signal handlers, and the autoscaler's tick. Everything that
+talks to Redis goes through ``switchyard_rq``'s public API.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from multiprocessing import connection as mp_connection
+from multiprocessing import get_context
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any, Final, final
+
+import switchyard_rq
+
+from switchyard_worker._autoscale import Observation, ScaleState, decide
+from switchyard_worker._boot import Boot
+from switchyard_worker._child import EXIT_BOOT_FAILED, ChildSpec, child_main
+from switchyard_worker._settings import WorkerSettings
+
+__all__ = ["Supervisor"]
+
+log = logging.getLogger("switchyard_worker")
+
+_IDLE_TIMEOUT: Final = 0.5  # how often an idle consumer checks its stop event
+_QUICK_DEATH: Final = 2.0  # a child dead sooner than this after start delays its replacement
+_MAX_HOLD: Final = 10.0
+
+
+@dataclass(slots=True)
+class _Child:
+    name: str
+    process: BaseProcess
+    started: float
+    retiring: bool = False
+
+
+@final
+@dataclass(slots=True)
+class _Counters:
+    started: int = 0
+    recycled: int = 0
+    died: int = 0
+    recovered_jobs: int = 0
+    redis_errors: int = 0
+
+
+@final
+class Supervisor:
+    """Run the pool described by ``settings`` for the queues ``queues`` until signalled."""
+
+    def __init__(
+        self, settings: WorkerSettings, boot: Boot, *, queues: tuple[str, ...], redis_url: str
+    ) -> None:
+        self.settings = settings
+        self.boot = boot
+        self.queues = queues
+        self.redis_url = redis_url
+        self.counters = _Counters()
+        self._ctx = get_context("spawn")
+        self._policy = settings.policy()
+        self._state = ScaleState()
+        self._target = settings.min_processes
+        self._children: list[_Child] = []
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._prefix = f"{socket.gethostname()}.{os.getpid()}"
+        self._hold_until = 0.0
+        self._hold = 0.5
+        self._signals = 0
+        self._stopping = False
+        self._redis_ok = False
+        self._connection: Any = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    # ------------------------------------------------------------------ public
+
+    def run(self) -> int:
+        """Supervise until SIGTERM/SIGINT; return the process exit code."""
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            self._connection = switchyard_rq.get_connection(self.redis_url)
+            self._check_redis()
+            self._fill()
+            return self._loop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def readiness(self) -> Mapping[str, tuple[bool, str]]:
+        """The ``/readyz`` checks: registry, Redis, children."""
+        with self._lock:
+            alive = [c for c in self._children if not c.retiring and c.process.is_alive()]
+        try:
+            self._connection.ping()
+            redis = (True, "reachable")
+        except Exception as exc:
+            redis = (False, f"{type(exc).__name__}: {exc}")
+        wanted = self.settings.min_processes
+        return {
+            "registry": (True, f"{len(self.boot.registry)} actions from {self.boot.source}"),
+            "redis": redis,
+            "children": (
+                len(alive) >= wanted and not self._stopping,
+                "stopping" if self._stopping else f"{len(alive)} alive, at least {wanted} wanted",
+            ),
+        }
+
+    def pool(self) -> list[str]:
+        """Names of the children currently running (for logs and tests)."""
+        with self._lock:
+            return [c.name for c in self._children if c.process.is_alive()]
+
+    # ------------------------------------------------------------------ the loop
+
+    def _loop(self) -> int:
+        interval = self.settings.scale_interval
+        next_tick = time.monotonic() + interval
+        next_sweep = time.monotonic() + self.settings.recover_interval
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                sentinels: list[Any] = [c.process.sentinel for c in self._children]
+            mp_connection.wait([*sentinels, self._wake_r], timeout=max(0.0, next_tick - now))
+            if self._drain_wakeups():
+                return self._shutdown()
+            self._reap()
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + interval
+                self._tick()
+            if now >= next_sweep:
+                next_sweep = now + self.settings.recover_interval
+                self._recover(None)
+            self._fill()
+
+    def _tick(self) -> None:
+        try:
+            stats = switchyard_rq.queue_stats(self._connection, self.queues)
+        except Exception as exc:
+            self._redis_failed(exc)
+            return
+        self._redis_ok = True
+        depth = sum(s.depth for s in stats.values())
+        age = max((s.oldest_age for s in stats.values()), default=0.0)
+        with self._lock:
+            current = sum(1 for c in self._children if not c.retiring)
+        decision = decide(self._policy, self._state, Observation(depth, age, current))
+        self._state = decision.state
+        if decision.target != self._target:
+            log.info("scaling %d -> %d processes: %s", current, decision.target, decision.reason)
+            self._target = decision.target
+
+    # ------------------------------------------------------------------ children
+
+    def _fill(self) -> None:
+        """Start or retire children until the non-retiring ones match the target."""
+        if self._stopping:
+            return
+        with self._lock:
+            active = [c for c in self._children if not c.retiring]
+        if len(active) > self._target:
+            # retire the youngest: the oldest are the warmest
+            for child in sorted(active, key=lambda c: c.started)[self._target :]:
+                child.retiring = True
+                self._terminate(child)
+            return
+        if len(active) < self._target and time.monotonic() >= self._hold_until:
+            for _ in range(self._target - len(active)):
+                self._spawn()
+
+    def _spawn(self) -> None:
+        self._seq += 1
+        name = f"{self._prefix}.{self._seq}"
+        spec = ChildSpec(
+            name=name,
+            queues=self.queues,
+            redis_url=self.redis_url,
+            manifest=os.fspath(self.boot.manifest) if self.boot.manifest else None,
+            max_jobs=self.settings.max_jobs,
+            idle_timeout=_IDLE_TIMEOUT,
+            log_level=logging.DEBUG if self.settings.debug else logging.INFO,
+        )
+        process = self._ctx.Process(target=child_main, args=(spec,), name=name, daemon=False)
+        process.start()
+        with self._lock:
+            self._children.append(_Child(name, process, time.monotonic()))
+        self.counters.started += 1
+        log.debug("started %s (pid %s)", name, process.pid)
+
+    def _reap(self) -> None:
+        with self._lock:
+            dead = [c for c in self._children if not c.process.is_alive()]
+            self._children = [c for c in self._children if c not in dead]
+        for child in dead:
+            child.process.join(0)
+            code = child.process.exitcode
+            lived = time.monotonic() - child.started
+            if child.retiring:
+                log.debug("%s retired", child.name)
+            elif code == 0:
+                self.counters.recycled += 1
+                log.info("%s recycled after %.1fs", child.name, lived)
+            else:
+                self.counters.died += 1
+                how = _describe_exit(code)
+                log.warning("%s %s after %.1fs; replacing it", child.name, how, lived)
+                if code != EXIT_BOOT_FAILED:
+                    self._recover([child.name])
+                # a crash loop (not a kill from outside) waits before its next start
+                if lived < _QUICK_DEATH and code not in (-signal.SIGKILL, -signal.SIGTERM):
+                    self._hold_until = time.monotonic() + self._hold
+                    self._hold = min(self._hold * 2, _MAX_HOLD)
+                else:
+                    self._hold = 0.5
+
+    def _recover(self, dead_names: list[str] | None) -> None:
+        """Requeue (or fail, if not idempotent) the jobs held by dead consumers."""
+        try:
+            if dead_names is None:
+                ids = switchyard_rq.recover_orphans(self._connection)
+            else:
+                ids = switchyard_rq.recover_orphans(self._connection, dead_names=dead_names)
+        except Exception as exc:
+            self._redis_failed(exc)
+            return
+        if ids:
+            self.counters.recovered_jobs += len(ids)
+            log.warning("recovered %d job(s) from dead workers: %s", len(ids), ", ".join(ids[:5]))
+
+    def _terminate(self, child: _Child) -> None:
+        if child.process.is_alive():
+            try:
+                child.process.terminate()
+            except OSError:  # already gone
+                pass
+
+    # ------------------------------------------------------------------ stopping
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        try:
+            os.write(self._wake_w, bytes([signum]))
+        except OSError:  # pipe full: a wake-up is already pending
+            pass
+
+    def _drain_wakeups(self) -> bool:
+        try:
+            data = os.read(self._wake_r, 64)
+        except BlockingIOError:
+            return False
+        self._signals += len(data)
+        return bool(data)
+
+    def _shutdown(self) -> int:
+        self._stopping = True
+        grace = self.settings.grace
+        with self._lock:
+            children = list(self._children)
+        log.info("stopping: %d process(es), up to %.1fs for in-flight jobs", len(children), grace)
+        for child in children:
+            self._terminate(child)
+        deadline = time.monotonic() + grace
+        forced = False
+        while any(c.process.is_alive() for c in children):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            sentinels = [c.process.sentinel for c in children if c.process.is_alive()]
+            mp_connection.wait([*sentinels, self._wake_r], timeout=left)
+            before = self._signals
+            self._drain_wakeups()
+            if self._signals > before:
+                log.warning("second signal: stopping now")
+                forced = True
+                break
+        late = [c for c in children if c.process.is_alive()]
+        for child in late:
+            child.process.kill()
+            child.process.join(5)
+        if late:
+            log.warning("%d process(es) did not finish in time; their jobs are requeued", len(late))
+            self._recover([c.name for c in late])
+        for child in children:
+            child.process.join(1)
+        with self._lock:
+            self._children.clear()
+        log.info("stopped")
+        return 1 if forced else 0
+
+    def _redis_failed(self, exc: Exception) -> None:
+        self.counters.redis_errors += 1
+        if self._redis_ok or self.counters.redis_errors == 1:
+            log.warning("Redis unreachable (%s: %s); retrying", type(exc).__name__, exc)
+        self._redis_ok = False
+
+    def _check_redis(self) -> None:
+        try:
+            self._connection.ping()
+        except Exception as exc:
+            self._redis_failed(exc)
+        else:
+            self._redis_ok = True
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "vanished"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    if code == EXIT_BOOT_FAILED:
+        return "could not build its registry"
+    return f"exited with code {code}"
