@@ -1,0 +1,317 @@
+"""Cold start: how long until a process has a ready action registry, and its first call.
+
+Rerun it with::
+
+    uv run --all-packages python benchmarks/coldstart.py            # 12 rounds, N = 10, 50, 200
+    uv run --all-packages python benchmarks/coldstart.py --quick    # 3 rounds, a smoke test
+    uv run --all-packages python benchmarks/coldstart.py --workspace  # the real modules
+
+The synthetic mode builds one throwaway venv per plugin count N (coldstart_env.py: ~200 real
+PyPI distributions, switchyard from this workspace, N generated plugin wheels), then times whole
+processes, median of interleaved runs (coldstart_measure.py), and checks issue 2's targets side
+by side in the same run. ``--workspace`` times worker-style boot with the workspace's own
+modules installed: lazy (metadata, manifest) against importing every module
+(coldstart_workspace.py).
+
+Exit status: 0 when every target holds, 1 when one fails, 2 on a usage or setup error.
+Type-check with ``MYPYPATH=benchmarks uv run --all-packages mypy benchmarks/coldstart*.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Final
+
+import coldstart_env as cenv
+import coldstart_measure as cm
+import coldstart_workspace as cw
+
+DEFAULT_WORKDIR: Final = cenv.ROOT / ".bench" / "coldstart"
+NS: Final = (10, 50, 200)
+GROUP: Final = "switchyard.actions"
+
+
+def _workdir(path: Path) -> Path:
+    """Create ``path``; under the repository, keep it out of git with its own .gitignore."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        top = path.resolve().relative_to(cenv.ROOT)
+    except ValueError:
+        return path
+    ignore = cenv.ROOT / top.parts[0] / ".gitignore"
+    if top.parts and not ignore.exists():
+        ignore.write_text("# throwaway benchmark venvs (benchmarks/coldstart.py)\n*\n")
+    return path
+
+
+def synthetic_jobs(env: cenv.BenchEnv, workdir: Path) -> list[cm.Job]:
+    prefixes = (cenv.PLUGIN_PREFIX,)
+    variants = [
+        *cm.floors(prefixes),
+        *cm.registry_variants(
+            manifest=env.manifest,
+            action=env.action,
+            payload=cenv.CALL_PAYLOAD,
+            plugin_prefixes=prefixes,
+            result_expr="str(_out.total)",
+        ),
+        *cm.eager_variants(GROUP, prefixes),
+    ]
+    run_env = cenv.clean_env({"XDG_CACHE_HOME": str(workdir / "cache")})
+    return [cm.Job(f"{v.key}@{env.n}", env.python, v, workdir, run_env) for v in variants]
+
+
+def verify_synthetic(env: cenv.BenchEnv, job: cm.Job, got: dict[str, Any]) -> None:
+    """Fail loudly when a variant did not do what it claims (so its timing would lie)."""
+    key, actions = job.variant.key, env.n * cenv.ACTIONS_PER_PLUGIN
+    module = cenv.plugin_module(env.n // 2)
+    problems = []
+    if key.startswith("registry.") and got["plugins"]:
+        problems.append(f"imported plugin modules {got['plugins'][:4]}")
+    if key.startswith(("registry.", "call.")) and got.get("actions") != actions:
+        problems.append(f"registry has {got.get('actions')} actions, expected {actions}")
+    if key.startswith("call."):
+        if got["plugins"] != [module, f"{module}.actions"]:
+            problems.append(f"expected only {module} imported, got {got['plugins'][:4]}")
+        if got.get("result") != cenv.CALL_TOTAL:
+            problems.append(f"call returned total {got.get('result')}, expected {cenv.CALL_TOTAL}")
+    if key.startswith("eager.") and got.get("loaded") != actions:
+        problems.append(f"loaded {got.get('loaded')} entry points, expected {actions}")
+    if key.startswith("floor.") and got["plugins"]:
+        problems.append(f"imported plugin modules {got['plugins'][:4]}")
+    if problems:
+        raise RuntimeError(f"{job.key}: " + "; ".join(problems))
+
+
+def run_checks(
+    jobs: list[cm.Job], verify: Any, notes: list[str]
+) -> tuple[list[cm.Job], dict[str, dict[str, Any]]]:
+    """Run each job's check once; drop optional variants that fail; verify the rest."""
+    kept, found = [], {}
+    for job in jobs:
+        try:
+            got = cm.check(job)
+        except RuntimeError as exc:
+            if not job.variant.optional:
+                raise
+            notes.append(f"dropped {job.key}: {str(exc).splitlines()[-1]}")
+            continue
+        verify(job, got)
+        found[job.key] = got
+        kept.append(job)
+    return kept, found
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def synthetic_targets(
+    med: dict[str, float], checks: dict[str, dict[str, Any]], ns: Sequence[int]
+) -> list[cm.Target]:
+    lo, hi = min(ns), max(ns)
+    out: list[cm.Target] = []
+
+    def m(key: str, n: int) -> float | None:
+        return med.get(f"{key}@{n}")
+
+    for src in ("metadata", "manifest"):
+        a, b = m(f"registry.{src}", hi), m(f"registry.{src}", lo)
+        if a is not None and b is not None:
+            out.append(
+                cm.Target(
+                    f"ready registry ({src}) costs nothing per plugin",
+                    f"N={hi} within 5 ms of N={lo}",
+                    f"{_ms(a)} vs {_ms(b)} ms: {a - b:+.1f} ms",
+                    a - b <= 5.0,
+                )
+            )
+    for src, limit in (("manifest", 10.0), ("metadata", 40.0)):
+        for n in ns:
+            a, base = m(f"registry.{src}", n), m("floor.import_switchyard", n)
+            if a is not None and base is not None:
+                out.append(
+                    cm.Target(
+                        f"ready registry ({src}) over import switchyard, N={n}",
+                        f"<= {limit:.0f} ms",
+                        f"{_ms(a)} - {_ms(base)} = {a - base:+.1f} ms",
+                        a - base <= limit,
+                    )
+                )
+    floor = m("floor.pydantic_model", hi)
+    for src in ("metadata", "manifest"):
+        call = m(f"call.{src}", hi)
+        if call is None or floor is None:
+            continue
+        out.append(
+            cm.Target(
+                f"first call ({src}) at N={hi} vs pydantic + one model",
+                "<= 1.25x",
+                f"{_ms(call)} / {_ms(floor)} = {call / floor:.2f}x",
+                call <= 1.25 * floor,
+            )
+        )
+        for lib in ("pluggy", "stevedore"):
+            eager = m(f"eager.{lib}", hi)
+            if eager is not None:
+                out.append(
+                    cm.Target(
+                        f"first call ({src}) at N={hi} vs {lib} loading",
+                        ">= 5x faster",
+                        f"{_ms(eager)} / {_ms(call)} = {eager / call:.1f}x",
+                        eager >= 5.0 * call,
+                    )
+                )
+    banned = sorted(
+        {m for k, got in checks.items() if k.startswith("floor.import_switchyard@")
+         for m in got["banned"]}
+    )  # fmt: skip
+    out.append(
+        cm.Target(
+            "import switchyard imports no rq, redis, argparse, rich, CLI",
+            "none in sys.modules",
+            ", ".join(banned) if banned else "none",
+            not banned,
+        )
+    )
+    return out
+
+
+def table(
+    rows: Sequence[tuple[str, str]], columns: Sequence[tuple[str, str]], med: dict[str, float]
+) -> str:
+    """A Markdown table: one row per variant, one column per venv, medians in ms."""
+    head = "| variant | " + " | ".join(title for _, title in columns) + " |"
+    lines = [head, "| --- |" + " ---: |" * len(columns)]
+    for key, label in rows:
+        cells = [med.get(f"{key}@{col}") for col, _ in columns]
+        if all(c is None for c in cells):
+            continue
+        text = [f"{c:.1f}" if c is not None else "" for c in cells]
+        lines.append(f"| {label} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
+
+
+def targets_text(targets: Sequence[cm.Target]) -> str:
+    lines = ["| target | rule | measured | |", "| --- | --- | --- | --- |"]
+    lines += [
+        f"| {t.name} | {t.rule} | {t.measured} | {'PASS' if t.ok else 'FAIL'} |" for t in targets
+    ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true", help="3 rounds instead of 12 (smoke test)")
+    p.add_argument("--rounds", type=int, help="timed rounds (default 12, --quick 3)")
+    p.add_argument("--ns", default=",".join(map(str, NS)), help="plugin counts (synthetic)")
+    p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where venvs live")
+    p.add_argument("--rebuild", action="store_true", help="recreate the venvs")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write raw results here")
+    p.add_argument("--workspace", action="store_true", help="measure the real workspace modules")
+    p.add_argument("--call", metavar="NAME", help="--workspace: the action to call first")
+    p.add_argument("--data", metavar="JSON", help="--workspace: its input")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 12)
+    if rounds < 1:
+        print("error: --rounds must be at least 1", file=sys.stderr)
+        return 2
+    workdir = _workdir(args.workdir.resolve())
+    notes: list[str] = []
+    started = dt.datetime.now(dt.UTC)
+    if args.workspace:
+        result = cw.run(workdir, rounds=rounds, call=args.call, data=args.data, notes=notes)
+        med, rows, columns, targets = result.medians, result.rows, result.columns, result.targets
+        samples, checks, setup = result.samples, result.checks, result.setup
+    else:
+        try:
+            ns = sorted({int(x) for x in args.ns.split(",")})
+        except ValueError:
+            print(f"error: --ns takes numbers like 10,50,200, not {args.ns!r}", file=sys.stderr)
+            return 2
+        builder = cenv.Builder(workdir)
+        envs = [builder.build(n, rebuild=args.rebuild) for n in ns]
+        jobs: list[cm.Job] = []
+        for env in envs:
+            jobs += synthetic_jobs(env, workdir)
+        by_n = {e.n: e for e in envs}
+        cm.log(f"checking {len(jobs)} variants once (no timing)")
+        jobs, checks = run_checks(
+            jobs,
+            lambda job, got: verify_synthetic(by_n[int(job.key.split("@")[1])], job, got),
+            notes,
+        )
+        cm.log(f"timing: {rounds} rounds + 1 warm-up, {len(jobs)} processes a round")
+        samples = cm.measure(jobs, rounds=rounds, progress=cm.log)
+        med = {k: cm.median(v) for k, v in samples.items()}
+        seen: dict[str, str] = {}
+        for job in jobs:
+            seen.setdefault(job.variant.key, job.variant.label)
+        rows = list(seen.items())
+        columns = [(str(e.n), f"N={e.n}") for e in envs]
+        targets = synthetic_targets(med, checks, ns)
+        setup = {
+            "venvs": [
+                {**asdict(e), "venv": str(e.venv), "manifest": str(e.manifest)} for e in envs
+            ],
+        }
+        e = envs[-1]
+        notes.insert(
+            0,
+            f"each venv: {e.ordinary} ordinary PyPI distributions (pinned list) + switchyard,"
+            f" pydantic, pluggy, stevedore + N plugins ({cenv.ACTIONS_PER_PLUGIN} actions each);"
+            f" N={e.n}: {e.distributions} distributions in all",
+        )
+        notes.append(
+            "first call: the action pNNN.quote_order of the middle plugin (N//2): imports that"
+            " one plugin, validates a 2-line order, prices it (Decimal), returns a model"
+        )
+    command = "uv run --all-packages python benchmarks/coldstart.py " + shlex.join(
+        list(argv if argv is not None else sys.argv[1:])
+    )
+    print(f"\n# cold start, {started:%Y-%m-%d %H:%M} UTC, {rounds} interleaved rounds")
+    print(f"# {command.strip()}")
+    print(f"# Python {platform.python_version()}, {platform.machine()}, median wall ms\n")
+    print(table(rows, columns, med))
+    print()
+    print(targets_text(targets))
+    for note in notes:
+        print(f"\nnote: {note}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "date": started.isoformat(timespec="seconds"),
+                    "command": command.strip(),
+                    "python": sys.version,
+                    "platform": platform.platform(),
+                    "rounds": rounds,
+                    "medians_ms": med,
+                    "samples_ms": samples,
+                    "checks": checks,
+                    "targets": [asdict(t) for t in targets],
+                    "notes": notes,
+                    "setup": setup,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    return 0 if all(t.ok for t in targets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""What the cold-start benchmark runs, and how it times it (see coldstart.py).
+
+Every measured thing is a whole Python process, ``python -c CODE`` started and waited for,
+timed from spawn to exit. The variants run interleaved: each round runs every variant once, in
+an order rotated by one each round, so machine noise lands on all of them alike. A first round
+is discarded (warm-up: page cache, the stevedore entry-point cache). Before timing, each
+variant runs once more with a check appended (``Variant.check``) that prints facts about the
+process (which plugin modules got imported, how many plugins or actions were loaded), so the
+benchmark proves that the lazy variants import no plugin and the eager ones load all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+# Modules `import switchyard` must not pull in (DESIGN.md: no rq/redis, no CLI or rendering lib).
+BANNED: Final = ("rq", "redis", "argparse", "rich", "click", "typer", "jinja2")
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One measured program: ``code`` is timed; ``code + check`` runs once and prints JSON."""
+
+    key: str
+    label: str
+    code: str
+    check: str
+    optional: bool = False  # a variant whose check fails is dropped (with a note), not fatal
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One target (issue 2's, or a lazy-versus-eager comparison), evaluated on this run."""
+
+    name: str
+    rule: str
+    measured: str
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A variant bound to an interpreter: ``key`` is ``<variant key>@<column>``."""
+
+    key: str
+    python: Path
+    variant: Variant
+    cwd: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def facts(prefixes: Sequence[str], **extra: str) -> str:
+    """Python source that prints the check facts as one JSON line on stdout.
+
+    ``prefixes`` are the top-level module names that count as plugins; ``extra`` maps a fact
+    name to a Python expression evaluated in the measured program's namespace.
+    """
+    pairs = "".join(f", {json.dumps(k)}: ({v})" for k, v in extra.items())
+    return (
+        "\nimport json as _cj, sys as _cs\n"
+        f"_cp = {tuple(prefixes)!r}\n"
+        "_cb = " + repr(BANNED) + "\n"
+        "print(_cj.dumps({"
+        '"plugins": sorted(m for m in _cs.modules if m.split(".")[0] in _cp'
+        ' or m.split(".")[0].startswith(tuple(p for p in _cp if p.endswith("_")))), '
+        '"banned": sorted(m for m in _cs.modules if m.split(".")[0] in _cb'
+        ' or (m.startswith("switchyard.") and "cli" in m)), '
+        '"modules": len(_cs.modules)' + pairs + "}))\n"
+    )
+
+
+def floors(plugin_prefixes: Sequence[str]) -> list[Variant]:
+    """The three floors every comparison is made against."""
+    return [
+        Variant("floor.pass", 'python -c "pass"', "pass", facts(plugin_prefixes)),
+        Variant(
+            "floor.import_switchyard",
+            "import switchyard",
+            "import switchyard",
+            facts(plugin_prefixes),
+        ),
+        Variant(
+            "floor.pydantic_model",
+            "import pydantic + define one model",
+            "from pydantic import BaseModel\n\nclass M(BaseModel):\n    x: int\n",
+            facts(plugin_prefixes),
+        ),
+    ]
+
+
+def registry_variants(
+    *,
+    manifest: Path | None,
+    action: str | None,
+    payload: object,
+    plugin_prefixes: Sequence[str],
+    result_expr: str = "type(_out).__name__",
+) -> list[Variant]:
+    """The lazy switchyard variants: a ready registry (metadata, manifest), then one call."""
+    sources = [("metadata", "switchyard.Registry.from_entry_points()", False)]
+    if manifest is not None:
+        sources += [
+            ("manifest", f"switchyard.Registry.from_manifest({str(manifest)!r})", False),
+            (
+                "manifest_nocheck",
+                f"switchyard.Registry.from_manifest({str(manifest)!r}, check_fresh=False)",
+                True,
+            ),
+        ]
+    out: list[Variant] = []
+    for source, build, optional in sources:
+        ready = f"import switchyard\nreg = {build}\nreg.names()\n"
+        label = {
+            "metadata": "ready registry, from metadata",
+            "manifest": "ready registry, from manifest",
+            "manifest_nocheck": "ready registry, from manifest (check_fresh=False)",
+        }[source]
+        out.append(
+            Variant(
+                f"registry.{source}",
+                label,
+                ready,
+                facts(plugin_prefixes, actions="len(reg)"),
+                optional=optional,
+            )
+        )
+        if action is not None and source != "manifest_nocheck":
+            call = ready + (
+                f"_out = switchyard.call_action({action!r}, {json.dumps(payload)!r}, "
+                "registry=reg)\n"
+            )
+            out.append(
+                Variant(
+                    f"call.{source}",
+                    f"{label} + first call",
+                    call,
+                    facts(plugin_prefixes, actions="len(reg)", result=result_expr),
+                )
+            )
+    return out
+
+
+def eager_variants(group: str, plugin_prefixes: Sequence[str]) -> list[Variant]:
+    """The baselines: load every plugin, as importlib.metadata, pluggy and stevedore do."""
+    return [
+        Variant(
+            "eager.importlib",
+            "importlib.metadata: ep.load() for every entry point",
+            "from importlib.metadata import entry_points\n"
+            f"_loaded = [ep.load() for ep in entry_points(group={group!r})]\n",
+            facts(plugin_prefixes, loaded="len(_loaded)"),
+        ),
+        Variant(
+            "eager.pluggy",
+            f'pluggy load_setuptools_entrypoints("{group}")',
+            "import pluggy\n"
+            'pm = pluggy.PluginManager("switchyard")\n'
+            f"pm.load_setuptools_entrypoints({group!r})\n",
+            facts(plugin_prefixes, loaded="len(pm.get_plugins())"),
+        ),
+        Variant(
+            "eager.stevedore",
+            f'stevedore ExtensionManager("{group}")',
+            "from stevedore import ExtensionManager\n"
+            f"mgr = ExtensionManager(namespace={group!r}, invoke_on_load=False)\n",
+            facts(plugin_prefixes, loaded="len(mgr.extensions)"),
+        ),
+    ]
+
+
+def check(job: Job) -> dict[str, Any]:
+    """Run ``job`` once with its check appended; return the facts it printed."""
+    proc = subprocess.run(
+        [str(job.python), "-c", job.variant.code + job.variant.check],
+        cwd=job.cwd,
+        env=dict(job.env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-6:])
+        raise RuntimeError(f"{job.key}: the check run failed ({proc.returncode}):\n{tail}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run_once(job: Job) -> float:
+    """Wall time of one whole process, spawn to exit, in milliseconds."""
+    argv = [str(job.python), "-c", job.variant.code]
+    start = time.perf_counter()
+    proc = subprocess.run(
+        argv,
+        cwd=job.cwd,
+        env=dict(job.env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    elapsed = (time.perf_counter() - start) * 1000.0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{job.key} failed: {proc.stderr.decode(errors='replace')[-2000:]}")
+    return elapsed
+
+
+def measure(
+    jobs: Sequence[Job],
+    *,
+    rounds: int,
+    warmup: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, list[float]]:
+    """Interleaved runs: ``warmup + rounds`` rounds, each running every job once."""
+    samples: dict[str, list[float]] = {job.key: [] for job in jobs}
+    for r in range(warmup + rounds):
+        shift = r % len(jobs)
+        started = time.perf_counter()
+        for job in [*jobs[shift:], *jobs[:shift]]:
+            elapsed = run_once(job)
+            if r >= warmup:
+                samples[job.key].append(elapsed)
+        if progress is not None:
+            kind = "warm-up" if r < warmup else f"{r - warmup + 1}/{rounds}"
+            progress(f"round {kind}: {time.perf_counter() - started:.1f} s")
+    return samples
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def log(message: str) -> None:
+    print(f"[coldstart] {message}", file=sys.stderr, flush=True)
