@@ -11,13 +11,14 @@ from ._registry import Registry
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["default_registry", "set_default_registry"]
+__all__ = ["build_registry", "default_registry", "set_default_registry"]
 
 _lock = _thread.RLock()
 _default: Registry | None = None
 
 
-def _build(manifest: Path | None) -> Registry:
+def build_registry(manifest: Path | None, *, load_hooks: bool = True) -> Registry:
+    """A registry as default_registry() builds it (``load_hooks=False``: without hook plugins)."""
     registry: Registry | None = None
     problem: ManifestError | None = None
     if manifest is not None:
@@ -34,8 +35,9 @@ def _build(manifest: Path | None) -> Registry:
         registry = Registry.from_entry_points()
         if problem is not None:
             registry.add_problem(problem)
-    registry.load_hook_plugins()
-    registry.hooks.registry_ready(registry)
+    if load_hooks:
+        registry.load_hook_plugins()
+        registry.hooks.registry_ready(registry)
     return registry
 
 
@@ -54,7 +56,7 @@ def default_registry() -> Registry:
         if _default is None:
             from ._settings import manifest_setting
 
-            _set(_build(manifest_setting()))
+            _set(build_registry(manifest_setting()))
         assert _default is not None
         return _default
 
