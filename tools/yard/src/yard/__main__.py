@@ -1,0 +1,9 @@
+"""``python -m yard``: the same as the ``yard`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from yard._cli import main
+
+sys.exit(main())

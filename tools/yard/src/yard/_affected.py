@@ -1,0 +1,191 @@
+"""What a git change affects, and why: files, global inputs, uv.lock, then dependents."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+from yard import _git, _lock
+from yard._errors import YardError
+from yard._graph import Graph
+from yard._names import glob_match
+from yard._workspace import Workspace
+
+LOCK_FILE = "uv.lock"
+MAX_EXPLAINED_FILES = 10
+
+
+class Affected(NamedTuple):
+    """The members a change affects, the ones it changes directly, and the reasons."""
+
+    base: str
+    head: str | None
+    """The head ref, or None for the working tree (commits, staged, unstaged, untracked)."""
+    merge_base: str
+    changed_files: tuple[str, ...]
+    changed: tuple[str, ...]
+    affected: tuple[str, ...]
+    reasons: dict[str, list[str]]
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON form: base, head, merge_base, changed_files, changed, affected, reasons."""
+        return {
+            "base": self.base,
+            "head": self.head,
+            "merge_base": self.merge_base,
+            "changed_files": list(self.changed_files),
+            "changed": list(self.changed),
+            "affected": list(self.affected),
+            "reasons": {name: self.reasons[name] for name in self.affected},
+        }
+
+    def shard(self, index: int, count: int) -> Affected:
+        """Shard ``index`` of ``count`` (1-based): every count-th member of the sorted set.
+
+        Deterministic (it depends on the names only) and balanced (shard sizes differ by at
+        most one), so N parallel CI jobs each run ``--shard I/N`` and cover the set once.
+        """
+        if not 1 <= index <= count:
+            raise YardError(f"--shard {index}/{count}: I must be between 1 and N")
+        keep = self.affected[index - 1 :: count]
+        return Affected(
+            base=self.base,
+            head=self.head,
+            merge_base=self.merge_base,
+            changed_files=self.changed_files,
+            changed=tuple(n for n in self.changed if n in keep),
+            affected=keep,
+            reasons={n: self.reasons[n] for n in keep},
+        )
+
+    def explain(self) -> str:
+        """The same facts as the JSON, for people."""
+        head = self.head or "the working tree"
+        lines = [
+            f"{len(self.changed_files)} changed file(s) between {self.base} "
+            f"(merge base {self.merge_base[:12]}) and {head}",
+        ]
+        if not self.affected:
+            lines.append("nothing is affected")
+            return "\n".join(lines)
+        lines.append(f"{len(self.affected)} affected member(s), {len(self.changed)} changed:")
+        for name in self.affected:
+            lines.append(f"  {name}")
+            files = [r for r in self.reasons[name] if r.startswith("file ")]
+            others = [r for r in self.reasons[name] if not r.startswith("file ")]
+            for reason in others + files[:MAX_EXPLAINED_FILES]:
+                lines.append(f"    {reason}")
+            if len(files) > MAX_EXPLAINED_FILES:
+                lines.append(f"    ... and {len(files) - MAX_EXPLAINED_FILES} more file(s)")
+        return "\n".join(lines)
+
+
+def compute_affected(
+    workspace: Workspace,
+    graph: Graph,
+    *,
+    base: str,
+    head: str | None = None,
+    pending: _git.PendingChange | None = None,
+) -> Affected:
+    """The members that the change from the merge base of ``base`` to ``head`` affects.
+
+    Without ``head``, the working tree counts: commits since the merge base, staged, unstaged
+    and untracked files. ``pending`` is the git query already started for the same refs.
+    """
+    if pending is None:
+        pending = _git.PendingChange(workspace.root, base, head)
+    change = pending.result()
+    reasons: dict[str, list[str]] = {}
+    by_path = {m.path: m for m in workspace.members.values()}
+    everyone = list(workspace.members)
+    lock_changed = False
+    for path in change.files:
+        if path == LOCK_FILE:
+            lock_changed = True
+            continue
+        for pattern, targets in workspace.config.global_inputs.items():
+            if glob_match(path, (pattern,)):
+                for name in targets if targets is not None else everyone:
+                    reasons.setdefault(name, []).append(f"global input {path} changed")
+        owner = _owner(path, by_path)
+        if owner is None:
+            continue
+        member = by_path[owner]
+        inner = path if owner == "." else path[len(owner) + 1 :]
+        if glob_match(inner, workspace.config.ignore) or glob_match(inner, member.ignore):
+            continue
+        reasons.setdefault(member.name, []).append(f"file {path}")
+    if lock_changed:
+        for name, why in _lock_reasons(workspace, change.merge_base, head).items():
+            reasons.setdefault(name, []).extend(why)
+
+    changed = sorted(reasons)
+    for name, chain in graph.dependent_paths(changed).items():
+        target = chain[-1]
+        via = chain[1:-1]
+        text = f"reaches {target} via {' -> '.join(via)}" if via else f"depends on {target}"
+        reasons.setdefault(name, []).append(text)
+    return Affected(
+        base=base,
+        head=head,
+        merge_base=change.merge_base,
+        changed_files=change.files,
+        changed=tuple(changed),
+        affected=tuple(sorted(reasons)),
+        reasons=reasons,
+    )
+
+
+def _owner(path: str, by_path: Mapping[str, object]) -> str | None:
+    """The deepest member folder holding ``path``, or None."""
+    folder = path
+    while "/" in folder:
+        folder = folder.rsplit("/", 1)[0]
+        if folder in by_path:
+            return folder
+    return "." if "." in by_path else None
+
+
+def _lock_reasons(workspace: Workspace, merge_base: str, head: str | None) -> dict[str, list[str]]:
+    """Members whose locked closure reaches a package that changed in uv.lock, with why."""
+    names = list(workspace.members)
+    old_text = _git.show(workspace.root, merge_base, LOCK_FILE)
+    if head is None:
+        lock_path = Path(workspace.root, LOCK_FILE)
+        new_text = lock_path.read_text(encoding="utf-8") if lock_path.is_file() else None
+    else:
+        new_text = _git.show(workspace.root, head, LOCK_FILE)
+    problem = None
+    if old_text is None:
+        problem = "uv.lock did not exist at the merge base"
+    elif new_text is None:
+        problem = "uv.lock was deleted"
+    if problem is None:
+        assert old_text is not None
+        assert new_text is not None
+        try:
+            old = _lock.parse_lock(old_text, f"uv.lock at {merge_base[:12]}")
+            new = _lock.parse_lock(new_text, "uv.lock" if head is None else f"uv.lock at {head}")
+            changes = {c.name: c.description for c in _lock.changed_packages(old, new, names)}
+            found: dict[str, list[str]] = {}
+            for lock, where in ((new, "uv.lock"), (old, "uv.lock at the merge base")):
+                for member, hits in _lock.reaching_members(lock, changes, names, where).items():
+                    for description, path in hits:
+                        text = _lock_text(description, path)
+                        if text not in found.setdefault(member, []):
+                            found[member].append(text)
+            for member in _lock.changed_member_blocks(old, new, names):
+                found.setdefault(member, []).append("uv.lock: its own locked entry changed")
+            return found
+        except _lock.LockError as exc:
+            problem = f"uv.lock unreadable ({exc})"
+    return {name: [f"{problem}: every member is affected"] for name in names}
+
+
+def _lock_text(description: str, path: list[str]) -> str:
+    via = path[:-1]
+    if via:
+        return f"uv.lock: {description}, via {' -> '.join(via)}"
+    return f"uv.lock: {description}, a direct dependency"

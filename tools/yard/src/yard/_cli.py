@@ -1,0 +1,205 @@
+"""The ``yard`` command line: list, graph, deps, dependents, order, affected, check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from yard._errors import EXIT_ERROR, EXIT_FINDINGS, YardError
+
+if TYPE_CHECKING:
+    from yard._git import PendingChange
+    from yard._graph import Graph
+    from yard._workspace import Workspace
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise YardError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--root",
+        type=Path,
+        help="the workspace root (default: the workspace enclosing the current folder)",
+    )
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser = _Parser(
+        prog="yard",
+        description="The uv workspace graph, what a git change affects and why, import checks.",
+        parents=[common],
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    listing = commands.add_parser("list", help="members, versions, paths", parents=[common])
+    listing.add_argument("--json", action="store_true", help="print JSON")
+
+    graph = commands.add_parser("graph", help="the member graph", parents=[common])
+    graph.add_argument("--format", choices=["text", "json", "dot", "mermaid"], default="text")
+    graph.add_argument("--focus", metavar="MEMBER", help="only MEMBER, its deps and dependents")
+
+    for name, text in (
+        ("deps", "what MEMBER depends on"),
+        ("dependents", "what depends on MEMBER"),
+    ):
+        sub = commands.add_parser(name, help=text, parents=[common])
+        sub.add_argument("member", metavar="MEMBER")
+        sub.add_argument("--direct", action="store_true", help="one level only")
+        sub.add_argument("--json", action="store_true", help="print JSON")
+
+    order = commands.add_parser("order", help="a topological order in waves", parents=[common])
+    order.add_argument("--json", action="store_true", help="print JSON")
+
+    affected = commands.add_parser(
+        "affected", help="members a git change affects, and why", parents=[common]
+    )
+    affected.add_argument("--base", required=True, metavar="REF", help="compare against REF")
+    affected.add_argument(
+        "--head",
+        metavar="REF",
+        help="the changed ref (default: HEAD plus staged, unstaged and untracked files)",
+    )
+    affected.add_argument("--json", action="store_true", help="same as --format json")
+    affected.add_argument("--explain", action="store_true", help="say why each is affected")
+    affected.add_argument(
+        "--format", choices=["names", "json", "github-matrix"], default=None, help="output form"
+    )
+    affected.add_argument("--shard", metavar="I/N", help="only shard I of N (1-based)")
+
+    check = commands.add_parser(
+        "check", help="imports against declared internal dependencies", parents=[common]
+    )
+    check.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 findings, 2 errors)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    try:
+        args = _parser().parse_args(args_list)
+        return _run(args)
+    except YardError as exc:
+        if debug:
+            raise
+        print(f"yard: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from yard._graph import Graph
+    from yard._workspace import find_root, load_workspace
+
+    root = args.root.absolute() if args.root is not None else find_root(Path.cwd())
+    pending = None
+    if args.command == "affected":
+        from yard._git import PendingChange
+
+        shard = _shard(args.shard) if args.shard else None  # bad input fails before git runs
+        pending = PendingChange(root, args.base, args.head)  # git works while yard reads
+    workspace = load_workspace(root)
+    graph = Graph(workspace.members)
+    out: str
+    if args.command == "list":
+        members = list(workspace.members.values())
+        if args.json:
+            out = json.dumps(
+                [{"name": m.name, "version": m.version, "path": m.path} for m in members],
+                indent=2,
+            )
+        else:
+            width = max((len(m.name) for m in members), default=0)
+            out = "\n".join(f"{m.name:<{width}}  {m.version or '-':<10}  {m.path}" for m in members)
+    elif args.command == "graph":
+        from yard._graph import render
+
+        names = graph.focus(workspace.member(args.focus).name) if args.focus else None
+        out = render(graph, args.format, names)
+    elif args.command in ("deps", "dependents"):
+        name = workspace.member(args.member).name
+        fn = graph.dependencies if args.command == "deps" else graph.dependents
+        found = fn(name, direct=args.direct)
+        out = json.dumps(found) if args.json else "\n".join(found)
+    elif args.command == "order":
+        waves = graph.waves()
+        if args.json:
+            out = json.dumps({"waves": waves}, indent=2)
+        else:
+            out = "\n".join(f"wave {i}: {' '.join(w)}" for i, w in enumerate(waves, 1))
+    elif args.command == "affected":
+        assert pending is not None
+        out = _affected(args, workspace, graph, pending, shard)
+    else:
+        return _check(args, workspace)
+    if out:
+        print(out)
+    return 0
+
+
+def _affected(
+    args: argparse.Namespace,
+    workspace: Workspace,
+    graph: Graph,
+    pending: PendingChange,
+    shard: tuple[int, int] | None,
+) -> str:
+    from yard._affected import compute_affected
+
+    fmt = args.format or ("json" if args.json else "names")
+    if args.json and args.format not in (None, "json"):
+        raise YardError(f"--json contradicts --format {args.format}")
+    result = compute_affected(workspace, graph, base=args.base, head=args.head, pending=pending)
+    if shard is not None:
+        result = result.shard(*shard)
+    if args.explain and fmt == "names":
+        return result.explain()
+    if fmt == "json":
+        data = result.as_dict()
+        if shard is not None:
+            data["shard"] = args.shard
+        return json.dumps(data, indent=2)
+    if fmt == "github-matrix":
+        include = [
+            {"member": name, "path": workspace.members[name].path} for name in result.affected
+        ]
+        return json.dumps({"include": include})
+    return "\n".join(result.affected)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit()) or int(count) < 1:
+        raise YardError(f"--shard {text}: expected I/N with whole numbers, e.g. 1/4")
+    if not 1 <= int(index) <= int(count):
+        raise YardError(f"--shard {text}: I must be between 1 and N")
+    return int(index), int(count)
+
+
+def _check(args: argparse.Namespace, workspace: Workspace) -> int:
+    from yard._check import check
+
+    findings = check(workspace)
+    if args.json:
+        print(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        for f in findings:
+            print(f"{f.where}: {f.member}: {f.message}")
+        count = len(workspace.members)
+        print(
+            f"yard check: {len(findings)} problem(s) in {count} member(s)"
+            if findings
+            else f"yard check: {count} member(s), imports match declared dependencies"
+        )
+    return EXIT_FINDINGS if findings else 0

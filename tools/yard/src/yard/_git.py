@@ -1,0 +1,144 @@
+"""The few git questions yard asks, through the ``git`` command (never the network)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import NamedTuple
+
+from yard._errors import GitError
+
+_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")
+
+
+class Change(NamedTuple):
+    """The files changed between a merge base and a head (or the working tree)."""
+
+    merge_base: str
+    files: tuple[str, ...]
+    """Changed paths relative to the workspace root, sorted; renames give both ends."""
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
+    env["GIT_OPTIONAL_LOCKS"] = "0"  # a read-only question must not take the index lock
+    env["LC_ALL"] = "C"
+    return env
+
+
+def _run(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, env=_env(), check=False
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH") from None
+
+
+def _fail(root: Path, result: subprocess.CompletedProcess[bytes], ref: str) -> GitError:
+    message = result.stderr.decode(errors="replace").strip()
+    first = message.splitlines()[0] if message else ""
+    if "not a git repository" in message.lower():
+        return GitError(f"{root} is not inside a git repository; yard affected compares git refs")
+    if "not a valid object name" in message.lower() or "bad revision" in message.lower():
+        return GitError(f"unknown git ref {ref!r}; check the name (git branch -a, git tag)")
+    return GitError(
+        f"git failed: {first.removeprefix('fatal: ') or 'exit ' + str(result.returncode)}"
+    )
+
+
+def merge_base(root: Path, base: str, head: str) -> str:
+    """The merge base commit of ``base`` and ``head``, with one-line errors for bad refs,
+    a folder outside git, and a shallow clone that lacks the merge base."""
+    for ref in (base, head):
+        if not ref or ref.startswith("-"):
+            raise GitError(f"invalid git ref {ref!r}")
+    result = _run(root, "merge-base", base, head)
+    if result.returncode == 0:
+        return result.stdout.decode().strip()
+    if result.returncode == 1 and not result.stderr.strip():
+        shallow = _run(root, "rev-parse", "--is-shallow-repository").stdout.strip() == b"true"
+        if shallow:
+            raise GitError(
+                f"shallow clone: the merge base of {base} and {head} is not in the fetched "
+                "history; fetch more (git fetch --deepen=N or --unshallow, or fetch-depth: 0 in CI)"
+            )
+        raise GitError(f"{base} and {head} have no common history (no merge base)")
+    bad = base
+    if "not a valid object name" in result.stderr.decode(errors="replace").lower():
+        check = _run(root, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
+        bad = base if check.returncode else head
+    raise _fail(root, result, bad)
+
+
+class PendingChange:
+    """The git processes listing changed files, started early so they run while yard reads
+    the workspace; :meth:`result` waits for them."""
+
+    __slots__ = ("_diff", "_head", "_root", "_untracked", "merge_base")
+
+    def __init__(self, root: Path, base: str, head: str | None) -> None:
+        self._root = root
+        self._head = head
+        self.merge_base = merge_base(root, base, head or "HEAD")
+        cmd = ["git", "-C", str(root)]
+        diff = ["diff", "--name-status", "-z", "-M", "--relative", "--no-ext-diff"]
+        diff += [self.merge_base] if head is None else [self.merge_base, head]
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "env": _env()}
+        self._diff = subprocess.Popen([*cmd, *diff], **pipes)  # type: ignore[call-overload]
+        self._untracked = (
+            subprocess.Popen(  # type: ignore[call-overload]
+                [*cmd, "ls-files", "-z", "--others", "--exclude-standard"], **pipes
+            )
+            if head is None
+            else None
+        )
+
+    def result(self) -> Change:
+        """The changed files; raises GitError if git failed."""
+        out, err = self._diff.communicate()
+        files: set[str] = set()
+        if self._untracked is not None:
+            u_out, u_err = self._untracked.communicate()
+            if self._untracked.returncode:
+                raise _fail(self._root, subprocess.CompletedProcess([], 1, u_out, u_err), "")
+            files.update(p for p in u_out.decode("utf-8", "surrogateescape").split("\0") if p)
+        if self._diff.returncode:
+            failed = subprocess.CompletedProcess([], self._diff.returncode, out, err)
+            raise _fail(self._root, failed, self._head or "HEAD")
+        files.update(_parse_name_status(out))
+        return Change(merge_base=self.merge_base, files=tuple(sorted(files)))
+
+
+def changed_files(root: Path, base: str, head: str | None) -> Change:
+    """Files changed since the merge base of ``base`` and ``head`` (default HEAD).
+
+    Without ``head`` the working tree counts too: commits since the merge base, staged and
+    unstaged changes, and untracked files that git does not ignore. Renames give both paths,
+    deletions count. Paths are relative to ``root`` (which may be below the git top level).
+    """
+    return PendingChange(root, base, head).result()
+
+
+def _parse_name_status(out: bytes) -> list[str]:
+    fields = out.decode("utf-8", "surrogateescape").split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(fields) and fields[i]:
+        status = fields[i]
+        if status[:1] in ("R", "C"):
+            paths.extend(fields[i + 1 : i + 3])
+            i += 3
+        else:
+            paths.append(fields[i + 1])
+            i += 2
+    return paths
+
+
+def show(root: Path, commit: str, path: str) -> str | None:
+    """The text of ``path`` (relative to ``root``) at ``commit``, or None if it did not exist."""
+    result = _run(root, "show", f"{commit}:./{path}")
+    if result.returncode:
+        return None
+    return result.stdout.decode("utf-8", "replace")

@@ -1,0 +1,283 @@
+"""uv.lock: which third-party packages changed between two locks, and who reaches them.
+
+uv writes its lock in one canonical layout: a header, then one ``[[package]]`` block per
+locked package. yard splits the text into those blocks, compares blocks as text (a block that
+did not change cannot have changed its version, source, hashes, markers or dependencies), and
+parses each distinct block once with tomllib, leaving out the bulky sdist and wheel lists.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, NamedTuple
+
+_SEPARATOR: Final = "\n[[package]]\n"
+_NAME_LINE = re.compile(r'^name = "([^"]+)"', re.MULTILINE)
+_VERSION_LINE = re.compile(r'^version = "([^"]+)"', re.MULTILINE)
+_AT_LINE = re.compile(r"\s*\(at line (\d+), column \d+\)$")
+_BULKY = re.compile(r"^(?:sdist = .*|wheels = \[\n(?:[^\n]*\n)*?\])\n", re.MULTILINE)
+
+DepRef = tuple[str, str | None, str | None, tuple[str, ...]]
+"""A dependency entry of a lock package: name, version and source (given when several
+versions are locked), and the extras requested."""
+
+
+class LockError(Exception):
+    """The lock cannot be read; the message says where and why."""
+
+
+class Package:
+    """One ``[[package]]`` block of a lock; its details are filled in when first needed."""
+
+    __slots__ = ("deps", "groups", "line", "name", "optional", "source", "text", "version")
+
+    def __init__(self, name: str, version: str | None, text: str, line: int) -> None:
+        self.name = name
+        self.version = version
+        self.text = text
+        self.line = line
+        self.source = ""
+        self.deps: list[DepRef] = []
+        self.optional: dict[str, list[DepRef]] = {}
+        self.groups: dict[str, list[DepRef]] = {}
+
+
+class Lock(NamedTuple):
+    """A parsed lock: its packages, and the packages of each name."""
+
+    packages: list[Package]
+    by_name: dict[str, list[int]]
+
+
+_PARSED: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def parse_lock(text: str, where: str = "uv.lock") -> Lock:
+    """Parse a uv.lock text; raises LockError naming the line when it cannot."""
+    header, *blocks = text.split(_SEPARATOR)
+    header_data = _loads(header, where, 1)
+    version = header_data.get("version")
+    if version != 1:
+        raise LockError(f"{where}: unsupported lock version {version!r} (yard reads version 1)")
+    if header.lstrip().startswith("[[package]]") or (not blocks and "[[package]]" in text):
+        raise LockError(f"{where}: not in uv's layout (one [[package]] block per package)")
+    packages: list[Package] = []
+    by_name: dict[str, list[int]] = {}
+    line = header.count("\n") + 2
+    for block in blocks:
+        name_match = _NAME_LINE.match(block)
+        if name_match is None:
+            raise LockError(f"{where}:{line + 1}: a [[package]] block must start with its name")
+        version_match = _VERSION_LINE.search(block)
+        package = Package(
+            name=name_match.group(1),
+            version=version_match.group(1) if version_match else None,
+            text=block,
+            line=line,
+        )
+        by_name.setdefault(package.name, []).append(len(packages))
+        packages.append(package)
+        line += block.count("\n") + 2
+    return Lock(packages=packages, by_name=by_name)
+
+
+def _loads(text: str, where: str, first_line: int) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        at = _AT_LINE.search(message)
+        line = first_line + int(at.group(1)) - 1 if at else first_line
+        raise LockError(f"{where}:{line}: invalid TOML: {_AT_LINE.sub('', message)}") from None
+
+
+def _details(package: Package, where: str) -> None:
+    """Fill in a package's source and dependency lists, parsing its block once."""
+    cached = _PARSED.get(package.text)
+    if cached is None:
+        body = package.text.split("\n[package.metadata]", 1)[0]
+        data = _loads("[[package]]\n" + _BULKY.sub("", body), where, package.line - 1)
+        entries = data.get("package")
+        if not isinstance(entries, list) or len(entries) != 1:
+            raise LockError(f"{where}:{package.line}: one [[package]] block expected here")
+        cached = (_source_key(entries[0].get("source")), entries[0])
+        _PARSED[package.text] = cached
+    package.source, data = cached
+    package.deps = _refs(data.get("dependencies", []), where, package)
+    package.optional = {
+        extra: _refs(refs, where, package)
+        for extra, refs in data.get("optional-dependencies", {}).items()
+    }
+    package.groups = {
+        group: _refs(refs, where, package)
+        for group, refs in data.get("dev-dependencies", {}).items()
+    }
+
+
+def _source_key(source: Any) -> str:
+    if not isinstance(source, dict):
+        return ""
+    return ",".join(f"{k}={v}" for k, v in sorted(source.items()))
+
+
+def _refs(entries: Any, where: str, package: Package) -> list[DepRef]:
+    if not isinstance(entries, list):
+        raise LockError(f"{where}:{package.line}: {package.name}: dependency lists must be arrays")
+    refs: list[DepRef] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise LockError(f"{where}:{package.line}: {package.name}: bad dependency entry")
+        source = entry.get("source")
+        refs.append(
+            (
+                entry["name"],
+                entry.get("version"),
+                _source_key(source) if source is not None else None,
+                tuple(entry.get("extra", ())),
+            )
+        )
+    return refs
+
+
+class LockChange(NamedTuple):
+    """One third-party package that changed between two locks, described for people."""
+
+    name: str
+    description: str
+
+
+def changed_packages(old: Lock, new: Lock, members: Iterable[str]) -> list[LockChange]:
+    """Third-party packages whose blocks differ between the locks, or that were added or
+    removed; workspace members' own blocks are left out (their pyprojects speak for them)."""
+    skip = set(members)
+    changes: list[LockChange] = []
+    for name in sorted(old.by_name.keys() | new.by_name.keys()):
+        if name in skip:
+            continue
+        before = [old.packages[i] for i in old.by_name.get(name, ())]
+        after = [new.packages[i] for i in new.by_name.get(name, ())]
+        if sorted(p.text for p in before) == sorted(p.text for p in after):
+            continue
+        changes.append(LockChange(name, _describe(name, before, after)))
+    return changes
+
+
+def changed_member_blocks(old: Lock, new: Lock, members: Iterable[str]) -> list[str]:
+    """Members whose own lock block changed (their locked dependencies were re-resolved)."""
+    out = []
+    for name in members:
+        before = sorted(old.packages[i].text for i in old.by_name.get(name, ()))
+        after = sorted(new.packages[i].text for i in new.by_name.get(name, ()))
+        if before != after and before and after:
+            out.append(name)
+    return out
+
+
+def _describe(name: str, before: list[Package], after: list[Package]) -> str:
+    old_versions = sorted({p.version or "?" for p in before})
+    new_versions = sorted({p.version or "?" for p in after})
+    if not before:
+        return f"{name} {', '.join(new_versions)} added"
+    if not after:
+        return f"{name} {', '.join(old_versions)} removed"
+    if old_versions != new_versions:
+        return f"{name} {', '.join(old_versions)} -> {', '.join(new_versions)}"
+    what = []
+    old_lines = {line for p in before for line in p.text.splitlines()}
+    new_lines = {line for p in after for line in p.text.splitlines()}
+    differing = old_lines ^ new_lines
+    if any(line.startswith("source = ") for line in differing):
+        what.append("source")
+    if any("hash = " in line for line in differing):
+        what.append("hashes")
+    if any("marker" in line for line in differing):
+        what.append("markers")
+    if not what:
+        what.append("dependencies")
+    return f"{name} {', '.join(new_versions)} ({', '.join(what)} changed)"
+
+
+def reaching_members(
+    lock: Lock, changed: Mapping[str, str], members: Iterable[str], where: str
+) -> dict[str, list[tuple[str, list[str]]]]:
+    """For each member whose locked closure reaches a changed package: (description, path).
+
+    A member's closure starts from its own block with every extra and dependency group, then
+    follows each package's dependencies and the extras requested of it; it stops at other
+    members (a change they reach reaches their dependents through the member graph). The path
+    lists the packages from the member's direct dependency to the changed package.
+    """
+    member_set = set(members)
+    # States are (package index, extra or "" for the package itself); member roots use "*".
+    reverse: dict[tuple[int, str], list[tuple[int, str]]] = {}
+    for index, package in enumerate(lock.packages):
+        _details(package, where)
+        is_member = package.name in member_set
+        if is_member:
+            sources = [((index, "*"), ref) for ref in _all_refs(package)]
+        else:
+            sources = [((index, ""), ref) for ref in package.deps]
+            sources += [
+                ((index, extra), ref) for extra, refs in package.optional.items() for ref in refs
+            ]
+        for state, ref in sources:
+            for target in _resolve(lock, ref):
+                if lock.packages[target].name in member_set:
+                    continue
+                reverse.setdefault((target, ""), []).append(state)
+                for extra in ref[3]:
+                    reverse.setdefault((target, extra), []).append(state)
+
+    parent: dict[tuple[int, str], tuple[int, str] | None] = {}
+    queue: deque[tuple[int, str]] = deque()
+    for name in sorted(changed):
+        for index in lock.by_name.get(name, ()):
+            parent[(index, "")] = None
+            queue.append((index, ""))
+    found: dict[str, dict[str, list[str]]] = {}
+    while queue:
+        state = queue.popleft()
+        for source in reverse.get(state, ()):
+            if source[1] == "*":
+                path: list[str] = []
+                node: tuple[int, str] | None = state
+                while node is not None:
+                    if not path or path[-1] != lock.packages[node[0]].name:
+                        path.append(lock.packages[node[0]].name)
+                    node = parent[node]
+                member = lock.packages[source[0]].name
+                found.setdefault(member, {}).setdefault(path[-1], path)
+            elif source not in parent:
+                parent[source] = state
+                queue.append(source)
+    return {
+        member: [(changed[name], path) for name, path in sorted(origins.items())]
+        for member, origins in found.items()
+    }
+
+
+def _all_refs(package: Package) -> list[DepRef]:
+    refs = list(package.deps)
+    for extra_refs in package.optional.values():
+        refs.extend(extra_refs)
+    for group_refs in package.groups.values():
+        refs.extend(group_refs)
+    return refs
+
+
+def _resolve(lock: Lock, ref: DepRef) -> list[int]:
+    name, version, source, _ = ref
+    candidates = lock.by_name.get(name, [])
+    if len(candidates) <= 1 or (version is None and source is None):
+        return candidates
+    for index in candidates:
+        _details(lock.packages[index], "uv.lock")
+    return [
+        i
+        for i in candidates
+        if (version is None or lock.packages[i].version == version)
+        and (source is None or lock.packages[i].source == source)
+    ] or candidates

@@ -1,0 +1,316 @@
+"""Finding a uv workspace's members exactly as uv does, and reading their internal edges."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from yard import _toml
+from yard._errors import WorkspaceError
+from yard._model import Edge, EdgeKind, Member
+from yard._names import glob_match, normalize
+from yard._pyproject import Record
+from yard._snapshot import Requirement, Snapshot
+
+DEFAULT_GLOBAL_INPUTS: dict[str, tuple[str, ...] | None] = {
+    "pyproject.toml": None,
+    "noxfile.py": None,
+    ".python-version": None,
+}
+"""Files outside the members that affect every member unless ``global-inputs`` says otherwise.
+
+``None`` means every member; a tuple names the members.
+"""
+
+
+class Config(NamedTuple):
+    """The workspace-wide ``[tool.yard]`` settings of the root pyproject."""
+
+    ignore: tuple[str, ...]
+    """Globs, relative to each member folder, of files that are no member's input."""
+    global_inputs: Mapping[str, tuple[str, ...] | None]
+    """Globs, relative to the root, of files that affect all members (None) or named ones."""
+
+
+class Workspace(NamedTuple):
+    """A uv workspace: its root folder, its members by normalized name, its yard settings."""
+
+    root: Path
+    members: Mapping[str, Member]
+    config: Config
+    allow_unused: Mapping[str, tuple[str, ...]]
+    """Per member, the declared internal dependencies ``yard check`` may find unused."""
+
+    def member(self, name: str) -> Member:
+        """The member of that name (any spelling), or a WorkspaceError listing the names."""
+        found = self.members.get(normalize(name))
+        if found is None:
+            known = ", ".join(sorted(self.members)) or "none"
+            raise WorkspaceError(f"no workspace member named {name!r} (members: {known})")
+        return found
+
+
+def find_root(start: Path) -> Path:
+    """The workspace root enclosing ``start``: the nearest folder up whose pyproject.toml has
+    ``[tool.uv.workspace]``, else the nearest project (a workspace of one, as uv treats it)."""
+    start = start.resolve()
+    nearest_project: Path | None = None
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        try:
+            text = pyproject.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "workspace" not in text and "project" not in text:
+            continue
+        data = _toml.parse(text, str(pyproject))
+        if isinstance(data.get("tool", {}).get("uv", {}).get("workspace"), dict):
+            return folder
+        if nearest_project is None and "project" in data:
+            nearest_project = folder
+    if nearest_project is not None:
+        return nearest_project
+    raise WorkspaceError(
+        f"no pyproject.toml with [tool.uv.workspace] or [project] in {start} or any parent; "
+        "run yard inside a uv workspace or pass --root DIR"
+    )
+
+
+def load_workspace(root: Path) -> Workspace:
+    """Read the workspace whose root pyproject.toml is in ``root``."""
+    root = Path(os.path.abspath(root))
+    snapshot = Snapshot(root)
+    try:
+        content = (root / "pyproject.toml").read_bytes()
+    except FileNotFoundError:
+        raise WorkspaceError(
+            f"{root}: no pyproject.toml here; pass the workspace root to --root"
+        ) from None
+    except OSError as exc:
+        raise WorkspaceError(f"{root}/pyproject.toml: cannot read: {exc}") from None
+    top = snapshot.record(content, "pyproject.toml")
+    if top["workspace"] is None and not top["project"]:
+        raise WorkspaceError(
+            "pyproject.toml: neither [tool.uv.workspace] nor [project]: not a uv workspace root"
+        )
+    spec = top["workspace"] or {"members": [], "exclude": []}
+    records: dict[str, tuple[str, Record]] = {}
+    if top["project"] and top["managed"]:
+        records[top["name"]] = (".", top)
+    for folder in _member_folders(root, spec["members"], spec["exclude"]):
+        record = _member_record(root, folder, snapshot)
+        if record is None:
+            continue
+        name = record["name"]
+        if name in records:
+            raise WorkspaceError(
+                f"{folder}/pyproject.toml: member name {name!r} is also used by "
+                f"{records[name][0]}/pyproject.toml"
+            )
+        records[name] = (folder, record)
+
+    builder = _EdgeBuilder(root, records, top["sources"], snapshot)
+    members = builder.members(top)
+    config = Config(ignore=tuple(top["ignore"]), global_inputs=_global_inputs(top, members))
+    snapshot.save()
+    allow = {name: tuple(rec["allow_unused"]) for name, (_, rec) in records.items()}
+    return Workspace(
+        root=root, members=dict(sorted(members.items())), config=config, allow_unused=allow
+    )
+
+
+def _member_folders(root: Path, includes: list[str], excludes: list[str]) -> list[str]:
+    """The folders the member globs match, less the excluded ones, deduplicated (as uv does),
+    as ``/``-separated paths relative to the root."""
+    seen: set[str] = set()
+    found: list[str] = []
+    prefix = glob.escape(str(root)) + os.sep
+    cut = len(prefix)
+    patterns = [e.rstrip("/") for e in excludes]
+    for pattern in includes:
+        for match in sorted(glob.glob(prefix + pattern, recursive=True, include_hidden=True)):
+            relative = os.path.normpath(match[cut:]).replace(os.sep, "/")
+            if relative in seen or relative == ".":
+                continue
+            seen.add(relative)
+            if patterns and glob_match(relative, patterns):
+                continue
+            found.append(relative)
+    return found
+
+
+def _member_record(root: Path, folder: str, snapshot: Snapshot) -> Record | None:
+    """A matched folder's record, or None for what uv skips; no pyproject.toml is an error."""
+    where = f"{folder}/pyproject.toml"
+    absolute = f"{root}/{folder}"
+    try:
+        with open(f"{absolute}/pyproject.toml", "rb") as file:
+            content = file.read()
+    except (FileNotFoundError, NotADirectoryError):
+        hidden = folder.rsplit("/", 1)[-1].startswith(".")
+        if not os.path.isdir(absolute) or hidden or _only_ignorable(absolute):
+            return None
+        raise WorkspaceError(
+            f"{folder}: workspace member folder has no pyproject.toml "
+            "(matched by [tool.uv.workspace] members); add one or exclude the folder"
+        ) from None
+    except OSError as exc:
+        raise WorkspaceError(f"{where}: cannot read: {exc}") from None
+    record = snapshot.record(content, where)
+    if not record["managed"]:
+        return None
+    if not record["project"]:
+        raise WorkspaceError(f"{where}:1: workspace member has no [project] table")
+    return record
+
+
+def _only_ignorable(folder: str) -> bool:
+    """Whether a folder holds nothing but caches (uv skips members with only ignored files)."""
+    for _dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        if any(not f.endswith((".pyc", ".pyo")) for f in filenames):
+            return False
+    return True
+
+
+def _global_inputs(top: Record, members: Mapping[str, Member]) -> dict[str, tuple[str, ...] | None]:
+    found: dict[str, tuple[str, ...] | None] = dict(DEFAULT_GLOBAL_INPUTS)
+    for pattern, targets in top["global_inputs"].items():
+        for target in targets or ():
+            if target not in members:
+                raise WorkspaceError(
+                    f"pyproject.toml: tool.yard.global-inputs.{pattern!r} names {target!r}, "
+                    "which is not a workspace member"
+                )
+        found[pattern] = None if targets is None else tuple(targets)
+    return found
+
+
+class _EdgeBuilder:
+    """Turns member records into members with their internal edges."""
+
+    __slots__ = ("dirs", "records", "root", "root_sources", "snapshot")
+
+    def __init__(
+        self,
+        root: Path,
+        records: dict[str, tuple[str, Record]],
+        root_sources: dict[str, list[dict[str, Any]]],
+        snapshot: Snapshot,
+    ) -> None:
+        self.root = root
+        self.records = records
+        self.root_sources = root_sources
+        self.snapshot = snapshot
+        self.dirs = {name: folder for name, (folder, _) in records.items()}
+
+    def members(self, top: Record) -> dict[str, Member]:
+        providers: dict[str, list[str]] = {}
+        for name, (_, record) in self.records.items():
+            for group in record["provides"]:
+                providers.setdefault(group, []).append(name)
+        out: dict[str, Member] = {}
+        prefix = str(self.root)
+        for name, (folder, record) in self.records.items():
+            edges = self._declared(name, folder, record)
+            consumes = top["consumes"] if folder == "." else record["consumes"]
+            for group in consumes:
+                edges.extend(
+                    Edge(to=other, kind="entry-point", entry_point_group=group)
+                    for other in sorted(providers.get(group, ()))
+                    if other != name
+                )
+            out[name] = Member(
+                name=name,
+                version=record["version"],
+                path=folder,
+                directory=Path(prefix if folder == "." else f"{prefix}/{folder}"),
+                edges=tuple(edges),
+                provides=frozenset(record["provides"]),
+                consumes=tuple(consumes),
+                ignore=() if folder == "." else tuple(record["ignore"]),
+            )
+        return out
+
+    def _declared(self, name: str, folder: str, record: Record) -> list[Edge]:
+        edges: list[Edge] = []
+        own = record["sources"] if folder != "." else {}
+        lists: list[tuple[EdgeKind, str | None, str | None, list[tuple[str, str]]]] = [
+            ("dependency", None, None, record["deps"])
+        ]
+        lists += [("optional", extra, None, reqs) for extra, reqs in record["optional"].items()]
+        lists += [("group", None, group, reqs) for group, reqs in record["groups"].items()]
+        for kind, extra, group, requirements in lists:
+            for raw, target in requirements:
+                if target == name or target not in self.dirs:
+                    continue
+                source = self._source_of(target, folder, own)
+                if source == "external":
+                    continue
+                marker, extras = self._parse(raw, folder, kind, extra, group)
+                edges.append(
+                    Edge(
+                        to=target,
+                        kind=kind,
+                        requirement=raw,
+                        extra=extra,
+                        group=group,
+                        marker=marker,
+                        extras=extras,
+                        source=source,
+                    )
+                )
+        return edges
+
+    def _source_of(
+        self, target: str, folder: str, own: dict[str, list[dict[str, Any]]]
+    ) -> str | None:
+        """Where the uv source naming ``target`` is declared (``member`` or ``root``), None
+        when none names it (still an internal edge), ``external`` when a source points
+        elsewhere (git, URL, index, or a path that is not the member's folder)."""
+        if target in own:
+            entries, base, where = own[target], folder, "member"
+        elif target in self.root_sources:
+            entries, base, where = self.root_sources[target], ".", "root"
+        else:
+            return None
+        for entry in entries:
+            if entry.get("workspace") is True:
+                return where
+            path = entry.get("path")
+            if isinstance(path, str) and os.path.realpath(
+                self.root / base / path
+            ) == os.path.realpath(self.root / self.dirs[target]):
+                return where
+        return "external"
+
+    def _parse(
+        self, raw: str, folder: str, kind: str, extra: str | None, group: str | None
+    ) -> Requirement:
+        """Marker and extras of an internal requirement, parsed with ``packaging``."""
+        cached = self.snapshot.requirement(raw)
+        if cached is not None:
+            return cached
+        from packaging.requirements import InvalidRequirement
+        from packaging.requirements import Requirement as Parsed
+
+        try:
+            parsed = Parsed(raw)
+        except InvalidRequirement as exc:
+            path = "pyproject.toml" if folder == "." else f"{folder}/pyproject.toml"
+            text = (self.root / path).read_text(encoding="utf-8")
+            where = {"optional": f"optional-dependencies.{extra}", "group": f"group {group}"}
+            reason = str(exc).splitlines()[0]
+            raise WorkspaceError(
+                f"{path}:{_toml.line_of(text, raw)}: "
+                f"invalid requirement {raw!r} in {where.get(kind, 'dependencies')}: {reason}"
+            ) from None
+        result: Requirement = (
+            str(parsed.marker) if parsed.marker is not None else None,
+            tuple(sorted(parsed.extras)),
+        )
+        self.snapshot.remember(raw, result)
+        return result
