@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from switchyard_worker import Observation, ScalePolicy, ScaleState, decide
 
 POLICY = ScalePolicy(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-
 from switchyard_worker import WorkerSettings, main
 
 
@@ -33,10 +32,14 @@ def test_queues_accept_a_comma_list_and_drop_duplicates():
 def test_the_environment_sets_options_and_explicit_values_win(monkeypatch):
     monkeypatch.setenv("SWITCHYARD_WORKER_MAX_PROCESSES", "6")
     monkeypatch.setenv("SWITCHYARD_WORKER_QUEUES", "a,b")
-    settings = WorkerSettings()
+    monkeypatch.setenv("SWITCHYARD_WORKER_DEBUG", "true")
+    monkeypatch.setenv("SWITCHYARD_WORKER_MAX_JOBS", "")  # empty means unset
+    settings = WorkerSettings.load()
     assert settings.max_processes == 6
     assert settings.queues == ("a", "b")
-    assert WorkerSettings(max_processes=3).max_processes == 3
+    assert settings.debug is True
+    assert settings.max_jobs is None
+    assert WorkerSettings.load({"max_processes": 3}).max_processes == 3
 
 
 def test_the_policy_follows_the_settings():
@@ -63,8 +66,14 @@ def test_bad_settings_are_refused(kwargs, message):
 @pytest.mark.parametrize(
     ("argv", "line"),
     [
-        (["--min", "0"], "switchyard-worker: error: --min: Input should be greater than or equal to 1"),
-        (["--min", "3", "--max", "2"], "switchyard-worker: error: --max (2) is smaller than --min (3)"),
+        (
+            ["--min", "0"],
+            "switchyard-worker: error: --min: Input should be greater than or equal to 1",
+        ),
+        (
+            ["--min", "3", "--max", "2"],
+            "switchyard-worker: error: --max (2) is smaller than --min (3)",
+        ),
         (["--queues", "a b"], "switchyard-worker: error: --queues: bad queue name 'a b'"),
         (["--max", "many"], "switchyard-worker: error: argument --max: invalid int value: 'many'"),
         (["--frobnicate"], "switchyard-worker: error: unrecognized arguments: --frobnicate"),

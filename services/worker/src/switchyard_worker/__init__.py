@@ -7,9 +7,9 @@ scaling without running a pool.
 
 from __future__ import annotations
 
-from switchyard_worker._autoscale import Decision, Observation, ScalePolicy, ScaleState, decide
-from switchyard_worker._cli import main
-from switchyard_worker._settings import WorkerSettings
+from ._autoscale import Decision, Observation, ScalePolicy, ScaleState, decide
+from ._cli import main
+from ._settings import WorkerSettings
 
 __all__ = [
     "Decision",

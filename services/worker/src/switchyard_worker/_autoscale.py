@@ -92,8 +92,7 @@ def decide(policy: ScalePolicy, state: ScaleState, obs: Observation) -> Decision
         return Decision(policy.max_processes, "above maximum", ScaleState())
 
     busy = (
-        obs.depth > policy.backlog_per_process * max(current, 1)
-        or obs.oldest_age > policy.max_wait
+        obs.depth > policy.backlog_per_process * max(current, 1) or obs.oldest_age > policy.max_wait
     )
     idle = obs.depth == 0
     if busy:

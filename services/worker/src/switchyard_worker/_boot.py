@@ -7,13 +7,13 @@ agree on which actions exist; only a child imports a plugin, when that plugin's 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import final
 from urllib.parse import urlsplit, urlunsplit
 
-from switchyard import Config, ManifestError, Registry, StaleManifestError, load_config
+from switchyard import Config, Registry, StaleManifestError
+from switchyard_rq import route
 
 __all__ = ["Boot", "load_registry", "redact_url", "served_queues"]
 
@@ -54,11 +54,17 @@ def load_registry(config: Config, manifest: Path | None) -> Boot:
 
 
 def served_queues(boot: Boot, requested: tuple[str, ...]) -> tuple[str, ...]:
-    """The queues to consume: ``requested`` if given, else every queue an action routes to."""
+    """The queues to consume: ``requested`` if given, else every queue Switchyard routes to.
+
+    That is the default queue, every queue a routing rule names, and every registered action's
+    queue. An action's own ``queue=`` hint is known without importing its plugin only from a
+    manifest; without one, route such actions with ``[tool.switchyard.routing]`` or ``--queues``.
+    """
     if requested:
         return requested
     registry, config = boot.registry, boot.config
-    queues = {config.route(name, registry.info(name).queue) for name in registry.names()}
+    queues = {route(name, registry.info(name).queue, config=config) for name in registry.names()}
+    queues.update(queue for _, queue in config.routing)
     queues.add(config.default_queue)
     return tuple(sorted(queues))
 
@@ -74,11 +80,3 @@ def redact_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     netloc = f"{user}:***@{host}" if user else f":***@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def env_for_children(boot: Boot) -> dict[str, str]:
-    """Environment entries that make a child build the same registry as the supervisor."""
-    env: dict[str, str] = {}
-    if boot.manifest is not None:
-        env["SWITCHYARD_MANIFEST"] = os.fspath(boot.manifest)
-    return env

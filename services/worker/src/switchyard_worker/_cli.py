@@ -26,7 +26,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="switchyard-worker", description=_DESCRIPTION, argument_default=argparse.SUPPRESS)
+    p = _Parser(
+        prog="switchyard-worker", description=_DESCRIPTION, argument_default=argparse.SUPPRESS
+    )
     add = p.add_argument
     add("--queues", metavar="A,B", help="queues to serve (default: every routed queue)")
     add("--min", dest="min_processes", type=int, metavar="N", help="fewest processes (1)")
@@ -48,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings_error(exc: Any) -> str:
-    from switchyard_worker._settings import FLAGS
+    from ._settings import FLAGS
 
     first = exc.errors()[0]
     loc = ".".join(str(part) for part in first["loc"])
@@ -89,18 +91,19 @@ class _UserError(Exception):
 def _run(args: dict[str, Any]) -> int:
     from pydantic import ValidationError
 
-    from switchyard_worker._settings import WorkerSettings
+    from ._settings import WorkerSettings
 
     try:
-        settings = WorkerSettings(**args)
+        settings = WorkerSettings.load(args)
     except ValidationError as exc:
         raise _UserError(_settings_error(exc), 2) from exc
 
     import switchyard
     import switchyard_rq
-    from switchyard_worker._boot import load_registry, redact_url, served_queues
-    from switchyard_worker._health import HealthServer
-    from switchyard_worker._supervisor import Supervisor
+
+    from ._boot import load_registry, redact_url, served_queues
+    from ._health import HealthServer
+    from ._supervisor import Supervisor
 
     logging.basicConfig(
         level=logging.DEBUG if settings.debug else logging.INFO,

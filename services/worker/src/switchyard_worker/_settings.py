@@ -1,37 +1,41 @@
 """The worker's options: one pydantic settings model, fed by the command line and the environment.
 
 Every option is also an environment variable ``SWITCHYARD_WORKER_<FIELD>`` (e.g.
-``SWITCHYARD_WORKER_MAX_PROCESSES=8``); a command-line flag wins over the environment.
+``SWITCHYARD_WORKER_MAX_PROCESSES=8``); a command-line flag wins over the environment. (The
+environment is read here in a dozen lines rather than with pydantic-settings, whose import alone
+would double the worker's boot time.)
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from switchyard_worker._autoscale import ScalePolicy
+from ._autoscale import ScalePolicy
 
-__all__ = ["FLAGS", "WorkerSettings"]
+__all__ = ["ENV_PREFIX", "FLAGS", "WorkerSettings"]
 
-_QUEUE_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:")
+ENV_PREFIX: Final = "SWITCHYARD_WORKER_"
+
+_QUEUE_CHARS: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:"
+)
 
 
 def _default_max() -> int:
     return max(2, os.cpu_count() or 1)
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(BaseModel):
     """Everything ``switchyard-worker`` can be told; defaults need no configuring."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="SWITCHYARD_WORKER_", frozen=True, extra="forbid", validate_default=True
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
-    queues: Annotated[tuple[str, ...], NoDecode] = Field(
+    queues: tuple[str, ...] = Field(
         default=(), description="queues to serve; empty means every queue the registry routes to"
     )
     min_processes: int = Field(default=1, ge=1, le=256, description="smallest pool size")
@@ -55,6 +59,20 @@ class WorkerSettings(BaseSettings):
     scale_down_ticks: int = Field(default=30, ge=1)
     recover_interval: float = Field(default=5.0, gt=0, description="orphan sweep period (s)")
     debug: bool = False
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> WorkerSettings:
+        """Settings from ``SWITCHYARD_WORKER_*`` variables, then ``overrides`` (the flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = env.get(ENV_PREFIX + name.upper(), "")
+            if raw.strip():
+                values[name] = raw.strip()
+        values.update(overrides or {})
+        return cls.model_validate(values)
 
     @field_validator("queues", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ talks to Redis goes through ``switchyard_rq``'s public API.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -23,10 +24,10 @@ from typing import Any, Final, final
 
 import switchyard_rq
 
-from switchyard_worker._autoscale import Observation, ScaleState, decide
-from switchyard_worker._boot import Boot
-from switchyard_worker._child import EXIT_BOOT_FAILED, ChildSpec, child_main
-from switchyard_worker._settings import WorkerSettings
+from ._autoscale import Observation, ScaleState, decide
+from ._boot import Boot
+from ._child import EXIT_BOOT_FAILED, ChildSpec, child_main
+from ._settings import WorkerSettings
 
 __all__ = ["Supervisor"]
 
@@ -230,34 +231,36 @@ class Supervisor:
                 else:
                     self._hold = 0.5
 
-    def _recover(self, dead_names: list[str] | None) -> None:
-        """Requeue (or fail, if not idempotent) the jobs held by dead consumers."""
+    def _recover(self, dead: list[str] | None) -> None:
+        """Requeue (or fail, if not idempotent) the jobs held by dead consumers.
+
+        Our own children are judged by whether their process is alive (so a SIGKILLed child's
+        job is back in its queue at once); other supervisors' consumers by their heartbeats.
+        """
+        with self._lock:
+            alive = [c.name for c in self._children if c.process.is_alive()]
         try:
-            if dead_names is None:
-                ids = switchyard_rq.recover_orphans(self._connection)
-            else:
-                ids = switchyard_rq.recover_orphans(self._connection, dead_names=dead_names)
+            ids = switchyard_rq.recover_orphans(
+                self._connection, alive_names=alive, prefix=self._prefix + "."
+            )
         except Exception as exc:
             self._redis_failed(exc)
             return
         if ids:
             self.counters.recovered_jobs += len(ids)
-            log.warning("recovered %d job(s) from dead workers: %s", len(ids), ", ".join(ids[:5]))
+            whose = ", ".join(dead) if dead else "dead workers"
+            log.warning("recovered %d job(s) from %s: %s", len(ids), whose, ", ".join(ids[:5]))
 
     def _terminate(self, child: _Child) -> None:
         if child.process.is_alive():
-            try:
+            with contextlib.suppress(OSError):  # already gone
                 child.process.terminate()
-            except OSError:  # already gone
-                pass
 
     # ------------------------------------------------------------------ stopping
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        try:
+        with contextlib.suppress(OSError):  # pipe full: a wake-up is already pending
             os.write(self._wake_w, bytes([signum]))
-        except OSError:  # pipe full: a wake-up is already pending
-            pass
 
     def _drain_wakeups(self) -> bool:
         try:

@@ -1,0 +1,432 @@
+"""Worker throughput and latency: switchyard-worker against RQ and Dramatiq, side by side (issue 4).
+
+    uv run --all-packages --group bench python benchmarks/throughput.py
+
+Systems, all on one dedicated redis-server (port 6430, no persistence) started here, run
+interleaved, ``--reps`` times each, with trivial jobs spread over 45 actions:
+
+  (a) seed   the seed's design in plain RQ: one queue per action (45 queues), the forking
+             ``rq worker``, one process per core (2); ``--seed-jobs`` jobs (it is slow)
+  (b) simple RQ's SimpleWorker on one queue, one process per core (2)
+  (c) dramatiq  Dramatiq, Redis broker, 2 processes x 4 threads
+  (d) switchyard  ``switchyard-worker --min 2 --max 2``: pydantic validation, results kept
+
+Each run pre-fills the queues, starts the workers, and times from the moment 2% of the jobs
+are done (so process start-up is not counted) until the last one is. Redis commands per job come
+from ``INFO commandstats`` (reset before the workers start; this script's own polling is
+subtracted; commands run inside Lua scripts count, as Redis counts them). Then, for (d) alone:
+end-to-end latency at a steady 200 jobs/s (schedule call -> job finished, from the job's
+``ended_at``), and ``schedule_many`` throughput from one producer. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import redis  # noqa: TID251 - a benchmark of Redis queues talks to Redis directly
+
+HERE = Path(__file__).resolve().parent
+PORT = 6430
+URL = f"redis://127.0.0.1:{PORT}/0"
+ACTIONS = 45
+BIN = Path(sys.executable).parent
+
+
+# ---------------------------------------------------------------------------- infrastructure
+
+
+class RedisServer:
+    """A throwaway redis-server on PORT, so other traffic never pollutes INFO commandstats."""
+
+    def __init__(self, folder: Path) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            sys.exit("error: redis-server is not on PATH (apt-get install redis-server)")
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(PORT),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        self.conn = redis.Redis.from_url(URL)
+        for _ in range(100):
+            try:
+                self.conn.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        sys.exit(f"error: redis-server did not start on port {PORT} (is the port taken?)")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def write_dist_info(folder: Path) -> None:
+    """Register throughput_actions' 45 actions as entry points, the way an installed wheel does."""
+    dist = folder / "throughput_actions-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: throughput-actions\nVersion: 0.1\n"
+    )
+    lines = ["[switchyard.actions]"]
+    lines += [f"bench.job_{i:02d} = throughput_actions:job_{i:02d}" for i in range(ACTIONS)]
+    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
+
+
+@dataclass
+class Run:
+    system: str
+    jobs: int
+    rate: float
+    exec_cmds: float
+    enqueue_cmds: float
+
+
+def commandstats(conn: redis.Redis) -> dict[str, int]:
+    stats: dict[str, Any] = conn.info("commandstats")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+
+
+def count(stats: dict[str, int], *, minus: dict[str, int]) -> int:
+    skip = {"info", "config|resetstat", "config", "flushall", "ping"}
+    return sum(n - minus.get(k, 0) for k, n in stats.items() if k not in skip)
+
+
+# ---------------------------------------------------------------------------- the systems
+
+
+class System:
+    name = ""
+    #: the slow baseline runs --seed-jobs jobs instead of --jobs
+    seed = False
+    #: commands one poll() sends, by commandstats name, to subtract
+    poll_cost: ClassVar[dict[str, int]] = {}
+
+    def prefill(self, conn: redis.Redis, n: int) -> None: ...
+    def start(self, env: dict[str, str]) -> list[subprocess.Popen[bytes]]: ...
+    def done(self, conn: redis.Redis) -> int: ...
+
+
+class RQSeed(System):
+    name = "(a) RQ, 45 queues, forking Worker x2"
+    seed = True
+    poll_cost: ClassVar[dict[str, int]] = {"zcard": ACTIONS}
+    queues: ClassVar[list[str]] = [f"q{i:02d}" for i in range(ACTIONS)]
+
+    def prefill(self, conn: redis.Redis, n: int) -> None:
+        import rq  # noqa: TID251 - the baseline is plain RQ
+        import throughput_rq_jobs as jobs
+
+        queues = [rq.Queue(q, connection=conn) for q in self.queues]
+        with conn.pipeline() as pipe:
+            for i in range(n):
+                q = queues[i % ACTIONS]
+                fn = getattr(jobs, f"job_{i % ACTIONS:02d}")
+                q.enqueue_many([rq.Queue.prepare_data(fn, (i,))], pipeline=pipe)
+            pipe.execute()
+
+    def start(self, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+        cmd = [str(BIN / "rq"), "worker", "--burst", "-q", "-u", URL, *self.queues]
+        return [subprocess.Popen(cmd, env=env, cwd=HERE) for _ in range(2)]
+
+    def done(self, conn: redis.Redis) -> int:
+        with conn.pipeline(transaction=False) as pipe:
+            for q in self.queues:
+                pipe.zcard(f"rq:finished:{q}")
+            return sum(pipe.execute())
+
+
+class RQSimple(RQSeed):
+    name = "(b) RQ SimpleWorker, 1 queue, x2"
+    seed = False
+    poll_cost: ClassVar[dict[str, int]] = {"zcard": 1}
+    queues: ClassVar[list[str]] = ["simple"]
+
+    def prefill(self, conn: redis.Redis, n: int) -> None:
+        import rq  # noqa: TID251 - the baseline is plain RQ
+        import throughput_rq_jobs as jobs
+
+        q = rq.Queue("simple", connection=conn)
+        with conn.pipeline() as pipe:
+            for i in range(n):
+                fn = getattr(jobs, f"job_{i % ACTIONS:02d}")
+                q.enqueue_many([rq.Queue.prepare_data(fn, (i,))], pipeline=pipe)
+            pipe.execute()
+
+    def start(self, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+        cmd = [
+            str(BIN / "rq"),
+            "worker",
+            "--burst",
+            "-q",
+            "-u",
+            URL,
+            "-w",
+            "rq.SimpleWorker",
+            "simple",
+        ]
+        return [subprocess.Popen(cmd, env=env, cwd=HERE) for _ in range(2)]
+
+
+class Dramatiq(System):
+    name = "(c) Dramatiq, 2 processes x 4 threads"
+    poll_cost: ClassVar[dict[str, int]] = {"hlen": 1}
+    total = 0
+
+    def prefill(self, conn: redis.Redis, n: int) -> None:
+        import throughput_dramatiq_jobs as jobs
+
+        self.total = n
+        for i in range(n):
+            jobs.ACTORS[i % ACTIONS].send(i)
+
+    def start(self, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+        cmd = [str(BIN / "dramatiq"), "throughput_dramatiq_jobs", "-p", "2", "-t", "4"]
+        return [subprocess.Popen(cmd, env=env, cwd=HERE, stderr=subprocess.DEVNULL)]
+
+    def done(self, conn: redis.Redis) -> int:
+        return self.total - int(conn.hlen("dramatiq:default.msgs"))
+
+
+class Switchyard(System):
+    name = "(d) switchyard-worker x2"
+    poll_cost: ClassVar[dict[str, int]] = {"zcard": 1}
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def prefill(self, conn: redis.Redis, n: int) -> None:
+        import switchyard_rq
+
+        calls = [(f"bench.job_{i % ACTIONS:02d}", {"n": i}) for i in range(n)]
+        for start in range(0, n, 1000):
+            switchyard_rq.schedule_many(calls[start : start + 1000], registry=self.registry)
+
+    def start(self, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+        cmd = [str(BIN / "switchyard-worker"), "--min", "2", "--max", "2", "--queues", "default"]
+        return [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)]
+
+    def done(self, conn: redis.Redis) -> int:
+        return int(conn.zcard("rq:finished:default"))
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def measure(system: System, conn: redis.Redis, n: int, env: dict[str, str]) -> Run:
+    conn.flushall()
+    conn.config_resetstat()
+    system.prefill(conn, n)
+    enqueue = count(commandstats(conn), minus={})
+    conn.config_resetstat()
+    procs = system.start(env)
+    polls, t0, d0 = 0, 0.0, 0
+    warm = max(1, n // 50)
+    deadline = time.monotonic() + 600
+    try:
+        while True:
+            done = system.done(conn)
+            polls += 1
+            now = time.perf_counter()
+            if not t0 and done >= warm:
+                t0, d0 = now, done
+            if done >= n:
+                t1 = now
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{system.name}: only {done} of {n} jobs done in 600 s")
+            if all(p.poll() is not None for p in procs):
+                raise RuntimeError(f"{system.name}: workers exited with {done} of {n} jobs done")
+            time.sleep(0.02)
+        stats = commandstats(conn)
+    finally:
+        stop(procs)
+    mine = {k: v * polls for k, v in system.poll_cost.items()}
+    return Run(system.name, n, (n - d0) / (t1 - t0), count(stats, minus=mine) / n, enqueue / n)
+
+
+# ---------------------------------------------------------------------------- (d) alone
+
+
+def latency(
+    conn: redis.Redis, registry: Any, env: dict[str, str], *, rate: int, seconds: float
+) -> tuple[float, float, float]:
+    """p50, p99, max in ms from before schedule_action to the job's ended_at, at ``rate`` jobs/s."""
+    import switchyard_rq
+
+    conn.flushall()
+    procs = Switchyard(registry).start(env)
+    try:
+        # wait for both processes to be up and warm (first job imports the plugin)
+        for i in range(20):
+            switchyard_rq.schedule_action(
+                f"bench.job_{i % ACTIONS:02d}", {"n": i}, registry=registry
+            )
+        while int(conn.zcard("rq:finished:default")) < 20:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        sent: list[tuple[str, float]] = []
+        period = 1.0 / rate
+        t_next = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            while (wait := t_next - time.perf_counter()) > 0:
+                time.sleep(wait if wait > 0.002 else 0)
+            t_next += period
+            before = time.time()
+            handle = switchyard_rq.schedule_action(
+                f"bench.job_{i % ACTIONS:02d}", {"n": i}, registry=registry
+            )
+            sent.append((handle.id, before))
+        while int(conn.zcard("rq:finished:default")) < 20 + len(sent):
+            time.sleep(0.05)
+    finally:
+        stop(procs)
+    with conn.pipeline(transaction=False) as pipe:
+        for job_id, _ in sent:
+            pipe.hget(f"rq:job:{job_id}", "ended_at")
+        ended = pipe.execute()
+    lat = sorted(
+        (datetime.fromisoformat(e.decode().replace("Z", "+00:00")).timestamp() - t) * 1000
+        for e, (_, t) in zip(ended, sent, strict=True)
+    )
+    return lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1], lat[-1]
+
+
+def schedule_many_rate(conn: redis.Redis, registry: Any, n: int) -> float:
+    import switchyard_rq
+
+    conn.flushall()
+    calls = [(f"bench.job_{i % ACTIONS:02d}", {"n": i}) for i in range(n)]
+    t0 = time.perf_counter()
+    for start in range(0, n, 1000):
+        switchyard_rq.schedule_many(calls[start : start + 1000], registry=registry)
+    return n / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--seed-jobs", type=int, default=2_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--only", default="abcd", help="which systems, e.g. 'cd'")
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="sy-throughput-"))
+    write_dist_info(tmp)
+    # the worker and this producer read the same (default) config: no project routing rules
+    os.chdir(tmp)
+    sys.path[:0] = [str(tmp), str(HERE)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp), str(HERE)]),
+        "THROUGHPUT_REDIS_URL": URL,
+        "SWITCHYARD_REDIS_URL": URL,
+    }
+    os.environ.update(THROUGHPUT_REDIS_URL=URL, SWITCHYARD_REDIS_URL=URL)
+    server = RedisServer(tmp)
+    try:
+        registry = None
+        if "d" in args.only:
+            import switchyard
+
+            registry = switchyard.Registry.from_entry_points()
+        systems: dict[str, System] = {
+            "a": RQSeed(),
+            "b": RQSimple(),
+            "c": Dramatiq(),
+            "d": Switchyard(registry),
+        }
+        chosen = [systems[k] for k in args.only]
+        runs: list[Run] = []
+        for rep in range(args.reps):
+            order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]
+            for system in order:
+                n = args.seed_jobs if system.seed else args.jobs
+                run = measure(system, server.conn, n, env)
+                runs.append(run)
+                print(
+                    f"rep {rep + 1}: {run.system}: {run.rate:,.0f} jobs/s, "
+                    f"{run.exec_cmds:.1f} cmds/job to run, {run.enqueue_cmds:.1f} to enqueue",
+                    flush=True,
+                )
+        report(runs, chosen)
+        if "d" in args.only:
+            p50, p99, worst = latency(
+                server.conn, registry, env, rate=200, seconds=args.latency_seconds
+            )
+            print(
+                f"\n(d) end to end at 200 jobs/s: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+                f"max {worst:.2f} ms"
+            )
+            rates = [schedule_many_rate(server.conn, registry, args.jobs) for _ in range(3)]
+            print(
+                f"schedule_many from one producer: median {statistics.median(rates):,.0f} jobs/s "
+                f"({', '.join(f'{r:,.0f}' for r in rates)})"
+            )
+    finally:
+        server.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(runs: list[Run], systems: list[System]) -> None:
+    print("\n| system | jobs/run | jobs/s (median) | runs | Redis cmds/job to run | to enqueue |")
+    print("| --- | ---: | ---: | --- | ---: | ---: |")
+    medians: dict[str, float] = {}
+    for system in systems:
+        mine = [r for r in runs if r.system == system.name]
+        if not mine:
+            continue
+        med = statistics.median(r.rate for r in mine)
+        medians[system.name[:3]] = med
+        each = ", ".join(f"{r.rate:,.0f}" for r in mine)
+        print(
+            f"| {system.name} | {mine[0].jobs:,} | {med:,.0f} | {each} | "
+            f"{statistics.median(r.exec_cmds for r in mine):.1f} | "
+            f"{statistics.median(r.enqueue_cmds for r in mine):.1f} |"
+        )
+    d = medians.get("(d)")
+
+    def ratio(k: str) -> str:
+        return f"{d / medians[k]:.1f}x" if d and k in medians else "n/a"
+
+    print(f"\n(d)/(c) = {ratio('(c)')}, (d)/(a) = {ratio('(a)')}, (d)/(b) = {ratio('(b)')}")
+
+
+if __name__ == "__main__":
+    main()
