@@ -1,0 +1,46 @@
+"""Switchyard's Redis transport: schedule actions as RQ jobs, run them with a lean, reliable
+consumer, on pooled connections (or an embedded Redis when none is configured)."""
+
+from __future__ import annotations
+
+from ._connection import get_connection, redis_url
+from ._consumer import Consumer
+from ._dispatch import dispatch
+from ._errors import (
+    ActionTimeoutError,
+    JobError,
+    JobFailedError,
+    JobNotFoundError,
+    PayloadTooLargeError,
+    RedisUnavailableError,
+    ResultTimeoutError,
+    TransportError,
+)
+from ._handle import JobHandle
+from ._recovery import QueueStats, queue_stats, recover_orphans
+from ._schedule import Call, route, schedule_action, schedule_many
+from ._serializer import JSONSerializer
+
+__all__ = [
+    "ActionTimeoutError",
+    "Call",
+    "Consumer",
+    "JSONSerializer",
+    "JobError",
+    "JobFailedError",
+    "JobHandle",
+    "JobNotFoundError",
+    "PayloadTooLargeError",
+    "QueueStats",
+    "RedisUnavailableError",
+    "ResultTimeoutError",
+    "TransportError",
+    "dispatch",
+    "get_connection",
+    "queue_stats",
+    "recover_orphans",
+    "redis_url",
+    "route",
+    "schedule_action",
+    "schedule_many",
+]

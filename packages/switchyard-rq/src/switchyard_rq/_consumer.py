@@ -1,0 +1,392 @@
+"""The consumer: one worker process's job loop, lean and reliable, on RQ's data layout.
+
+Per job it makes one round trip: a pipeline that stores the previous job's outcome (result or
+failure, registries, TTLs, removal from the processing list) and then runs the dequeue script for
+the next job (move into this consumer's processing list, mark started, read the job hash). A job
+leaves the processing list only in the same pipeline that records its outcome, so a consumer that
+dies mid-job leaves a safety copy that :func:`recover_orphans` puts back.
+
+Idle consumers block on the queues' doorbell lists (one token per pushed job); jobs pushed by other
+tools (``rq requeue``) ring no bell and are found within ``idle_timeout``. Due scheduled jobs
+(``delay``/``at``, retries with backoff) are moved onto their queues by every consumer, at least
+once a second and right when the earliest one is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import redis
+from switchyard import Action, Registry, default_registry
+
+from . import _keys as keys
+from ._config import current_config
+from ._outcome import Ack, Job, execute, on_alarm
+from ._recovery import NOT_IDEMPOTENT
+from ._recovery import died_text as _died_text
+from ._scripts import NO_OUTCOME, PROMOTE, RECOVER, STEP
+from ._settings import TransportSettings
+from ._wire import pack, roundtrip
+
+if TYPE_CHECKING:
+    from redis.client import Pipeline
+
+__all__ = ["Consumer"]
+
+log = logging.getLogger("switchyard_rq.consumer")
+
+_PROMOTE_EVERY: Final = 1.0
+_PROMOTE_LIMIT: Final = 500
+_MAX_BACKOFF: Final = 2.0
+
+
+def _now() -> tuple[str, float]:
+    moment = datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), moment.timestamp()
+
+
+class Consumer:
+    """One process's job loop over ``queues`` (in priority order), registered as an RQ worker.
+
+    ``registry`` defaults to switchyard's default registry; ``name`` (default
+    ``<host>.<pid>.<random>``) names its processing list and heartbeat key.
+    """
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        queues: Sequence[str],
+        *,
+        registry: Registry | None = None,
+        name: str | None = None,
+    ) -> None:
+        names = tuple(queues)
+        if not names:
+            raise ValueError("a Consumer needs at least one queue name")
+        for queue in names:
+            if not queue or "," in queue or any(c.isspace() for c in queue):
+                raise ValueError(f"bad queue name {queue!r}: no commas, spaces or empty names")
+        self.connection = connection
+        self.queues: tuple[str, ...] = names
+        self.registry = registry if registry is not None else default_registry()
+        self.name = name or f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
+        if ":" in self.name or not self.name.strip():
+            raise ValueError(f"bad consumer name {self.name!r}: no colons")
+        self.settings = TransportSettings.from_env()
+        self.max_payload_bytes = current_config().max_payload_bytes
+        self._processing = keys.processing(self.name)
+        self._dequeue_keys = [
+            self._processing,
+            *(keys.queue(q) for q in names),
+            *(keys.wake(q) for q in names),
+        ]
+        self._wake_keys = [keys.wake(q) for q in names]
+        self._step_head = [b"EVALSHA", STEP.sha, len(self._dequeue_keys), *self._dequeue_keys]
+        self._flush_head = [b"EVALSHA", STEP.sha, 1, self._processing]
+        self._exec_prefix = secrets.token_hex(4)
+        self._counter = 0
+        self._pending: Ack | None = None
+        self._registered = False
+        self._next_promote = 0.0
+        self._next_due: float | None = None
+        self._hb_stop = threading.Event()
+        self._hb_thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._old_alarm: Any = None
+        self._stats_lock = threading.Lock()
+        self._succeeded = 0
+        self._failed = 0
+        self._busy_seconds = 0.0
+        self.processed = 0
+        self._actions: dict[str, Action] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def register(self) -> None:
+        """Announce this consumer (RQ worker hash and sets, heartbeat) and start its heartbeat
+        thread. ``run``/``work_one`` call it on first use."""
+        if self._registered:
+            return
+        self._announce()
+        if threading.current_thread() is threading.main_thread():
+            self._old_alarm = signal.signal(signal.SIGALRM, on_alarm)
+        self._registered = True
+        self._hb_stop.clear()
+        self._hb_thread = threading.Thread(
+            target=self._heartbeat_loop, name=f"switchyard-heartbeat-{self.name}", daemon=True
+        )
+        self._hb_thread.start()
+
+    def _announce(self) -> None:
+        STEP.load(self.connection)
+        PROMOTE.load(self.connection)
+        stamp, _ = _now()
+        worker = keys.WORKER_PREFIX + self.name
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.delete(worker)
+            pipe.hset(
+                worker,
+                mapping={
+                    "birth": stamp,
+                    "last_heartbeat": stamp,
+                    "queues": ",".join(self.queues),
+                    "pid": os.getpid(),
+                    "hostname": socket.gethostname(),
+                    "ip_address": "",
+                    "version": "switchyard-rq",
+                    "python_version": "",
+                    "state": "idle",
+                },
+            )
+            pipe.sadd(keys.WORKERS_SET, worker)
+            for queue in self.queues:
+                pipe.sadd(keys.WORKERS_BY_QUEUE + queue, worker)
+                pipe.sadd(keys.QUEUES_SET, keys.queue(queue))
+            pipe.sadd(keys.consumer_queues(self.name), *self.queues)
+            pipe.sadd(keys.CONSUMERS_SET, self.name)
+            self._heartbeat_commands(pipe, stamp)
+            pipe.execute()
+
+    def heartbeat(self) -> None:
+        """Refresh ``switchyard:consumer:<name>:alive`` and the RQ worker hash's TTL."""
+        with self.connection.pipeline(transaction=False) as pipe:
+            self._heartbeat_commands(pipe, _now()[0])
+            pipe.execute()
+
+    def _heartbeat_commands(self, pipe: Pipeline, stamp: str) -> None:
+        ttl = self.settings.heartbeat_ttl
+        worker = keys.WORKER_PREFIX + self.name
+        with self._stats_lock:
+            ok, failed, busy = self._succeeded, self._failed, self._busy_seconds
+            self._succeeded = self._failed = 0
+            self._busy_seconds = 0.0
+        pipe.set(keys.alive(self.name), stamp, ex=ttl)
+        pipe.hset(worker, "last_heartbeat", stamp)
+        if ok:
+            pipe.hincrby(worker, "successful_job_count", ok)
+        if failed:
+            pipe.hincrby(worker, "failed_job_count", failed)
+        if busy:
+            pipe.hincrbyfloat(worker, "total_working_time", busy)
+        pipe.expire(worker, ttl + 60)
+        pipe.expire(keys.consumer_queues(self.name), ttl + 86_400)
+
+    def _heartbeat_loop(self) -> None:
+        interval = max(self.settings.heartbeat_ttl / 3, 0.5)
+        while not self._hb_stop.wait(interval):
+            try:
+                self.heartbeat()
+            except redis.RedisError as exc:  # the main loop reports and retries Redis trouble
+                log.debug("heartbeat of %s failed: %s", self.name, exc)
+
+    def close(self) -> None:
+        """Store any outcome not yet stored, stop the heartbeat, unregister from RQ's sets.
+
+        A consumer closed with a job in its processing list (none, after ``run`` returns) leaves
+        it for :func:`recover_orphans`.
+        """
+        if not self._registered:
+            return
+        self._hb_stop.set()
+        if self._hb_thread is not None:
+            self._hb_thread.join(timeout=5)
+        try:
+            self._flush()
+            worker = keys.WORKER_PREFIX + self.name
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.srem(keys.WORKERS_SET, worker)
+                for queue in self.queues:
+                    pipe.srem(keys.WORKERS_BY_QUEUE + queue, worker)
+                pipe.delete(worker, keys.alive(self.name), keys.consumer_queues(self.name))
+                pipe.srem(keys.CONSUMERS_SET, self.name)
+                pipe.execute()
+        finally:
+            self._registered = False
+            if self._old_alarm is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, self._old_alarm)
+                self._old_alarm = None
+            if self._loop is not None:
+                self._loop.close()
+                self._loop = None
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        max_jobs: int | None = None,
+        idle_timeout: float = 1.0,
+    ) -> int:
+        """Serve jobs until ``stop`` is set or ``max_jobs`` ran; return the number run.
+
+        Redis errors are logged and retried with backoff (the consumer reconnects); the outcome of
+        a job is always stored before its safety copy goes.
+        """
+        self.register()
+        done = 0
+        backoff = 0.0
+        while (stop is None or not stop.is_set()) and (max_jobs is None or done < max_jobs):
+            try:
+                if backoff:
+                    self._resume()
+                    backoff = 0.0
+                if self._step(idle_timeout, flush=False):
+                    done += 1
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                backoff = min(max(backoff * 2, 0.05), _MAX_BACKOFF)
+                log.warning("Redis unavailable (%s); retrying in %.2f s", exc, backoff)
+                if stop is not None:
+                    stop.wait(backoff)
+                else:
+                    time.sleep(backoff)
+        self._flush_retrying()
+        return done
+
+    def _resume(self) -> None:
+        """After a lost connection: store the pending outcome, give back any job whose dequeue
+        reply was lost (it sits in our processing list), and announce ourselves again (a
+        restarted Redis may have lost the registration)."""
+        self._flush()
+        reclaimed = RECOVER(
+            self.connection,
+            [self._processing, keys.CONSUMERS_SET, keys.consumer_queues(self.name)],
+            [self.name, *_now(), NOT_IDEMPOTENT, _died_text()],
+        )
+        if reclaimed:
+            log.warning("gave back %d job(s) whose dequeue reply was lost", len(reclaimed))
+        self._announce()
+
+    def work_one(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for one job, run it, store its outcome; True if one ran."""
+        self.register()
+        return self._step(timeout, flush=True)
+
+    def _step(self, timeout: float, *, flush: bool) -> bool:
+        job = self._fetch()
+        if job is None:
+            job = self._wait_for_job(timeout)
+            if job is None:
+                return False
+        outcome = execute(self, job)
+        self._pending = outcome.ack
+        self.processed += 1
+        with self._stats_lock:
+            if outcome.ok:
+                self._succeeded += 1
+            else:
+                self._failed += 1
+            self._busy_seconds += outcome.seconds
+        if flush:
+            self._flush()
+        return True
+
+    def _flush(self) -> None:
+        """Store the pending outcome without dequeuing another job."""
+        if self._pending is not None:
+            self._call([*self._flush_head, *self._pending, "", 0.0, self.name, 0, ""])
+            self._pending = None
+
+    def _flush_retrying(self) -> None:
+        backoff = 0.05
+        for _ in range(20):
+            try:
+                self._flush()
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("cannot store the last outcome yet (%s)", exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    def _call(self, args: list[Any]) -> Any:
+        """One STEP call; loads the script again if the server lost it (a restart)."""
+        reply = roundtrip(self.connection, [pack(args)])[0]
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            STEP.load(self.connection)
+            reply = roundtrip(self.connection, [pack(args)])[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def _fetch(self) -> Job | None:
+        """One round trip: store the pending outcome, then dequeue the next job."""
+        if time.monotonic() >= self._next_promote:
+            self._promote()
+        stamp, ts = _now()
+        self._counter += 1
+        execution = f"{self._exec_prefix}{self._counter}"
+        reply = self._call(
+            [
+                *self._step_head,
+                *(self._pending or NO_OUTCOME),
+                stamp, ts, self.name, len(self.queues), execution, *self.queues,
+            ]
+        )  # fmt: skip
+        self._pending = None
+        if not reply:
+            return None
+        return Job.from_reply(reply, self.queues, execution, stamp, ts)
+
+    def _wait_for_job(self, timeout: float) -> Job | None:
+        """Idle: block on the doorbells (no longer than the next scheduled job is due)."""
+        wait = timeout
+        if self._next_due is not None:
+            wait = min(wait, max(self._next_due - time.time(), 0.0))
+        if wait > 0:
+            self.connection.blpop(self._wake_keys, timeout=max(wait, 0.001))
+        return self._fetch()
+
+    def _promote(self) -> None:
+        stamp, ts = _now()
+        moved, next_due = PROMOTE(self.connection, [], [ts, stamp, _PROMOTE_LIMIT, *self.queues])
+        self._next_due = float(next_due) if next_due else None
+        delay = _PROMOTE_EVERY
+        if self._next_due is not None:
+            delay = min(delay, max(self._next_due - ts, 0.0))
+        if int(moved) >= _PROMOTE_LIMIT:
+            delay = 0.0
+        self._next_promote = time.monotonic() + delay
+
+    # -- used by _outcome ------------------------------------------------------------------
+
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The consumer's one event loop for async handlers (kept across jobs)."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+    @property
+    def can_alarm(self) -> bool:
+        return self._old_alarm is not None
+
+    def resolve(self, name: str) -> Action:
+        """The registered action ``name`` (cached): the only code a job can make this run."""
+        found = self._actions.get(name)
+        if found is None:
+            found = self._actions[name] = self.registry.resolve(name)
+        return found
+
+    def due_at(self, when: float) -> None:
+        """A job of ours is scheduled for ``when`` (unix seconds): promote it on time."""
+        if self._next_due is None or when < self._next_due:
+            self._next_due = when
+            self._next_promote = min(
+                self._next_promote, time.monotonic() + max(when - time.time(), 0)
+            )

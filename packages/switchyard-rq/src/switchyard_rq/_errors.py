@@ -1,0 +1,144 @@
+"""The transport's error types and the error record of a failed job.
+
+Every error subclasses :class:`switchyard.SwitchyardError`, reads as one line for people (what,
+where, what next) and carries its fields as attributes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, final
+
+from switchyard import SwitchyardError
+
+__all__ = [
+    "ActionTimeoutError",
+    "JobError",
+    "JobFailedError",
+    "JobNotFoundError",
+    "PayloadTooLargeError",
+    "RedisUnavailableError",
+    "ResultTimeoutError",
+    "TransportError",
+]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """Why a job failed: the error's ``type`` (class name), its ``message``, the ``action``."""
+
+    type: str
+    message: str
+    action: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "action": self.action}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> JobError:
+        """Read a stored record; anything unreadable becomes a plain message, never an error."""
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            raw = None
+        if not isinstance(raw, dict):
+            body = text.decode(errors="replace") if isinstance(text, bytes) else text
+            return cls(type="Error", message=body)
+        action = raw.get("action")
+        return cls(
+            type=str(raw.get("type") or "Error"),
+            message=str(raw.get("message") or ""),
+            action=action if isinstance(action, str) else None,
+        )
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+class TransportError(SwitchyardError):
+    """Base class of the errors raised by switchyard_rq."""
+
+
+@final
+class RedisUnavailableError(TransportError):
+    """Redis could not be reached (or refused us) after the retries; ``url`` has no password."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(
+            f"cannot reach Redis at {url}: {cause} "
+            "(is the server running? check SWITCHYARD_REDIS_URL or [tool.switchyard] redis-url)"
+        )
+        self.url = url
+        self.cause = cause
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "url": self.url}
+
+
+@final
+class PayloadTooLargeError(TransportError):
+    """A job's payload is larger than ``max_payload_bytes`` (config ``max-payload-bytes``)."""
+
+    def __init__(self, action: str | None, size: int, limit: int) -> None:
+        super().__init__(
+            f"payload of {action or 'job'} is {size} bytes, over the limit of {limit} bytes "
+            "(raise [tool.switchyard] max-payload-bytes or pass a reference instead of the data)",
+            action=action,
+        )
+        self.size = size
+        self.limit = limit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "size": self.size, "limit": self.limit}
+
+
+@final
+class JobNotFoundError(TransportError):
+    """No job with this id exists (never scheduled, or its result's TTL ran out)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"no job {job_id!r} in Redis (wrong id, or it expired: results are kept for a TTL)"
+        )
+        self.job_id = job_id
+
+
+@final
+class JobFailedError(TransportError):
+    """``JobHandle.result()`` of a job that failed (or was canceled); ``error`` says why."""
+
+    def __init__(self, job_id: str, error: JobError) -> None:
+        super().__init__(f"job {job_id} failed: {error}", action=error.action)
+        self.job_id = job_id
+        self.error = error
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "job_id": self.job_id, "error": self.error.to_dict()}
+
+
+@final
+class ResultTimeoutError(TransportError):
+    """``JobHandle.result(timeout)`` waited ``timeout`` seconds and the job had not finished."""
+
+    def __init__(self, job_id: str, timeout: float, status: str) -> None:
+        super().__init__(
+            f"job {job_id} has no result after {timeout:g} s (status: {status}; "
+            "is a worker running for its queue? see `switchyard jobs show ID`)"
+        )
+        self.job_id = job_id
+        self.timeout = timeout
+        self.status = status
+
+
+@final
+class ActionTimeoutError(TransportError):
+    """A handler ran past its action's ``timeout``; the consumer interrupted it."""
+
+    def __init__(self, action: str, timeout: float) -> None:
+        super().__init__(f"{action} timed out after {timeout:g} s", action=action)
+        self.timeout = timeout

@@ -1,0 +1,116 @@
+"""A Switchyard job as RQ stores it: building the hash, and reading a job's data back safely.
+
+RQ keeps ``data`` = serializer.dumps((func_name, instance, args, kwargs)), zlib-compressed; RQ
+reads uncompressed data too, so Switchyard writes the JSON plainly and reads both. Reading is the
+trust boundary: whoever can write to Redis controls these bytes, so the reader checks the size
+before and while decompressing, the shape, the function name and the types, and never imports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from datetime import UTC, datetime
+from typing import Final
+
+from ._keys import DISPATCHER
+from ._settings import TransportSettings
+
+__all__ = ["BadJobError", "decode_job_data", "encode_job", "utcformat"]
+
+_DATA_HEAD: Final = '["' + DISPATCHER + '",null,['
+
+
+class BadJobError(Exception):
+    """A job this worker refuses to run; the message says why (stored as the job's failure)."""
+
+
+def utcformat(moment: datetime) -> str:
+    """RQ's timestamp format (``2026-11-28T23:19:48.680001Z``)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def encode_data(action: str, payload: str) -> bytes:
+    """The job's ``data`` field: ``["switchyard_rq.dispatch", null, [action, payload], {}]``."""
+    return (_DATA_HEAD + json.dumps(action) + "," + json.dumps(payload) + "],{}]").encode()
+
+
+def encode_job(
+    *,
+    action: str,
+    payload: str,
+    queue: str,
+    created_at: str,
+    scheduled: bool,
+    timeout: float | None,
+    retries: int,
+    backoff: float,
+    idempotent: bool,
+    settings: TransportSettings,
+) -> dict[str, str | bytes | int]:
+    """The ``rq:job:<id>`` hash of a new job, with RQ's field names and formats.
+
+    Retries follow RQ's ``Retry(max=retries, interval=[...])``: intervals ``backoff * 2**n``.
+    """
+    mapping: dict[str, str | bytes | int] = {
+        "status": "scheduled" if scheduled else "queued",
+        "created_at": created_at,
+        "data": encode_data(action, payload),
+        "origin": queue,
+        "description": action,
+        "timeout": math.ceil(timeout) if timeout else -1,  # RQ: -1 is "no timeout"
+        "result_ttl": settings.result_ttl,
+        "failure_ttl": settings.failure_ttl,
+    }
+    if not scheduled:
+        mapping["enqueued_at"] = created_at
+    if retries > 0:
+        mapping["retries_left"] = retries
+        mapping["retry_intervals"] = json.dumps([backoff * 2**n for n in range(retries)])
+    if not idempotent:
+        mapping["sy_idempotent"] = "0"
+    return mapping
+
+
+def decode_job_data(raw: bytes | None, *, limit: int) -> tuple[str, str]:
+    """``(action, payload)`` from a job's ``data`` field, or :class:`BadJobError` saying why.
+
+    ``limit`` bounds the stored and the decompressed size (a zip bomb stops at the limit).
+    """
+    if not raw:
+        raise BadJobError("job has no data")
+    if len(raw) > limit:
+        raise BadJobError(f"job data is {len(raw)} bytes, over the limit of {limit} bytes")
+    if raw[:1] == b"x":  # zlib header: written by RQ itself (e.g. a job created with rq's API)
+        inflater = zlib.decompressobj()
+        try:
+            text = inflater.decompress(raw, limit + 1)
+        except zlib.error as exc:
+            raise BadJobError(f"job data is not valid zlib data: {exc}") from None
+        if len(text) > limit or inflater.unconsumed_tail:
+            raise BadJobError(f"job data decompresses to more than the limit of {limit} bytes")
+        raw = text
+    try:
+        decoded = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadJobError(f"job data is not valid JSON: {exc}") from None
+    if not (isinstance(decoded, list) and len(decoded) == 4):
+        raise BadJobError("job data is not [func_name, instance, args, kwargs]")
+    func_name, instance, args, kwargs = decoded
+    if func_name != DISPATCHER:
+        shown = func_name if isinstance(func_name, str) else type(func_name).__name__
+        raise BadJobError(
+            f"job function {shown[:200]!r} is not {DISPATCHER!r}; Switchyard workers run "
+            "nothing else"
+        )
+    if instance is not None or kwargs not in ({}, None):
+        raise BadJobError(f"{DISPATCHER} takes no instance and no keyword arguments")
+    if not (
+        isinstance(args, list)
+        and len(args) == 2
+        and isinstance(args[0], str)
+        and isinstance(args[1], str)
+    ):
+        raise BadJobError(f"{DISPATCHER} arguments must be [action_name, payload_json]")
+    return args[0], args[1]

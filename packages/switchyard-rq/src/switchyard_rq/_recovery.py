@@ -1,0 +1,123 @@
+"""Recovering the jobs of dead consumers, and the queue statistics an autoscaler reads."""
+
+from __future__ import annotations
+
+import zlib
+from base64 import b64encode
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, final
+
+import redis
+
+from . import _keys as keys
+from ._scripts import RECOVER
+
+__all__ = ["NOT_IDEMPOTENT", "QueueStats", "died_text", "queue_stats", "recover_orphans"]
+
+NOT_IDEMPOTENT: Final = "worker died mid-run; action is not idempotent"
+
+
+def died_text() -> str:
+    """The failure of a non-idempotent job whose worker died, as RQ stores result texts."""
+    return b64encode(zlib.compress(f"WorkerDiedError: {NOT_IDEMPOTENT}".encode())).decode()
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def recover_orphans(
+    connection: redis.Redis,
+    *,
+    alive_names: Collection[str] | None = None,
+    prefix: str | None = None,
+) -> list[str]:
+    """Give back the jobs held by dead consumers; return their ids.
+
+    A consumer is dead when its heartbeat key expired, or when ``alive_names`` is given and does
+    not name it (with ``prefix``, only consumers whose name starts with it are judged by
+    ``alive_names``: a supervisor passes its own prefix and leaves other machines' consumers to
+    their heartbeats). Each job a dead consumer held goes back to the front of its queue, or, when
+    its action is ``idempotent=False``, is failed with "worker died mid-run; action is not
+    idempotent".
+    """
+    names = [_text(n) for n in connection.smembers(keys.CONSUMERS_SET)]
+    if not names:
+        return []
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.exists(keys.alive(name))
+        beating = pipe.execute()
+    now = datetime.now(UTC)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    exc_string = died_text()
+    recovered: list[str] = []
+    for name, beats in zip(names, beating, strict=True):
+        judged = alive_names is not None and (prefix is None or name.startswith(prefix))
+        dead = not beats or (judged and name not in alive_names)  # type: ignore[operator]
+        if not dead:
+            continue
+        ids = RECOVER(
+            connection,
+            [keys.processing(name), keys.CONSUMERS_SET, keys.consumer_queues(name)],
+            [name, stamp, now.timestamp(), NOT_IDEMPOTENT, exc_string],
+        )
+        recovered.extend(_text(i) for i in ids)
+    return recovered
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """One queue now: waiting jobs, the age of the oldest (seconds, 0 when empty), scheduled
+    (delayed or backing off) and started jobs."""
+
+    name: str
+    depth: int
+    oldest_age: float
+    scheduled: int
+    started: int
+
+
+def _parse(stamp: bytes | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        moment = datetime.strptime(stamp.decode(), "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
+def queue_stats(connection: redis.Redis, queues: Sequence[str]) -> dict[str, QueueStats]:
+    """Depth, oldest-job age, scheduled and started counts of ``queues``, in two round trips."""
+    names = list(dict.fromkeys(queues))
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.llen(keys.queue(name))
+            pipe.lindex(keys.queue(name), 0)
+            pipe.zcard(keys.SCHEDULED + name)
+            pipe.zcard(keys.STARTED + name)
+        replies = pipe.execute()
+    heads = [replies[i * 4 + 1] for i in range(len(names))]
+    with connection.pipeline(transaction=False) as pipe:
+        for head in heads:
+            if head is None:
+                pipe.echo("")
+            else:
+                pipe.hget(keys.job(_text(head)), "enqueued_at")
+        stamps = pipe.execute()
+    now = datetime.now(UTC).timestamp()
+    out: dict[str, QueueStats] = {}
+    for i, name in enumerate(names):
+        enqueued = _parse(stamps[i]) if heads[i] is not None else None
+        out[name] = QueueStats(
+            name=name,
+            depth=int(replies[i * 4]),
+            oldest_age=max(now - enqueued, 0.0) if enqueued is not None else 0.0,
+            scheduled=int(replies[i * 4 + 2]),
+            started=int(replies[i * 4 + 3]),
+        )
+    return out

@@ -1,0 +1,231 @@
+"""schedule_action / schedule_many: validate in the caller, then one pipeline to Redis."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, final
+
+import redis
+from switchyard import Config, Registry, default_registry
+
+from . import _keys as keys
+from ._config import current_config
+from ._connection import get_connection, redis_errors
+from ._errors import PayloadTooLargeError
+from ._handle import JobHandle
+from ._jobs import encode_job, utcformat
+from ._scripts import SCHEDULE_KEYED
+from ._settings import TransportSettings
+from ._wire import pack, roundtrip
+
+__all__ = ["Call", "route", "schedule_action", "schedule_many"]
+
+_MAX_KEY: Final = 256
+_ROUTES: dict[tuple[Any, ...], str] = {}
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call for :func:`schedule_many`: the action's name, its data, and when/how."""
+
+    name: str
+    data: Any
+    delay: float | timedelta | None = None
+    at: datetime | None = None
+    key: str | None = None
+
+
+def route(name: str, hint: str | None = None, *, config: Config | None = None) -> str:
+    """The queue of action ``name``: ``[tool.switchyard.routing]`` first, then the action's own
+    queue hint, then the default queue (``Config.route``, cached per rule set)."""
+    config = config or current_config()
+    cache_key = (config.routing, config.default_queue, name, hint)
+    queue = _ROUTES.get(cache_key)
+    if queue is None:
+        if len(_ROUTES) > 4096:
+            _ROUTES.clear()
+        queue = _ROUTES[cache_key] = config.route(name, hint)
+    return queue
+
+
+def _due(delay: float | timedelta | None, at: datetime | None, now: datetime) -> float | None:
+    """The unix time a delayed job is due, or None to enqueue it now."""
+    if delay is not None and at is not None:
+        raise ValueError("give either delay or at, not both")
+    if delay is not None:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"delay must be a finite number of seconds >= 0, not {delay!r}")
+        return now.timestamp() + seconds if seconds > 0 else None
+    if at is not None:
+        if not isinstance(at, datetime):
+            raise TypeError(f"at must be a datetime, not {type(at).__name__}")
+        if at.tzinfo is None:
+            raise ValueError("at must be timezone-aware (e.g. datetime.now(UTC) + timedelta(...))")
+        when = at.timestamp()
+        return when if when > now.timestamp() else None
+    return None
+
+
+@dataclass(slots=True)
+class _Prepared:
+    job_id: str
+    queue: str
+    mapping: dict[str, str | bytes | int]
+    due: float | None
+    key: str | None
+    key_ttl: int
+
+
+def _prepare(
+    call: Call,
+    registry: Registry,
+    config: Config,
+    settings: TransportSettings,
+    now: datetime,
+    stamp: str,
+) -> _Prepared:
+    """Everything that can fail, before anything reaches Redis."""
+    action = registry.resolve(call.name)
+    payload = action.validate_input(call.data).model_dump_json()
+    size = len(payload.encode())
+    if size > config.max_payload_bytes:
+        raise PayloadTooLargeError(action.name, size, config.max_payload_bytes)
+    if call.key is not None and (
+        not isinstance(call.key, str) or not call.key or len(call.key) > _MAX_KEY
+    ):
+        raise ValueError(f"key must be a non-empty string of at most {_MAX_KEY} characters")
+    due = _due(call.delay, call.at, now)
+    queue = route(action.name, action.queue, config=config)
+    mapping = encode_job(
+        action=action.name,
+        payload=payload,
+        queue=queue,
+        created_at=stamp,
+        scheduled=due is not None,
+        timeout=action.timeout,
+        retries=action.retries,
+        backoff=action.backoff,
+        idempotent=action.idempotent,
+        settings=settings,
+    )
+    keep = max(settings.result_ttl, settings.failure_ttl)
+    key_ttl = 10 * 365 * 86_400 if -1 in (settings.result_ttl, settings.failure_ttl) else keep
+    if due is not None:
+        key_ttl += math.ceil(due - now.timestamp())
+    return _Prepared(os.urandom(16).hex(), queue, mapping, due, call.key, key_ttl)
+
+
+def _as_call(item: Call | tuple[str, Any]) -> Call:
+    if isinstance(item, Call):
+        return item
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+        return Call(item[0], item[1])
+    raise TypeError(f"schedule_many takes Call objects or (name, data) pairs, not {item!r}")
+
+
+def schedule_many(
+    calls: Iterable[Call | tuple[str, Any]],
+    *,
+    registry: Registry | None = None,
+    connection: redis.Redis | None = None,
+) -> list[JobHandle]:
+    """Schedule many calls in one pipeline; all are validated first, so one bad call raises
+    (naming its action) before any job reaches Redis. Returns the handles in order."""
+    reg = registry if registry is not None else default_registry()
+    config = current_config()
+    settings = TransportSettings.from_env()
+    now = datetime.now(UTC)
+    stamp = utcformat(now)
+    prepared = [_prepare(_as_call(i), reg, config, settings, now, stamp) for i in calls]
+    if not prepared:
+        return []
+    client = connection if connection is not None else get_connection()
+    with redis_errors(client):
+        ids = _write(client, prepared, settings.connect_retries)
+    return [JobHandle(job_id, connection=client, registry=reg) for job_id in ids]
+
+
+def _write(client: redis.Redis, prepared: list[_Prepared], retries: int) -> list[str]:
+    commands = [
+        pack((b"SADD", keys.QUEUES_SET, keys.queue(q))) for q in {p.queue for p in prepared}
+    ]
+    keyed: list[tuple[int, int]] = []  # (index in prepared, index of its reply)
+    for index, item in enumerate(prepared):
+        if item.key is not None:
+            keyed.append((index, len(commands)))
+            keys_, args = _keyed_call(item)
+            commands.append(pack((b"EVALSHA", SCHEDULE_KEYED.sha, len(keys_), *keys_, *args)))
+            continue
+        flat: list[str | bytes | int] = [b"HSET", keys.job(item.job_id)]
+        for field, value in item.mapping.items():
+            flat.append(field)
+            flat.append(value)
+        commands.append(pack(flat))
+        if item.due is not None:
+            commands.append(pack((b"ZADD", keys.SCHEDULED + item.queue, item.due, item.job_id)))
+        else:
+            commands.append(pack((b"RPUSH", keys.queue(item.queue), item.job_id)))
+            commands.append(pack((b"RPUSH", keys.wake(item.queue), b"1")))
+    replies = roundtrip(client, commands, retries=retries)
+    for reply in replies:
+        if isinstance(reply, Exception) and not isinstance(reply, redis.exceptions.NoScriptError):
+            raise reply
+    ids = [p.job_id for p in prepared]
+    for index, position in keyed:
+        answer = replies[position]
+        if isinstance(answer, redis.exceptions.NoScriptError):
+            answer = SCHEDULE_KEYED(client, *_keyed_call(prepared[index]))
+        ids[index] = answer.decode() if isinstance(answer, bytes) else str(answer)
+    return ids
+
+
+def _keyed_call(item: _Prepared) -> tuple[list[str], list[Any]]:
+    assert item.key is not None
+    target = keys.SCHEDULED + item.queue if item.due is not None else keys.queue(item.queue)
+    flat: list[Any] = []
+    for field, value in item.mapping.items():
+        flat.extend((field, value))
+    return (
+        [
+            keys.idempotency(item.key),
+            keys.job(item.job_id),
+            target,
+            keys.wake(item.queue),
+            keys.QUEUES_SET,
+        ],
+        [
+            item.job_id,
+            item.key_ttl,
+            "schedule" if item.due is not None else "queue",
+            item.due if item.due is not None else 0,
+            keys.queue(item.queue),
+            *flat,
+        ],
+    )
+
+
+def schedule_action(
+    name: str,
+    data: Any,
+    *,
+    delay: float | timedelta | None = None,
+    at: datetime | None = None,
+    key: str | None = None,
+    registry: Registry | None = None,
+    connection: redis.Redis | None = None,
+) -> JobHandle:
+    """Validate ``data`` for action ``name`` here, then enqueue a job on the action's queue.
+
+    ``delay`` (seconds or timedelta) or ``at`` (an aware datetime) defers it; ``key`` is an
+    idempotency key: while a job scheduled with that key is pending, running or finished, that
+    job's handle is returned instead of a new job. Bad input raises here (InvalidInputError,
+    UnknownActionError, PayloadTooLargeError, ValueError) and nothing reaches Redis.
+    """
+    call = Call(name, data, delay=delay, at=at, key=key)
+    return schedule_many([call], registry=registry, connection=connection)[0]

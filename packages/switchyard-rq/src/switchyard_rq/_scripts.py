@@ -1,0 +1,246 @@
+"""The Lua scripts: each is one atomic round trip that keeps RQ's keys consistent.
+
+Keys that a script derives from a job id or queue name (``rq:job:<id>``, ``rq:wip:<queue>``) are
+built inside the script, as RQ's own layout needs; Switchyard targets a single Redis (not Cluster),
+as RQ does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, Final, final
+
+import redis
+
+__all__ = ["CANCEL", "NO_OUTCOME", "PROMOTE", "RECOVER", "SCHEDULE_KEYED", "STEP", "Script"]
+
+
+@final
+class Script:
+    """A Lua script called by its SHA, loaded again after NOSCRIPT (e.g. a restarted server)."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, client: redis.Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+    def queue(self, pipe: redis.client.Pipeline, keys: Sequence[str], args: Sequence[Any]) -> None:
+        """Add the call to ``pipe``; run ``execute(raise_on_error=False)`` and :meth:`retry`."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+    def load(self, client: redis.Redis) -> None:
+        client.script_load(self.source)
+
+
+# STEP: store the previous job's outcome (if any), then dequeue the next job, in one call.
+# KEYS: processing list, n queue lists, n doorbells.
+# ARGV[1..14], the outcome: mode ('' none, 'ok', 'fail', 'retry'), job id, queue, execution id,
+#   ended (RQ format), ended (unix s), TTL, result text (RQ's base64 return value or exc_string),
+#   exc_info, error JSON, started (unix s), retries_left, number_of_retries, due (unix s) or ''.
+# ARGV[15..], the dequeue: now (RQ format), now (unix s), worker name, n, execution id, n queue
+#   names.  Moves the first job id of the first non-empty queue into the processing list, marks
+#   it started (RQ's fields, the started registry) and returns {id, queue index, data,
+#   retries_left, retry_intervals, number_of_retries, result_ttl, failure_ttl, attempt}; jobs
+#   whose hash is gone or that were canceled are dropped.  With every queue empty it clears the
+#   doorbells (any later job rings again) and returns nil.  The outcome's job leaves the
+#   processing list last: it is acknowledged only with its outcome stored.
+STEP: Final = Script("""
+local mode = ARGV[1]
+if mode ~= '' then
+  local id, q = ARGV[2], ARGV[3]
+  local jk, rk = 'rq:job:' .. id, 'rq:results:' .. id
+  local ttl = tonumber(ARGV[7])
+  local registry = nil
+  if mode == 'ok' then
+    redis.call('HSET', jk, 'status', 'finished', 'ended_at', ARGV[5])
+    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '1', 'worker_name', ARGV[17],
+      'return_value', ARGV[8], 'execution_id', ARGV[4], 'execution_started_at', ARGV[11],
+      'execution_ended_at', ARGV[6])
+    registry = 'rq:finished:'
+  elseif mode == 'fail' then
+    redis.call('HSET', jk, 'status', 'failed', 'ended_at', ARGV[5], 'exc_info', ARGV[9],
+      'sy_error', ARGV[10])
+    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '2', 'worker_name', ARGV[17],
+      'exc_string', ARGV[8], 'execution_id', ARGV[4], 'execution_started_at', ARGV[11],
+      'execution_ended_at', ARGV[6])
+    registry = 'rq:failed:'
+  else
+    redis.call('HSET', jk, 'retries_left', ARGV[12], 'number_of_retries', ARGV[13],
+      'exc_info', ARGV[9], 'sy_error', ARGV[10])
+    if ARGV[14] ~= '' then
+      redis.call('HSET', jk, 'status', 'scheduled')
+      redis.call('ZADD', 'rq:scheduled:' .. q, ARGV[14], id)
+    else
+      redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ARGV[5])
+      redis.call('RPUSH', 'rq:queue:' .. q, id)
+      redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
+    end
+  end
+  if registry then
+    if ttl > 0 then
+      redis.call('EXPIRE', jk, ttl)
+      redis.call('EXPIRE', rk, ttl)
+      redis.call('ZADD', registry .. q, tonumber(ARGV[6]) + ttl, id)
+    else
+      redis.call('ZADD', registry .. q, '+inf', id)
+    end
+  end
+  redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. ARGV[4])
+  redis.call('LREM', KEYS[1], -1, id)
+end
+local n = tonumber(ARGV[18])
+for i = 1, n do
+  local qkey = KEYS[1 + i]
+  local id = redis.call('LMOVE', qkey, KEYS[1], 'LEFT', 'RIGHT')
+  while id do
+    local jk = 'rq:job:' .. id
+    local f = redis.call('HMGET', jk, 'data', 'status', 'retries_left', 'retry_intervals',
+      'number_of_retries', 'result_ttl', 'failure_ttl', 'sy_attempt', 'timeout')
+    if f[1] and f[2] ~= 'canceled' then
+      local attempt = (tonumber(f[8]) or 0) + 1
+      redis.call('HSET', jk, 'status', 'started', 'started_at', ARGV[15],
+        'last_heartbeat', ARGV[15], 'worker_name', ARGV[17], 'sy_attempt', attempt,
+        'sy_exec', ARGV[19])
+      local t = tonumber(f[9]) or -1
+      if t <= 0 then t = 86400 end
+      redis.call('ZADD', 'rq:wip:' .. ARGV[19 + i], tonumber(ARGV[16]) + t + 60,
+        id .. ':' .. ARGV[19])
+      return {id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt}
+    end
+    redis.call('LREM', KEYS[1], -1, id)
+    id = redis.call('LMOVE', qkey, KEYS[1], 'LEFT', 'RIGHT')
+  end
+end
+for i = 1, n do redis.call('DEL', KEYS[1 + n + i]) end
+return false
+""")
+
+NO_OUTCOME: Final = ("",) + ("",) * 13
+
+# ARGV: now (unix seconds), now (RQ format), limit per queue, queue names...  Moves due jobs from
+# RQ's scheduled registries onto their queues (ZREM decides who moves a job: never twice) and
+# returns {jobs moved, the earliest remaining due time or ''}.
+PROMOTE: Final = Script("""
+local moved = 0
+local nextdue = nil
+for i = 4, #ARGV do
+  local q = ARGV[i]
+  local sk = 'rq:scheduled:' .. q
+  local ids = redis.call('ZRANGEBYSCORE', sk, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+  for _, id in ipairs(ids) do
+    if redis.call('ZREM', sk, id) == 1 and redis.call('EXISTS', 'rq:job:' .. id) == 1 then
+      redis.call('HSET', 'rq:job:' .. id, 'status', 'queued', 'enqueued_at', ARGV[2])
+      redis.call('RPUSH', 'rq:queue:' .. q, id)
+      redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
+      moved = moved + 1
+    end
+  end
+  local first = redis.call('ZRANGE', sk, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local s = tonumber(first[2])
+    if nextdue == nil or s < nextdue then nextdue = s end
+  end
+end
+return {moved, nextdue and string.format('%.6f', nextdue) or ''}
+""")
+
+# KEYS: idempotency key, job hash, queue list or scheduled zset, doorbell, rq:queues.
+# ARGV: job id, key TTL, 'queue'|'schedule', score, queue key, then the hash's field/value pairs.
+# Returns the id of the pending, running or finished job holding the key, else creates this one.
+SCHEDULE_KEYED: Final = Script("""
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local st = redis.call('HGET', 'rq:job:' .. existing, 'status')
+  if st == 'queued' or st == 'scheduled' or st == 'started' or st == 'finished'
+      or st == 'deferred' then
+    return existing
+  end
+end
+redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+if ARGV[3] == 'schedule' then
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+else
+  redis.call('RPUSH', KEYS[3], ARGV[1])
+  redis.call('RPUSH', KEYS[4], '1')
+end
+redis.call('SADD', KEYS[5], ARGV[5])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return ARGV[1]
+""")
+
+# KEYS: job hash.  ARGV: job id, now (RQ format), now (unix seconds).
+# 1: canceled (was queued or scheduled), 0: already running or done, -1: no such job.
+CANCEL: Final = Script("""
+local f = redis.call('HMGET', KEYS[1], 'status', 'origin', 'failure_ttl')
+if not f[1] then return -1 end
+if f[1] == 'queued' or f[1] == 'scheduled' or f[1] == 'deferred' then
+  local q = f[2] or ''
+  redis.call('LREM', 'rq:queue:' .. q, 0, ARGV[1])
+  redis.call('ZREM', 'rq:scheduled:' .. q, ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', 'canceled', 'ended_at', ARGV[2])
+  local ttl = tonumber(f[3]) or 604800
+  if ttl > 0 then
+    redis.call('EXPIRE', KEYS[1], ttl)
+    redis.call('ZADD', 'rq:canceled:' .. q, tonumber(ARGV[3]) + ttl, ARGV[1])
+  else
+    redis.call('ZADD', 'rq:canceled:' .. q, '+inf', ARGV[1])
+  end
+  return 1
+end
+return 0
+""")
+
+# KEYS: the dead consumer's processing list, switchyard:consumers, its queue set.
+# ARGV: consumer name, now (RQ format), now (unix seconds), failure text, failure as RQ's
+# base64(zlib) result text.  Requeues (at the front) each job it held, or fails it when its
+# action is not idempotent; unregisters the consumer; returns the job ids.
+RECOVER: Final = Script("""
+local ids = redis.call('LRANGE', KEYS[1], 0, -1)
+local out = {}
+for _, id in ipairs(ids) do
+  local jk = 'rq:job:' .. id
+  local f = redis.call('HMGET', jk, 'origin', 'sy_idempotent', 'sy_exec', 'failure_ttl',
+    'description', 'status')
+  if f[1] and f[6] ~= 'finished' and f[6] ~= 'failed' and f[6] ~= 'canceled' then
+    local q = f[1]
+    if f[3] then redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. f[3]) end
+    if f[2] == '0' then
+      local err = cjson.encode({type = 'WorkerDiedError', message = ARGV[4], action = f[5] or ''})
+      redis.call('HSET', jk, 'status', 'failed', 'ended_at', ARGV[2], 'exc_info',
+        'WorkerDiedError: ' .. ARGV[4], 'sy_error', err)
+      local ttl = tonumber(f[4]) or 604800
+      redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', '10', '*', 'type', '2',
+        'worker_name', ARGV[1], 'exc_string', ARGV[5])
+      if ttl > 0 then
+        redis.call('EXPIRE', jk, ttl)
+        redis.call('EXPIRE', 'rq:results:' .. id, ttl)
+        redis.call('ZADD', 'rq:failed:' .. q, tonumber(ARGV[3]) + ttl, id)
+      else
+        redis.call('ZADD', 'rq:failed:' .. q, '+inf', id)
+      end
+    else
+      redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ARGV[2])
+      redis.call('LPUSH', 'rq:queue:' .. q, id)
+      redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
+    end
+    table.insert(out, id)
+  end
+end
+local wk = 'rq:worker:' .. ARGV[1]
+for _, q in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  redis.call('SREM', 'rq:workers:' .. q, wk)
+end
+redis.call('SREM', 'rq:workers', wk)
+redis.call('DEL', KEYS[1], KEYS[3], wk)
+redis.call('SREM', KEYS[2], ARGV[1])
+return out
+""")

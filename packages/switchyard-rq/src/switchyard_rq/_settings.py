@@ -1,0 +1,59 @@
+"""The transport's tunables: RQ-compatible TTLs and pool sizes, from ``SWITCHYARD_*`` variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Final, final
+
+__all__ = ["TransportSettings"]
+
+
+def _int_env(name: str, default: int, *, minimum: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum or (minimum == -1 and value == 0):
+        more = " (-1 keeps forever; 0 would drop results)" if minimum == -1 else ""
+        raise ValueError(f"{name}={raw!r} must be at least {max(minimum, 1)}{more}")
+    return value
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class TransportSettings:
+    """How long results and failures are kept, and the connection pool's shape.
+
+    ``result_ttl``/``failure_ttl`` are seconds (-1 keeps forever), as RQ reads them from the job.
+    """
+
+    result_ttl: int = 86_400
+    failure_ttl: int = 7 * 86_400
+    max_connections: int = 50
+    pool_timeout: float = 10.0
+    health_check_interval: int = 30
+    connect_retries: int = 6
+    heartbeat_ttl: int = 15
+
+    @classmethod
+    def from_env(cls) -> TransportSettings:
+        """From ``SWITCHYARD_RESULT_TTL``, ``SWITCHYARD_FAILURE_TTL``,
+        ``SWITCHYARD_REDIS_MAX_CONNECTIONS``, ``SWITCHYARD_REDIS_RETRIES``, else the defaults."""
+        default = _DEFAULT
+        return cls(
+            result_ttl=_int_env("SWITCHYARD_RESULT_TTL", default.result_ttl, minimum=-1),
+            failure_ttl=_int_env("SWITCHYARD_FAILURE_TTL", default.failure_ttl, minimum=-1),
+            max_connections=_int_env(
+                "SWITCHYARD_REDIS_MAX_CONNECTIONS", default.max_connections, minimum=1
+            ),
+            connect_retries=_int_env(
+                "SWITCHYARD_REDIS_RETRIES", default.connect_retries, minimum=0
+            ),
+        )
+
+
+_DEFAULT: Final = TransportSettings()
