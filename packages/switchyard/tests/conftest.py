@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping
@@ -75,6 +76,7 @@ class Plugins:
         *,
         actions: Mapping[str, str] | None = None,
         hooks: Mapping[str, str] | None = None,
+        commands: Mapping[str, str] | None = None,
         modules: Mapping[str, str] | None = None,
     ) -> Path:
         for module, source in (modules or {}).items():
@@ -86,7 +88,12 @@ class Plugins:
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
         sections = []
-        for group, entries in (("switchyard.actions", actions), ("switchyard.hooks", hooks)):
+        groups = (
+            ("switchyard.actions", actions),
+            ("switchyard.hooks", hooks),
+            ("switchyard.commands", commands),
+        )
+        for group, entries in groups:
             if entries:
                 lines = "\n".join(f"{name} = {target}" for name, target in entries.items())
                 sections.append(f"[{group}]\n{lines}\n")
@@ -131,11 +138,59 @@ def _fresh_default_registry() -> Iterator[None]:
     switchyard.set_default_registry(None)
 
 
+@pytest.fixture(scope="session")
+def isolated_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway venv holding only switchyard's dependencies (switchyard comes from src).
+
+    The shared development venv holds every workspace module; CLI tests that count actions or
+    expect a clean ``doctor`` need an environment holding only the test plugins.
+    """
+    import shutil
+    import subprocess
+
+    import pluggy
+    import pydantic
+
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("the CLI tests need uv on PATH to build a throwaway venv")
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = [uv, "pip", "install", "-q", "--python", str(python)]
+    install += [f"pydantic=={pydantic.VERSION}", f"pluggy=={pluggy.__version__}"]
+    if subprocess.run([*install, "--offline"], capture_output=True).returncode != 0:
+        subprocess.run(install, check=True)
+    return python
+
+
+class Cli:
+    """Runs ``python -m switchyard`` in the isolated venv with the test plugins installed."""
+
+    def __init__(self, python: Path, plugins: Plugins, cwd: Path) -> None:
+        self.python = python
+        self.cwd = cwd
+        src = Path(switchyard.__file__).parent.parent
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+        self.env["PYTHONPATH"] = os.pathsep.join([str(plugins.site), str(src)])
+        self.env["SYTEST_IMPORT_LOG"] = str(plugins.log)
+
+    def __call__(
+        self, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.python), "-m", "switchyard", *args],
+            capture_output=True,
+            text=True,
+            input=stdin,
+            cwd=self.cwd,
+            env={**self.env, **(env or {})},
+            timeout=60,
+        )
+
+
 @pytest.fixture
-def subprocess_env(plugins: Plugins, tmp_path: Path) -> dict[str, str]:
-    """Environment for running ``python -m switchyard`` with the test plugins installed."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(plugins.site), env.get("PYTHONPATH", "")])
-    env["SYTEST_IMPORT_LOG"] = str(plugins.log)
-    env.pop("SWITCHYARD_MANIFEST", None)
-    return env
+def cli(isolated_python: Path, plugins: Plugins, tmp_path: Path) -> Cli:
+    work = tmp_path / "work"
+    work.mkdir()
+    return Cli(isolated_python, plugins, work)

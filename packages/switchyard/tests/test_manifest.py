@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import sys
+
+import pytest
+from switchyard import (
+    ManifestError,
+    PluginLoadError,
+    Registry,
+    StaleManifestError,
+    call_action,
+    default_registry,
+    write_manifest,
+)
+
+
+@pytest.fixture
+def math_plugin(plugins):
+    return plugins.add(
+        "sytest-math",
+        "0.1.0",
+        actions={"math.add": "sytest_math:add", "math.echo_context": "sytest_math:echo_context"},
+        modules={"sytest_math": plugins.source("math")},
+    )
+
+
+def _own(reg: Registry) -> Registry:
+    return Registry([reg.info(n) for n in reg.names() if n.startswith("math.")])
+
+
+def test_write_and_read_back_without_metadata_scan(plugins, math_plugin, tmp_path, monkeypatch):
+    path = tmp_path / "out" / "manifest.json"
+    write_manifest(path, _own(Registry.from_entry_points()))
+    document = json.loads(path.read_text())
+    assert document["format"] == 1
+    assert isinstance(document["fingerprint"], str)
+    add = next(a for a in document["actions"] if a["name"] == "math.add")
+    assert add["target"] == "sytest_math:add"
+    assert (add["distribution"], add["dist_version"]) == ("sytest-math", "0.1.0")
+    assert (add["queue"], add["retries"], add["version"]) == ("fast", 2, "1")
+    assert add["input_schema"]["required"] == ["a", "b"]
+    assert add["output_schema"]["title"] == "AddOut"
+
+    for name in list(sys.modules):
+        if name.startswith("sytest_math"):
+            del sys.modules[name]
+    plugins.log.unlink()
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("a manifest registry must not scan installed metadata")
+
+    monkeypatch.setattr(importlib.metadata, "distributions", no_scan)
+    monkeypatch.setattr(importlib.metadata, "entry_points", no_scan)
+    reg = Registry.from_manifest(path)
+    assert reg.names() == ["math.add", "math.echo_context"]
+    info = reg.info("math.add")
+    assert (info.queue, info.description, info.distribution) == (
+        "fast",
+        "Add two integers.",
+        "sytest-math",
+    )
+    assert plugins.imported() == []
+    assert call_action("math.add", {"a": 2, "b": 3}, registry=reg).total == 5  # type: ignore[attr-defined]
+    assert plugins.imported() == ["sytest_math"]
+
+
+def test_new_plugin_distribution_makes_it_stale(plugins, math_plugin, tmp_path):
+    path = write_manifest(tmp_path / "m.json", _own(Registry.from_entry_points()))
+    Registry.from_manifest(path)  # fresh
+    plugins.add("sytest-unrelated", modules={"sytest_unrelated": ""})
+    Registry.from_manifest(path)  # a distribution without switchyard entry points: still fresh
+    plugins.add(
+        "sytest-geo",
+        actions={"geo.add": "sytest_geo:add"},
+        modules={"sytest_geo": plugins.source("geo")},
+    )
+    with pytest.raises(StaleManifestError) as caught:
+        Registry.from_manifest(path)
+    assert "new distribution sytest-geo provides switchyard.actions" in caught.value.reason
+    assert "switchyard manifest write" in str(caught.value)
+    assert Registry.from_manifest(path, check_fresh=False).names() == [
+        "math.add",
+        "math.echo_context",
+    ]
+
+
+def test_version_change_and_removal_are_named(plugins, math_plugin, tmp_path):
+    path = write_manifest(tmp_path / "m.json", _own(Registry.from_entry_points()))
+    plugins.remove(math_plugin)
+    with pytest.raises(StaleManifestError, match=r"sytest-math 0\.1\.0 is no longer installed"):
+        Registry.from_manifest(path)
+    plugins.add("sytest-math", "0.2.0", actions={"math.add": "sytest_math:add"})
+    with pytest.raises(StaleManifestError, match=r"sytest-math 0\.1\.0 -> 0\.2\.0"):
+        Registry.from_manifest(path)
+
+
+def test_changed_entry_points_of_the_same_version_are_stale(plugins, math_plugin, tmp_path):
+    path = write_manifest(tmp_path / "m.json", _own(Registry.from_entry_points()))
+    import os
+    import time
+
+    entry_points = math_plugin / "entry_points.txt"
+    entry_points.write_text("[switchyard.actions]\nmath.add = sytest_math:add\n")
+    later = time.time() + 5
+    os.utime(entry_points, (later, later))
+    with pytest.raises(StaleManifestError, match=r"entry points of sytest-math 0\.1\.0 changed"):
+        Registry.from_manifest(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "top level must be a JSON object"),
+        ('{"format": 99}', "unsupported format 99"),
+        ('{"format": 1, "actions": [{"name": "a.b"}], "hooks": []}', "actions[0]: 'target'"),
+        ('{"format": 1, "actions": [], "hooks": []}', "'environment' is missing"),
+    ],
+)
+def test_corrupt_manifests_are_reported(tmp_path, content, message):
+    path = tmp_path / "m.json"
+    path.write_text(content)
+    with pytest.raises(ManifestError) as caught:
+        Registry.from_manifest(path)
+    assert message in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_manifest(tmp_path):
+    with pytest.raises(ManifestError, match="cannot read it") as caught:
+        Registry.from_manifest(tmp_path / "nope.json")
+    assert not isinstance(caught.value, StaleManifestError)
+
+
+def test_write_refuses_broken_plugins(plugins, tmp_path):
+    plugins.add(
+        "sytest-broken",
+        actions={"broken.fail": "sytest_broken:fail"},
+        modules={"sytest_broken": "raise ImportError('no')\n"},
+    )
+    reg = Registry([Registry.from_entry_points().info("broken.fail")])
+    with pytest.raises(ManifestError, match=r"cannot load action broken\.fail") as caught:
+        write_manifest(tmp_path / "m.json", reg)
+    assert isinstance(caught.value.__cause__, PluginLoadError)
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_default_registry_uses_a_fresh_manifest(plugins, math_plugin, tmp_path, monkeypatch):
+    path = write_manifest(tmp_path / "m.json", _own(Registry.from_entry_points()))
+    monkeypatch.setenv("SWITCHYARD_MANIFEST", str(path))
+    reg = default_registry()
+    assert reg.source == f"manifest {path}"
+    assert reg.problems() == []
+
+
+def test_default_registry_reports_a_stale_manifest_and_scans(
+    plugins, math_plugin, tmp_path, monkeypatch, caplog
+):
+    path = write_manifest(tmp_path / "m.json", _own(Registry.from_entry_points()))
+    plugins.add(
+        "sytest-geo",
+        actions={"geo.add": "sytest_geo:add"},
+        modules={"sytest_geo": plugins.source("geo")},
+    )
+    monkeypatch.setenv("SWITCHYARD_MANIFEST", str(path))
+    with caplog.at_level(logging.WARNING, logger="switchyard"):
+        reg = default_registry()
+    assert reg.source == "entry points"
+    assert "geo.add" in reg
+    stale = [p for p in reg.problems() if isinstance(p, StaleManifestError)]
+    assert len(stale) == 1
+    assert "new distribution sytest-geo" in caplog.text
+    assert "using the installed entry points instead" in caplog.text
