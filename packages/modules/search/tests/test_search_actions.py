@@ -180,3 +180,18 @@ def test_actions_are_registered_as_entry_points():
 def test_root_routing_puts_the_actions_on_a_shared_queue():
     config = load_config(Path(__file__).parent)
     assert config.route("search.query") == "media"
+
+
+def test_top_k_breaks_ties_by_id_and_matches_a_full_sort():
+    index = VectorIndex(dim=8)
+    rng = np.random.default_rng(7)
+    for n in range(50):
+        vector = rng.normal(size=8).astype(np.float32)
+        index.add(f"d{n:02d}", vector / np.linalg.norm(vector), {})
+    for n in range(3):  # three identical documents
+        index.add(f"same-{2 - n}", np.eye(8, dtype=np.float32)[0], {})
+    probe = np.eye(8, dtype=np.float32)[0]
+    full = sorted(zip(index.ids, index.vectors @ probe, strict=True), key=lambda p: (-p[1], p[0]))
+    top = index.query(probe, 5)
+    assert [h.id for h in top] == [i for i, _ in full[:5]]
+    assert [h.id for h in top[:3]] == ["same-0", "same-1", "same-2"]

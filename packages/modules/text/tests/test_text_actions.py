@@ -49,6 +49,15 @@ def test_render_markdown_escapes_raw_html_and_renders_tables():
     assert "<s>old</s>" in out.html
 
 
+def test_render_markdown_drops_script_links():
+    out = run(
+        render_markdown, {"markdown": "[click](javascript:alert(1)) [ok](https://a.example/)"}
+    )
+    assert 'href="javascript' not in out.html
+    assert "<p>[click](javascript:alert(1))" in out.html  # left as text, not made a link
+    assert '<a href="https://a.example/">ok</a>' in out.html
+
+
 def test_render_markdown_gives_headings_unique_ids():
     source = "# Intro\n\n## Setup *fast*\n\n## Setup fast\n\ntext"
     out = run(render_markdown, {"markdown": source})

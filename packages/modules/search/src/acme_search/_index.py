@@ -103,7 +103,14 @@ class VectorIndex:
         if not self.ids or k < 1:
             return []
         scores = self.vectors @ vector.astype(np.float32)
-        order = sorted(range(len(self.ids)), key=lambda i: (-float(scores[i]), self.ids[i]))
+        if k < len(scores):
+            # The k best in O(n), then only those sorted; rows tied with the k-th are kept so
+            # that ties break by id, not by storage order.
+            kth = float(np.partition(scores, len(scores) - k)[len(scores) - k])
+            candidates = np.flatnonzero(scores >= kth)
+        else:
+            candidates = np.arange(len(scores))
+        order = sorted(candidates.tolist(), key=lambda i: (-float(scores[i]), self.ids[i]))
         hits = [Hit(self.ids[i], float(scores[i]), dict(self.metadata[i])) for i in order[:k]]
         if min_score is not None:
             hits = [h for h in hits if h.score >= min_score]
