@@ -15,7 +15,7 @@ from . import _keys as keys
 from ._connection import get_connection, redis_errors
 from ._errors import JobError, JobFailedError, JobNotFoundError, ResultTimeoutError
 from ._jobs import BadJobError, decode_job_data
-from ._scripts import CANCEL
+from ._scripts import CANCEL, REQUEUE
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -152,6 +152,16 @@ class JobHandle:
                 [keys.job(self.id)],
                 [self.id, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), now.timestamp()],
             )
+        if int(answer) < 0:
+            raise JobNotFoundError(self.id)
+        return int(answer) == 1
+
+    def requeue(self) -> bool:
+        """Put a failed (or canceled) job back on its queue, as ``rq requeue`` does: True if it
+        was requeued, False if it had not failed."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with redis_errors(self.connection):
+            answer = REQUEUE(self.connection, [keys.job(self.id)], [self.id, now])
         if int(answer) < 0:
             raise JobNotFoundError(self.id)
         return int(answer) == 1

@@ -13,7 +13,16 @@ from typing import Any, Final, final
 
 import redis
 
-__all__ = ["CANCEL", "NO_OUTCOME", "PROMOTE", "RECOVER", "SCHEDULE_KEYED", "STEP", "Script"]
+__all__ = [
+    "CANCEL",
+    "NO_OUTCOME",
+    "PROMOTE",
+    "RECOVER",
+    "REQUEUE",
+    "SCHEDULE_KEYED",
+    "STEP",
+    "Script",
+]
 
 
 @final
@@ -243,4 +252,22 @@ redis.call('SREM', 'rq:workers', wk)
 redis.call('DEL', KEYS[1], KEYS[3], wk)
 redis.call('SREM', KEYS[2], ARGV[1])
 return out
+""")
+
+# KEYS: job hash.  ARGV: job id, now (RQ format).  Puts a failed (or canceled) job back on its
+# queue, as `rq requeue` does.  1: requeued, 0: not failed, -1: no such job.
+REQUEUE: Final = Script("""
+local f = redis.call('HMGET', KEYS[1], 'status', 'origin')
+if not f[1] then return -1 end
+if f[1] ~= 'failed' and f[1] ~= 'canceled' then return 0 end
+local q = f[2] or 'default'
+redis.call('ZREM', 'rq:failed:' .. q, ARGV[1])
+redis.call('ZREM', 'rq:canceled:' .. q, ARGV[1])
+redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[2])
+redis.call('HDEL', KEYS[1], 'sy_error', 'exc_info', 'ended_at')
+redis.call('PERSIST', KEYS[1])
+redis.call('RPUSH', 'rq:queue:' .. q, ARGV[1])
+redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
+redis.call('SADD', 'rq:queues', 'rq:queue:' .. q)
+return 1
 """)

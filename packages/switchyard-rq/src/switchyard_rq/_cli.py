@@ -1,0 +1,226 @@
+"""``switchyard schedule | jobs | routes``: subcommands of the core CLI (``switchyard.commands``).
+
+Errors are SwitchyardErrors: the core CLI prints them as one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from switchyard import SwitchyardError, default_registry
+
+from . import _keys as keys
+from ._config import current_config
+from ._connection import get_connection, redis_errors
+from ._errors import JobFailedError, JobNotFoundError, TransportError
+from ._handle import JobHandle
+from ._schedule import route, schedule_action
+
+__all__ = ["register"]
+
+
+class UsageError(TransportError):
+    """A bad command-line value (the core CLI prints it as one line)."""
+
+
+def register(subparsers: Any) -> None:
+    """Add ``schedule``, ``jobs`` and ``routes`` to the ``switchyard`` command."""
+    schedule = subparsers.add_parser(
+        "schedule", help="schedule an action on its queue (prints the job id, or the result)"
+    )
+    schedule.add_argument("name", metavar="NAME")
+    schedule.add_argument(
+        "--data", default="{}", metavar="JSON|@FILE", help="the input as JSON, or @path; default {}"
+    )
+    schedule.add_argument(
+        "--wait",
+        nargs="?",
+        const=30.0,
+        type=float,
+        metavar="SECONDS",
+        help="wait for the result and print it (default at most 30 s)",
+    )
+    schedule.add_argument("--delay", type=float, metavar="SECONDS", help="run it later")
+    schedule.add_argument("--key", metavar="KEY", help="idempotency key")
+    schedule.set_defaults(func=_schedule)
+
+    jobs = subparsers.add_parser("jobs", help="inspect jobs; list and retry failed ones")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", metavar="SUBCOMMAND")
+    show = jobs_commands.add_parser("show", help="a job's status, result or error")
+    show.add_argument("id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_jobs_show)
+    failed = jobs_commands.add_parser("failed", help="list failed jobs with their errors")
+    failed.add_argument("--queue", metavar="QUEUE", help="only this queue")
+    failed.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (50)")
+    failed.add_argument("--json", action="store_true", help="print JSON")
+    failed.set_defaults(func=_jobs_failed)
+    retry = jobs_commands.add_parser("retry", help="put a failed job back on its queue")
+    retry.add_argument("id", metavar="ID")
+    retry.set_defaults(func=_jobs_retry)
+
+    routes = subparsers.add_parser("routes", help="the routing table and each queue's actions")
+    routes.add_argument("--json", action="store_true", help="print JSON")
+    routes.set_defaults(func=_routes)
+
+
+def _read_data(text: str) -> Any:
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            text = sys.stdin.read() if source == "-" else Path(source).read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read --data file {source}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--data is not valid JSON: {exc}") from None
+
+
+def _guard(func: Callable[[], int]) -> int:
+    """ValueErrors from bad options become one-line errors too."""
+    try:
+        return func()
+    except ValueError as exc:
+        if isinstance(exc, SwitchyardError):
+            raise
+        raise UsageError(str(exc)) from None
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    data = _read_data(args.data)
+
+    def run() -> int:
+        handle = schedule_action(args.name, data, delay=args.delay, key=args.key)
+        if args.wait is None:
+            print(handle.id)
+            return 0
+        try:
+            result = handle.result(timeout=args.wait)
+        except JobFailedError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(result.model_dump_json())
+        return 0
+
+    return _guard(run)
+
+
+def _text(raw: Any) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
+
+
+def _describe(handle: JobHandle) -> dict[str, Any]:
+    client = handle.connection
+    with redis_errors(client):
+        raw = client.hgetall(keys.job(handle.id))
+    if not raw:
+        raise JobNotFoundError(handle.id)
+    fields = {_text(k): _text(v) for k, v in raw.items() if _text(k) != "data"}
+    info: dict[str, Any] = {
+        "id": handle.id,
+        "action": handle.action,
+        "status": fields.get("status", ""),
+        "queue": fields.get("origin", ""),
+        "attempts": int(fields.get("sy_attempt") or 0),
+        "retries_left": int(fields["retries_left"]) if fields.get("retries_left") else None,
+    }
+    for field in ("created_at", "enqueued_at", "started_at", "ended_at", "worker_name"):
+        if fields.get(field):
+            info[field] = fields[field]
+    error = handle.error
+    if error is not None:
+        info["error"] = error.to_dict()
+    if info["status"] == "finished":
+        info["result"] = json.loads(handle.result(timeout=0).model_dump_json())
+    return info
+
+
+def _jobs_show(args: argparse.Namespace) -> int:
+    info = _describe(JobHandle(args.id))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    width = max(len(k) for k in info)
+    for name, value in info.items():
+        shown = json.dumps(value) if isinstance(value, dict | list) else value
+        print(f"{name.ljust(width)}  {shown}")
+    return 0
+
+
+def _jobs_failed(args: argparse.Namespace) -> int:
+    client = get_connection()
+    with redis_errors(client):
+        if args.queue:
+            queues = [args.queue]
+        else:
+            queues = sorted(
+                _text(k).removeprefix(keys.QUEUE_PREFIX) for k in client.smembers(keys.QUEUES_SET)
+            )
+        rows: list[dict[str, Any]] = []
+        for queue in queues:
+            for job_id in client.zrevrange(keys.FAILED + queue, 0, max(args.limit, 1) - 1):
+                handle = JobHandle(_text(job_id), connection=client)
+                try:
+                    error = handle.error
+                    action = handle.action
+                except (JobNotFoundError, JobFailedError):
+                    continue  # expired, or not a Switchyard job
+                rows.append(
+                    {
+                        "id": handle.id,
+                        "queue": queue,
+                        "action": action,
+                        "error": error.to_dict() if error else None,
+                    }
+                )
+    rows = rows[: max(args.limit, 1)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no failed jobs")
+    for row in [] if args.json else rows:
+        about: dict[str, Any] = row["error"] or {}
+        print(f"{row['id']}  {row['queue']}  {row['action']}  {about.get('type')}: "
+              f"{about.get('message')}")  # fmt: skip
+    return 0
+
+
+def _jobs_retry(args: argparse.Namespace) -> int:
+    handle = JobHandle(args.id)
+    if not handle.requeue():
+        raise UsageError(
+            f"job {args.id} is {handle.status}, not failed: only failed or canceled jobs retry"
+        )
+    print(f"requeued {args.id} on {_describe(handle)['queue']}")
+    return 0
+
+
+def _routes(args: argparse.Namespace) -> int:
+    config = current_config()
+    registry = default_registry()
+    carried: dict[str, list[str]] = {}
+    for name in registry.names():
+        carried.setdefault(route(name, registry.info(name).queue, config=config), []).append(name)
+    table = {
+        "rules": [{"pattern": p, "queue": q} for p, q in config.routing],
+        "default_queue": config.default_queue,
+        "queues": {q: carried[q] for q in sorted(carried)},
+    }
+    if args.json:
+        print(json.dumps(table, indent=2))
+        return 0
+    print("rules (first match wins):" if config.routing else "rules: none")
+    for pattern, queue in config.routing:
+        print(f"  {pattern}  ->  {queue}")
+    print(f"default queue: {config.default_queue}")
+    if not carried:
+        print("no actions installed")
+    for queue in sorted(carried):
+        print(f"{queue} ({len(carried[queue])} actions): {', '.join(carried[queue])}")
+    return 0
