@@ -209,3 +209,12 @@ def test_every_entry_point_resolves_to_the_action_it_names():
     for name in ours:
         assert installed.info(name).distribution == "acme-audit"
         assert installed.resolve(name).name == name
+
+
+def test_a_queued_append_round_trips_through_json(log):
+    queued = acme_audit.AppendIn(
+        log_path=str(log), actor="ada", action="user.login", data={"n": 1.5, "tags": ["a"]}
+    ).model_dump_json()
+    entry = call_action("audit.append", queued)
+    assert entry.data == {"n": 1.5, "tags": ["a"]}
+    assert verify(log).valid

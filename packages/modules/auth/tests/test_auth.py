@@ -238,3 +238,23 @@ def test_every_entry_point_resolves_to_the_action_it_names():
     for name in ours:
         assert installed.info(name).distribution == "acme-auth"
         assert installed.resolve(name).name == name
+
+
+def test_a_queued_call_round_trips_through_json():
+    # schedule_action sends model_dump_json() of the validated input; the worker revalidates
+    queued = acme_auth.IssueTokenIn(subject="user:42", audience="web").model_dump_json()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(acme_auth.SECRET_ENV, SECRET)
+        issued = call_action("auth.issue_token", queued)
+    assert verify(issued.token).valid
+
+
+def test_a_secret_never_travels_through_the_queue_and_says_so():
+    queued = acme_auth.IssueTokenIn(
+        subject="user:42", audience="web", secret=SECRET
+    ).model_dump_json()
+    assert SECRET not in queued
+    with pytest.raises(InvalidInputError) as exc:
+        call_action("auth.issue_token", queued)
+    assert fields(exc) == ["secret"]
+    assert "ACME_AUTH_SECRET" in str(exc.value)

@@ -282,3 +282,19 @@ def test_every_entry_point_resolves_to_the_action_it_names():
     for name in ours:
         assert installed.info(name).distribution == "acme-billing"
         assert installed.resolve(name).name == name
+
+
+def test_a_queued_call_round_trips_through_json():
+    data = {
+        "currency": "CHF",
+        "items": [item("10.03", quantity="1.5", tax="7.7")],
+        "discount": {"kind": "amount", "value": "0.50"},
+    }
+    queued = acme_billing.ComputeTotalsIn.model_validate(data).model_dump_json()
+    assert call_action("billing.compute_totals", queued) == call_action(
+        "billing.compute_totals", data
+    )
+
+
+def test_no_discount_still_has_the_currency_scale():
+    assert str(totals("KWD", [item("1")]).discount) == "0.000"

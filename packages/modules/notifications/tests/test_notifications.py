@@ -203,3 +203,14 @@ def test_every_entry_point_resolves_to_the_action_it_names():
     for name in ours:
         assert installed.info(name).distribution == "acme-notifications"
         assert installed.resolve(name).name == name
+
+
+def test_a_queued_call_round_trips_through_json():
+    data = {
+        "to": [{"email": "ada@example.com"}],
+        "subject_template": "Hi {{ who }}",
+        "text_template": "{{ who }}",
+        "context": {"who": "Ada"},
+    }
+    queued = acme_notifications.RenderEmailIn.model_validate(data).model_dump_json()
+    assert call_action("notifications.render_email", queued).subject == "Hi Ada"

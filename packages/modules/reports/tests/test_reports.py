@@ -184,3 +184,9 @@ def test_every_entry_point_resolves_to_the_action_it_names():
     for name in ours:
         assert installed.info(name).distribution == "acme-reports"
         assert installed.resolve(name).name == name
+
+
+def test_a_queued_call_round_trips_through_json(db, seeded):
+    data = {"db_path": db, "report": "revenue_by_month", "issued_from": "2026-02-01"}
+    queued = acme_reports.ExportCsvIn.model_validate(data).model_dump_json()
+    assert call_action("reports.export_csv", queued) == call_action("reports.export_csv", data)

@@ -202,3 +202,10 @@ def test_every_entry_point_resolves_to_the_action_it_names():
     for name in ours:
         assert installed.info(name).distribution == "acme-users"
         assert installed.resolve(name).name == name
+
+
+def test_a_queued_update_round_trips_through_json(db):
+    made = create(db)
+    queued = acme_users.UpdateProfileIn(db_path=db, user_id=made.id, bio="poet").model_dump_json()
+    updated = call_action("users.update_profile", queued)
+    assert (updated.bio, updated.display_name) == ("poet", "Ada")

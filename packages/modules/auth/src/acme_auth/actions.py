@@ -14,6 +14,7 @@ from typing import Annotated, Final
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -31,8 +32,21 @@ MAX_MEMORY_BYTES: Final = 256 * 1024 * 1024
 
 Subject = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:@+-]+$")]
 Audience = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9._:/-]*$")]
+MASK: Final = "**********"  # what pydantic writes for a SecretStr in JSON
+
+
+def _not_masked(value: object) -> object:
+    if value == MASK:
+        raise ValueError(
+            "arrived masked: a secret is never serialized (so never queued through Redis); "
+            f"leave 'secret' out and set {_tokens.SECRET_ENV} where the action runs"
+        )
+    return value
+
+
 Secret = Annotated[
     SecretStr,
+    BeforeValidator(_not_masked),
     Field(min_length=_tokens.MIN_SECRET_LENGTH, max_length=1024, description="signing secret"),
 ]
 

@@ -85,7 +85,7 @@ def compute_totals(
     amounts = [policy.round(item.quantity * item.unit_price) for item in items]
     subtotal = sum(amounts, Decimal(0))
     if discount is None:
-        off = Decimal(0)
+        off = policy.round(Decimal(0))
     elif isinstance(discount, PercentDiscount):
         off = policy.round(subtotal * discount.value / HUNDRED)
     else:
