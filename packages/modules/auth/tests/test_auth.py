@@ -80,6 +80,7 @@ def test_verify_uses_the_parameters_stored_in_the_hash():
         "scrypt$n=1000,r=8,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5",  # n not 2**k
         "scrypt$n=16384,r=99,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5",
         "scrypt$n=16384,r=8,p=1$c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5",  # salt too short
+        "scrypt$n=1048576,r=32,p=1$c2FsdHNhbHRzYWx0$a2V5a2V5a2V5a2V5a2V5a2V5",  # 4 GiB to verify
     ],
 )
 def test_malformed_hash_is_an_input_error_on_the_hash_field(bad_hash):

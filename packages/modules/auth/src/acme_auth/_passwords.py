@@ -18,6 +18,7 @@ MIN_LOG2_N: Final = 1
 MAX_LOG2_N: Final = 20
 MAX_R: Final = 32
 MAX_P: Final = 16
+MAX_MEMORY_BYTES: Final = 256 * 1024 * 1024  # what scrypt may allocate: 128 * n * r bytes
 
 _FORMAT: Final = re.compile(
     r"^scrypt\$n=(?P<n>[0-9]{1,8}),r=(?P<r>[0-9]{1,3}),p=(?P<p>[0-9]{1,3})"
@@ -55,6 +56,8 @@ def check_cost(n: int, r: int, p: int) -> None:
         raise ValueError(f"r must be between 1 and {MAX_R}, got {r}")
     if not 1 <= p <= MAX_P:
         raise ValueError(f"p must be between 1 and {MAX_P}, got {p}")
+    if 128 * n * r > MAX_MEMORY_BYTES:
+        raise ValueError(f"n * r needs more than {MAX_MEMORY_BYTES // 2**20} MiB; lower n or r")
 
 
 def parse(encoded: str) -> ScryptHash:

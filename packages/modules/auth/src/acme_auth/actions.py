@@ -28,7 +28,6 @@ from acme_auth import _passwords, _tokens
 DEFAULT_N: Final = 2**14
 DEFAULT_R: Final = 8
 DEFAULT_P: Final = 1
-MAX_MEMORY_BYTES: Final = 256 * 1024 * 1024
 
 Subject = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.:@+-]+$")]
 Audience = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z0-9][a-z0-9._:/-]*$")]
@@ -72,8 +71,8 @@ class HashPasswordIn(_Input):
     @classmethod
     def _memory_bound(cls, r: int, info: ValidationInfo) -> int:
         n = info.data.get("n")
-        if isinstance(n, int) and 128 * n * r > MAX_MEMORY_BYTES:
-            raise ValueError(f"n * r needs more than {MAX_MEMORY_BYTES // 2**20} MiB; lower n or r")
+        if isinstance(n, int):
+            _passwords.check_cost(n, r, 1)
         return r
 
 
