@@ -1,0 +1,84 @@
+"""In-memory actions for switchyard-rq's tests (imported by the tests and by child processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from pydantic import BaseModel, ConfigDict
+from switchyard import Context, Registry, action
+from switchyard.testing import make_registry
+
+
+class In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    x: int
+    blob: str = ""
+
+
+class Out(BaseModel):
+    y: int
+
+
+class Nap(BaseModel):
+    seconds: float
+
+
+class Attempt(BaseModel):
+    attempt: int
+
+
+@action("demo.double", description="x -> 2x")
+def double(data: In) -> Out:
+    return Out(y=data.x * 2)
+
+
+@action("demo.adouble")
+async def adouble(data: In) -> Out:
+    await asyncio.sleep(0)
+    return Out(y=data.x * 2)
+
+
+@action("demo.boom")
+def boom(data: In) -> Out:
+    raise ValueError(f"boom {data.x}")
+
+
+@action("demo.flaky", retries=2, backoff=0.2)
+def flaky(data: In, ctx: Context) -> Attempt:
+    if ctx.attempt <= data.x:
+        raise RuntimeError(f"attempt {ctx.attempt} fails")
+    return Attempt(attempt=ctx.attempt)
+
+
+@action("demo.slow", timeout=0.2)
+def slow(data: Nap) -> Attempt:
+    time.sleep(data.seconds)
+    return Attempt(attempt=1)
+
+
+@action("demo.aslow", timeout=0.2)
+async def aslow(data: Nap) -> Attempt:
+    await asyncio.sleep(data.seconds)
+    return Attempt(attempt=1)
+
+
+@action("demo.nap")
+def nap(data: Nap, ctx: Context) -> Attempt:
+    time.sleep(data.seconds)
+    return Attempt(attempt=ctx.attempt)
+
+
+@action("demo.charge", idempotent=False)
+def charge(data: Nap) -> Attempt:
+    time.sleep(data.seconds)
+    return Attempt(attempt=1)
+
+
+@action("demo.routed", queue="hinted")
+def routed(data: In) -> Out:
+    return Out(y=data.x)
+
+
+def registry() -> Registry:
+    return make_registry(double, adouble, boom, flaky, slow, aslow, nap, charge, routed)

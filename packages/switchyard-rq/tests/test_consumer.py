@@ -1,0 +1,172 @@
+"""The Consumer: failures, retries with backoff, timeouts, and jobs it must refuse to run."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+
+import pytest
+
+import switchyard_rq
+
+FORGED_HASH = {
+    "status": "queued",
+    "origin": "default",
+    "created_at": "2026-01-01T00:00:00.000000Z",
+    "enqueued_at": "2026-01-01T00:00:00.000000Z",
+    "description": "forged",
+    "timeout": "180",
+}
+
+
+def forge(conn, job_id: str, data: bytes) -> switchyard_rq.JobHandle:
+    """A job written straight into Redis, as an attacker (or another tool) could."""
+    conn.hset(f"rq:job:{job_id}", mapping={**FORGED_HASH, "data": data})
+    conn.rpush("rq:queue:default", job_id)
+    return switchyard_rq.JobHandle(job_id, connection=conn)
+
+
+def test_a_failing_handler_fails_the_job_with_its_error(conn, reg, consumer):
+    handle = switchyard_rq.schedule_action("demo.boom", {"x": 3}, registry=reg)
+    consumer.run(max_jobs=1, idle_timeout=0.1)
+    assert handle.status == "failed"
+    assert handle.error == switchyard_rq.JobError("ValueError", "boom 3", "demo.boom")
+    with pytest.raises(switchyard_rq.JobFailedError, match="ValueError: boom 3") as caught:
+        handle.result(timeout=1)
+    assert caught.value.error.action == "demo.boom"
+    assert conn.zscore("rq:failed:default", handle.id) is not None
+    assert conn.ttl(f"rq:job:{handle.id}") > 0  # failures are kept with a TTL
+    assert conn.llen("switchyard:consumer:t-consumer:processing") == 0
+
+
+def test_retries_follow_the_actions_backoff(conn, reg, consumer):
+    handle = switchyard_rq.schedule_action("demo.flaky", {"x": 2}, registry=reg)
+    fields = conn.hgetall(f"rq:job:{handle.id}")
+    assert fields[b"retries_left"] == b"2"
+    assert json.loads(fields[b"retry_intervals"]) == [0.2, 0.4]  # backoff * 2**n, RQ's Retry
+    started = time.monotonic()
+    assert consumer.run(max_jobs=3, idle_timeout=1.0) == 3
+    took = time.monotonic() - started
+    assert handle.result(timeout=1).attempt == 3  # type: ignore[attr-defined]
+    assert 0.6 <= took < 2.5  # waited 0.2 s, then 0.4 s, in the scheduled registry
+    fields = conn.hgetall(f"rq:job:{handle.id}")
+    assert fields[b"number_of_retries"] == b"2"
+    assert fields[b"retries_left"] == b"0"
+
+
+def test_retries_run_out_then_the_job_fails(conn, reg, consumer):
+    handle = switchyard_rq.schedule_action("demo.flaky", {"x": 5}, registry=reg)
+    while consumer.work_one(timeout=1.0):
+        pass
+    assert handle.status == "failed"
+    assert handle.error is not None
+    assert handle.error.message == "attempt 3 fails"
+
+
+@pytest.mark.parametrize("name", ["demo.slow", "demo.aslow"])
+def test_a_handler_past_its_timeout_is_interrupted(conn, reg, consumer, name):
+    handle = switchyard_rq.schedule_action(name, {"seconds": 5}, registry=reg)
+    started = time.monotonic()
+    consumer.run(max_jobs=1, idle_timeout=0.1)
+    assert time.monotonic() - started < 2
+    assert handle.error == switchyard_rq.JobError(
+        "ActionTimeoutError", f"{name} timed out after 0.2 s", name
+    )
+    ok = switchyard_rq.schedule_action(name, {"seconds": 0.01}, registry=reg)
+    consumer.run(max_jobs=1, idle_timeout=0.1)
+    assert ok.result(timeout=1).attempt == 1  # type: ignore[attr-defined]
+
+
+def _bomb(limit: int) -> bytes:
+    inner = b'["switchyard_rq.dispatch",null,["demo.double","' + b" " * (limit * 4) + b'"],{}]'
+    return zlib.compress(inner, 9)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b'["os.system",null,["echo pwned"],{}]', "is not 'switchyard_rq.dispatch'"),
+        (b'["switchyard_rq.dispatch",null,["demo.double"],{}]', "must be [action_name"),
+        (b'["switchyard_rq.dispatch",null,["demo.double",{"x":1}],{}]', "must be [action_name"),
+        (b'["switchyard_rq.dispatch","obj",["demo.double","{}"],{}]', "no instance"),
+        (b"\x80\x04pickle", "not valid JSON"),
+        (b'{"not": "a list"}', "not [func_name"),
+        (b"x\x9cgarbage", "not valid zlib"),
+        (b'["switchyard_rq.dispatch",null,["demo.nope","{}"],{}]', "unknown action 'demo.nope'"),
+        (
+            b'["switchyard_rq.dispatch",null,["demo.double","{\\"x\\":\\"a\\"}"],{}]',
+            "invalid input",
+        ),
+    ],
+)
+def test_forged_and_malformed_jobs_fail_and_the_consumer_keeps_serving(
+    conn, reg, consumer, data, reason
+):
+    bad = forge(conn, "forged-1", data)
+    good = switchyard_rq.schedule_action("demo.double", {"x": 5}, registry=reg)
+    assert consumer.run(max_jobs=2, idle_timeout=0.1) == 2
+    assert bad.status == "failed"
+    assert bad.error is not None
+    assert reason in bad.error.message
+    assert good.result(timeout=1).y == 10  # type: ignore[attr-defined]
+
+
+def test_oversized_and_zip_bomb_jobs_are_refused(conn, reg, consumer, monkeypatch):
+    monkeypatch.setenv("SWITCHYARD_MAX_PAYLOAD_BYTES", "1000")
+    worker = switchyard_rq.Consumer(conn, ["default"], registry=reg, name="small")
+    try:
+        big = forge(
+            conn,
+            "big",
+            b'["switchyard_rq.dispatch",null,["demo.double","' + b" " * 2000 + b'"],{}]',
+        )
+        bomb = forge(conn, "bomb", _bomb(1000))
+        assert worker.run(max_jobs=2, idle_timeout=0.1) == 2
+    finally:
+        worker.close()
+    assert big.error is not None
+    assert "over the limit of 1000 bytes" in big.error.message
+    assert bomb.error is not None
+    assert "decompresses to more than the limit" in bomb.error.message
+
+
+def test_jobs_written_by_rq_itself_run(conn, reg, consumer):
+    from rq import Queue
+
+    queue = Queue("default", connection=conn, serializer=switchyard_rq.JSONSerializer)
+    job = queue.enqueue("switchyard_rq.dispatch", "demo.double", '{"x": 9}')  # zlib'd by RQ
+    consumer.run(max_jobs=1, idle_timeout=0.1)
+    handle = switchyard_rq.JobHandle(job.id, connection=conn, registry=reg)
+    assert handle.result(timeout=1).y == 18  # type: ignore[attr-defined]
+
+
+def test_bad_consumer_arguments(conn, reg):
+    with pytest.raises(ValueError, match="at least one queue"):
+        switchyard_rq.Consumer(conn, [], registry=reg)
+    with pytest.raises(ValueError, match="bad queue name"):
+        switchyard_rq.Consumer(conn, ["a,b"], registry=reg)
+    with pytest.raises(ValueError, match="no colons"):
+        switchyard_rq.Consumer(conn, ["default"], registry=reg, name="a:b")
+
+
+def test_few_redis_commands_per_job(conn, reg, consumer):
+    """The lean loop's promise: far fewer commands than RQ's ~57 per job."""
+    switchyard_rq.schedule_many([("demo.double", {"x": i}) for i in range(200)], registry=reg)
+    consumer.register()
+    before = sum(v["calls"] for v in conn.info("commandstats").values())
+    assert consumer.run(max_jobs=200, idle_timeout=0.1) == 200
+    after = sum(v["calls"] for v in conn.info("commandstats").values())
+    per_job = (after - before - 2) / 200  # minus the two INFO calls' neighbours
+    assert per_job <= 14, per_job
+
+
+def test_queue_stats(conn, reg):
+    switchyard_rq.schedule_many([("demo.double", {"x": i}) for i in range(3)], registry=reg)
+    switchyard_rq.schedule_action("demo.double", {"x": 1}, delay=60, registry=reg)
+    time.sleep(0.05)
+    stats = switchyard_rq.queue_stats(conn, ["default", "empty"])
+    assert stats["default"].depth == 3
+    assert stats["default"].scheduled == 1
+    assert 0.04 <= stats["default"].oldest_age < 5
+    assert stats["empty"] == switchyard_rq.QueueStats("empty", 0, 0.0, 0, 0)
