@@ -104,13 +104,30 @@ def _run(args: argparse.Namespace) -> int:
 
     root = args.root.absolute() if args.root is not None else find_root(Path.cwd())
     pending = None
+    shard = None
     if args.command == "affected":
         from yard._git import PendingChange
 
+        if args.json and args.format not in (None, "json"):
+            raise YardError(f"--json contradicts --format {args.format}")
         shard = _shard(args.shard) if args.shard else None  # bad input fails before git runs
         pending = PendingChange(root, args.base, args.head)  # git works while yard reads
-    workspace = load_workspace(root)
-    graph = Graph(workspace.members)
+    try:
+        workspace = load_workspace(root)
+        graph = Graph(workspace.members)
+        return _command(args, workspace, graph, pending, shard)
+    finally:
+        if pending is not None:
+            pending.close()
+
+
+def _command(
+    args: argparse.Namespace,
+    workspace: Workspace,
+    graph: Graph,
+    pending: PendingChange | None,
+    shard: tuple[int, int] | None,
+) -> int:
     out: str
     if args.command == "list":
         members = list(workspace.members.values())
@@ -158,8 +175,6 @@ def _affected(
     from yard._affected import compute_affected
 
     fmt = args.format or ("json" if args.json else "names")
-    if args.json and args.format not in (None, "json"):
-        raise YardError(f"--json contradicts --format {args.format}")
     result = compute_affected(workspace, graph, base=args.base, head=args.head, pending=pending)
     if shard is not None:
         result = result.shard(*shard)

@@ -95,6 +95,13 @@ class PendingChange:
             else None
         )
 
+    def close(self) -> None:
+        """Stop the git processes if nobody asked for their result (an error came first)."""
+        for process in (self._diff, self._untracked):
+            if process is not None and process.returncode is None:
+                process.kill()
+                process.communicate()
+
     def result(self) -> Change:
         """The changed files; raises GitError if git failed."""
         out, err = self._diff.communicate()

@@ -52,7 +52,13 @@ class Lock(NamedTuple):
     by_name: dict[str, list[int]]
 
 
-_PARSED: dict[str, tuple[str, dict[str, Any]]] = {}
+State = tuple[int, str]
+"""A node of the closure walk: a package index and an extra ("" for the package itself)."""
+
+Details = tuple[str, list[DepRef], dict[str, list[DepRef]], dict[str, list[DepRef]]]
+"""A block's source (as a key) and its dependencies, extras' and groups' dependencies."""
+
+_PARSED: dict[str, Details] = {}
 
 
 def parse_lock(text: str, where: str = "uv.lock") -> Lock:
@@ -98,23 +104,97 @@ def _details(package: Package, where: str) -> None:
     """Fill in a package's source and dependency lists, parsing its block once."""
     cached = _PARSED.get(package.text)
     if cached is None:
-        body = package.text.split("\n[package.metadata]", 1)[0]
-        data = _loads("[[package]]\n" + _BULKY.sub("", body), where, package.line - 1)
-        entries = data.get("package")
-        if not isinstance(entries, list) or len(entries) != 1:
-            raise LockError(f"{where}:{package.line}: one [[package]] block expected here")
-        cached = (_source_key(entries[0].get("source")), entries[0])
+        body = _BULKY.sub("", package.text.split("\n[package.metadata]", 1)[0])
+        cached = _fast(body) or _slow(body, where, package)
         _PARSED[package.text] = cached
-    package.source, data = cached
-    package.deps = _refs(data.get("dependencies", []), where, package)
-    package.optional = {
-        extra: _refs(refs, where, package)
-        for extra, refs in data.get("optional-dependencies", {}).items()
-    }
-    package.groups = {
-        group: _refs(refs, where, package)
-        for group, refs in data.get("dev-dependencies", {}).items()
-    }
+    package.source, package.deps, package.optional, package.groups = cached
+
+
+_ENTRY = re.compile(
+    r'\s*\{ name = "([^"]+)"(?:, version = "([^"]+)")?(?:, source = (\{[^}]*\}))?'
+    r'(?:, extra = \[([^\]]*)\])?(?:, marker = "(?:[^"\\]|\\.)*")? \},?'
+)
+_PAIR = re.compile(r'([A-Za-z][\w-]*) = "([^"]*)"')
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def _fast(body: str) -> Details | None:
+    """Read the dependency lists of a block in uv's canonical layout, line by line; None when
+    a line is not in that layout (the block is then read with tomllib)."""
+    source = ""
+    deps: list[DepRef] = []
+    tables: dict[str, dict[str, list[DepRef]]] = {"optional": {}, "groups": {}}
+    section = "package"
+    target: list[DepRef] | None = None
+    skipping = False
+    for line in body.split("\n"):
+        if skipping:  # inside an array yard does not need (resolution-markers)
+            skipping = line != "]"
+            continue
+        if target is not None:
+            if line == "]":
+                target = None
+                continue
+            entry = _ENTRY.fullmatch(line)
+            if entry is None:
+                return None
+            name, version, src, extra = entry.group(1, 2, 3, 4)
+            extras = tuple(_QUOTED.findall(extra)) if extra else ()
+            target.append((name, version, _pair_key(src) if src else None, extras))
+            continue
+        if not line:
+            continue
+        if line.startswith("["):
+            section = {
+                "[package.optional-dependencies]": "optional",
+                "[package.dev-dependencies]": "groups",
+            }.get(line, "")
+            if not section:
+                return None
+            continue
+        key, sep, value = line.partition(" = ")
+        if not sep:
+            return None
+        if section == "package":
+            if key == "dependencies" and value == "[":
+                target = deps
+            elif key == "source":
+                source = _pair_key(value)
+            elif value == "[":
+                skipping = True
+            elif value.endswith("["):
+                return None
+        elif value == "[":
+            target = tables[section].setdefault(key, [])
+        else:
+            return None
+    if target is not None or skipping:
+        return None
+    return source, deps, tables["optional"], tables["groups"]
+
+
+def _pair_key(inline: str) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(_PAIR.findall(inline)))
+
+
+def _slow(body: str, where: str, package: Package) -> Details:
+    data = _loads("[[package]]\n" + body, where, package.line - 1)
+    entries = data.get("package")
+    if not isinstance(entries, list) or len(entries) != 1:
+        raise LockError(f"{where}:{package.line}: one [[package]] block expected here")
+    entry = entries[0]
+    return (
+        _source_key(entry.get("source")),
+        _refs(entry.get("dependencies", []), where, package),
+        {
+            extra: _refs(refs, where, package)
+            for extra, refs in entry.get("optional-dependencies", {}).items()
+        },
+        {
+            group: _refs(refs, where, package)
+            for group, refs in entry.get("dev-dependencies", {}).items()
+        },
+    )
 
 
 def _source_key(source: Any) -> str:
@@ -212,11 +292,11 @@ def reaching_members(
     """
     member_set = set(members)
     # States are (package index, extra or "" for the package itself); member roots use "*".
-    reverse: dict[tuple[int, str], list[tuple[int, str]]] = {}
+    forward: dict[State, list[State]] = {}
+    reverse: dict[State, list[State]] = {}
     for index, package in enumerate(lock.packages):
         _details(package, where)
-        is_member = package.name in member_set
-        if is_member:
+        if package.name in member_set:
             sources = [((index, "*"), ref) for ref in _all_refs(package)]
         else:
             sources = [((index, ""), ref) for ref in package.deps]
@@ -227,36 +307,47 @@ def reaching_members(
             for target in _resolve(lock, ref):
                 if lock.packages[target].name in member_set:
                     continue
-                reverse.setdefault((target, ""), []).append(state)
-                for extra in ref[3]:
-                    reverse.setdefault((target, extra), []).append(state)
+                for reached in ((target, ""), *((target, extra) for extra in ref[3])):
+                    reverse.setdefault(reached, []).append(state)
+                    forward.setdefault(state, []).append(reached)
 
-    parent: dict[tuple[int, str], tuple[int, str] | None] = {}
-    queue: deque[tuple[int, str]] = deque()
-    for name in sorted(changed):
-        for index in lock.by_name.get(name, ()):
-            parent[(index, "")] = None
-            queue.append((index, ""))
-    found: dict[str, dict[str, list[str]]] = {}
+    # Which member roots reach any changed package: one breadth-first walk back from all.
+    starts = [(i, "") for name in changed for i in lock.by_name.get(name, ())]
+    seen = set(starts)
+    queue = deque(starts)
+    roots: list[State] = []
     while queue:
-        state = queue.popleft()
-        for source in reverse.get(state, ()):
-            if source[1] == "*":
+        for source in reverse.get(queue.popleft(), ()):
+            if source not in seen:
+                seen.add(source)
+                (roots if source[1] == "*" else queue).append(source)
+
+    # For each of them, one shortest path to every changed package in its closure.
+    found: dict[str, list[tuple[str, list[str]]]] = {}
+    for root in sorted(roots):
+        parent: dict[State, State | None] = {root: None}
+        walk = deque([root])
+        hits: dict[str, list[str]] = {}
+        while walk:
+            state = walk.popleft()
+            name = lock.packages[state[0]].name
+            if state[1] == "" and name in changed and name not in hits:
                 path: list[str] = []
-                node: tuple[int, str] | None = state
-                while node is not None:
-                    if not path or path[-1] != lock.packages[node[0]].name:
-                        path.append(lock.packages[node[0]].name)
+                node: State | None = state
+                while node is not None and node != root:
+                    step = lock.packages[node[0]].name
+                    if not path or path[-1] != step:
+                        path.append(step)
                     node = parent[node]
-                member = lock.packages[source[0]].name
-                found.setdefault(member, {}).setdefault(path[-1], path)
-            elif source not in parent:
-                parent[source] = state
-                queue.append(source)
-    return {
-        member: [(changed[name], path) for name, path in sorted(origins.items())]
-        for member, origins in found.items()
-    }
+                hits[name] = path[::-1]
+            for step_to in forward.get(state, ()):
+                if step_to not in parent:
+                    parent[step_to] = state
+                    walk.append(step_to)
+        found[lock.packages[root[0]].name] = [
+            (changed[name], path) for name, path in sorted(hits.items())
+        ]
+    return found
 
 
 def _all_refs(package: Package) -> list[DepRef]:

@@ -54,6 +54,10 @@ def load(path: Path, root: Path | None = None) -> tuple[dict[str, Any], str]:
 
 
 def line_of(text: str, needle: str) -> int:
-    """The 1-based line where ``needle`` first occurs in ``text`` (1 when it does not)."""
-    index = text.find(needle)
-    return text.count("\n", 0, index) + 1 if index >= 0 else 1
+    """The 1-based line where ``needle`` first occurs in ``text``, preferring it as a quoted
+    string, then as a key (1 when it does not occur)."""
+    for candidate in (f'"{needle}"', f"{needle} =", f"{needle}=", needle):
+        index = text.find(candidate)
+        if index >= 0:
+            return text.count("\n", 0, index) + 1
+    return 1
