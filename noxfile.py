@@ -3,14 +3,21 @@
 ``uv run nox`` runs the default sessions (lint, typecheck, tests): it is the project's test
 command, and ``.ci/run`` calls exactly that. Every session builds its environment with uv from
 the committed ``uv.lock`` (``uv sync --frozen``), so what CI tests is what the lock says.
+
+``nox -s affected -- --base REF`` tests only what a change affects (``yard affected``), each
+member in its own exact environment; ``nox -s "test(member='acme-auth')"`` tests one member so.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import sys
 from pathlib import Path
 
 import nox
+import yard
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -24,6 +31,11 @@ def members() -> list[Path]:
     """Every workspace member folder (one holding a pyproject.toml), sorted."""
     found = {p.parent for g in MEMBER_GLOBS for p in ROOT.glob(f"{g}/pyproject.toml")}
     return sorted(found)
+
+
+WORKSPACE = yard.load_workspace(ROOT)
+MEMBER_ENVS = ROOT / ".nox" / "_members"
+"""One virtual environment per member for the isolated test runs, kept between runs."""
 
 
 def sync(session: nox.Session, *args: str) -> None:
@@ -41,10 +53,11 @@ def sync(session: nox.Session, *args: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole tree."""
+    """ruff check and ruff format --check over the whole tree; yard check of the imports."""
     sync(session, "--only-group", "dev")
     session.run("ruff", "check", ".", *session.posargs)
     session.run("ruff", "format", "--check", ".")
+    session.run("yard", "check", "--root", str(ROOT))
 
 
 @nox.session
@@ -52,7 +65,10 @@ def typecheck(session: nox.Session) -> None:
     """mypy (strict, pydantic plugin) on every member's src/ and the noxfile."""
     sync(session)
     sources = [str(m / "src") for m in members() if (m / "src").is_dir()]
-    session.run("mypy", *sources, "noxfile.py", *session.posargs)
+    # Every src/ on the search path, so each file maps to its import name, not its folder path.
+    session.run(
+        "mypy", *sources, "noxfile.py", *session.posargs, env={"MYPYPATH": os.pathsep.join(sources)}
+    )
 
 
 @nox.session
@@ -66,3 +82,94 @@ def tests(session: nox.Session) -> None:
     if "SWITCHYARD_REDIS_URL" in os.environ:
         env["SWITCHYARD_REDIS_URL"] = os.environ["SWITCHYARD_REDIS_URL"]
     session.run("pytest", *paths, *session.posargs, env=env)
+
+
+def redis_env() -> dict[str, str]:
+    """The environment the tests get: no bytecode files, and the machine's Redis if named."""
+    env = {"PYTHONDONTWRITEBYTECODE": "1"}
+    if "SWITCHYARD_REDIS_URL" in os.environ:
+        env["SWITCHYARD_REDIS_URL"] = os.environ["SWITCHYARD_REDIS_URL"]
+    return env
+
+
+def locked_version(name: str) -> str:
+    """The version of a package that uv.lock pins (pytest for the isolated runs)."""
+    text = (ROOT / "uv.lock").read_text(encoding="utf-8")
+    found = re.search(rf'\n\[\[package\]\]\nname = "{re.escape(name)}"\nversion = "([^"]+)"', text)
+    if found is None:
+        raise RuntimeError(f"uv.lock does not lock {name}; run `uv lock`")
+    return found.group(1)
+
+
+def test_member(session: nox.Session, name: str, *pytest_args: str) -> None:
+    """Run one member's tests in its own exact environment.
+
+    ``uv run --exact --package NAME`` installs the member, what it declares (its dependencies
+    and its dev group) and nothing else, from uv.lock; pytest comes in as a locked-version
+    overlay. A test that imports something the member forgot to declare fails here.
+    """
+    member = WORKSPACE.member(name)
+    tests = member.directory / "tests"
+    if not tests.is_dir():
+        session.log(f"{member.name}: no tests/ folder, nothing to run")
+        return
+    env = {**redis_env(), "UV_PROJECT_ENVIRONMENT": str(MEMBER_ENVS / member.name)}
+    session.run(
+        "uv",
+        "run",
+        "--frozen",
+        "--exact",
+        "--package",
+        member.name,
+        "--with",
+        f"pytest=={locked_version('pytest')}",
+        "pytest",
+        str(tests),
+        *pytest_args,
+        env=env,
+        external=True,
+        success_codes=[0, 5],  # 5: the folder holds no test yet
+    )
+
+
+@nox.session(default=False, venv_backend="none")
+@nox.parametrize("member", sorted(WORKSPACE.members))
+def test(session: nox.Session, member: str) -> None:
+    """One member's tests in its own exact environment: ``nox -s "test(member='NAME')"``."""
+    test_member(session, member, *session.posargs)
+
+
+@nox.session(default=False)
+def affected(session: nox.Session) -> None:
+    """The tests of what a change affects: ``nox -s affected -- --base REF [--head REF]``.
+
+    ``yard affected`` names the members (changed ones and their dependents, uv.lock changes
+    included); each runs its tests in its own exact environment, then the root tests/ run
+    when anything is affected (or when they changed themselves).
+    """
+    if not session.posargs:
+        session.error("give the base ref: nox -s affected -- --base REF [--head REF]")
+    yard_command = (sys.executable, "-m", "yard")  # nox's own environment has yard
+    output = session.run(
+        *yard_command,
+        "affected",
+        "--json",
+        "--root",
+        str(ROOT),
+        *session.posargs,
+        silent=True,
+        external=True,
+    )
+    result = json.loads(str(output))
+    names: list[str] = result["affected"]
+    root_tests = any(f.startswith("tests/") for f in result["changed_files"])
+    if not names and not root_tests:
+        session.log(f"nothing is affected since {result['base']}: no tests to run")
+        return
+    session.log(f"affected: {', '.join(names) or 'none'}")
+    for name in names:
+        session.log(f"{name}: {'; '.join(result['reasons'][name][:3])}")
+        test_member(session, name)
+    if (ROOT / "tests").is_dir() and any((ROOT / "tests").glob("test_*.py")):
+        sync(session)
+        session.run("pytest", "tests", env=redis_env())
