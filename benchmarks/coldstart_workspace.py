@@ -26,8 +26,9 @@ GROUP: Final = "switchyard.actions"
 HEAVY: Final = ("numpy", "PIL", "jinja2", "markdown", "markdown_it", "httpx", "sqlite3")
 
 BOOT: Final = (
+    "from pathlib import Path\n"
     "import switchyard\n"
-    "config = switchyard.load_config({root!r})\n"
+    "config = switchyard.load_config(Path({root!r}))\n"
     "reg = {build}\n"
     "queues = {{config.route(n, reg.info(n).queue) for n in reg.names()}}\n"
 )
@@ -175,7 +176,7 @@ def run(
         notes.append(f"no manifest variants: write_manifest failed: {exc}")
         manifest = None
     if call is None:
-        call, data = "geo.distance", None
+        call, data = "geo.encode_geohash", None
     if data is None:
         data = json.dumps(DEFAULT_CALLS.get(call, {}))
     names = {str(name) for name, _, _ in eps}
@@ -223,7 +224,7 @@ def run(
 
 # Inputs for the first call, by action; pass --call/--data for any other.
 DEFAULT_CALLS: Final[dict[str, object]] = {
-    "geo.distance": {"a": {"lat": 52.52, "lon": 13.405}, "b": {"lat": 48.8566, "lon": 2.3522}},
+    "geo.encode_geohash": {"lat": 52.52, "lon": 13.405, "precision": 9},
 }
 
 
