@@ -200,7 +200,7 @@ def test_entry_point_consumers_are_affected_by_plugins(repo):
     repo.write("packages/auth/src/auth/__init__.py", "CHANGED = 1\n")
     data = repo.affected("--base", "HEAD")
     assert data["affected"] == ["auth", "worker"]
-    assert data["reasons"]["worker"] == ["depends on auth"]
+    assert data["reasons"]["worker"] == ["depends on auth (entry-point:acme.plugins)"]
 
 
 def test_group_and_optional_edges_carry_changes(repo):
@@ -211,7 +211,10 @@ def test_group_and_optional_edges_carry_changes(repo):
     repo.commit("init")
     repo.write("packages/testkit/src/testkit/__init__.py", "T = 1\n")
     repo.write("packages/fmt/src/fmt/__init__.py", "F = 1\n")
-    assert repo.affected("--base", "HEAD")["affected"] == ["a", "b", "fmt", "testkit"]
+    data = repo.affected("--base", "HEAD")
+    assert data["affected"] == ["a", "b", "fmt", "testkit"]
+    assert data["reasons"]["a"] == ["depends on testkit (group:dev)"]
+    assert data["reasons"]["b"] == ["depends on fmt (optional[x])"]
 
 
 def test_shards_are_deterministic_balanced_and_cover_the_set(repo):

@@ -12,13 +12,13 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from yard._affected import Affected, compute_affected
-    from yard._check import Finding, check
-    from yard._errors import GitError, WorkspaceError, YardError
-    from yard._graph import Graph
-    from yard._model import Edge, Member
-    from yard._names import normalize
-    from yard._workspace import Config, Workspace, find_root, load_workspace
+    from ._affected import Affected, compute_affected
+    from ._check import Finding, check
+    from ._errors import GitError, WorkspaceError, YardError
+    from ._graph import Graph
+    from ._model import Edge, Member
+    from ._names import normalize
+    from ._workspace import Config, Workspace, find_root, load_workspace
 
 __all__ = [
     "Affected",

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from yard import _git, _lock
-from yard._errors import YardError
-from yard._graph import Graph
-from yard._names import glob_match
-from yard._workspace import Workspace
+from . import _git, _lock
+from ._errors import YardError
+from ._graph import Graph
+from ._names import glob_match
+from ._workspace import Workspace
 
 LOCK_FILE = "uv.lock"
 MAX_EXPLAINED_FILES = 10
@@ -125,7 +125,12 @@ def compute_affected(
     for name, chain in graph.dependent_paths(changed).items():
         target = chain[-1]
         via = chain[1:-1]
-        text = f"reaches {target} via {' -> '.join(via)}" if via else f"depends on {target}"
+        if via:
+            text = f"reaches {target} via {' -> '.join(via)}"
+        else:
+            labels = sorted({e.label() for e in workspace.members[name].edges if e.to == target})
+            kinds = f" ({', '.join(labels)})" if labels != ["dependency"] else ""
+            text = f"depends on {target}{kinds}"
         reasons.setdefault(name, []).append(text)
     return Affected(
         base=base,

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from yard._model import Member
-from yard._workspace import Workspace
+from ._model import Member
+from ._workspace import Workspace
 
 _SKIP_DIRS = frozenset(
     {"__pycache__", "build", "dist", "node_modules", "site-packages", "templates"}

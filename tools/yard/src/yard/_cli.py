@@ -1,4 +1,4 @@
-"""The ``yard`` command line: list, graph, deps, dependents, order, affected, check."""
+"""The ``yard`` command line: list, graph, deps, dependents, order, affected, check, new."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from yard._errors import EXIT_ERROR, EXIT_FINDINGS, YardError
+from ._errors import EXIT_ERROR, EXIT_FINDINGS, YardError
 
 if TYPE_CHECKING:
-    from yard._git import PendingChange
-    from yard._graph import Graph
-    from yard._workspace import Workspace
+    from ._git import PendingChange
+    from ._graph import Graph
+    from ._workspace import Workspace
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,6 +77,15 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="imports against declared internal dependencies", parents=[common]
     )
     check.add_argument("--json", action="store_true", help="print JSON")
+
+    new = commands.add_parser(
+        "new", help="a new member from a template in [tool.yard.templates]", parents=[common]
+    )
+    new.add_argument("template", metavar="TEMPLATE", help="the template's name, e.g. plugin")
+    new.add_argument("name", metavar="NAME", help="the new member's short name, e.g. orders")
+    from ._buildcli import add_parsers  # build, cache, slice
+
+    add_parsers(commands, common)
     return parser
 
 
@@ -99,14 +108,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from yard._graph import Graph
-    from yard._workspace import find_root, load_workspace
+    from ._graph import Graph
+    from ._workspace import find_root, load_workspace
 
     root = args.root.absolute() if args.root is not None else find_root(Path.cwd())
+    if args.command in ("build", "cache", "slice"):
+        from ._buildcli import run
+
+        return run(args, root)
+    if args.command == "new":
+        from ._new import new_command
+
+        return new_command(root, args.template, args.name)
     pending = None
     shard = None
     if args.command == "affected":
-        from yard._git import PendingChange
+        from ._git import PendingChange
 
         if args.json and args.format not in (None, "json"):
             raise YardError(f"--json contradicts --format {args.format}")
@@ -140,7 +157,7 @@ def _command(
             width = max((len(m.name) for m in members), default=0)
             out = "\n".join(f"{m.name:<{width}}  {m.version or '-':<10}  {m.path}" for m in members)
     elif args.command == "graph":
-        from yard._graph import render
+        from ._graph import render
 
         names = graph.focus(workspace.member(args.focus).name) if args.focus else None
         out = render(graph, args.format, names)
@@ -172,7 +189,7 @@ def _affected(
     pending: PendingChange,
     shard: tuple[int, int] | None,
 ) -> str:
-    from yard._affected import compute_affected
+    from ._affected import compute_affected
 
     fmt = args.format or ("json" if args.json else "names")
     result = compute_affected(workspace, graph, base=args.base, head=args.head, pending=pending)
@@ -203,7 +220,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _check(args: argparse.Namespace, workspace: Workspace) -> int:
-    from yard._check import check
+    from ._check import check
 
     findings = check(workspace)
     if args.json:

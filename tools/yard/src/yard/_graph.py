@@ -6,8 +6,8 @@ import json
 from collections import deque
 from collections.abc import Iterable, Mapping
 
-from yard._errors import WorkspaceError
-from yard._model import DECLARED_KINDS, Member
+from ._errors import WorkspaceError
+from ._model import DECLARED_KINDS, Member
 
 
 class Graph:

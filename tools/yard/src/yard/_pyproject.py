@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from yard import _toml
-from yard._errors import WorkspaceError
-from yard._names import normalize, requirement_name
+from . import _toml
+from ._errors import WorkspaceError
+from ._names import normalize, requirement_name
 
 Record = dict[str, Any]
 

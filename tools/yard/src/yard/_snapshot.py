@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from yard import _pyproject
+from . import _pyproject
 
 _FORMAT = 2
 Requirement = tuple[str | None, tuple[str, ...]]
@@ -63,7 +63,7 @@ class Snapshot:
             try:
                 text = content.decode("utf-8")
             except UnicodeDecodeError as exc:
-                from yard._errors import WorkspaceError
+                from ._errors import WorkspaceError
 
                 raise WorkspaceError(f"{where}: not UTF-8 text: {exc}") from None
             found = _pyproject.read(text, where)

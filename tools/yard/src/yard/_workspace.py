@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from yard import _toml
-from yard._errors import WorkspaceError
-from yard._model import Edge, EdgeKind, Member
-from yard._names import glob_match, normalize
-from yard._pyproject import Record
-from yard._snapshot import Requirement, Snapshot
+from . import _toml
+from ._errors import WorkspaceError
+from ._model import Edge, EdgeKind, Member
+from ._names import glob_match, normalize
+from ._pyproject import Record
+from ._snapshot import Requirement, Snapshot
 
 DEFAULT_GLOBAL_INPUTS: dict[str, tuple[str, ...] | None] = {
     "pyproject.toml": None,

@@ -1,0 +1,281 @@
+"""The ``yard build``, ``yard cache`` and ``yard slice`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._errors import YardError
+
+COMMANDS = ("build", "cache", "slice")
+EXIT_FAILED = 1
+
+
+def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add build, cache and slice to the ``yard`` subcommands."""
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--jobs", "-j", metavar="N", help="parallel builds (default: one per core)")
+    shared.add_argument(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="build cache folder (default: ~/.cache/yard/build)",
+    )
+    shared.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    build = commands.add_parser(
+        "build",
+        help="build wheels, dependencies first, in parallel, from the cache",
+        parents=[common, shared],
+    )
+    build.add_argument("members", nargs="*", metavar="MEMBER", help="members to build")
+    build.add_argument("--all", action="store_true", help="every member")
+    build.add_argument("--affected", action="store_true", help="what a git change affects")
+    build.add_argument("--base", metavar="REF", help="with --affected: compare against REF")
+    build.add_argument("--head", metavar="REF", help="with --affected: the changed ref")
+    build.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: dist/)")
+    build.add_argument("--sdist", action="store_true", help="build source distributions too")
+    build.add_argument(
+        "--no-sources",
+        action="store_true",
+        help="build as for publishing: ignore [tool.uv.sources], check internal pins",
+    )
+
+    cache = commands.add_parser("cache", help="the build cache", parents=[common])
+    actions = cache.add_subparsers(dest="cache_command", metavar="ACTION")
+    actions.required = True
+    cache_shared = argparse.ArgumentParser(add_help=False)
+    cache_shared.add_argument("--cache-dir", type=Path, metavar="DIR", help="build cache folder")
+    info = actions.add_parser("info", help="where it is, entries, size", parents=[cache_shared])
+    info.add_argument("--json", action="store_true", help="print JSON")
+    prune = actions.add_parser(
+        "prune", help="drop least recently used entries", parents=[cache_shared]
+    )
+    prune.add_argument("--max-size", required=True, metavar="SIZE", help="e.g. 500M, 2G")
+
+    slice_ = commands.add_parser(
+        "slice",
+        help="the wheels a plugin consumer needs for chosen plugins, with manifest",
+        parents=[common, shared],
+    )
+    slice_.add_argument("--consumer", required=True, metavar="MEMBER", help="e.g. the worker")
+    slice_.add_argument(
+        "--include",
+        action="append",
+        metavar="GLOBS",
+        help="entry-point name globs, comma-separated",
+    )
+    slice_.add_argument(
+        "--queue", action="append", metavar="NAME", help="entry points routed to this queue"
+    )
+    slice_.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+
+
+def _jobs(text: str | None) -> int:
+    if text is None:
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise YardError(f"--jobs {text}: expected a whole number of at least 1")
+    return int(text)
+
+
+def _cache_dir(args: argparse.Namespace) -> Path:
+    from ._cache import default_cache_dir
+
+    return args.cache_dir.absolute() if args.cache_dir is not None else default_cache_dir()
+
+
+def run(args: argparse.Namespace, root: Path) -> int:
+    """Run one of :data:`COMMANDS`."""
+    if args.command == "cache":
+        return _cache(args)
+    jobs = _jobs(args.jobs)  # bad input fails before anything is read
+    from ._workspace import load_workspace
+
+    workspace = load_workspace(root)
+    if args.command == "slice":
+        return _slice(args, workspace, jobs)
+    return _build(args, workspace, jobs)
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from ._cache import BuildCache, human_size, parse_size
+
+    cache = BuildCache(_cache_dir(args))
+    if args.cache_command == "info":
+        info = cache.info()
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            print(f"cache:   {info['path']}")
+            print(f"entries: {info['entries']} ({len(info['members'])} member(s))")
+            print(f"size:    {human_size(info['size'])}")
+        return 0
+    limit = parse_size(args.max_size)
+    removed, freed = cache.prune(limit)
+    print(f"pruned {removed} entr{'y' if removed == 1 else 'ies'}, freed {human_size(freed)}")
+    return 0
+
+
+def _select(args: argparse.Namespace, workspace: Any) -> list[str]:
+    chosen = sum(bool(x) for x in (args.members, args.all, args.affected))
+    if chosen != 1:
+        raise YardError("choose what to build: MEMBER ..., --all, or --affected --base REF")
+    if (args.base or args.head) and not args.affected:
+        raise YardError("--base and --head go with --affected")
+    if args.all:
+        return list(workspace.members)
+    if args.members:
+        return sorted({workspace.member(name).name for name in args.members})
+    if not args.base:
+        raise YardError("--affected needs --base REF (e.g. --base origin/main)")
+    from ._affected import compute_affected
+    from ._graph import Graph
+
+    result = compute_affected(workspace, Graph(workspace.members), base=args.base, head=args.head)
+    return list(result.affected)
+
+
+def _build(args: argparse.Namespace, workspace: Any, jobs: int) -> int:
+    from ._build import BuildOptions
+
+    names = _select(args, workspace)
+    out = args.out.absolute() if args.out is not None else workspace.root / "dist"
+    options = BuildOptions(
+        out=out, cache=_cache_dir(args), jobs=jobs, sdist=args.sdist, no_sources=args.no_sources
+    )
+    if not names:
+        return _finish(args, None, "nothing to build: no member is affected")
+    return _execute(args, workspace, names, options, slice_selection=None)
+
+
+def _slice(args: argparse.Namespace, workspace: Any, jobs: int) -> int:
+    from ._build import BuildOptions
+    from ._manifests import manifest_config, providers
+    from ._slice import consumer_group, select, split_globs
+
+    config = manifest_config(workspace.root)
+    consumer = workspace.member(args.consumer).name
+    group = consumer_group(workspace, consumer, config.group if config else None)
+    selection = select(
+        workspace,
+        consumer=consumer,
+        group=group,
+        providers=providers(workspace, group),
+        include=split_globs(args.include),
+        queues=split_globs(args.queue),
+    )
+    options = BuildOptions(out=args.out.absolute(), cache=_cache_dir(args), jobs=jobs)
+    return _execute(args, workspace, list(selection.members), options, slice_selection=selection)
+
+
+def _execute(
+    args: argparse.Namespace,
+    workspace: Any,
+    names: list[str],
+    options: Any,
+    *,
+    slice_selection: Any,
+) -> int:
+    from . import _progress
+    from ._build import build
+    from ._cache import BuildCache
+    from ._manifests import (
+        ManifestResult,
+        install_set,
+        lock_constraints,
+        manifest_config,
+        write_manifest,
+    )
+    from ._pins import check_pins
+
+    config = manifest_config(workspace.root)
+    consumers: dict[str, list[str]] = {}
+    if config is not None:
+        shipped = set(names)
+        for name in names:
+            if config.group in workspace.members[name].consumes:
+                consumers[name] = sorted(
+                    m for m in shipped if config.group in workspace.members[m].provides
+                )
+    support = {m for c, ps in consumers.items() for m in install_set(workspace, c, ps)}
+    support -= set(names)
+    stream = sys.stdout
+    reporter = _progress.reporter(stream, quiet=args.json)
+    report = build(workspace, names, options, reporter, support=support)
+    results = report.results
+    if options.no_sources:
+        built = [p for r in results.values() if r.target for p in r.artifacts if p.suffix == ".whl"]
+        versions = {n: m.version for n, m in workspace.members.items()}
+        report.errors.extend(check_pins(built, versions))
+    manifests: list[ManifestResult] = []
+    for consumer, plugins in consumers.items():
+        needed = install_set(workspace, consumer, plugins)
+        wheels = {}
+        for m in needed:
+            entry = results[m].cached
+            path = entry.path(".whl") if entry is not None else None
+            if path is not None:
+                wheels[m] = path
+        missing = [m for m in needed if m not in wheels]
+        if missing:
+            report.errors.append(
+                f"manifest for {consumer} not written: {', '.join(missing)} did not build"
+            )
+            continue
+        result = write_manifest(
+            workspace,
+            config,  # type: ignore[arg-type]
+            consumer=consumer,
+            plugins=plugins,
+            wheels=wheels,
+            keys={m: results[m].key for m in needed},
+            cache=BuildCache(options.cache),
+            out=options.out,
+            python=options.python,
+        )
+        manifests.append(result)
+        if result.error:
+            report.errors.append(result.error)
+    report.extra["manifests"] = [m.as_dict() for m in manifests]
+    if slice_selection is not None:
+        from ._slice import write_slice_files
+
+        lock_path = workspace.root / "uv.lock"
+        lock_text = lock_path.read_text(encoding="utf-8") if lock_path.is_file() else None
+        wheels_out = [p for r in results.values() if r.target for p in r.artifacts]
+        manifest_path = manifests[0].path if manifests else None
+        report.extra["slice"] = write_slice_files(
+            options.out,
+            slice_selection,
+            wheels_out,
+            lock_constraints(lock_text, workspace.members),
+            manifest_path,
+        )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(_progress.table(report))
+        for done in manifests:
+            if done.path is not None:
+                how = "from cache" if done.state == "cache" else "written"
+                print(f"manifest {done.path} ({how}, {len(done.plugins)} plugin(s))")
+        if "slice" in report.extra:
+            print(f"install: {report.extra['slice']['install']}")
+    _progress.failures(report)
+    for line in report.errors:
+        print(f"yard: error: {line}", file=sys.stderr)
+    return 0 if report.ok else EXIT_FAILED
+
+
+def _finish(args: argparse.Namespace, data: dict[str, Any] | None, message: str) -> int:
+    if args.json:
+        empty = {"built": 0, "from_cache": 0, "skipped": 0, "failed": 0, "seconds": 0.0}
+        print(json.dumps(data or {"ok": True, "summary": empty, "members": []}, indent=2))
+    else:
+        print(message)
+    return 0
