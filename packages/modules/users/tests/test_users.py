@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import textwrap
 
 import acme_users
 import pytest
@@ -109,12 +112,10 @@ def test_migrate_applies_every_step_once(db):
     assert (first.applied, first.version) == ([1, 2, 3], 3)
     again = call_action("users.migrate", {"db_path": db})
     assert (again.applied, again.version) == ([], 3)
-    rows = (
-        sqlite3.connect(db)
-        .execute("SELECT component, version, name FROM schema_migrations ORDER BY version")
-        .fetchall()
-    )
-    assert [(c, v) for c, v, _ in rows] == [("users", 1), ("users", 2), ("users", 3)]
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT component, version FROM schema_migrations ORDER BY version")
+    assert list(rows) == [("users", 1), ("users", 2), ("users", 3)]
+    conn.close()
 
 
 def test_old_database_is_upgraded_keeping_its_rows(db):
@@ -160,8 +161,10 @@ def test_failed_migration_step_leaves_nothing_half_applied(db):
 
 def test_migrations_out_of_order_are_a_schema_error(db):
     steps = tuple(reversed(acme_users.USERS_MIGRATIONS))
+    conn = acme_users.connect(db)
     with pytest.raises(acme_users.SchemaError):
-        acme_users.apply_migrations(acme_users.connect(db), "users", steps)
+        acme_users.apply_migrations(conn, "users", steps)
+    conn.close()
 
 
 @pytest.mark.parametrize(
@@ -209,3 +212,23 @@ def test_a_queued_update_round_trips_through_json(db):
     queued = acme_users.UpdateProfileIn(db_path=db, user_id=made.id, bio="poet").model_dump_json()
     updated = call_action("users.update_profile", queued)
     assert (updated.bio, updated.display_name) == ("poet", "Ada")
+
+
+def test_processes_racing_on_a_fresh_database_migrate_once(db):
+    script = textwrap.dedent(
+        """
+        import sys
+        import acme_users
+        from switchyard.testing import run
+        for i in range(5):
+            run(acme_users.create_user, {"db_path": sys.argv[1], "display_name": "W",
+                                         "email": f"{sys.argv[2]}-{i}@example.com"})
+        """
+    )
+    writers = [subprocess.Popen([sys.executable, "-c", script, db, f"w{n}"]) for n in range(3)]
+    assert [w.wait(timeout=60) for w in writers] == [0, 0, 0]
+    assert call_action("users.list_users", {"db_path": db}).total == 15
+    conn = sqlite3.connect(db)
+    ledger = conn.execute("SELECT version FROM schema_migrations WHERE component = 'users'")
+    assert [row[0] for row in ledger] == [1, 2, 3]
+    conn.close()
