@@ -1,0 +1,96 @@
+"""A consumer process killed with SIGKILL mid-job: its safety copy is recovered."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import URL  # type: ignore[import-not-found]
+
+import switchyard_rq
+
+CHILD = Path(__file__).parent / "consumer_child.py"
+
+
+def start_child(name: str) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), URL, name], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    return child
+
+
+def stop(child: subprocess.Popen[str]) -> None:
+    if child.poll() is None:
+        child.kill()
+        child.wait()
+    if child.stdout is not None:
+        child.stdout.close()
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("action", "outcome"), [("demo.nap", "requeued"), ("demo.charge", "failed")]
+)
+def test_sigkill_mid_job_then_recover_orphans(conn, reg, consumer, action, outcome):
+    child = start_child("victim")
+    try:
+        handle = switchyard_rq.schedule_action(action, {"seconds": 30}, registry=reg)
+        wait_for(lambda: handle.status == "started")
+        assert conn.lrange("switchyard:consumer:victim:processing", 0, -1) == [handle.id.encode()]
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        stop(child)
+    # the heartbeat key still lives, but the supervisor knows "victim" is gone
+    assert switchyard_rq.recover_orphans(conn, alive_names=["t-consumer"], prefix="vic") == [
+        handle.id
+    ]
+    assert conn.exists("switchyard:consumer:victim:processing") == 0
+    assert not conn.sismember("rq:workers", "rq:worker:victim")
+    assert conn.zcard("rq:wip:default") == 0
+    if outcome == "requeued":
+        assert handle.status == "queued"
+        assert conn.lrange("rq:queue:default", 0, -1) == [handle.id.encode()]
+        assert handle.cancel() is True  # (the next test runs a recovered job to the end)
+    else:
+        assert handle.status == "failed"
+        assert handle.error == switchyard_rq.JobError(
+            "WorkerDiedError", "worker died mid-run; action is not idempotent", action
+        )
+        assert conn.llen("rq:queue:default") == 0
+    assert switchyard_rq.recover_orphans(conn, alive_names=["t-consumer"]) == []
+
+
+def test_recovered_job_runs_again_and_attempt_counts(conn, reg, consumer):
+    child = start_child("victim2")
+    try:
+        handle = switchyard_rq.schedule_action("demo.nap", {"seconds": 0.5}, registry=reg)
+        wait_for(lambda: handle.status == "started")
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        stop(child)
+    conn.delete("switchyard:consumer:victim2:alive")  # as if its heartbeat had expired
+    assert switchyard_rq.recover_orphans(conn) == [handle.id]
+    assert consumer.run(max_jobs=1, idle_timeout=0.5) == 1
+    assert handle.result(timeout=1).attempt == 2  # type: ignore[attr-defined]
+
+
+def test_live_consumers_are_left_alone(conn, reg, consumer):
+    consumer.register()
+    assert switchyard_rq.recover_orphans(conn) == []
+    assert switchyard_rq.recover_orphans(conn, alive_names=["t-consumer"]) == []
+    assert conn.sismember("switchyard:consumers", "t-consumer")
