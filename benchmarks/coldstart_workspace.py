@@ -91,6 +91,13 @@ def variants(
             optional=True,
         )
     )
+    out += [
+        v
+        for v in cm.registry_variants(
+            manifest=manifest, action=None, payload=None, plugin_prefixes=prefixes
+        )
+        if v.key != "registry.manifest_nocheck"
+    ]
     from_meta = "switchyard.Registry.from_entry_points()"
     sources = [("metadata", from_meta)]
     if manifest is not None:
@@ -100,7 +107,7 @@ def variants(
         out.append(
             cm.Variant(
                 f"boot.{source}",
-                f"worker boot, lazy, from {source}",
+                f"worker boot (config, registry, queues), lazy, from {source}",
                 boot,
                 cm.facts(prefixes, actions="len(reg)", queues="sorted(queues)"),
             )
@@ -120,7 +127,7 @@ def variants(
     out += [
         cm.Variant(
             "eager.registry",
-            "worker boot, eager: resolve every action",
+            "worker boot, eager: from metadata + resolve every action",
             boot + "_loaded = [reg.resolve(n) for n in reg.names()]\n",
             cm.facts(prefixes, actions="len(reg)", loaded="len(_loaded)", heavy=heavy),
         ),
@@ -138,9 +145,9 @@ def variants(
 def verify(job: cm.Job, got: dict[str, Any], prefixes: tuple[str, ...], actions: int) -> None:
     key, problems = job.variant.key, []
     top = {m.split(".")[0] for m in got["plugins"]}
-    if key.startswith(("floor.", "boot.")) and top:
+    if key.startswith(("floor.", "boot.", "registry.")) and top:
         problems.append(f"imported workspace modules {sorted(top)}")
-    if key.startswith(("boot.", "call.")) and got.get("actions") != actions:
+    if key.startswith(("boot.", "call.", "registry.")) and got.get("actions") != actions:
         problems.append(f"registry has {got.get('actions')} actions, expected {actions}")
     if key.startswith("call.") and len(top) != 1:
         problems.append(f"a first call imported {sorted(top)}, expected one module")
@@ -237,11 +244,11 @@ def targets(med: dict[str, float]) -> list[cm.Target]:
     out: list[cm.Target] = []
     base = m("floor.import_switchyard")
     for source, limit in (("manifest", 10.0), ("metadata", 40.0)):
-        boot = m(f"boot.{source}")
+        boot = m(f"registry.{source}")
         if boot is not None and base is not None:
             out.append(
                 cm.Target(
-                    f"lazy boot ({source}) over import switchyard",
+                    f"ready registry ({source}) over import switchyard",
                     f"<= {limit:.0f} ms",
                     f"{boot:.1f} - {base:.1f} = {boot - base:+.1f} ms",
                     boot - base <= limit,
