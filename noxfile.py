@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nox
 import yard
+from nox.command import CommandFailed
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -113,7 +114,8 @@ def test_member(session: nox.Session, name: str, *pytest_args: str) -> None:
     if not tests.is_dir():
         session.log(f"{member.name}: no tests/ folder, nothing to run")
         return
-    env = {**redis_env(), "UV_PROJECT_ENVIRONMENT": str(MEMBER_ENVS / member.name)}
+    venv = str(MEMBER_ENVS / member.name)
+    env = {**redis_env(), "UV_PROJECT_ENVIRONMENT": venv, "VIRTUAL_ENV": venv}
     session.run(
         "uv",
         "run",
@@ -167,9 +169,18 @@ def affected(session: nox.Session) -> None:
         session.log(f"nothing is affected since {result['base']}: no tests to run")
         return
     session.log(f"affected: {', '.join(names) or 'none'}")
+    failed: list[str] = []
     for name in names:
         session.log(f"{name}: {'; '.join(result['reasons'][name][:3])}")
-        test_member(session, name)
+        try:
+            test_member(session, name)
+        except CommandFailed:  # test the other members too, then fail naming them all
+            failed.append(name)
     if (ROOT / "tests").is_dir() and any((ROOT / "tests").glob("test_*.py")):
         sync(session)
-        session.run("pytest", "tests", env=redis_env())
+        try:
+            session.run("pytest", "tests", env=redis_env())
+        except CommandFailed:
+            failed.append("root tests/")
+    if failed:
+        session.error(f"tests failed for: {', '.join(failed)}")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from . import _git, _lock
+from . import _git
 from ._errors import YardError
 from ._graph import Graph
 from ._names import glob_match
@@ -155,6 +155,8 @@ def _owner(path: str, by_path: Mapping[str, object]) -> str | None:
 
 def _lock_reasons(workspace: Workspace, merge_base: str, head: str | None) -> dict[str, list[str]]:
     """Members whose locked closure reaches a package that changed in uv.lock, with why."""
+    from . import _lock  # only a lock change needs it
+
     names = list(workspace.members)
     old_text = _git.show(workspace.root, merge_base, LOCK_FILE)
     if head is None:
@@ -173,10 +175,17 @@ def _lock_reasons(workspace: Workspace, merge_base: str, head: str | None) -> di
         try:
             old = _lock.parse_lock(old_text, f"uv.lock at {merge_base[:12]}")
             new = _lock.parse_lock(new_text, "uv.lock" if head is None else f"uv.lock at {head}")
-            changes = {c.name: c.description for c in _lock.changed_packages(old, new, names)}
+            found_changes = _lock.changed_packages(old, new, names)
+            changes = {c.name: c.description for c in found_changes}
+            removed = {c.name: c.description for c in found_changes if c.removed}
             found: dict[str, list[str]] = {}
-            for lock, where in ((new, "uv.lock"), (old, "uv.lock at the merge base")):
-                for member, hits in _lock.reaching_members(lock, changes, names, where).items():
+            # Every member reaching a changed package reaches it, or a changed package above
+            # it, in the new lock; the old lock is walked only to explain removed packages.
+            walks = [(new, changes, "uv.lock")]
+            if removed:
+                walks.append((old, removed, "uv.lock at the merge base"))
+            for lock, wanted, where in walks:
+                for member, hits in _lock.reaching_members(lock, wanted, names, where).items():
                     for description, path in hits:
                         text = _lock_text(description, path)
                         if text not in found.setdefault(member, []):

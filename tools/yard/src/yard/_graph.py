@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Iterable, Mapping
 
@@ -144,6 +143,8 @@ def render(graph: Graph, fmt: str, names: Iterable[str] | None = None) -> str:
     keep = set(selected)
     members = [graph.members[n] for n in selected]
     if fmt == "json":
+        import json
+
         data = {
             "members": [
                 {

@@ -227,6 +227,7 @@ class LockChange(NamedTuple):
 
     name: str
     description: str
+    removed: bool
 
 
 def changed_packages(old: Lock, new: Lock, members: Iterable[str]) -> list[LockChange]:
@@ -241,7 +242,7 @@ def changed_packages(old: Lock, new: Lock, members: Iterable[str]) -> list[LockC
         after = [new.packages[i] for i in new.by_name.get(name, ())]
         if sorted(p.text for p in before) == sorted(p.text for p in after):
             continue
-        changes.append(LockChange(name, _describe(name, before, after)))
+        changes.append(LockChange(name, _describe(name, before, after), removed=not after))
     return changes
 
 
@@ -291,25 +292,35 @@ def reaching_members(
     lists the packages from the member's direct dependency to the changed package.
     """
     member_set = set(members)
+    packages, by_name = lock.packages, lock.by_name
     # States are (package index, extra or "" for the package itself); member roots use "*".
     forward: dict[State, list[State]] = {}
     reverse: dict[State, list[State]] = {}
-    for index, package in enumerate(lock.packages):
+    for index, package in enumerate(packages):
         _details(package, where)
         if package.name in member_set:
-            sources = [((index, "*"), ref) for ref in _all_refs(package)]
+            lists: list[tuple[str, list[DepRef]]] = [("*", _all_refs(package))]
         else:
-            sources = [((index, ""), ref) for ref in package.deps]
-            sources += [
-                ((index, extra), ref) for extra, refs in package.optional.items() for ref in refs
-            ]
-        for state, ref in sources:
-            for target in _resolve(lock, ref):
-                if lock.packages[target].name in member_set:
+            lists = [("", package.deps), *package.optional.items()]
+        for key, refs in lists:
+            if not refs:
+                continue
+            state = (index, key)
+            out = forward.setdefault(state, [])
+            for ref in refs:
+                if ref[0] in member_set:
                     continue
-                for reached in ((target, ""), *((target, extra) for extra in ref[3])):
-                    reverse.setdefault(reached, []).append(state)
-                    forward.setdefault(state, []).append(reached)
+                candidates = by_name.get(ref[0], ())
+                if len(candidates) > 1 and (ref[1] is not None or ref[2] is not None):
+                    candidates = _resolve(lock, ref)
+                for target in candidates:
+                    for reached in ((target, ""), *((target, extra) for extra in ref[3])):
+                        out.append(reached)
+                        back = reverse.get(reached)
+                        if back is None:
+                            reverse[reached] = [state]
+                        else:
+                            back.append(state)
 
     # Which member roots reach any changed package: one breadth-first walk back from all.
     starts = [(i, "") for name in changed for i in lock.by_name.get(name, ())]
@@ -360,10 +371,10 @@ def _all_refs(package: Package) -> list[DepRef]:
 
 
 def _resolve(lock: Lock, ref: DepRef) -> list[int]:
+    """The packages a dependency entry that gives a version or source means (several
+    versions of one name are locked); all of them when none matches."""
     name, version, source, _ = ref
     candidates = lock.by_name.get(name, [])
-    if len(candidates) <= 1 or (version is None and source is None):
-        return candidates
     for index in candidates:
         _details(lock.packages[index], "uv.lock")
     return [

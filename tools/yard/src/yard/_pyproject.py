@@ -14,6 +14,34 @@ from ._names import normalize, requirement_name
 
 Record = dict[str, Any]
 
+DEFAULTS: Record = {
+    "project": False,
+    "managed": True,
+    "name": None,
+    "version": None,
+    "deps": [],
+    "optional": {},
+    "groups": {},
+    "sources": {},
+    "provides": [],
+    "consumes": [],
+    "ignore": [],
+    "allow_unused": [],
+    "workspace": None,
+    "global_inputs": {},
+}
+"""Every record field and its value when a pyproject does not set it."""
+
+
+def compact(record: Record) -> Record:
+    """The record without the fields that hold their default (what the cache stores)."""
+    return {k: v for k, v in record.items() if v != DEFAULTS[k]}
+
+
+def expand(stored: Record) -> Record:
+    """A record from its compact form."""
+    return {**DEFAULTS, **stored}
+
 
 class _Reader:
     """Typed access to a parsed pyproject, raising errors that point at the line."""

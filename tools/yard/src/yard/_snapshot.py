@@ -17,7 +17,7 @@ from typing import Any
 
 from . import _pyproject
 
-_FORMAT = 2
+_FORMAT = 3
 Requirement = tuple[str | None, tuple[str, ...]]
 """The parts of a requirement yard keeps: its marker (as text) and its extras."""
 
@@ -58,8 +58,10 @@ class Snapshot:
     def record(self, content: bytes, where: str) -> _pyproject.Record:
         """The record of a pyproject with these bytes, read afresh only when not cached."""
         key = _key(content)
-        found = self._records.get(key)
-        if found is None:
+        stored = self._records.get(key)
+        if stored is not None:
+            found = _pyproject.expand(stored)
+        else:
             try:
                 text = content.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -67,8 +69,9 @@ class Snapshot:
 
                 raise WorkspaceError(f"{where}: not UTF-8 text: {exc}") from None
             found = _pyproject.read(text, where)
+            stored = _pyproject.compact(found)
             self._dirty = True
-        self._used[key] = found
+        self._used[key] = stored
         return found
 
     def requirement(self, raw: str) -> Requirement | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ def display(path: Path, root: Path | None = None) -> str:
 
 def parse(text: str, where: str) -> dict[str, Any]:
     """Parse TOML text; a syntax error becomes a WorkspaceError naming ``where`` and the line."""
+    import tomllib  # only when a file is not in the cache: it costs start-up time
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

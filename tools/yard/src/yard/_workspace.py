@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,6 +15,8 @@ from ._model import Edge, EdgeKind, Member
 from ._names import glob_match, normalize
 from ._pyproject import Record
 from ._snapshot import Requirement, Snapshot
+
+_WORKSPACE_TABLE = re.compile(r"^\[tool\.uv\.workspace\][ \t]*(?:#.*)?$", re.MULTILINE)
 
 DEFAULT_GLOBAL_INPUTS: dict[str, tuple[str, ...] | None] = {
     "pyproject.toml": None,
@@ -64,6 +67,8 @@ def find_root(start: Path) -> Path:
             text = pyproject.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
+        if _WORKSPACE_TABLE.search(text):  # the usual spelling, found without a TOML parse
+            return folder
         if "workspace" not in text and "project" not in text:
             continue
         data = _toml.parse(text, str(pyproject))

@@ -1,0 +1,205 @@
+"""How long the whole ``yard affected --json`` process takes, beside ``uv workspace list``.
+
+For generated workspaces of 100, 1,000 and 3,000 members (see ``yard_workspace.py``: layered
+internal edges, ~300 third-party packages, a uv.lock in uv's own format, all in a git repo),
+each figure is the median wall time of 10 runs of the whole process (interpreter start, git,
+reading the workspace, printing JSON), runs of yard and uv interleaved:
+
+- ``uv workspace list``: the baseline; uv reads the same member pyproject files;
+- yard, a source change: one file edited in a library member (working-tree mode: commits,
+  staged, unstaged and untracked files, as ``yard affected --base main`` runs by default);
+- yard, a lock-only change: one third-party package's version changed in uv.lock;
+- each yard case warm (the parse cache from an earlier run) and cold (an empty cache folder,
+  as on a fresh CI machine without a cached ``~/.cache/yard``).
+
+Run: ``uv run --all-packages python benchmarks/yard_affected.py [--sizes 100,1000,3000]
+[--write-docs]``. ``--write-docs`` replaces the "## yard affected" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from yard_workspace import generate
+
+RUNS = 10
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def yard_command() -> list[str]:
+    script = Path(sys.executable).with_name("yard")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "yard"]
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed: {result.stderr.strip()}")
+    return elapsed, result.stdout
+
+
+def measure(root: Path, env: dict[str, str], cold_base: Path) -> dict[str, float | int]:
+    """Medians for one workspace: uv, yard source change (warm, cold), yard lock (warm, cold)."""
+    yard = [*yard_command(), "affected", "--base", "HEAD", "--json"]
+    uv = ["uv", "workspace", "list"]
+    times: dict[str, list[float]] = {k: [] for k in ("uv", "src", "src_cold", "lock", "lock_cold")}
+    counts: dict[str, int] = {}
+
+    def cold_env(i: int, case: str) -> dict[str, str]:
+        return {**env, "YARD_CACHE_DIR": str(cold_base / f"{case}-{i}")}
+
+    # a source change in a library member (second layer: it has dependents)
+    names = sorted(p.name for p in (root / "packages").iterdir())
+    library = names[len(names) // 10]
+    changed = root / "packages" / library / "src" / library / "core.py"
+    changed.write_text(changed.read_text() + "\n# edited\n")
+    timed(yard, root, env)  # bytecode and cache in place
+    for i in range(RUNS):
+        times["uv"].append(timed(uv, root, env)[0])
+        elapsed, out = timed(yard, root, env)
+        times["src"].append(elapsed)
+        times["src_cold"].append(timed(yard, root, cold_env(i, "src_cold"))[0])
+    counts["src_affected"] = len(_affected(out))
+    subprocess.run(["git", "checkout", "-q", "--", "."], cwd=root, check=True)
+
+    # a lock-only change: one third-party package upgraded
+    lock = root / "uv.lock"
+    text = lock.read_text()
+    block = re.search(r'\n\[\[package\]\]\nname = "tp150"\nversion = "([^"]+)"', text)
+    assert block is not None
+    lock.write_text(text.replace(block.group(0), block.group(0).replace(block.group(1), "99.0")))
+    timed(yard, root, env)
+    for i in range(RUNS):
+        times["uv"].append(timed(uv, root, env)[0])
+        elapsed, out = timed(yard, root, env)
+        times["lock"].append(elapsed)
+        times["lock_cold"].append(timed(yard, root, cold_env(i, "lock_cold"))[0])
+    counts["lock_affected"] = len(_affected(out))
+    subprocess.run(["git", "checkout", "-q", "--", "."], cwd=root, check=True)
+    result: dict[str, float | int] = {k: statistics.median(v) for k, v in times.items()}
+    result.update(counts)
+    result["lock_bytes"] = len(text)
+    return result
+
+
+def _affected(out: str) -> list[str]:
+    import json
+
+    affected: list[str] = json.loads(out)["affected"]
+    return affected
+
+
+def edges_per_member(root: Path) -> float:
+    env = {**os.environ, "YARD_NO_CACHE": "1"}
+    out = subprocess.run(
+        [*yard_command(), "graph", "--format", "json", "--root", str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout
+    import json
+
+    members = json.loads(out)["members"]
+    return sum(len(m["edges"]) for m in members) / len(members)
+
+
+def table(rows: dict[int, dict[str, float | int]], density: dict[int, float]) -> str:
+    lines = [
+        "| members | edges/member | uv.lock | `uv workspace list` | yard, source change "
+        "(warm / cold cache) | ratio to uv (warm) | affected | yard, lock-only change "
+        "(warm / cold) | affected |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for n, r in rows.items():
+        lines.append(
+            f"| {n:,} | {density[n]:.1f} | {int(r['lock_bytes']) / 1e6:.1f} MB | {r['uv']:.3f} s | "
+            f"{r['src']:.3f} s / {r['src_cold']:.3f} s | {r['src'] / r['uv']:.1f}x | "
+            f"{r['src_affected']} | {r['lock']:.3f} s / {r['lock_cold']:.3f} s | "
+            f"{r['lock_affected']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000,3000")
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--keep", type=Path, help="generate the workspaces here and keep them")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV")
+    }
+    base = args.keep or Path(tempfile.mkdtemp(prefix="yard-bench-"))
+    env["YARD_CACHE_DIR"] = str(base / "cache")
+    rows: dict[int, dict[str, float | int]] = {}
+    density: dict[int, float] = {}
+    uv_version = subprocess.run(["uv", "--version"], capture_output=True, text=True).stdout.strip()
+    try:
+        for n in sizes:
+            root = base / f"ws{n}"
+            if not root.exists():
+                generate(root, n)
+            density[n] = edges_per_member(root)
+            rows[n] = measure(root, env, base / "cold")
+            print(f"{n} members: {rows[n]}", flush=True)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+    result = table(rows, density)
+    small, large = sizes[0], sizes[-1]
+    growth = rows[large]["src"] / rows[small]["src"]
+    cold_growth = rows[large]["src_cold"] / rows[small]["src_cold"]
+    summary = (
+        f"From {small:,} to {large:,} members ({large / small:.0f}x) the warm source-change run "
+        f"grew {growth:.1f}x, the cold one {cold_growth:.1f}x."
+    )
+    print(result)
+    print(summary)
+    if args.write_docs:
+        write_docs(result, summary, uv_version)
+
+
+def write_docs(result: str, summary: str, uv_version: str) -> None:
+    section = f"""## yard affected
+
+The whole `yard affected --json` process (interpreter start, git, reading every member's
+pyproject, the uv.lock analysis, printing), median of {RUNS} runs, interleaved with the baseline
+`uv workspace list` on the same generated workspace ({uv_version}, Python
+{platform.python_version()}, a shared 2-core VM). Workspaces from `benchmarks/yard_workspace.py`:
+layered members (each depends on 1-4 lower ones, some through extras and dev groups), ~300
+third-party packages with their own dependency tree, and a uv.lock written programmatically in
+uv's format (version 1; `uv lock` would need real PyPI packages for thousands of members). The
+source change edits one file of a library member in the working tree; the lock-only change
+upgrades one third-party package in uv.lock. "warm" means yard's parse cache (in
+`~/.cache/yard`, keyed by file content) holds the pyproject files from an earlier run; "cold"
+is an empty cache, as on a fresh CI machine.
+
+{result}
+
+{summary}
+
+Rerun: `uv run --all-packages python benchmarks/yard_affected.py --write-docs`
+"""
+    text = DOCS.read_text(encoding="utf-8")
+    start = text.index("## yard affected")
+    end = text.find("\n## ", start + 1)
+    DOCS.write_text(text[:start] + section + (text[end:] if end != -1 else ""), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
