@@ -11,6 +11,7 @@ reconnect, not a process.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ __all__ = ["ChildSpec", "child_main"]
 #: exit code of a child whose registry could not be built (the supervisor does not respawn it fast)
 EXIT_BOOT_FAILED: Final = 3
 _MAX_BACKOFF: Final = 5.0
+_PARENT_CHECK: Final = 1.0
 
 
 @final
@@ -40,6 +42,19 @@ class ChildSpec:
     max_jobs: int | None
     idle_timeout: float
     log_level: int
+
+
+def _watch_parent(stop: threading.Event, log: logging.Logger) -> None:
+    """Stop (gracefully) if the supervisor disappears: a pool never outlives its supervisor."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not stop.wait(_PARENT_CHECK):
+            if os.getppid() != parent:
+                log.warning("supervisor %d is gone; stopping after the job in hand", parent)
+                stop.set()
+
+    threading.Thread(target=watch, name="switchyard-worker-parent", daemon=True).start()
 
 
 def child_main(spec: ChildSpec) -> None:
@@ -57,6 +72,8 @@ def child_main(spec: ChildSpec) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it stuck?
+    _watch_parent(stop, log)
 
     # imported here so that the supervisor never pays for them and a child pays once
     import switchyard

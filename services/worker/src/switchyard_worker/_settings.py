@@ -89,6 +89,13 @@ class WorkerSettings(BaseModel):
                 raise ValueError(f"bad queue name {name!r}: use letters, digits, _ - . :")
         return tuple(dict.fromkeys(value))
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
     @model_validator(mode="after")
     def _check_bounds(self) -> WorkerSettings:
         if self.max_processes < self.min_processes:

@@ -285,7 +285,10 @@ class Supervisor:
             if left <= 0:
                 break
             sentinels = [c.process.sentinel for c in children if c.process.is_alive()]
-            mp_connection.wait([*sentinels, self._wake_r], timeout=left)
+            ready = mp_connection.wait([*sentinels, self._wake_r], timeout=left)
+            if ready and self._wake_r not in ready:
+                # a child's pipe closes a moment before the child can be reaped: don't spin
+                time.sleep(0.005)
             before = self._signals
             self._drain_wakeups()
             if self._signals > before:

@@ -1,0 +1,272 @@
+"""Fixtures for the worker's end-to-end tests: real Redis (db 8 only), a real test plugin
+distribution (a module plus a ``.dist-info`` on PYTHONPATH), and real ``switchyard-worker``
+processes started with subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REDIS_URL = "redis://127.0.0.1:6379/8"
+WORKER = Path(sys.executable).parent / "switchyard-worker"
+
+PLUGIN = '''
+"""A test plugin: actions that record what they did in Redis, keyed by the job's own ``id``."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from pydantic import BaseModel
+
+from switchyard import Context, action
+from switchyard_rq import get_connection
+
+if os.environ.get("WTEST_IMPORT_LOG"):
+    with open(os.environ["WTEST_IMPORT_LOG"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+
+
+class Text(BaseModel):
+    text: str
+
+
+class Job(BaseModel):
+    id: str
+    seconds: float = 0.0
+
+
+class Runs(BaseModel):
+    runs: int
+
+
+@action("wtest.echo")
+def echo(data: Text) -> Text:
+    return Text(text=data.text)
+
+
+@action("wtest.aecho")
+async def aecho(data: Text, ctx: Context) -> Text:
+    await asyncio.sleep(0)
+    return Text(text=f"{data.text} from {ctx.action} attempt {ctx.attempt}")
+
+
+@action("wtest.count")
+def count(data: Job) -> Runs:
+    runs = get_connection().incr(f"wtest:runs:{data.id}")
+    if data.seconds:
+        time.sleep(data.seconds)
+    return Runs(runs=runs)
+
+
+@action("wtest.sleep")
+def sleep(data: Job) -> Runs:
+    conn = get_connection()
+    conn.set(f"wtest:started:{data.id}", os.getpid())
+    time.sleep(data.seconds)
+    conn.set(f"wtest:done:{data.id}", os.getpid())
+    return Runs(runs=1)
+
+
+@action("wtest.once", idempotent=False)
+def once(data: Job) -> Runs:
+    conn = get_connection()
+    conn.set(f"wtest:started:{data.id}", os.getpid())
+    time.sleep(data.seconds)
+    return Runs(runs=conn.incr(f"wtest:runs:{data.id}"))
+'''
+
+ENTRY_POINTS = """\
+[switchyard.actions]
+wtest.echo = wtest_plugin:echo
+wtest.aecho = wtest_plugin:aecho
+wtest.count = wtest_plugin:count
+wtest.sleep = wtest_plugin:sleep
+wtest.once = wtest_plugin:once
+wtest.broken = wtest_broken:thing
+"""
+BROKEN = "wtest.broken = wtest_broken:thing\n"
+
+
+def _redis_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _write_plugin(root: Path, *, broken: bool) -> Path:
+    (root / "wtest_plugin.py").write_text(textwrap.dedent(PLUGIN))
+    (root / "wtest_broken.py").write_text(
+        'raise ImportError("wtest_broken is broken on purpose")\n'
+    )
+    dist = root / "wtest_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: wtest-plugin\nVersion: 0.1\n")
+    entry_points = ENTRY_POINTS if broken else ENTRY_POINTS.replace(BROKEN, "")
+    (dist / "entry_points.txt").write_text(entry_points)
+    return root
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(tmp_path_factory) -> Path:
+    """A folder that, on PYTHONPATH, installs the distribution ``wtest-plugin``, whose
+    ``wtest.broken`` action cannot be imported."""
+    return _write_plugin(tmp_path_factory.mktemp("wtest-plugin"), broken=True)
+
+
+@pytest.fixture(scope="session")
+def clean_plugin_dir(tmp_path_factory) -> Path:
+    """The same distribution without the broken action (a manifest needs every action)."""
+    return _write_plugin(tmp_path_factory.mktemp("wtest-plugin-clean"), broken=False)
+
+
+@pytest.fixture
+def redis_db(monkeypatch, plugin_dir, tmp_path):
+    """Redis db 8, flushed before and after; this process schedules there through the plugin."""
+    if not _redis_up():
+        pytest.skip("needs the Redis server at 127.0.0.1:6379")
+    import switchyard_rq
+
+    monkeypatch.setenv("SWITCHYARD_REDIS_URL", REDIS_URL)
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    monkeypatch.chdir(tmp_path)  # default config (no project routing rules) on both sides
+    conn = switchyard_rq.get_connection(REDIS_URL)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def registry(redis_db):
+    """The producer side's registry: installed plugins plus wtest-plugin, from metadata."""
+    import switchyard
+
+    return switchyard.Registry.from_entry_points()
+
+
+class Worker:
+    """A running ``switchyard-worker`` process, its boot line and its log."""
+
+    def __init__(self, proc: subprocess.Popen[str], log: Path, boot_line: str) -> None:
+        self.proc = proc
+        self.log = log
+        self.boot_line = boot_line
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def children(self) -> list[int]:
+        """The pids of the pool's processes (not multiprocessing's resource tracker)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == self.pid and b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
+                found.append(int(entry.name))
+        return sorted(found)
+
+    def wait_children(self, n: int, timeout: float = 20) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            kids = self.children()
+            if len(kids) >= n:
+                return kids
+            time.sleep(0.05)
+        raise AssertionError(
+            f"expected {n} worker processes, found {self.children()}\n{self.text()}"
+        )
+
+    def wait_log(self, needle: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.text():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in the worker's log:\n{self.text()}")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+def worker_env(plugins: Path, url: str = REDIS_URL) -> dict[str, str]:
+    """The environment of a worker process: wtest-plugin installed, Redis db 8."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as deployed: bytecode cached after first start
+    env["SWITCHYARD_REDIS_URL"] = url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugins), env.get("PYTHONPATH")]))
+    return env
+
+
+@pytest.fixture
+def start_worker(plugin_dir, tmp_path) -> Iterator:
+    """Start ``switchyard-worker ARGS`` against db 8 (or ``url``); wait for its boot line."""
+    started: list[Worker] = []
+
+    def start(
+        *args: str,
+        url: str = REDIS_URL,
+        extra_env: dict[str, str] | None = None,
+        plugins: Path = plugin_dir,
+    ) -> Worker:
+        env = worker_env(plugins, url)
+        env.update(extra_env or {})
+        log = tmp_path / f"worker-{len(started)}.log"
+        with log.open("w") as stderr:
+            proc = subprocess.Popen(
+                [str(WORKER), "--scale-interval", "0.2", *args],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(30)
+        if not lines or not lines[0]:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"no boot line; log:\n{log.read_text()}")
+        worker = Worker(proc, log, lines[0].strip())
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.proc.poll() is None:
+            kids = worker.children()
+            worker.proc.kill()
+            for pid in kids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            worker.proc.wait(10)
+        if worker.proc.stdout is not None:
+            worker.proc.stdout.close()
