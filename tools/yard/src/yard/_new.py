@@ -112,7 +112,7 @@ def _template(root: Path, key: str, table: Any, text: str) -> Template:
     def string(field: str, default: str | None = None) -> str:
         value = table.get(field, default)
         if value is None:
-            raise _fail(text, f"templates.{key}", f"[{where}] needs {field} = \"...\"")
+            raise _fail(text, f"templates.{key}", f'[{where}] needs {field} = "..."')
         if not isinstance(value, str) or not value:
             raise _fail(text, field, f"{where}.{field} must be a non-empty string")
         return value
@@ -136,10 +136,10 @@ def _template(root: Path, key: str, table: Any, text: str) -> Template:
         raise _fail(text, "name-pattern", f"{where}.name-pattern: bad regex: {exc}") from None
     destination = string("destination")
     if Path(destination).is_absolute() or ".." in Path(destination).parts:
-        raise _fail(
-            text, "destination", f"{where}.destination must be a path inside the workspace"
-        )
-    default_help = DEFAULT_NAME_HELP if "name-pattern" not in table else f"a name matching {pattern}"
+        raise _fail(text, "destination", f"{where}.destination must be a path inside the workspace")
+    default_help = (
+        DEFAULT_NAME_HELP if "name-pattern" not in table else f"a name matching {pattern}"
+    )
     return Template(
         name=key,
         description=string("description") if "description" in table else "",
@@ -267,7 +267,9 @@ def _refuse_existing_member(root: Path, dist: str) -> None:
         )
 
 
-def _render_tree(template: Template, staging: Path, variables: Mapping[str, str]) -> tuple[str, ...]:
+def _render_tree(
+    template: Template, staging: Path, variables: Mapping[str, str]
+) -> tuple[str, ...]:
     files: list[str] = []
     source = template.source
     for dirpath, dirnames, filenames in os.walk(source):
