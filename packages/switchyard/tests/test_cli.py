@@ -149,7 +149,7 @@ def test_broken_plugin_is_one_line_unless_debug(cli, math, loud):
         "error: cannot load action loud.shout from sytest-loud (sytest_loud:shout)"
     )
     assert "RuntimeError: loud plugin imported" in line
-    debug = cli("--debug", "call", "loud.shout")
+    debug = cli("call", "loud.shout", "--debug")
     assert debug.returncode == 1
     assert "Traceback (most recent call last)" in debug.stderr
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import builtins
 import importlib.metadata
 import json
 import logging
+import os
 import sys
 
 import pytest
@@ -54,7 +56,27 @@ def test_write_and_read_back_without_metadata_scan(plugins, math_plugin, tmp_pat
 
     monkeypatch.setattr(importlib.metadata, "distributions", no_scan)
     monkeypatch.setattr(importlib.metadata, "entry_points", no_scan)
+    opened = []
+    real_open = builtins.open
+
+    def spy_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    listed = []
+    real_listdir = os.listdir
+
+    def spy_listdir(folder="."):
+        listed.append(folder)
+        return real_listdir(folder)
+
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(os, "listdir", spy_listdir)
     reg = Registry.from_manifest(path)
+    monkeypatch.setattr(builtins, "open", real_open)
+    monkeypatch.setattr(os, "listdir", real_listdir)
+    assert opened == [str(path)]  # no entry_points.txt, no METADATA
+    assert listed == []  # one stat per sys.path folder and per plugin, nothing more
     assert reg.names() == ["math.add", "math.echo_context"]
     info = reg.info("math.add")
     assert (info.queue, info.description, info.distribution) == (
@@ -65,6 +87,17 @@ def test_write_and_read_back_without_metadata_scan(plugins, math_plugin, tmp_pat
     assert plugins.imported() == []
     assert call_action("math.add", {"a": 2, "b": 3}, registry=reg).total == 5  # type: ignore[attr-defined]
     assert plugins.imported() == ["sytest_math"]
+
+
+def test_a_manifest_written_into_a_folder_on_sys_path_stays_fresh(
+    plugins, math_plugin, tmp_path, monkeypatch
+):
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.syspath_prepend(str(here))
+    path = write_manifest(here / "m.json", _own(Registry.from_entry_points()))
+    (here / "other.txt").write_text("changes the folder's mtime")
+    assert Registry.from_manifest(path).names() == ["math.add", "math.echo_context"]
 
 
 def test_new_plugin_distribution_makes_it_stale(plugins, math_plugin, tmp_path):

@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from . import __version__
 from ._call import call_action
-from ._default import build_registry, default_registry
+from ._default import build_registry, default_registry, manifest_location
 from ._errors import SwitchyardError, UnknownActionError
-from ._settings import manifest_setting
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -51,7 +50,7 @@ def _print_json(value: object) -> None:
 
 def _listing_registry() -> Registry:
     """The registry `switchyard call` would use, without loading hook plugins."""
-    return build_registry(manifest_setting(), load_hooks=False)
+    return build_registry(manifest_location(), load_hooks=False)
 
 
 def _warn_problems(registry: Registry) -> None:
@@ -256,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args_in = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_in
+    args_in = [arg for arg in args_in if arg != "--debug"]  # accepted anywhere on the line
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LineFormatter())
     logger = logging.getLogger("switchyard")
@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)
     try:
         parser, commands = _core_parser()
-        if _wants_plugin_commands([a for a in args_in if a != "--debug"]):
+        if _wants_plugin_commands(args_in):
             _add_plugin_commands(commands)
         args = parser.parse_args(args_in)
         func: Callable[[argparse.Namespace], int | None] | None = getattr(args, "func", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _thread
+import os
 from typing import TYPE_CHECKING
 
 from ._errors import ManifestError
@@ -17,7 +18,7 @@ _lock = _thread.RLock()
 _default: Registry | None = None
 
 
-def build_registry(manifest: Path | None, *, load_hooks: bool = True) -> Registry:
+def build_registry(manifest: str | Path | None, *, load_hooks: bool = True) -> Registry:
     """A registry as default_registry() builds it (``load_hooks=False``: without hook plugins)."""
     registry: Registry | None = None
     problem: ManifestError | None = None
@@ -54,11 +55,20 @@ def default_registry() -> Registry:
         return registry
     with _lock:
         if _default is None:
-            from ._settings import manifest_setting
-
-            _set(build_registry(manifest_setting()))
+            _set(build_registry(manifest_location()))
         assert _default is not None
         return _default
+
+
+def manifest_location() -> str | Path | None:
+    # The environment first: with $SWITCHYARD_MANIFEST set, the config file is not read.
+    raw = os.environ.get("SWITCHYARD_MANIFEST", "").strip()
+    if raw:
+        return os.path.abspath(raw)
+    from ._settings import read_settings
+
+    manifest: Path | None = read_settings()["manifest"]
+    return manifest
 
 
 def _set(registry: Registry | None) -> None:

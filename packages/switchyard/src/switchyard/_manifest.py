@@ -10,77 +10,28 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import ManifestError, StaleManifestError, SwitchyardError
-from ._registry import (
-    ACTIONS_GROUP,
-    HOOKS_GROUP,
-    ActionInfo,
-    HookEntry,
-    Registry,
-    split_dist_dir,
-)
+from ._metadata import metadata_dirs, read_entry_points, split_dist_dir, stamp
+from ._registry import ActionInfo, HookEntry, Registry
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 __all__ = ["FORMAT", "environment_record", "read_manifest", "stale_reason", "write_manifest"]
 
 FORMAT: Final = 1
-_GROUPS: Final = (ACTIONS_GROUP, HOOKS_GROUP)
+_INFO_KEYS: Final = ("name", "target", "distribution", "dist_version", "queue", "description")
 
 
-def _metadata_dirs() -> dict[str, str]:
-    """Every ``*.dist-info`` / ``*.egg-info`` folder name on sys.path -> its path (first wins)."""
-    found: dict[str, str] = {}
-    for entry in sys.path:
-        folder = entry or "."
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue
-        for name in names:
-            if name not in found and name.endswith((".dist-info", ".egg-info")):
-                found[name] = os.path.join(folder, name)
-    return found
-
-
-def _stamp(path: str) -> int:
-    """A cheap change marker: the newest mtime of the folder and its entry_points.txt."""
-    try:
-        folder = os.stat(path).st_mtime_ns
-    except OSError:
-        return -1
-    try:
-        return max(folder, os.stat(os.path.join(path, "entry_points.txt")).st_mtime_ns)
-    except OSError:
-        return folder
-
-
-def _switchyard_sections(path: str) -> dict[str, list[str]]:
-    """The ``switchyard.*`` sections of a distribution's entry_points.txt, as sorted lines."""
-    try:
-        with open(os.path.join(path, "entry_points.txt"), encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError):
-        return {}
-    if "[switchyard." not in text:
-        return {}
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            group = line[1:-1].strip()
-            current = sections.setdefault(group, []) if group in _GROUPS else None
-        elif current is not None:
-            name, _, value = line.partition("=")
-            current.append(f"{name.strip()}={value.strip()}")
-    return {group: sorted(lines) for group, lines in sections.items() if lines}
+def _sections(path: str) -> dict[str, list[str]]:
+    """The switchyard entry points of a metadata folder, as sorted ``name=value`` lines."""
+    return {
+        group: sorted(f"{name}={value}" for name, value in entries)
+        for group, entries in read_entry_points(path).items()
+    }
 
 
 def _digest(value: object) -> str:
@@ -91,26 +42,96 @@ def _digest(value: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _path_folders() -> list[str]:
+    """The absolute sys.path entries, without duplicates, in order."""
+    seen: dict[str, None] = {}
+    for entry in sys.path:
+        seen.setdefault(os.path.abspath(entry or "."), None)
+    return list(seen)
+
+
+def _metadata_count(folder: str) -> int:
+    try:
+        return sum(name.endswith((".dist-info", ".egg-info")) for name in os.listdir(folder))
+    except OSError:
+        return 0
+
+
 def environment_record() -> dict[str, Any]:
-    """What a manifest records about the installed distributions, and its fingerprint."""
+    """What a manifest records about the installed distributions, and its fingerprint.
+
+    ``paths``: each sys.path folder's mtime and number of metadata folders (installing or
+    removing a distribution changes its folder's mtime); ``dists``: each metadata folder's
+    stamp; ``plugins``: the distributions with switchyard entry points, with a digest of them.
+    """
+    paths: dict[str, list[int]] = {}
+    for folder in _path_folders():
+        try:
+            paths[folder] = [os.stat(folder).st_mtime_ns, _metadata_count(folder)]
+        except OSError:
+            continue
     dists: dict[str, int] = {}
     plugins: dict[str, dict[str, Any]] = {}
-    for dirname, path in _metadata_dirs().items():
-        dists[dirname] = _stamp(path)
-        sections = _switchyard_sections(path)
+    for dirname, path in metadata_dirs().items():
+        sections = _sections(path)
+        dists[dirname] = stamp(path, entry_points=bool(sections))
         if sections:
             name, version = split_dist_dir(dirname) or (dirname, None)
-            plugins[dirname] = {"name": name, "version": version, "sha256": _digest(sections)}
+            plugins[dirname] = {
+                "name": name,
+                "version": version,
+                "sha256": _digest(sections),
+                "folder": os.path.abspath(path),
+            }
     fingerprint = _digest(sorted((p["name"], p["version"], p["sha256"]) for p in plugins.values()))
-    return {"fingerprint": fingerprint[:32], "dists": dists, "plugins": plugins}
+    return {"fingerprint": fingerprint[:32], "paths": paths, "dists": dists, "plugins": plugins}
+
+
+def _unchanged(environment: Mapping[str, Any]) -> bool:
+    """The fast check: no sys.path folder and no plugin's entry_points.txt changed.
+
+    One stat per sys.path entry and per plugin; no listdir unless a folder that held no
+    distributions changed (a manifest written into the current folder changes its mtime).
+    """
+    paths = environment.get("paths")
+    if not isinstance(paths, dict):
+        return False
+    current = _path_folders()
+    for folder in current:
+        known = paths.get(folder)
+        try:
+            mtime = os.stat(folder).st_mtime_ns
+        except OSError:
+            if known is not None and known[1]:
+                return False
+            continue
+        if known is None or (known[0] != mtime and not known[1]):
+            if _metadata_count(folder):
+                return False
+        elif known[0] != mtime:
+            return False
+    missing = set(paths) - set(current)
+    if any(paths[folder][1] for folder in missing):
+        return False
+    dists = environment["dists"]
+    return all(
+        stamp(plugin["folder"], entry_points=True) == dists[dirname]
+        for dirname, plugin in environment["plugins"].items()
+    )
 
 
 def stale_reason(environment: Mapping[str, Any]) -> str | None:
     """Why the installed entry points differ from ``environment`` (None when they do not)."""
+    if _unchanged(environment):
+        return None
     stored: Mapping[str, int] = environment["dists"]
     plugins: Mapping[str, Mapping[str, Any]] = environment["plugins"]
-    current = _metadata_dirs()
-    changed = [name for name, path in current.items() if stored.get(name) != _stamp(path)]
+    current = metadata_dirs()
+    changed = [
+        name
+        for name, path in current.items()
+        if stored.get(name) != stamp(path, entry_points=name in plugins)
+    ]
     if not changed and len(current) == len(stored):
         return None
     reasons: list[str] = []
@@ -130,7 +151,7 @@ def stale_reason(environment: Mapping[str, Any]) -> str | None:
     for dirname in changed:
         if dirname in replaced:
             continue
-        sections = _switchyard_sections(current[dirname])
+        sections = _sections(current[dirname])
         name, version = split_dist_dir(dirname) or (dirname, None)
         if dirname in plugins:
             if _digest(sections) != plugins[dirname]["sha256"]:
@@ -143,10 +164,13 @@ def stale_reason(environment: Mapping[str, Any]) -> str | None:
 def write_manifest(path: str | Path, registry: Registry | None = None) -> Path:
     """Resolve every action of ``registry`` (default: a fresh entry-point scan) and write JSON.
 
-    Raises the problem of the first action that does not resolve (wrapped in ManifestError),
-    so a manifest never records a broken plugin.
+    Raises ManifestError (the cause chained) rather than record a broken or conflicting action.
+    The first line of the file holds everything a registry needs (an ``index`` of the actions,
+    the hooks, the environment record), so that reading it skips the schemas; the whole file is
+    one JSON document all the same.
     """
     import json
+    from pathlib import Path
 
     target = Path(path)
     reg = Registry.from_entry_points() if registry is None else registry
@@ -180,21 +204,46 @@ def write_manifest(path: str | Path, registry: Registry | None = None) -> Path:
                 "output_schema": item.output_schema(),
             }
         )
-    document = {
+    head = {
         "format": FORMAT,
         "fingerprint": environment["fingerprint"],
-        "actions": actions,
+        "index": [{key: action[key] for key in _INFO_KEYS} for action in actions],
         "hooks": [
             {"name": h.name, "target": h.target, "distribution": h.distribution}
             for h in reg.hook_entries()
         ],
-        "environment": {"dists": environment["dists"], "plugins": environment["plugins"]},
+        "environment": {k: environment[k] for k in ("paths", "dists", "plugins")},
     }
+    compact = (",", ":")
+    lines = [json.dumps(head, separators=compact)[:-1] + ",", '"actions":[']
+    lines += [json.dumps(action, separators=compact) + "," for action in actions]
+    if actions:
+        lines[-1] = lines[-1][:-1]
+    lines.append("]}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n", encoding="utf-8")
+    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(partial, target)
     return target
+
+
+def _load(path: str) -> tuple[dict[str, Any], str]:
+    """The manifest's head (first line) when it has one, else the whole document."""
+    import json
+
+    with open(path, "rb") as handle:
+        first = handle.readline()
+        if first.startswith(b"{") and first.endswith(b",\n"):
+            try:
+                head = json.loads(first[:-2] + b"}")
+            except ValueError:
+                head = None
+            if isinstance(head, dict) and isinstance(head.get("index"), list):
+                return head, "index"
+        document = json.loads(first + handle.read())
+    if not isinstance(document, dict):
+        raise ManifestError(path, "malformed: the top level must be a JSON object")
+    return document, "actions"
 
 
 def _require(
@@ -215,30 +264,24 @@ def _optional(document: Mapping[str, Any], key: str, where: str) -> str | None:
 
 def read_manifest(path: str | Path, *, check_fresh: bool = True) -> Registry:
     """A Registry from the manifest at ``path`` (see Registry.from_manifest)."""
-    import json
-
-    where = str(path)
+    where = os.fspath(path)
     try:
-        raw = Path(path).read_bytes()
+        document, key = _load(where)
     except OSError as error:
         problem = error.strerror or str(error)
         raise ManifestError(
             where, f"cannot read it ({problem}); write one with `switchyard manifest write {where}`"
         ) from None
-    try:
-        document = json.loads(raw)
     except ValueError as error:
         raise ManifestError(where, f"not valid JSON: {error}") from None
     try:
-        if not isinstance(document, dict):
-            raise ValueError("the top level must be a JSON object")
         if document.get("format") != FORMAT:
             raise ValueError(
                 f"unsupported format {document.get('format')!r} (this switchyard reads {FORMAT})"
             )
         infos = []
-        for index, item in enumerate(_require(document, "actions", list, "")):
-            at = f"actions[{index}]: "
+        for index, item in enumerate(_require(document, key, list, "")):
+            at = f"{key}[{index}]: "
             if not isinstance(item, dict):
                 raise ValueError(f"{at}must be an object")
             infos.append(

@@ -26,7 +26,6 @@ from ._errors import (
 from ._hooks import Hooks
 
 if TYPE_CHECKING:
-    from importlib.metadata import Distribution
     from pathlib import Path
 
 __all__ = ["ACTIONS_GROUP", "HOOKS_GROUP", "ActionInfo", "HookEntry", "Registry"]
@@ -57,67 +56,25 @@ class HookEntry(NamedTuple):
     distribution: str | None
 
 
-def normalize_dist_name(name: str) -> str:
-    """PEP 503 normalization (``Acme_Auth`` -> ``acme-auth``)."""
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def split_dist_dir(dirname: str) -> tuple[str, str | None] | None:
-    """``acme_auth-0.1.0.dist-info`` -> ("acme-auth", "0.1.0"); None if not a metadata dir."""
-    for suffix in (".dist-info", ".egg-info"):
-        if dirname.endswith(suffix):
-            name, sep, version = dirname[: -len(suffix)].partition("-")
-            if not sep:
-                return normalize_dist_name(name), None
-            if suffix == ".egg-info":
-                version = version.split("-py", 1)[0]  # name-1.0-py3.11.egg-info
-            return normalize_dist_name(name), version or None
-    return None
-
-
-def _name_and_version(dist: Distribution) -> tuple[str, str | None]:
-    # Reading METADATA costs an email-header parse per distribution; the metadata directory's
-    # name already says both for every installer we know, so use it when it is there.
-    path = getattr(dist, "_path", None)
-    parsed = split_dist_dir(path.name) if path is not None else None
-    if parsed is not None and parsed[1] is not None:
-        return parsed
-    return normalize_dist_name(dist.metadata["Name"] or "unknown"), dist.version
-
-
 def scan_entry_points() -> tuple[list[ActionInfo], list[HookEntry]]:
     """Every installed ``switchyard.actions`` and ``switchyard.hooks`` entry point, unimported.
 
     Like ``importlib.metadata.entry_points()``, only the first distribution of a name on
-    ``sys.path`` counts.
+    ``sys.path`` counts; see ``_metadata`` for why this does not use importlib.metadata.
     """
-    from importlib import metadata
+    from ._metadata import installed, read_entry_points, read_version
 
-    seen: set[str] = set()
     actions: list[ActionInfo] = []
     hooks: list[HookEntry] = []
-    for dist in metadata.distributions():
-        text = dist.read_text("entry_points.txt")
-        path = getattr(dist, "_path", None)
-        parsed = split_dist_dir(path.name) if path is not None else None
-        if parsed is not None:
-            if parsed[0] in seen:
-                continue
-            seen.add(parsed[0])
-        if not text or "[switchyard." not in text:
+    for dist in installed():
+        groups = read_entry_points(dist.path)
+        if not groups:
             continue
-        name, version = _name_and_version(dist)
-        if parsed is None:
-            if name in seen:
-                continue
-            seen.add(name)
-        for ep in dist.entry_points:
-            if ep.group == ACTIONS_GROUP:
-                actions.append(ActionInfo(ep.name, ep.value, name, version))
-            elif ep.group == HOOKS_GROUP:
-                hooks.append(HookEntry(ep.name, ep.value, name))
+        version = dist.version or read_version(dist.path)
+        for name, value in groups.get(ACTIONS_GROUP, ()):
+            actions.append(ActionInfo(name, value, dist.name, version))
+        for name, value in groups.get(HOOKS_GROUP, ()):
+            hooks.append(HookEntry(name, value, dist.name))
     return actions, hooks
 
 

@@ -192,12 +192,3 @@ def read_settings(
         values.update(_table_values(path, table, text))
     values.update(_env_values(os.environ if environ is None else environ))
     return values
-
-
-def manifest_setting() -> Path | None:
-    """Where the manifest is, from ``$SWITCHYARD_MANIFEST`` or else the project's config."""
-    raw = os.environ.get("SWITCHYARD_MANIFEST", "").strip()
-    if raw:
-        return Path(raw).absolute()
-    manifest: Path | None = read_settings()["manifest"]
-    return manifest
