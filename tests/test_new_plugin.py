@@ -1,0 +1,173 @@
+"""`yard new plugin NAME` in a copy of this workspace, then exactly what a plugin author runs.
+
+The copy holds the workspace's files as they are now (tracked and untracked, not ignored), in a
+fresh git repository with one commit, so that `yard affected --base HEAD` sees just what
+`yard new` made. Its own .venv is built by `uv run --all-packages` from the warm uv cache.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+WORKSPACE = Path(__file__).resolve().parents[1]
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def environment() -> dict[str, str]:
+    """This process's environment less what points at the real workspace or its venv."""
+    drop = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "PYTHONPATH", "YARD_CACHE_DIR")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in drop and not k.startswith(("SWITCHYARD_", "UV_OFFLINE", "PYTEST_"))
+    }
+    return {**env, **GIT_ENV, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+class Copy:
+    """The copied workspace, and commands run in it as a person runs them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = environment()
+
+    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            argv, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=300
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"{' '.join(argv)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    def uv(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("uv", "run", "--all-packages", "--quiet", *argv, check=check)
+
+    def status(self) -> str:
+        return self.run("git", "status", "--porcelain", "--untracked-files=all").stdout
+
+
+def copy_workspace(target: Path) -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=WORKSPACE,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for relative in filter(None, listed.split("\0")):
+        source = WORKSPACE / relative
+        if not source.is_file() or relative.startswith("packages/modules/demo/"):
+            continue  # deleted in the working tree, or a leftover of a manual try
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory: pytest.TempPathFactory) -> Copy:
+    if shutil.which("uv") is None or shutil.which("git") is None:  # pragma: no cover
+        pytest.skip("needs uv and git on PATH")
+    copy = Copy(tmp_path_factory.mktemp("workspace"))
+    copy_workspace(copy.root)
+    copy.run("git", "init", "-q", "-b", "main")
+    copy.run("git", "add", "-A")
+    copy.run("git", "commit", "-q", "-m", "the workspace as it is")
+    made = copy.uv("yard", "new", "plugin", "demo")
+    assert made.stdout.startswith("created packages/modules/demo (acme-demo, 6 files):")
+    return copy
+
+
+def test_yard_new_writes_the_plugin_and_updates_the_lock(ws):
+    folder = ws.root / "packages/modules/demo"
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert files == [
+        "README.md",
+        "pyproject.toml",
+        "src/acme_demo/__init__.py",
+        "src/acme_demo/actions.py",
+        "src/acme_demo/py.typed",
+        "tests/test_demo_actions.py",
+    ]
+    assert ws.status().splitlines()[0] == " M uv.lock"
+    lock = (ws.root / "uv.lock").read_text()
+    assert '\nname = "acme-demo"\nversion = "0.1.0"\n' in lock
+    assert 'source = { editable = "packages/modules/demo" }' in lock
+    ws.run("uv", "lock", "--locked", "--offline")  # the lock is up to date with the new member
+
+
+def test_switchyard_lists_and_calls_the_new_action(ws):
+    listed = ws.uv("switchyard", "actions", "list", "--json")
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["demo.greet"]["distribution"] == "acme-demo"
+    assert "geo.encode_geohash" in rows  # and the others are still there
+
+    called = ws.uv("switchyard", "call", "demo.greet", "--data", '{"name": "Ada", "times": 2}')
+    assert json.loads(called.stdout) == {"message": "Hello Hello, Ada!"}
+
+    refused = ws.uv("switchyard", "call", "demo.greet", "--data", '{"name": ""}', check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith("error: invalid input for demo.greet: name: ")
+
+
+def test_yard_affected_and_the_nox_sessions_pick_the_new_member_up(ws):
+    result = json.loads(ws.uv("yard", "affected", "--base", "HEAD", "--json").stdout)
+    assert result["changed"] == ["acme-demo"]
+    # the worker loads every switchyard.actions plugin (an entry-point edge), so it is affected
+    assert result["affected"] == ["acme-demo", "switchyard-worker"]
+    assert "packages/modules/demo/src/acme_demo/actions.py" in result["changed_files"]
+    sessions = ws.uv("nox", "--list").stdout
+    assert "test(member='acme-demo')" in sessions
+
+
+def test_yard_check_passes_with_the_new_member(ws):
+    checked = ws.uv("yard", "check")
+    assert checked.stdout.strip().endswith("member(s), imports match declared dependencies")
+    graph = json.loads(ws.uv("yard", "graph", "--format", "json").stdout)
+    demo = next(m for m in graph["members"] if m["name"] == "acme-demo")
+    assert demo["path"] == "packages/modules/demo"
+    assert demo["depends_on"] == ["switchyard"]
+
+
+def test_the_generated_plugin_passes_its_tests_and_the_linters(ws):
+    tests = ws.uv("pytest", "-q", "-p", "no:cacheprovider", "packages/modules/demo/tests")
+    assert " passed" in tests.stdout
+    assert "failed" not in tests.stdout
+    ws.uv("ruff", "check", "--no-cache", "packages/modules/demo")
+    ws.uv("ruff", "format", "--check", "--no-cache", "packages/modules/demo")
+
+
+@pytest.mark.parametrize("name", ["Demo2", "demo-two", "2demo", "demo__two", "demo_"])
+def test_a_bad_name_is_refused_in_one_line(ws, name):
+    before = ws.status()
+    refused = ws.uv("yard", "new", "plugin", name, check=False)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"yard: error: invalid name {name!r} for template 'plugin': use lowercase letters, "
+        "digits and single underscores, starting with a letter (it prefixes the action names, "
+        "NAME.verb_noun)\n"
+    )
+    assert ws.status() == before
+
+
+@pytest.mark.parametrize("name", ["demo", "auth"])
+def test_an_existing_name_is_refused_in_one_line(ws, name):
+    before = ws.status()
+    refused = ws.uv("yard", "new", "plugin", name, check=False)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"yard: error: packages/modules/{name} already exists: "
+        "choose another name or remove it first\n"
+    )
+    assert ws.status() == before
