@@ -296,3 +296,21 @@ def test_json_and_format_conflict(chain):
 @pytest.mark.parametrize("fmt", ["names", "json", "github-matrix"])
 def test_every_format_exits_0(chain, fmt):
     assert chain.yard("affected", "--base", "HEAD", "--format", fmt).code == 0
+
+
+def test_a_workspace_below_the_git_top_level(tmp_path, repo_at):
+    top = repo_at(tmp_path / "mono")
+    top.path.mkdir()
+    top.git("init", "-q", "-b", "main")
+    top.write("python/pyproject.toml", '[tool.uv.workspace]\nmembers = ["libs/*"]\n')
+    top.write("python/libs/a/pyproject.toml", '[project]\nname = "a"\nversion = "1"\n')
+    top.write("python/uv.lock", "version = 1\nrevision = 3\n")
+    top.write("web/app.js", "")
+    top.commit("init")
+    top.write("python/libs/a/new.py", "")
+    top.write("web/other.js", "")
+    top.write("python/uv.lock", "version = 1\nrevision = 4\n")
+    ws = repo_at(top.path / "python")
+    data = ws.affected("--base", "HEAD")
+    assert data["changed_files"] == ["libs/a/new.py", "uv.lock"]
+    assert data["affected"] == ["a"]
