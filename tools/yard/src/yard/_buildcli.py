@@ -50,10 +50,12 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     actions.required = True
     cache_shared = argparse.ArgumentParser(add_help=False)
     cache_shared.add_argument("--cache-dir", type=Path, metavar="DIR", help="build cache folder")
-    info = actions.add_parser("info", help="where it is, entries, size", parents=[cache_shared])
+    info = actions.add_parser(
+        "info", help="where it is, entries, size", parents=[common, cache_shared]
+    )
     info.add_argument("--json", action="store_true", help="print JSON")
     prune = actions.add_parser(
-        "prune", help="drop least recently used entries", parents=[cache_shared]
+        "prune", help="drop least recently used entries", parents=[common, cache_shared]
     )
     prune.add_argument("--max-size", required=True, metavar="SIZE", help="e.g. 500M, 2G")
 
