@@ -51,6 +51,23 @@ def test_decorator_returns_a_frozen_action_with_inferred_models():
         del handler.queue  # type: ignore[misc]
 
 
+def test_action_pickles_and_copies():
+    import copy
+    import pickle
+
+    built = define("text.length").queue("fast").handler(length).build()
+    assert copy.deepcopy(built) is built
+    again = pickle.loads(pickle.dumps(built))
+    assert (again.name, again.queue, again.input_model, again.handler) == (
+        "text.length",
+        "fast",
+        In,
+        length,
+    )
+    with pytest.raises(AttributeError):
+        again.queue = "slow"  # type: ignore[misc]
+
+
 def test_context_parameter_and_async_are_detected():
     @action("text.slow")
     async def slow(data: In, ctx: Context) -> Out:

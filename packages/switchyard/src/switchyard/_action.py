@@ -130,6 +130,16 @@ class Action:
     def __repr__(self) -> str:
         return f"<Action {self.name} {self.input_model.__name__} -> {self.output_model.__name__}>"
 
+    def __copy__(self) -> Action:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: object) -> Action:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle by value of the slots (the handler and models by reference, as pickle does).
+        return (_rebuild, ({key: getattr(self, key) for key in Action.__slots__},))
+
     def validate_input(self, data: Any) -> BaseModel:
         """Validate ``data`` (a mapping, a JSON str/bytes, or the input model) into the model."""
         from pydantic import BaseModel, ValidationError
@@ -185,6 +195,13 @@ class Action:
         if self._context_param is None:
             return (data,), {}
         return (data,), {self._context_param: context}
+
+
+def _rebuild(state: dict[str, Any]) -> Action:
+    built = object.__new__(Action)
+    for key, value in state.items():
+        object.__setattr__(built, key, value)
+    return built
 
 
 def _first_paragraph(doc: str | None) -> str | None:
