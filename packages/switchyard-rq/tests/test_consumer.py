@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import zlib
 
 import pytest
+from switchyard import action
+from switchyard.testing import make_registry
+from switchyard_rq_testactions import In, Out  # type: ignore[import-not-found]
 
 import switchyard_rq
 
@@ -170,3 +174,29 @@ def test_queue_stats(conn, reg):
     assert stats["default"].scheduled == 1
     assert 0.04 <= stats["default"].oldest_age < 5
     assert stats["empty"] == switchyard_rq.QueueStats("empty", 0, 0.0, 0, 0)
+
+
+def test_prefetched_jobs_go_back_in_order_when_the_consumer_stops(conn, reg):
+    stop = threading.Event()
+
+    @action("demo.stop")
+    def stopper(data: In) -> Out:
+        stop.set()
+        return Out(y=data.x)
+
+    registry = make_registry(stopper, *(reg.resolve(n) for n in reg.names()))
+    handles = switchyard_rq.schedule_many(
+        [("demo.double", {"x": 1}), ("demo.stop", {"x": 2})]
+        + [("demo.double", {"x": i}) for i in range(3, 9)],
+        registry=registry,
+    )
+    with switchyard_rq.Consumer(conn, ["default"], registry=registry, name="stopper") as worker:
+        assert worker.run(stop=stop, idle_timeout=0.1) == 2
+    assert [h.status for h in handles] == ["finished"] * 2 + ["queued"] * 6
+    assert conn.lrange("rq:queue:default", 0, -1) == [h.id.encode() for h in handles[2:]]
+    assert conn.llen("switchyard:consumer:stopper:processing") == 0
+    assert conn.zcard("rq:wip:default") == 0
+    with switchyard_rq.Consumer(conn, ["default"], registry=registry) as worker:
+        assert worker.run(max_jobs=6, idle_timeout=0.1) == 6
+    assert handles[-1].result(timeout=1).y == 16  # type: ignore[attr-defined]
+    assert conn.hget(f"rq:job:{handles[-1].id}", "sy_attempt") == b"1"

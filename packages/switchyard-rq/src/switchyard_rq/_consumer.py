@@ -22,6 +22,7 @@ import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -34,7 +35,7 @@ from ._config import current_config
 from ._outcome import Ack, Job, execute, on_alarm
 from ._recovery import NOT_IDEMPOTENT
 from ._recovery import died_text as _died_text
-from ._scripts import NO_OUTCOME, PROMOTE, RECOVER, STEP
+from ._scripts import PROMOTE, RECOVER, RELEASE, STEP
 from ._settings import TransportSettings
 from ._wire import pack, roundtrip
 
@@ -46,6 +47,8 @@ __all__ = ["Consumer"]
 log = logging.getLogger("switchyard_rq.consumer")
 
 _PROMOTE_EVERY: Final = 1.0
+_MAX_BATCH: Final = 16
+_BATCH_BUDGET: Final = 0.005  # prefetch only what runs within ~5 ms: no job waits behind a slow one
 _PROMOTE_LIMIT: Final = 500
 _MAX_BACKOFF: Final = 2.0
 
@@ -95,7 +98,9 @@ class Consumer:
         self._flush_head = [b"EVALSHA", STEP.sha, 1, self._processing]
         self._exec_prefix = secrets.token_hex(4)
         self._counter = 0
-        self._pending: Ack | None = None
+        self._pending: list[Ack] = []
+        self._buffer: deque[Job] = deque()
+        self._avg_seconds = 0.001
         self._registered = False
         self._next_promote = 0.0
         self._next_due: float | None = None
@@ -202,6 +207,7 @@ class Consumer:
             self._hb_thread.join(timeout=5)
         try:
             self._flush()
+            self._release()
             worker = keys.WORKER_PREFIX + self.name
             with self.connection.pipeline(transaction=False) as pipe:
                 pipe.srem(keys.WORKERS_SET, worker)
@@ -237,34 +243,52 @@ class Consumer:
     ) -> int:
         """Serve jobs until ``stop`` is set or ``max_jobs`` ran; return the number run.
 
-        Redis errors are logged and retried with backoff (the consumer reconnects); the outcome of
-        a job is always stored before its safety copy goes.
+        Redis errors are logged and retried with backoff (the consumer reconnects); a job's
+        outcome is always stored before its safety copy goes. Prefetched jobs that will not run
+        (``stop`` was set) go back to the head of their queues.
         """
         self.register()
         done = 0
         backoff = 0.0
-        while (stop is None or not stop.is_set()) and (max_jobs is None or done < max_jobs):
-            try:
-                if backoff:
-                    self._resume()
-                    backoff = 0.0
-                if self._step(idle_timeout, flush=False):
-                    done += 1
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                backoff = min(max(backoff * 2, 0.05), _MAX_BACKOFF)
-                log.warning("Redis unavailable (%s); retrying in %.2f s", exc, backoff)
-                if stop is not None:
-                    stop.wait(backoff)
-                else:
-                    time.sleep(backoff)
-        self._flush_retrying()
+        try:
+            while (stop is None or not stop.is_set()) and (max_jobs is None or done < max_jobs):
+                try:
+                    if backoff:
+                        self._resume()
+                        backoff = 0.0
+                    limit = _MAX_BATCH if max_jobs is None else max_jobs - done
+                    if self._step(idle_timeout, flush=False, limit=limit):
+                        done += 1
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    backoff = min(max(backoff * 2, 0.05), _MAX_BACKOFF)
+                    log.warning("Redis unavailable (%s); retrying in %.2f s", exc, backoff)
+                    if stop is not None:
+                        stop.wait(backoff)
+                    else:
+                        time.sleep(backoff)
+        finally:
+            self._settle()
         return done
 
+    def _settle(self) -> None:
+        """Store pending outcomes and give back prefetched jobs, retrying Redis errors a while."""
+        backoff = 0.05
+        for _ in range(20):
+            try:
+                self._flush()
+                self._release()
+                return
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("cannot store the last outcomes yet (%s)", exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+
     def _resume(self) -> None:
-        """After a lost connection: store the pending outcome, give back any job whose dequeue
-        reply was lost (it sits in our processing list), and announce ourselves again (a
-        restarted Redis may have lost the registration)."""
+        """After a lost connection: store pending outcomes, give back prefetched jobs and any
+        job whose dequeue reply was lost (it sits in our processing list), and announce
+        ourselves again (a restarted Redis may have lost the registration)."""
         self._flush()
+        self._release()
         reclaimed = RECOVER(
             self.connection,
             [self._processing, keys.CONSUMERS_SET, keys.consumer_queues(self.name)],
@@ -277,16 +301,20 @@ class Consumer:
     def work_one(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for one job, run it, store its outcome; True if one ran."""
         self.register()
-        return self._step(timeout, flush=True)
+        return self._step(timeout, flush=True, limit=1)
 
-    def _step(self, timeout: float, *, flush: bool) -> bool:
-        job = self._fetch()
-        if job is None:
-            job = self._wait_for_job(timeout)
-            if job is None:
-                return False
+    def _step(self, timeout: float, *, flush: bool, limit: int) -> bool:
+        if not self._buffer:
+            size = max(1, min(limit, _MAX_BATCH, int(_BATCH_BUDGET / self._avg_seconds)))
+            self._fetch(size)
+            if not self._buffer:
+                self._wait_for_job(timeout, size)
+                if not self._buffer:
+                    return False
+        job = self._buffer.popleft()
         outcome = execute(self, job)
-        self._pending = outcome.ack
+        self._pending.append(outcome.ack)
+        self._avg_seconds = max(0.8 * self._avg_seconds + 0.2 * outcome.seconds, 1e-5)
         self.processed += 1
         with self._stats_lock:
             if outcome.ok:
@@ -298,22 +326,27 @@ class Consumer:
             self._flush()
         return True
 
-    def _flush(self) -> None:
-        """Store the pending outcome without dequeuing another job."""
-        if self._pending is not None:
-            self._call([*self._flush_head, *self._pending, "", 0.0, self.name, 0, ""])
-            self._pending = None
+    def _outcome_args(self) -> list[Any]:
+        args: list[Any] = [len(self._pending)]
+        for ack in self._pending:
+            args.extend(ack)
+        return args
 
-    def _flush_retrying(self) -> None:
-        backoff = 0.05
-        for _ in range(20):
-            try:
-                self._flush()
-                return
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("cannot store the last outcome yet (%s)", exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
+    def _flush(self) -> None:
+        """Store the pending outcomes without dequeuing another job."""
+        if self._pending:
+            stamp, ts = _now()
+            self._call([*self._flush_head, *self._outcome_args(), stamp, ts, self.name, 0, "", 0])
+            self._pending = []
+
+    def _release(self) -> None:
+        """Give prefetched jobs that will not run here back to their queues, in order."""
+        if self._buffer:
+            args: list[Any] = [_now()[0]]
+            for job in self._buffer:
+                args.extend((job.id, job.queue, job.execution, job.attempt - 1))
+            RELEASE(self.connection, [self._processing], args)
+            self._buffer.clear()
 
     def _call(self, args: list[Any]) -> Any:
         """One STEP call; loads the script again if the server lost it (a restart)."""
@@ -325,33 +358,32 @@ class Consumer:
             raise reply
         return reply
 
-    def _fetch(self) -> Job | None:
-        """One round trip: store the pending outcome, then dequeue the next job."""
+    def _fetch(self, size: int) -> None:
+        """One round trip: store the pending outcomes, then dequeue up to ``size`` jobs."""
         if time.monotonic() >= self._next_promote:
             self._promote()
         stamp, ts = _now()
         self._counter += 1
-        execution = f"{self._exec_prefix}{self._counter}"
+        prefix = f"{self._exec_prefix}{self._counter}"
         reply = self._call(
             [
                 *self._step_head,
-                *(self._pending or NO_OUTCOME),
-                stamp, ts, self.name, len(self.queues), execution, *self.queues,
+                *self._outcome_args(),
+                stamp, ts, self.name, len(self.queues), prefix, size, *self.queues,
             ]
         )  # fmt: skip
-        self._pending = None
-        if not reply:
-            return None
-        return Job.from_reply(reply, self.queues, execution, stamp, ts)
+        self._pending = []
+        if reply:
+            self._buffer.extend(Job.batch(reply, self.queues, prefix, stamp, ts))
 
-    def _wait_for_job(self, timeout: float) -> Job | None:
+    def _wait_for_job(self, timeout: float, size: int) -> None:
         """Idle: block on the doorbells (no longer than the next scheduled job is due)."""
         wait = timeout
         if self._next_due is not None:
             wait = min(wait, max(self._next_due - time.time(), 0.0))
         if wait > 0:
             self.connection.blpop(self._wake_keys, timeout=max(wait, 0.001))
-        return self._fetch()
+        self._fetch(size)
 
     def _promote(self) -> None:
         stamp, ts = _now()

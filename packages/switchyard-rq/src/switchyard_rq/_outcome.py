@@ -80,34 +80,44 @@ class Job:
     started_ts: float
 
     @classmethod
-    def from_reply(
-        cls, reply: list[Any], queues: tuple[str, ...], execution: str, stamp: str, ts: float
-    ) -> Job:
-        raw_id, index, data, retries_left, intervals, retries, result_ttl, failure_ttl, attempt = (
-            reply
-        )
-        parsed: list[float] | None = None
-        if intervals:
-            try:
-                loaded = json.loads(intervals)
-                if isinstance(loaded, list) and all(isinstance(v, int | float) for v in loaded):
-                    parsed = [float(v) for v in loaded]
-            except ValueError:
-                parsed = None
-        return cls(
-            id=raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id),
-            queue=queues[int(index) - 1],
-            data=data,
-            retries_left=_int(retries_left, None),
-            retry_intervals=parsed,
-            number_of_retries=_int(retries, 0) or 0,
-            result_ttl=_int(result_ttl, None),
-            failure_ttl=_int(failure_ttl, None),
-            attempt=int(attempt),
-            execution=execution,
-            started_at=stamp,
-            started_ts=ts,
-        )
+    def batch(
+        cls, reply: list[Any], queues: tuple[str, ...], prefix: str, stamp: str, ts: float
+    ) -> list[Job]:
+        """The jobs of a STEP reply (9 values each); execution ids are ``<prefix>-<n>``."""
+        jobs = []
+        for n in range(len(reply) // 9):
+            raw_id, index, data, left, intervals, retries, result_ttl, failure_ttl, attempt = reply[
+                n * 9 : n * 9 + 9
+            ]
+            jobs.append(
+                cls(
+                    id=raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id),
+                    queue=queues[int(index) - 1],
+                    data=data,
+                    retries_left=_int(left, None),
+                    retry_intervals=_intervals(intervals),
+                    number_of_retries=_int(retries, 0) or 0,
+                    result_ttl=_int(result_ttl, None),
+                    failure_ttl=_int(failure_ttl, None),
+                    attempt=int(attempt),
+                    execution=f"{prefix}-{n + 1}",
+                    started_at=stamp,
+                    started_ts=ts,
+                )
+            )
+        return jobs
+
+
+def _intervals(raw: Any) -> list[float] | None:
+    if not raw:
+        return None
+    try:
+        loaded = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(loaded, list) and all(isinstance(v, int | float) for v in loaded):
+        return [float(v) for v in loaded]
+    return None
 
 
 @dataclass(slots=True)

@@ -15,9 +15,9 @@ import redis
 
 __all__ = [
     "CANCEL",
-    "NO_OUTCOME",
     "PROMOTE",
     "RECOVER",
+    "RELEASE",
     "REQUEUE",
     "SCHEDULE_KEYED",
     "STEP",
@@ -50,46 +50,50 @@ class Script:
         client.script_load(self.source)
 
 
-# STEP: store the previous job's outcome (if any), then dequeue the next job, in one call.
+# STEP: store the outcomes of the jobs just run, then dequeue the next batch, in one call.
 # KEYS: processing list, n queue lists, n doorbells.
-# ARGV[1..14], the outcome: mode ('' none, 'ok', 'fail', 'retry'), job id, queue, execution id,
-#   ended (RQ format), ended (unix s), TTL, result text (RQ's base64 return value or exc_string),
-#   exc_info, error JSON, started (unix s), retries_left, number_of_retries, due (unix s) or ''.
-# ARGV[15..], the dequeue: now (RQ format), now (unix s), worker name, n, execution id, n queue
-#   names.  Moves the first job id of the first non-empty queue into the processing list, marks
-#   it started (RQ's fields, the started registry) and returns {id, queue index, data,
-#   retries_left, retry_intervals, number_of_retries, result_ttl, failure_ttl, attempt}; jobs
-#   whose hash is gone or that were canceled are dropped.  With every queue empty it clears the
-#   doorbells (any later job rings again) and returns nil.  The outcome's job leaves the
-#   processing list last: it is acknowledged only with its outcome stored.
+# ARGV[1] = m, then m outcomes of 14 values each: mode ('ok', 'fail', 'retry'), job id, queue,
+#   execution id, ended (RQ format), ended (unix s), TTL, result text (RQ's base64 return value or
+#   exc_string), exc_info, error JSON, started (unix s), retries_left, number_of_retries, due
+#   (unix s) or ''.  Each outcome's job leaves the processing list last: it is acknowledged only
+#   with its outcome stored.
+# Then the dequeue: now (RQ format), now (unix s), worker name, n, execution id prefix, k, and
+#   n queue names.  Moves up to k job ids, first queue first, into the processing list, marks
+#   them started (RQ's fields, the started registry) and returns 9 values per job: id, queue
+#   index, data, retries_left, retry_intervals, number_of_retries, result_ttl, failure_ttl,
+#   attempt.  A job that is not idempotent is only ever taken first in a batch, and ends it (so
+#   a crash never fails one that had not started).  Jobs whose hash is gone or that were
+#   canceled are dropped.  With every queue empty it clears the doorbells (a later job rings
+#   again) and returns an empty list.
 STEP: Final = Script("""
-local mode = ARGV[1]
-if mode ~= '' then
-  local id, q = ARGV[2], ARGV[3]
+local m = tonumber(ARGV[1])
+for o = 0, m - 1 do
+  local b = 1 + o * 14
+  local mode, id, q, exec = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
   local jk, rk = 'rq:job:' .. id, 'rq:results:' .. id
-  local ttl = tonumber(ARGV[7])
+  local ttl = tonumber(ARGV[b + 7])
   local registry = nil
   if mode == 'ok' then
-    redis.call('HSET', jk, 'status', 'finished', 'ended_at', ARGV[5])
-    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '1', 'worker_name', ARGV[17],
-      'return_value', ARGV[8], 'execution_id', ARGV[4], 'execution_started_at', ARGV[11],
-      'execution_ended_at', ARGV[6])
+    redis.call('HSET', jk, 'status', 'finished', 'ended_at', ARGV[b + 5])
+    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '1', 'return_value', ARGV[b + 8],
+      'execution_id', exec, 'execution_started_at', ARGV[b + 11],
+      'execution_ended_at', ARGV[b + 6])
     registry = 'rq:finished:'
   elseif mode == 'fail' then
-    redis.call('HSET', jk, 'status', 'failed', 'ended_at', ARGV[5], 'exc_info', ARGV[9],
-      'sy_error', ARGV[10])
-    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '2', 'worker_name', ARGV[17],
-      'exc_string', ARGV[8], 'execution_id', ARGV[4], 'execution_started_at', ARGV[11],
-      'execution_ended_at', ARGV[6])
+    redis.call('HSET', jk, 'status', 'failed', 'ended_at', ARGV[b + 5], 'exc_info', ARGV[b + 9],
+      'sy_error', ARGV[b + 10])
+    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '2', 'exc_string', ARGV[b + 8],
+      'execution_id', exec, 'execution_started_at', ARGV[b + 11],
+      'execution_ended_at', ARGV[b + 6])
     registry = 'rq:failed:'
   else
-    redis.call('HSET', jk, 'retries_left', ARGV[12], 'number_of_retries', ARGV[13],
-      'exc_info', ARGV[9], 'sy_error', ARGV[10])
-    if ARGV[14] ~= '' then
+    redis.call('HSET', jk, 'retries_left', ARGV[b + 12], 'number_of_retries', ARGV[b + 13],
+      'exc_info', ARGV[b + 9], 'sy_error', ARGV[b + 10])
+    if ARGV[b + 14] ~= '' then
       redis.call('HSET', jk, 'status', 'scheduled')
-      redis.call('ZADD', 'rq:scheduled:' .. q, ARGV[14], id)
+      redis.call('ZADD', 'rq:scheduled:' .. q, ARGV[b + 14], id)
     else
-      redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ARGV[5])
+      redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ARGV[b + 5])
       redis.call('RPUSH', 'rq:queue:' .. q, id)
       redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
     end
@@ -98,42 +102,69 @@ if mode ~= '' then
     if ttl > 0 then
       redis.call('EXPIRE', jk, ttl)
       redis.call('EXPIRE', rk, ttl)
-      redis.call('ZADD', registry .. q, tonumber(ARGV[6]) + ttl, id)
+      redis.call('ZADD', registry .. q, tonumber(ARGV[b + 6]) + ttl, id)
     else
       redis.call('ZADD', registry .. q, '+inf', id)
     end
   end
-  redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. ARGV[4])
+  redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. exec)
   redis.call('LREM', KEYS[1], -1, id)
 end
-local n = tonumber(ARGV[18])
+local d = 2 + m * 14
+local stamp, now, worker = ARGV[d], tonumber(ARGV[d + 1]), ARGV[d + 2]
+local n, prefix, k = tonumber(ARGV[d + 3]), ARGV[d + 4], tonumber(ARGV[d + 5])
+local got, count = {}, 0
 for i = 1, n do
   local qkey = KEYS[1 + i]
-  local id = redis.call('LMOVE', qkey, KEYS[1], 'LEFT', 'RIGHT')
-  while id do
+  while count < k do
+    local id = redis.call('LMOVE', qkey, KEYS[1], 'LEFT', 'RIGHT')
+    if not id then break end
     local jk = 'rq:job:' .. id
     local f = redis.call('HMGET', jk, 'data', 'status', 'retries_left', 'retry_intervals',
-      'number_of_retries', 'result_ttl', 'failure_ttl', 'sy_attempt', 'timeout')
-    if f[1] and f[2] ~= 'canceled' then
+      'number_of_retries', 'result_ttl', 'failure_ttl', 'sy_attempt', 'timeout', 'sy_idempotent')
+    if not f[1] or f[2] == 'canceled' then
+      redis.call('LREM', KEYS[1], -1, id)
+    elseif count > 0 and f[10] == '0' then
+      redis.call('LMOVE', KEYS[1], qkey, 'RIGHT', 'LEFT')
+      k = count
+    else
+      count = count + 1
+      local exec = prefix .. '-' .. count
       local attempt = (tonumber(f[8]) or 0) + 1
-      redis.call('HSET', jk, 'status', 'started', 'started_at', ARGV[15],
-        'last_heartbeat', ARGV[15], 'worker_name', ARGV[17], 'sy_attempt', attempt,
-        'sy_exec', ARGV[19])
+      redis.call('HSET', jk, 'status', 'started', 'started_at', stamp, 'last_heartbeat', stamp,
+        'worker_name', worker, 'sy_attempt', attempt, 'sy_exec', exec)
       local t = tonumber(f[9]) or -1
       if t <= 0 then t = 86400 end
-      redis.call('ZADD', 'rq:wip:' .. ARGV[19 + i], tonumber(ARGV[16]) + t + 60,
-        id .. ':' .. ARGV[19])
-      return {id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt}
+      redis.call('ZADD', 'rq:wip:' .. ARGV[d + 5 + i], now + t * count + 60, id .. ':' .. exec)
+      for _, v in ipairs({id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt}) do
+        table.insert(got, v)
+      end
+      if f[10] == '0' then k = count end
     end
-    redis.call('LREM', KEYS[1], -1, id)
-    id = redis.call('LMOVE', qkey, KEYS[1], 'LEFT', 'RIGHT')
   end
+  if count >= k then break end
 end
-for i = 1, n do redis.call('DEL', KEYS[1 + n + i]) end
-return false
+if count == 0 then
+  for i = 1, n do redis.call('DEL', KEYS[1 + n + i]) end
+end
+return got
 """)
 
-NO_OUTCOME: Final = ("",) + ("",) * 13
+# KEYS: processing list.  ARGV: now (RQ format), then (id, queue, execution id, attempt - 1)
+# per job, in dequeue order.  Gives prefetched jobs that will not run here back to the head of
+# their queues, in order, as they were.
+RELEASE: Final = Script("""
+for b = #ARGV - 3, 2, -4 do
+  local id, q = ARGV[b], ARGV[b + 1]
+  redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. ARGV[b + 2])
+  redis.call('HSET', 'rq:job:' .. id, 'status', 'queued', 'sy_attempt', ARGV[b + 3])
+  redis.call('HDEL', 'rq:job:' .. id, 'started_at', 'worker_name', 'sy_exec')
+  redis.call('LREM', KEYS[1], -1, id)
+  redis.call('LPUSH', 'rq:queue:' .. q, id)
+  redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
+end
+return 1
+""")
 
 # ARGV: now (unix seconds), now (RQ format), limit per queue, queue names...  Moves due jobs from
 # RQ's scheduled registries onto their queues (ZREM decides who moves a job: never twice) and
