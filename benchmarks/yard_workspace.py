@@ -115,7 +115,8 @@ def render_lock(
     """A uv.lock in uv's layout for the members and third-party pool."""
     out = ['version = 1\nrevision = 3\nrequires-python = ">=3.11"\n\n[manifest]\nmembers = [\n']
     out += [f'    "{n}",\n' for n in names]
-    out.append("]\n")
+    out.append("]\n\n[manifest.dependency-groups]\n")
+    out.append('dev = [{ name = "tp000", specifier = ">=1" }]\n')
     blocks: list[tuple[str, str]] = []
     for name in names:
         deps, optional, dev, _ = members[name]

@@ -29,7 +29,7 @@ PACKAGES = {
 }
 
 
-def render(packages=PACKAGES, *, hashes="", revision=3):
+def render(packages=PACKAGES, *, hashes="", revision=3, root_group=""):
     """A uv.lock in uv's own layout for the MEMBERS and these third-party packages."""
     blocks = []
     for name, deps in MEMBERS.items():
@@ -69,6 +69,8 @@ def render(packages=PACKAGES, *, hashes="", revision=3):
         blocks.append((name, text))
     header = f'version = 1\nrevision = {revision}\nrequires-python = ">=3.11"\n\n[manifest]\n'
     header += "members = [\n" + "".join(f'    "{m}",\n' for m in MEMBERS) + "]\n"
+    if root_group:
+        header += f"\n[manifest.dependency-groups]\ndev = [{root_group}]\n"
     return header + "".join(f"\n[[package]]\n{text}" for _, text in sorted(blocks))
 
 
@@ -140,6 +142,22 @@ def test_a_removed_and_an_added_package(locked):
             "uv.lock: iniconfig 2.0.0 removed, via pytest",
         ]
     }
+
+
+def test_the_virtual_roots_dev_tools_reach_every_member(locked):
+    pytest_group = '{ name = "pytest", specifier = ">=8" }'
+    locked.write("uv.lock", render(root_group=pytest_group))
+    locked.commit("root dev group")
+    locked.write("uv.lock", render(with_("pluggy", "1.5.0"), root_group=pytest_group))
+    got = reasons(locked)
+    assert set(got) == {"app", "cli", "tools", "web"}
+    assert got["app"] == [
+        "uv.lock: pluggy 1.4.0 -> 1.5.0, via the workspace root's dependency groups -> pytest"
+    ]
+    assert got["tools"] == [
+        "uv.lock: pluggy 1.4.0 -> 1.5.0, via pytest",
+        "uv.lock: pluggy 1.4.0 -> 1.5.0, via the workspace root's dependency groups -> pytest",
+    ]
 
 
 def test_a_header_only_change_affects_nothing(locked):

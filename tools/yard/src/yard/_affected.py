@@ -179,17 +179,26 @@ def _lock_reasons(workspace: Workspace, merge_base: str, head: str | None) -> di
             changes = {c.name: c.description for c in found_changes}
             removed = {c.name: c.description for c in found_changes if c.removed}
             found: dict[str, list[str]] = {}
+            root_groups = _lock.WORKSPACE_ROOT
             # Every member reaching a changed package reaches it, or a changed package above
             # it, in the new lock; the old lock is walked only to explain removed packages.
             walks = [(new, changes, "uv.lock")]
             if removed:
                 walks.append((old, removed, "uv.lock at the merge base"))
             for lock, wanted, where in walks:
-                for member, hits in _lock.reaching_members(lock, wanted, names, where).items():
+                reached = _lock.reaching_members(lock, wanted, names, where)
+                for member, hits in sorted(reached.items(), key=lambda i: i[0] == root_groups):
                     for description, path in hits:
-                        text = _lock_text(description, path)
-                        if text not in found.setdefault(member, []):
-                            found[member].append(text)
+                        if member == root_groups:  # the root's dev tools are everyone's
+                            via = " -> ".join(
+                                ["the workspace root's dependency groups", *path[:-1]]
+                            )
+                            text, targets = f"uv.lock: {description}, via {via}", names
+                        else:
+                            text, targets = _lock_text(description, path), [member]
+                        for target in targets:
+                            if text not in found.setdefault(target, []):
+                                found[target].append(text)
             for member in _lock.changed_member_blocks(old, new, names):
                 found.setdefault(member, []).append("uv.lock: its own locked entry changed")
             return found

@@ -46,10 +46,17 @@ class Package:
 
 
 class Lock(NamedTuple):
-    """A parsed lock: its packages, and the packages of each name."""
+    """A parsed lock: its packages, the packages of each name, and what the dependency groups
+    of a virtual workspace root (``[manifest.dependency-groups]``) require."""
 
     packages: list[Package]
     by_name: dict[str, list[int]]
+    root_refs: list[DepRef]
+
+
+WORKSPACE_ROOT: Final = ""
+"""The name :func:`reaching_members` gives the dependency groups of a virtual workspace root:
+what they install (test and lint tools) is in every member's environment."""
 
 
 State = tuple[int, str]
@@ -87,7 +94,18 @@ def parse_lock(text: str, where: str = "uv.lock") -> Lock:
         by_name.setdefault(package.name, []).append(len(packages))
         packages.append(package)
         line += block.count("\n") + 2
-    return Lock(packages=packages, by_name=by_name)
+    return Lock(packages=packages, by_name=by_name, root_refs=_root_refs(header_data, where))
+
+
+def _root_refs(header: dict[str, Any], where: str) -> list[DepRef]:
+    groups = header.get("manifest", {}).get("dependency-groups", {})
+    refs: list[DepRef] = []
+    for entries in groups.values() if isinstance(groups, dict) else ():
+        for entry in entries if isinstance(entries, list) else ():
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                raise LockError(f"{where}: [manifest.dependency-groups]: bad entry {entry!r}")
+            refs.append((entry["name"], None, None, tuple(entry.get("extras", ()))))
+    return refs
 
 
 def _loads(text: str, where: str, first_line: int) -> dict[str, Any]:
@@ -286,6 +304,9 @@ def reaching_members(
 ) -> dict[str, list[tuple[str, list[str]]]]:
     """For each member whose locked closure reaches a changed package: (description, path).
 
+    The dependency groups of a virtual workspace root count as one more member, named
+    :data:`WORKSPACE_ROOT`.
+
     A member's closure starts from its own block with every extra and dependency group, then
     follows each package's dependencies and the extras requested of it; it stops at other
     members (a change they reach reaches their dependents through the member graph). The path
@@ -296,12 +317,14 @@ def reaching_members(
     # States are (package index, extra or "" for the package itself); member roots use "*".
     forward: dict[State, list[State]] = {}
     reverse: dict[State, list[State]] = {}
+    blocks: list[tuple[int, list[tuple[str, list[DepRef]]]]] = [(-1, [("*", lock.root_refs)])]
     for index, package in enumerate(packages):
         _details(package, where)
         if package.name in member_set:
-            lists: list[tuple[str, list[DepRef]]] = [("*", _all_refs(package))]
+            blocks.append((index, [("*", _all_refs(package))]))
         else:
-            lists = [("", package.deps), *package.optional.items()]
+            blocks.append((index, [("", package.deps), *package.optional.items()]))
+    for index, lists in blocks:
         for key, refs in lists:
             if not refs:
                 continue
@@ -341,8 +364,8 @@ def reaching_members(
         hits: dict[str, list[str]] = {}
         while walk:
             state = walk.popleft()
-            name = lock.packages[state[0]].name
-            if state[1] == "" and name in changed and name not in hits:
+            name = lock.packages[state[0]].name if state[1] == "" else ""
+            if name in changed and name not in hits:
                 path: list[str] = []
                 node: State | None = state
                 while node is not None and node != root:
@@ -355,7 +378,7 @@ def reaching_members(
                 if step_to not in parent:
                     parent[step_to] = state
                     walk.append(step_to)
-        found[lock.packages[root[0]].name] = [
+        found[WORKSPACE_ROOT if root[0] < 0 else lock.packages[root[0]].name] = [
             (changed[name], path) for name, path in sorted(hits.items())
         ]
     return found
