@@ -195,3 +195,23 @@ def test_errors_pickle_and_serialize():
     data = caught.value.to_dict()
     assert data["type"] == "InvalidInputError"
     assert data["errors"][0]["loc"] == "n"
+
+
+def test_a_bare_call_imports_neither_logging_nor_asyncio():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pydantic import BaseModel\n"
+        "from switchyard import action, call_action\n"
+        "from switchyard.testing import make_registry\n"
+        "class In(BaseModel):\n    n: int\n"
+        "class Out(BaseModel):\n    n: int\n"
+        "@action('calc.inc')\n"
+        "def inc(data: In) -> Out:\n    return Out(n=data.n + 1)\n"
+        "assert call_action('calc.inc', {'n': 1}, registry=make_registry(inc)).n == 2\n"
+        "print(sorted(m for m in ('logging', 'asyncio', 'pluggy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

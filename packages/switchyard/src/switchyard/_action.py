@@ -252,9 +252,12 @@ def _is_model(obj: object) -> bool:
 
 
 def _is_context(hint: object) -> bool:
-    from ._context import Context
+    import sys
 
-    if hint is Context:
+    # If the Context class was never imported, no annotation can be it: do not import it (and
+    # logging with it) just to compare.
+    module = sys.modules.get("switchyard._context")
+    if module is not None and hint is module.Context:
         return True
     # An annotation that could not be resolved stays a string; accept the obvious spellings.
     return isinstance(hint, str) and hint.rsplit(".", 1)[-1] == "Context"

@@ -23,12 +23,16 @@ if TYPE_CHECKING:
 __all__ = ["acall_action", "arun_action", "call_action", "run_action"]
 
 
-def _prepare(action: Action, context: Context | None, hooks: Hooks | None) -> tuple[Context, Hooks]:
+def _prepare(
+    action: Action, context: Context | None, hooks: Hooks | None
+) -> tuple[Context | None, Hooks]:
+    """The hooks to run, and the context (None only when no hook and no handler needs one:
+    creating a Context imports logging, which a bare call does not need)."""
     if hooks is None:
         from ._default import default_registry
 
         hooks = default_registry().hooks
-    if context is None:
+    if context is None and (hooks.active or action.wants_context):
         from ._context import new_context
 
         context = new_context(action.name)
@@ -77,7 +81,8 @@ def run_action(
     context, hooks = _prepare(action, context, hooks)
     try:
         data_model = action.validate_input(data)
-        hooks.before_call(action, context, data_model)
+        if context is not None:
+            hooks.before_call(action, context, data_model)
         args, kwargs = action.call_args(data_model, context)
         try:
             result = action.handler(*args, **kwargs)
@@ -86,9 +91,11 @@ def run_action(
         except Exception as error:
             raise HandlerError(action.name, error) from error
         output = action.validate_output(result)
-        hooks.after_call(action, context, output)
+        if context is not None:
+            hooks.after_call(action, context, output)
     except SwitchyardError as error:
-        hooks.on_error(action, context, error)
+        if context is not None:
+            hooks.on_error(action, context, error)
         raise
     return output
 
@@ -104,7 +111,8 @@ async def arun_action(
     context, hooks = _prepare(action, context, hooks)
     try:
         data_model = action.validate_input(data)
-        hooks.before_call(action, context, data_model)
+        if context is not None:
+            hooks.before_call(action, context, data_model)
         args, kwargs = action.call_args(data_model, context)
         try:
             result = action.handler(*args, **kwargs)
@@ -113,9 +121,11 @@ async def arun_action(
         except Exception as error:
             raise HandlerError(action.name, error) from error
         output = action.validate_output(result)
-        hooks.after_call(action, context, output)
+        if context is not None:
+            hooks.after_call(action, context, output)
     except SwitchyardError as error:
-        hooks.on_error(action, context, error)
+        if context is not None:
+            hooks.on_error(action, context, error)
         raise
     return output
 

@@ -38,6 +38,11 @@ class Hooks:
             self._manager = manager
         return self._manager
 
+    @property
+    def active(self) -> bool:
+        """Whether any hook plugin was registered (else calls skip hooks and their context)."""
+        return self._manager is not None
+
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register a hook plugin (a module or object with ``@hookimpl`` functions)."""
         self.manager.register(plugin, name)
