@@ -249,3 +249,18 @@ def test_unknown_member_names_the_members(repo):
 def test_workspace_root_must_have_a_pyproject(tmp_path: Path):
     with pytest.raises(WorkspaceError, match=r"no pyproject\.toml here"):
         load_workspace(tmp_path)
+
+
+def test_a_corrupt_or_unwritable_cache_only_costs_speed(repo, tmp_path, monkeypatch):
+    repo.member("packages/a", "a")
+    repo.member("packages/b", "b", ("a",))
+    expected = repo.yard("deps", "b").out
+    cache = Path(os.environ["YARD_CACHE_DIR"])
+    for path in cache.iterdir():
+        path.write_bytes(b"\x00garbage")
+    assert repo.yard("deps", "b").out == expected
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("YARD_CACHE_DIR", str(blocked))
+    result = repo.yard("deps", "b")
+    assert (result.code, result.out) == (0, expected)

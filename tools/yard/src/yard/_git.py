@@ -83,7 +83,7 @@ class PendingChange:
         self._head = head
         self.merge_base = merge_base(root, base, head or "HEAD")
         cmd = ["git", "-C", str(root)]
-        diff = ["diff", "--name-status", "-z", "-M", "--relative", "--no-ext-diff"]
+        diff = ["diff", "--name-status", "-z", "-M", "--relative", "--no-ext-diff", "--no-color"]
         diff += [self.merge_base] if head is None else [self.merge_base, head]
         pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "env": _env()}
         self._diff = subprocess.Popen([*cmd, *diff], **pipes)  # type: ignore[call-overload]
