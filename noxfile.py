@@ -184,3 +184,15 @@ def affected(session: nox.Session) -> None:
             failed.append("root tests/")
     if failed:
         session.error(f"tests failed for: {', '.join(failed)}")
+
+
+@nox.session(default=False, venv_backend="none")
+def build(session: nox.Session) -> None:
+    """Wheels into dist/ through yard's build cache: ``nox -s build -- --affected --base REF``.
+
+    Takes any ``yard build`` arguments (``--all`` when none are given); members whose cache key
+    is unchanged are copied from the cache, not built (see docs/yard-build.md).
+    """
+    args = session.posargs or ["--all"]
+    yard_command = (sys.executable, "-m", "yard")  # nox's own environment has yard
+    session.run(*yard_command, "build", "--root", str(ROOT), *args, external=True)
