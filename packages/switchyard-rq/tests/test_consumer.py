@@ -83,7 +83,7 @@ def test_a_handler_past_its_timeout_is_interrupted(conn, reg, consumer, name):
 
 
 def _bomb(limit: int) -> bytes:
-    inner = b'["switchyard_rq.dispatch",null,["demo.double","' + b" " * (limit * 4) + b'"],{}]'
+    inner = b'["switchyard_rq.dispatch",null,["demo.double","' + b" " * (limit * 100) + b'"],{}]'
     return zlib.compress(inner, 9)
 
 
@@ -126,9 +126,15 @@ def test_oversized_and_zip_bomb_jobs_are_refused(conn, reg, consumer, monkeypatc
             b'["switchyard_rq.dispatch",null,["demo.double","' + b" " * 2000 + b'"],{}]',
         )
         bomb = forge(conn, "bomb", _bomb(1000))
-        assert worker.run(max_jobs=2, idle_timeout=0.1) == 2
+        # JSON escaping makes the stored data bigger than the payload: still within the limit
+        quotes = switchyard_rq.schedule_action(
+            "demo.double", {"x": 1, "blob": '"' * 450}, registry=reg
+        )
+        assert len(conn.hget(f"rq:job:{quotes.id}", "data")) > 1000
+        assert worker.run(max_jobs=3, idle_timeout=0.1) == 3
     finally:
         worker.close()
+    assert quotes.result(timeout=1).y == 2  # type: ignore[attr-defined]
     assert big.error is not None
     assert "over the limit of 1000 bytes" in big.error.message
     assert bomb.error is not None

@@ -108,6 +108,7 @@ class Consumer:
         self._hb_thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._old_alarm: Any = None
+        self._main_ident = threading.main_thread().ident
         self._stats_lock = threading.Lock()
         self._succeeded = 0
         self._failed = 0
@@ -406,7 +407,8 @@ class Consumer:
 
     @property
     def can_alarm(self) -> bool:
-        return self._old_alarm is not None
+        """SIGALRM reaches only the main thread: timeouts of sync handlers need to run there."""
+        return self._old_alarm is not None and threading.get_ident() == self._main_ident
 
     def resolve(self, name: str) -> Action:
         """The registered action ``name`` (cached): the only code a job can make this run."""

@@ -76,20 +76,23 @@ def encode_job(
 def decode_job_data(raw: bytes | None, *, limit: int) -> tuple[str, str]:
     """``(action, payload)`` from a job's ``data`` field, or :class:`BadJobError` saying why.
 
-    ``limit`` bounds the stored and the decompressed size (a zip bomb stops at the limit).
+    ``limit`` bounds the payload (its UTF-8 bytes, as at schedule time). The stored and the
+    decompressed data may be up to twice that plus 4 KiB (JSON escaping of the payload text);
+    decompression stops there, so a zip bomb costs nothing.
     """
     if not raw:
         raise BadJobError("job has no data")
-    if len(raw) > limit:
+    room = 2 * limit + 4096
+    if len(raw) > room:
         raise BadJobError(f"job data is {len(raw)} bytes, over the limit of {limit} bytes")
     if raw[:1] == b"x":  # zlib header: written by RQ itself (e.g. a job created with rq's API)
         inflater = zlib.decompressobj()
         try:
-            text = inflater.decompress(raw, limit + 1)
+            text = inflater.decompress(raw, room + 1)
         except zlib.error as exc:
             raise BadJobError(f"job data is not valid zlib data: {exc}") from None
-        if len(text) > limit or inflater.unconsumed_tail:
-            raise BadJobError(f"job data decompresses to more than the limit of {limit} bytes")
+        if len(text) > room or inflater.unconsumed_tail:
+            raise BadJobError(f"job data decompresses to more than the limit of {room} bytes")
         raw = text
     try:
         decoded = json.loads(raw)
@@ -113,4 +116,7 @@ def decode_job_data(raw: bytes | None, *, limit: int) -> tuple[str, str]:
         and isinstance(args[1], str)
     ):
         raise BadJobError(f"{DISPATCHER} arguments must be [action_name, payload_json]")
+    size = len(args[1].encode())
+    if size > limit:
+        raise BadJobError(f"payload is {size} bytes, over the limit of {limit} bytes")
     return args[0], args[1]

@@ -144,7 +144,9 @@ def _run(consumer: Consumer, action: Action, payload: str, context: Context) -> 
         try:
             output: BaseModel = consumer.event_loop().run_until_complete(coroutine)
         except TimeoutError:  # the handler's own TimeoutError arrives wrapped in HandlerError
-            raise ActionTimeoutError(action.name, timeout or 0.0) from None
+            error = ActionTimeoutError(action.name, timeout or 0.0)
+            hooks.on_error(action, context, error)
+            raise error from None
         return output.model_dump_json()
     if not (timeout and consumer.can_alarm):
         return run_action(action, payload, context=context, hooks=hooks).model_dump_json()
