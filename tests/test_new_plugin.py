@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+# Building the copy's .venv (16 editable members from the warm uv cache) takes 40-60 s of the
+# 60-80 s these tests take on a busy 2-core machine.
+pytestmark = pytest.mark.slow
 
 WORKSPACE = Path(__file__).resolve().parents[1]
 GIT_ENV = {
@@ -171,3 +176,60 @@ def test_an_existing_name_is_refused_in_one_line(ws, name):
         "choose another name or remove it first\n"
     )
     assert ws.status() == before
+
+
+GUIDE = WORKSPACE / "docs" / "adding-a-plugin.md"
+SOURCE_MARK = re.compile(r"^<!-- from (\S+) -->$")
+ELIDED = re.compile(r"^\s*# \.\.\.$", re.MULTILINE)
+
+
+def guide_blocks() -> list[tuple[int, str, str | None, str]]:
+    """(line, language, source named in the comment just above or None, code) per block."""
+    lines = GUIDE.read_text(encoding="utf-8").splitlines()
+    blocks: list[tuple[int, str, str | None, str]] = []
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("```") and len(lines[i]) > 3:
+            mark = SOURCE_MARK.match(lines[i - 1]) if i else None
+            end = lines.index("```", i + 1)
+            code = "\n".join(lines[i + 1 : end]) + "\n"
+            blocks.append((i + 1, lines[i][3:], mark.group(1) if mark else None, code))
+            i = end
+        i += 1
+    return blocks
+
+
+def first_missing_part(code: str, text: str) -> str | None:
+    """The first part of a block (parts split at `# ...` lines) not found in ``text`` after
+    the part before it; None when the whole block is there, in order."""
+    position = 0
+    for raw in ELIDED.split(code):
+        part = raw.strip("\n")
+        found = text.find(part, position)
+        if found < 0:
+            return part
+        position = found + len(part)
+    return None
+
+
+def test_the_guide_shows_only_code_that_is_in_the_workspace(ws):
+    blocks = guide_blocks()
+    checked = 0
+    for line, language, source, code in blocks:
+        if language == "console":
+            continue
+        assert source is not None, f"adding-a-plugin.md:{line}: a {language} block needs a source"
+        missing = first_missing_part(code, (ws.root / source).read_text(encoding="utf-8"))
+        assert missing is None, f"adding-a-plugin.md:{line}: not in {source}:\n{missing}"
+        checked += 1
+    assert checked >= 10
+    demo = {s for _, _, s, _ in blocks if s and s.startswith("packages/modules/demo/")}
+    assert len(demo) == 3  # pyproject, actions and tests as `yard new plugin demo` wrote them
+
+
+def test_the_block_check_fails_on_drift_and_on_reordered_parts():
+    text = "a = 1\nb = 2\nc = 3\n"
+    assert first_missing_part("a = 1\nb = 2\n", text) is None
+    assert first_missing_part("a = 1\n# ...\nc = 3\n", text) is None
+    assert first_missing_part("a = 1\nc = 3\n", text) == "a = 1\nc = 3"
+    assert first_missing_part("c = 3\n# ...\na = 1\n", text) == "a = 1"
