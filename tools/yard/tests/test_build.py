@@ -135,6 +135,21 @@ def test_a_base_change_rebuilds_it_and_its_dependents_only(shared, ws):
     assert clean.out.strip() == "nothing to build: no member is affected"
 
 
+def test_sdist_builds_both_and_caches_both(shared, ws, tmp_path):
+    out = tmp_path / "out"
+    first = build(ws, shared["cache"], "other", "--sdist", "--json", "--out", str(out))
+    assert first.code == 0, first.err
+    assert states(first) == {"other": "built"}  # the cached entry had no sdist yet
+    assert sorted(p.name for p in out.iterdir()) == [
+        "other-0.1.0-py3-none-any.whl",
+        "other-0.1.0.tar.gz",
+    ]
+    again = build(ws, shared["cache"], "other", "--sdist", "--json", "--out", str(out))
+    assert states(again) == {"other": "cache"}
+    wheel_only = build(ws, shared["cache"], "other", "--json")
+    assert states(wheel_only) == {"other": "cache"}
+
+
 def test_a_failing_member_stops_its_dependents_only(shared, ws):
     path = ws.path / "packages/mid/pyproject.toml"
     path.write_text(path.read_text().replace('"hatchling.build"', '"hatchling.nosuch"'))

@@ -1,0 +1,308 @@
+"""yard build against uv build, and a sliced worker's cold start against the full worker.
+
+On two workspaces, side by side in one run:
+
+- this one (a ``git clone`` of HEAD, so other people's uncommitted edits do not count) and
+- a generated one of 50 members (``benchmarks/yard_workspace.py``: layered members with
+  internal and third-party dependencies, hatchling, a uv.lock),
+
+it times, as whole processes:
+
+1. a cold full build: ``uv build --all-packages`` (the baseline: sdists, then wheels from them),
+   ``uv build --all-packages --wheel`` (the same, wheels only) and ``yard build --all`` with an
+   empty cache (wheels, dependencies first, one job per core, cache filled as it goes);
+2. a rebuild with nothing changed (yard: every member from the cache);
+3. one leaf member changed, then one base member changed: which members yard rebuilds.
+
+Then, on this workspace, the cold start of ``switchyard-worker`` installed from a slice serving
+two modules (``yard slice --include 'auth.*,geo.*'``) against one installed from the full build,
+each in its own fresh venv, with its manifest and without: the time from process start to the
+worker's boot line, median of interleaved runs.
+
+Run: ``uv run --all-packages python benchmarks/yard_build.py [--write-docs]`` (a few minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from yard_workspace import generate
+
+MAIN = Path(__file__).resolve().parents[1]
+DOCS = MAIN / "docs" / "benchmarks.md"
+REDIS_URL = "redis://127.0.0.1:6379/14"
+YARD = [sys.executable, "-m", "yard"]
+
+
+def run(cmd: list[str], cwd: Path, **kw: object) -> tuple[float, subprocess.CompletedProcess[str]]:
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
+    seconds = time.perf_counter() - t0
+    if done.returncode:
+        raise SystemExit(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}")
+    return seconds, done
+
+
+def yard_build(root: Path, cache: Path, out: Path, *args: str) -> tuple[float, dict]:
+    cmd = [*YARD, "build", "--all", "--json", "--root", str(root), "--cache-dir", str(cache)]
+    seconds, done = run([*cmd, "--out", str(out), *args], root)
+    return seconds, json.loads(done.stdout)
+
+
+def built(data: dict) -> list[str]:
+    return sorted(m["name"] for m in data["members"] if m["state"] == "built")
+
+
+def runtime_dependents(root: Path, name: str) -> list[str]:
+    """Members whose run-time closure holds ``name`` (what its change must rebuild)."""
+    sys.path.insert(0, str(MAIN / "tools" / "yard" / "src"))
+    from yard._keys import runtime_closure
+    from yard._workspace import load_workspace
+
+    workspace = load_workspace(root)
+    return sorted(m for m in workspace.members if name in runtime_closure(workspace, [m]))
+
+
+def touch(root: Path, member_dir: str) -> None:
+    init = next((root / member_dir / "src").glob("*/__init__.py"))
+    init.write_text(init.read_text() + "\n# benchmark edit\n")
+
+
+def measure_builds(label: str, root: Path, leaf: str, base: str, work: Path) -> dict:
+    """Cold uv vs yard, then no-change, leaf and base rebuilds with yard."""
+    names = json.loads(run([*YARD, "list", "--json", "--root", str(root)], root)[1].stdout)
+    paths = {m["name"]: m["path"] for m in names}
+    # warm uv's own cache for the build backend, so neither side pays the first download
+    run(["uv", "build", "--package", leaf, "--wheel", "-o", str(work / "warm")], root)
+    uv_sdist, _ = run(["uv", "build", "--all-packages", "-o", str(work / f"{label}-uv")], root)
+    uv_wheel, _ = run(
+        ["uv", "build", "--all-packages", "--wheel", "-o", str(work / f"{label}-uvw")], root
+    )
+    cache, out = work / f"{label}-cache", work / f"{label}-out"
+    cold, cold_data = yard_build(root, cache, out)
+    again, again_data = yard_build(root, cache, out)
+    touch(root, paths[leaf])
+    leaf_s, leaf_data = yard_build(root, cache, out)
+    touch(root, paths[base])
+    base_s, base_data = yard_build(root, cache, out)
+    run(["git", "checkout", "-q", "--", "."], root)
+    manifest = sum(m["seconds"] for m in cold_data.get("manifests", []))
+    return {
+        "members": len(names),
+        "uv_all": uv_sdist,
+        "uv_wheels": uv_wheel,
+        "yard_cold": cold,
+        "yard_cold_built": cold_data["summary"]["built"],
+        "yard_cold_manifest": manifest,
+        "nochange": again,
+        "nochange_built": len(built(again_data)),
+        "leaf": leaf,
+        "leaf_s": leaf_s,
+        "leaf_built": built(leaf_data),
+        "base": base,
+        "base_s": base_s,
+        "base_built": built(base_data),
+        "base_expected": runtime_dependents(root, base),
+    }
+
+
+def venv_from(folder: Path, venv: Path, skip: tuple[str, ...] = ()) -> dict:
+    run(["uv", "venv", "-q", "--python", sys.executable, str(venv)], folder)
+    wheels = [str(p) for p in sorted(folder.glob("*.whl")) if not p.name.startswith(skip)]
+    constraints = folder / "constraints.txt"
+    cmd = ["uv", "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *wheels]
+    seconds, _ = run([*cmd, "-c", str(constraints)], folder)
+    listed = run(
+        ["uv", "pip", "list", "--python", str(venv / "bin/python"), "--format", "json"], folder
+    )
+    packages = json.loads(listed[1].stdout)
+    size = sum(f.stat().st_size for f in (venv / "lib").rglob("*") if f.is_file())
+    return {"install_s": seconds, "packages": len(packages), "mb": size / 1e6}
+
+
+def boot(venv: Path, manifest: Path | None, cwd: Path) -> tuple[float, float, int]:
+    """Seconds to the boot line, the worker's own boot ms, and the action count."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWITCHYARD_", "VIRTUAL_ENV"))}
+    env["SWITCHYARD_REDIS_URL"] = REDIS_URL
+    cmd = [str(venv / "bin" / "switchyard-worker"), "--min", "1", "--max", "1"]
+    if manifest is not None:
+        cmd += ["--manifest", str(manifest)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    seconds = time.perf_counter() - t0
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    if "booted in" not in line:
+        raise SystemExit(f"worker did not boot: {line!r}")
+    own = float(line.rsplit("booted in", 1)[1].split()[0])
+    actions = int(line.split(": ", 1)[1].split()[0])
+    return seconds, own, actions
+
+
+def measure_worker(root: Path, work: Path, rounds: int) -> dict:
+    cache = work / "this-cache"
+    full = work / "full"
+    yard_build(root, cache, full)
+    lock = full / "constraints.txt"
+    slice_dir = work / "slice"
+    cmd = [*YARD, "slice", "--root", str(root), "--consumer", "switchyard-worker"]
+    cmd += ["--include", "auth.*,geo.*", "--out", str(slice_dir), "--cache-dir", str(cache)]
+    slice_s, _ = run(cmd, root)
+    shutil.copy(slice_dir / "constraints.txt", lock)
+    variants = {
+        "slice": venv_from(slice_dir, work / "v-slice"),
+        "full": venv_from(full, work / "v-full", ("yard-",)),
+    }
+    manifests = {
+        "slice": slice_dir / "switchyard-worker.manifest.json",
+        "full": full / "switchyard-worker.manifest.json",
+    }
+    times: dict[str, list[tuple[float, float, int]]] = {}
+    for _ in range(rounds):
+        for name in ("slice", "full"):
+            for with_manifest in (True, False):
+                key = f"{name}{'' if with_manifest else '-metadata'}"
+                times.setdefault(key, []).append(
+                    boot(work / f"v-{name}", manifests[name] if with_manifest else None, work)
+                )
+    result = {"slice_s": slice_s, "venvs": variants}
+    for key, samples in times.items():
+        result[key] = {
+            "process_s": statistics.median(s for s, _, _ in samples),
+            "boot_ms": statistics.median(ms for _, ms, _ in samples),
+            "actions": samples[0][2],
+        }
+    return result
+
+
+def build_table(rows: dict[str, dict]) -> str:
+    lines = [
+        "| workspace | members | `uv build --all-packages` | uv, wheels only "
+        "| `yard build --all`, cold | speed-up | nothing changed | one leaf changed "
+        "| one base changed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for label, r in rows.items():
+        lines.append(
+            f"| {label} | {r['members']} | {r['uv_all']:.1f} s | {r['uv_wheels']:.1f} s | "
+            f"{r['yard_cold']:.1f} s ({r['yard_cold_built']} built) | "
+            f"{r['uv_all'] / r['yard_cold']:.2f}x ({r['uv_wheels'] / r['yard_cold']:.2f}x) | "
+            f"{r['nochange']:.2f} s, {r['nochange_built']} built | "
+            f"{r['leaf_s']:.1f} s: {', '.join(r['leaf_built'])} | "
+            f"{r['base_s']:.1f} s: {len(r['base_built'])} built "
+            f"({'= ' if r['base_built'] == r['base_expected'] else '!= '}{r['base']} + its "
+            f"{len(r['base_expected']) - 1} dependents) |"
+        )
+    return "\n".join(lines)
+
+
+def worker_table(w: dict) -> str:
+    lines = [
+        "| worker | installed packages | venv size | install | actions "
+        "| to boot line (manifest) | worker's boot (manifest) | to boot line (metadata scan) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("slice", "full"):
+        v = w["venvs"][name]
+        m, s = w[name], w[f"{name}-metadata"]
+        lines.append(
+            f"| {name} | {v['packages']} | {v['mb']:.0f} MB | {v['install_s']:.1f} s | "
+            f"{m['actions']} | {m['process_s'] * 1000:.0f} ms | {m['boot_ms']:.0f} ms | "
+            f"{s['process_s'] * 1000:.0f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--rounds", type=int, default=5, help="worker boots per variant")
+    parser.add_argument("--keep", type=Path, help="work here and keep the files")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="yard-build-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        this = work / "switchyard"
+        if not this.exists():
+            subprocess.run(["git", "clone", "-q", str(MAIN), str(this)], check=True)
+        generated = work / "ws50"
+        if not generated.exists():
+            generate(generated, 50)
+        names50 = json.loads(
+            run([*YARD, "list", "--json", "--root", str(generated)], generated)[1].stdout
+        )
+        leaf50 = names50[-1]["name"]
+        rows = {
+            "this workspace": measure_builds("this", this, "acme-geo", "switchyard-rq", work),
+            "generated, 50 members": measure_builds("ws50", generated, leaf50, "m0000", work),
+        }
+        for label, r in rows.items():
+            print(label, json.dumps(r), flush=True)
+        worker = measure_worker(this, work, args.rounds)
+        print("worker", json.dumps(worker), flush=True)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+    builds, workers = build_table(rows), worker_table(worker)
+    print(builds)
+    print(workers)
+    if args.write_docs:
+        write_docs(builds, workers, rows, worker, args.rounds)
+
+
+def write_docs(builds: str, workers: str, rows: dict, worker: dict, rounds: int) -> None:
+    uv = subprocess.run(["uv", "--version"], capture_output=True, text=True).stdout.strip()
+    this = rows["this workspace"]
+    section = f"""## yard build
+
+Whole processes, one run, on a shared 2-core VM ({uv}, Python {platform.python_version()};
+other sessions were using the machine, so absolute times are noisy — compare within a row).
+`benchmarks/yard_build.py` clones this repository at HEAD and generates a 50-member workspace
+(`benchmarks/yard_workspace.py`), then on each: `uv build --all-packages` (sdist, then a
+wheel from it, for every member), the same with `--wheel`, and `yard build --all` with an empty
+cache (one job per core, dependencies first; on this workspace the cold time includes
+writing the worker's manifest, {this["yard_cold_manifest"]:.1f} s: a fresh venv, the wheels
+installed, `switchyard manifest write`). Then, with the cache filled: a rebuild with nothing
+changed, a change to one leaf member's source, and a change to a base member (it and the
+members that depend on it at run time must rebuild; others come from the cache).
+
+{builds}
+
+Cold start of the worker installed from `yard slice --consumer switchyard-worker --include
+'auth.*,geo.*'` (2 of the 12 modules, plus what they need) against the full build, each in its
+own fresh venv: the time from starting `switchyard-worker --min 1 --max 1` to its boot line,
+median of {rounds} interleaved runs, with its manifest and with a metadata scan instead; the
+worker's own boot figure is the time from its first import to that line.
+
+{workers}
+
+Rerun: `uv run --all-packages python benchmarks/yard_build.py --write-docs`
+"""
+    text = DOCS.read_text(encoding="utf-8")
+    start = text.find("## yard build")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
+    DOCS.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
