@@ -12,6 +12,7 @@ benchmark proves that the lazy variants import no plugin and the eager ones load
 from __future__ import annotations
 
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,8 +43,10 @@ class Target:
 
     name: str
     rule: str
-    measured: str
+    measured: str  # on the medians of wall time
     ok: bool
+    cpu_measured: str = ""  # the same comparison on the medians of CPU time
+    cpu_ok: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +196,14 @@ def check(job: Job) -> dict[str, Any]:
     return result
 
 
-def run_once(job: Job) -> float:
-    """Wall time of one whole process, spawn to exit, in milliseconds."""
+def run_once(job: Job) -> tuple[float, float]:
+    """One whole process, spawn to exit: (wall time, its CPU time user+sys), milliseconds.
+
+    The CPU time is the child's own (RUSAGE_CHILDREN grows by exactly it, since one child runs
+    at a time); on a shared, loaded machine it moves far less than the wall time.
+    """
     argv = [str(job.python), "-c", job.variant.code]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         argv,
@@ -206,9 +214,22 @@ def run_once(job: Job) -> float:
         check=False,
     )
     elapsed = (time.perf_counter() - start) * 1000.0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{job.key} failed: {proc.stderr.decode(errors='replace')[-2000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000.0
+    return elapsed, cpu
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """Per job key: wall and CPU milliseconds of each timed run, in run order."""
+
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+    def medians(self, kind: str) -> dict[str, float]:
+        return {k: statistics.median(v) for k, v in getattr(self, kind).items() if v}
 
 
 def measure(
@@ -217,25 +238,41 @@ def measure(
     rounds: int,
     warmup: int = 1,
     progress: Callable[[str], None] | None = None,
-) -> dict[str, list[float]]:
+) -> Samples:
     """Interleaved runs: ``warmup + rounds`` rounds, each running every job once."""
-    samples: dict[str, list[float]] = {job.key: [] for job in jobs}
+    samples = Samples({job.key: [] for job in jobs}, {job.key: [] for job in jobs})
     for r in range(warmup + rounds):
         shift = r % len(jobs)
         started = time.perf_counter()
         for job in [*jobs[shift:], *jobs[:shift]]:
-            elapsed = run_once(job)
+            wall, cpu = run_once(job)
             if r >= warmup:
-                samples[job.key].append(elapsed)
+                samples.wall[job.key].append(wall)
+                samples.cpu[job.key].append(cpu)
         if progress is not None:
             kind = "warm-up" if r < warmup else f"{r - warmup + 1}/{rounds}"
             progress(f"round {kind}: {time.perf_counter() - started:.1f} s")
     return samples
 
 
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
-
-
 def log(message: str) -> None:
     print(f"[coldstart] {message}", file=sys.stderr, flush=True)
+
+
+def merge_targets(wall: Sequence[Target], cpu: Sequence[Target]) -> list[Target]:
+    """The wall-time targets, each with the same comparison made on CPU time beside it."""
+    by_name = {t.name: t for t in cpu}
+    out = []
+    for t in wall:
+        c = by_name.get(t.name)
+        out.append(
+            Target(
+                t.name,
+                t.rule,
+                t.measured,
+                t.ok,
+                c.measured if c is not None else "",
+                c.ok if c is not None else None,
+            )
+        )
+    return out

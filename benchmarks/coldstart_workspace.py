@@ -42,12 +42,10 @@ print(json.dumps([[ep.name, ep.value, ep.dist.name if ep.dist else None]
 
 @dataclass
 class Result:
-    medians: dict[str, float]
-    samples: dict[str, list[float]]
+    samples: cm.Samples
     checks: dict[str, dict[str, Any]]
     rows: list[tuple[str, str]]
     columns: list[tuple[str, str]]
-    targets: list[cm.Target]
     setup: dict[str, Any] = field(default_factory=dict)
 
 
@@ -217,14 +215,11 @@ def run(
         notes.append(f"first call: {call} with {data}")
     cm.log(f"timing: {rounds} rounds + 1 warm-up, {len(kept)} processes a round")
     samples = cm.measure(kept, rounds=rounds, progress=cm.log)
-    med = {k: cm.median(v) for k, v in samples.items()}
     return Result(
-        medians=med,
         samples=samples,
         checks=checks,
         rows=[(j.variant.key, j.variant.label) for j in kept],
         columns=[("ws", "workspace")],
-        targets=targets(med),
         setup={"python": str(python), "manifest": str(manifest), "entry_points": eps},
     )
 
