@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ def plugins() -> Registry:
 
 
 def cli(*args: str, cwd) -> subprocess.CompletedProcess[str]:
+    """`python -m switchyard ARGS` in a real process."""
     env = {**os.environ, "SWITCHYARD_REDIS_URL": URL}
     return subprocess.run(
         [sys.executable, "-m", "switchyard", *args],
@@ -41,20 +43,37 @@ def cli(*args: str, cwd) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_schedule_then_show(conn, workspace, plugins):
-    done = cli("schedule", "text.slugify", "--data", '{"text": "Hello World"}', cwd=workspace)
-    assert done.returncode == 0, done.stderr
-    job_id = done.stdout.strip()
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
+    """`python -m switchyard ARGS` in this process (quicker): (exit code, stdout, stderr)."""
+    monkeypatch.setenv("SWITCHYARD_REDIS_URL", URL)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["switchyard", *args])
+        with pytest.raises(SystemExit) as exited:
+            runpy.run_module("switchyard", run_name="__main__", alter_sys=True)
+        out, err = capsys.readouterr()
+        return int(exited.value.code or 0), out, err
+
+    return run
+
+
+def test_schedule_then_show(conn, workspace, plugins, run_cli):
+    code, out, err = run_cli("schedule", "text.slugify", "--data", '{"text": "Hello World"}')
+    assert code == 0, err
+    job_id = out.strip()
     assert conn.lrange("rq:queue:words", 0, -1) == [job_id.encode()]
     with switchyard_rq.Consumer(conn, ["words"], registry=plugins) as worker:
         assert worker.run(max_jobs=1, idle_timeout=0.1) == 1
-    shown = cli("jobs", "show", job_id, "--json", cwd=workspace)
-    assert shown.returncode == 0, shown.stderr
-    info = json.loads(shown.stdout)
+    code, out, err = run_cli("jobs", "show", job_id, "--json")
+    assert code == 0, err
+    info = json.loads(out)
     assert info["status"] == "finished"
     assert info["action"] == "text.slugify"
     assert info["queue"] == "words"
     assert info["result"]["slug"] == "hello-world"
+    code, out, _ = run_cli("jobs", "show", job_id)
+    assert "\nstatus        finished\n" in out
 
 
 def test_schedule_wait_prints_the_result(conn, workspace, plugins):
@@ -73,25 +92,27 @@ def test_schedule_wait_prints_the_result(conn, workspace, plugins):
     assert json.loads(done.stdout)["slug"] == "a-b"
 
 
-def test_cli_errors_are_one_line(conn, workspace):
+def test_cli_errors_are_one_line(conn, workspace, run_cli):
     bad = cli("schedule", "text.slugify", "--data", "{}", cwd=workspace)
     assert bad.returncode == 1
     assert bad.stderr.startswith("error: invalid input for text.slugify: text:")
     assert bad.stderr.count("\n") == 1
     assert conn.dbsize() == 0
-    unknown = cli("schedule", "text.slugifi", cwd=workspace)
-    assert unknown.returncode == 2
-    assert "did you mean: text.slugify" in unknown.stderr
-    missing = cli("jobs", "show", "nope", cwd=workspace)
-    assert missing.returncode == 1
-    assert (
-        missing.stderr
-        == "error: no job 'nope' in Redis (wrong id, or it expired: results are kept for a TTL)\n"
+    code, _, unknown = run_cli("schedule", "text.slugifi")
+    assert code == 2
+    assert "did you mean: text.slugify" in unknown
+    code, _, missing = run_cli("jobs", "show", "nope")
+    assert code == 1
+    assert missing == (
+        "error: no job 'nope' in Redis (wrong id, or it expired: results are kept for a TTL)\n"
     )
-    assert "Traceback" not in missing.stderr + bad.stderr + unknown.stderr
+    code, _, not_json = run_cli("schedule", "text.slugify", "--data", "{oops")
+    assert code == 1
+    assert not_json.startswith("error: --data is not valid JSON")
+    assert "Traceback" not in missing + bad.stderr + unknown
 
 
-def test_failed_jobs_list_and_retry(conn, workspace, plugins):
+def test_failed_jobs_list_and_retry(conn, workspace, plugins, run_cli):
     handle = switchyard_rq.schedule_action(
         "text.slugify", {"text": "x"}, registry=plugins, connection=conn
     )
@@ -100,31 +121,33 @@ def test_failed_jobs_list_and_retry(conn, workspace, plugins):
     )
     with switchyard_rq.Consumer(conn, ["words"], registry=plugins) as worker:
         worker.run(max_jobs=1, idle_timeout=0.1)
-    listed = cli("jobs", "failed", "--json", cwd=workspace)
-    assert listed.returncode == 0, listed.stderr
-    rows = json.loads(listed.stdout)
+    code, out, err = run_cli("jobs", "failed", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
     assert [r["id"] for r in rows] == [handle.id]
     assert rows[0]["error"]["type"] == "UnknownActionError"
     assert (
         "UnknownActionError: unknown action 'text.nope'"
         in cli("jobs", "failed", cwd=workspace).stdout
     )
-    retried = cli("jobs", "retry", handle.id, cwd=workspace)
-    assert retried.returncode == 0, retried.stderr
-    assert retried.stdout.strip() == f"requeued {handle.id} on words"
+    code, out, _ = run_cli("jobs", "failed")
+    assert "UnknownActionError: unknown action 'text.nope'" in out
+    code, out, err = run_cli("jobs", "retry", handle.id)
+    assert code == 0, err
+    assert out.strip() == f"requeued {handle.id} on words"
     assert conn.lrange("rq:queue:words", 0, -1) == [handle.id.encode()]
-    again = cli("jobs", "retry", handle.id, cwd=workspace)
-    assert again.returncode == 1
-    assert "is queued, not failed" in again.stderr
+    code, _, err = run_cli("jobs", "retry", handle.id)
+    assert code == 1
+    assert "is queued, not failed" in err
 
 
-def test_routes(workspace, plugins):
-    done = cli("routes", "--json", cwd=workspace)
-    assert done.returncode == 0, done.stderr
-    table = json.loads(done.stdout)
+def test_routes(workspace, plugins, run_cli):
+    code, out, err = run_cli("routes", "--json")
+    assert code == 0, err
+    table = json.loads(out)
     assert table["rules"] == [{"pattern": "text.*", "queue": "words"}]
     assert table["default_queue"] == "main"
     assert "text.slugify" in table["queues"]["words"]
-    text = cli("routes", cwd=workspace).stdout
+    text = run_cli("routes")[1]
     assert "text.*  ->  words" in text
     assert "default queue: main" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import time
 from pathlib import Path
 
 from conftest import env_without_redis  # type: ignore[import-not-found]
+
+import switchyard_rq
 
 SCRIPT = """
 import sys, switchyard_rq
@@ -49,7 +52,7 @@ def run(workspace: Path, mode: str) -> list[str]:
     return done.stdout.splitlines()
 
 
-def test_embedded_redis_is_shared_and_persistent(tmp_path):
+def test_embedded_redis_is_shared_and_persistent(tmp_path, monkeypatch):
     workspace = tmp_path / "ws"
     (workspace / "sub").mkdir(parents=True)
     (workspace / "pyproject.toml").write_text('[tool.switchyard]\ndefault-queue = "default"\n')
@@ -65,7 +68,11 @@ def test_embedded_redis_is_shared_and_persistent(tmp_path):
         shutdown(sock)
         assert not sock.exists()
         assert list((workspace / ".switchyard" / "redis").rglob("*.aof*"))
-        # started again on next use, with the data it had
-        assert run(workspace, "get") == [url, "hello"]
+        # started again on next use (here, in this process), with the data it had
+        monkeypatch.chdir(workspace)
+        for name in [k for k in os.environ if k.startswith("SWITCHYARD_")]:
+            monkeypatch.delenv(name)
+        assert switchyard_rq.redis_url() == url
+        assert switchyard_rq.get_connection(url).get("greeting") == b"hello"
     finally:
         shutdown(sock)

@@ -30,10 +30,12 @@ def test_rq_info_shows_queues_jobs_and_the_consumer(conn, reg, consumer):
     assert done.returncode == 0, done.stderr
     assert "queue default 3" in done.stdout
     assert "worker t-consumer" in done.stdout
-    by_queue = rq("info", "--by-queue")
-    assert "t-consumer" in by_queue.stdout
     consumer.run(max_jobs=3, idle_timeout=0.1)
-    assert "queue default 0" in rq("info", "--raw").stdout
+    by_queue = rq("info", "--by-queue")
+    assert by_queue.returncode == 0, by_queue.stderr
+    assert "default" in by_queue.stdout
+    assert "t-consumer" in by_queue.stdout
+    assert "default      | 0" in by_queue.stdout  # no jobs left
 
 
 def test_rq_requeue_of_a_failed_job_then_a_consumer_runs_it(conn, reg, consumer):
