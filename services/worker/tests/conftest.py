@@ -201,6 +201,15 @@ class Worker:
             f"expected {n} worker processes, found {self.children()}\n{self.text()}"
         )
 
+    def wait_ready(self, n: int, conn, timeout: float = 30) -> None:
+        """Wait until ``n`` consumers are registered in Redis (as RQ workers) and so serving."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if int(conn.scard("rq:workers")) >= n:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{n} consumers never registered\n{self.text()}")
+
     def wait_log(self, needle: str, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -59,13 +60,14 @@ def test_health_endpoints_report_registry_redis_and_children(start_worker, redis
     port = free_port()
     worker = start_worker("--min", "2", "--max", "2", "--health-port", str(port))
     assert f"health http://127.0.0.1:{port}" in worker.boot_line
-    worker.wait_children(2)
+    worker.wait_ready(2, redis_db)
+    time.sleep(0.2)
 
     assert get(port, "/healthz") == (200, {"status": "ok"})
     code, body = get(port, "/readyz")
     assert code == 200, body
     assert body["checks"]["redis"]["ok"] is True
-    assert body["checks"]["children"]["detail"].startswith("2 alive")
+    assert body["checks"]["children"]["detail"].startswith("2 serving, 2 alive")
     assert "actions from metadata" in body["checks"]["registry"]["detail"]
     assert get(port, "/nope")[0] == 404
     assert worker.stop() == 0

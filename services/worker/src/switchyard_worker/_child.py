@@ -17,10 +17,11 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Final, final
+from typing import Final, Protocol, final
 
 __all__ = ["ChildSpec", "child_main"]
 
@@ -28,6 +29,11 @@ __all__ = ["ChildSpec", "child_main"]
 EXIT_BOOT_FAILED: Final = 3
 _MAX_BACKOFF: Final = 5.0
 _PARENT_CHECK: Final = 1.0
+
+
+class _Flag(Protocol):
+    def is_set(self) -> bool: ...
+    def set(self) -> None: ...
 
 
 @final
@@ -57,8 +63,12 @@ def _watch_parent(stop: threading.Event, log: logging.Logger) -> None:
     threading.Thread(target=watch, name="switchyard-worker-parent", daemon=True).start()
 
 
-def child_main(spec: ChildSpec) -> None:
-    """Run a consumer until stopped or recycled; the process's exit code says which."""
+def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
+    """Run a consumer until stopped or recycled; the process's exit code says which.
+
+    ``ready`` is set once the consumer is registered with Redis and waiting for jobs.
+    """
+    started = time.perf_counter()
     logging.basicConfig(
         level=spec.log_level,
         format=f"%(asctime)s %(levelname)s [{spec.name}] %(name)s: %(message)s",
@@ -99,6 +109,10 @@ def child_main(spec: ChildSpec) -> None:
                 connection, spec.queues, registry=registry, name=spec.name
             )
             try:
+                if ready is not None and not ready.is_set():
+                    consumer.register()
+                    ready.set()
+                    log.debug("ready in %.0f ms", (time.perf_counter() - started) * 1000)
                 ran = consumer.run(stop=stop, max_jobs=remaining, idle_timeout=spec.idle_timeout)
             finally:
                 consumer.close()

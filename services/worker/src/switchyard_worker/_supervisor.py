@@ -43,6 +43,7 @@ class _Child:
     name: str
     process: BaseProcess
     started: float
+    ready: Any  # a multiprocessing Event: set once the child's consumer is registered
     retiring: bool = False
 
 
@@ -108,6 +109,7 @@ class Supervisor:
         """The ``/readyz`` checks: registry, Redis, children."""
         with self._lock:
             alive = [c for c in self._children if not c.retiring and c.process.is_alive()]
+        serving = sum(1 for c in alive if c.ready.is_set())
         try:
             self._connection.ping()
             redis = (True, "reachable")
@@ -118,8 +120,10 @@ class Supervisor:
             "registry": (True, f"{len(self.boot.registry)} actions from {self.boot.source}"),
             "redis": redis,
             "children": (
-                len(alive) >= wanted and not self._stopping,
-                "stopping" if self._stopping else f"{len(alive)} alive, at least {wanted} wanted",
+                serving >= wanted and not self._stopping,
+                "stopping"
+                if self._stopping
+                else f"{serving} serving, {len(alive)} alive, at least {wanted} wanted",
             ),
         }
 
@@ -198,10 +202,11 @@ class Supervisor:
             idle_timeout=_IDLE_TIMEOUT,
             log_level=logging.DEBUG if self.settings.debug else logging.INFO,
         )
-        process = self._ctx.Process(target=child_main, args=(spec,), name=name, daemon=False)
+        ready = self._ctx.Event()
+        process = self._ctx.Process(target=child_main, args=(spec, ready), name=name, daemon=False)
         process.start()
         with self._lock:
-            self._children.append(_Child(name, process, time.monotonic()))
+            self._children.append(_Child(name, process, time.monotonic(), ready))
         self.counters.started += 1
         log.debug("started %s (pid %s)", name, process.pid)
 
