@@ -207,3 +207,32 @@ def test_default_registry_reports_a_stale_manifest_and_scans(
     assert len(stale) == 1
     assert "new distribution sytest-geo" in caplog.text
     assert "using the installed entry points instead" in caplog.text
+
+
+def test_hook_plugins_come_from_the_manifest(plugins, math_plugin, tmp_path, monkeypatch):
+    hooks = (
+        "from switchyard import hookimpl\n"
+        "CALLS = []\n"
+        "@hookimpl\n"
+        "def switchyard_before_call(action, context, data):\n"
+        "    CALLS.append(action.name)\n"
+    )
+    plugins.add(
+        "sytest-hooks", hooks={"sytest_counter": "sytest_hooks"}, modules={"sytest_hooks": hooks}
+    )
+    scanned = Registry.from_entry_points()
+    own = Registry(
+        [scanned.info(n) for n in scanned.names() if n.startswith("math.")],
+        hook_entries=[h for h in scanned.hook_entries() if h.distribution == "sytest-hooks"],
+    )
+    path = write_manifest(tmp_path / "m.json", own)
+    assert json.loads(path.read_text())["hooks"] == [
+        {"name": "sytest_counter", "target": "sytest_hooks", "distribution": "sytest-hooks"}
+    ]
+    monkeypatch.setenv("SWITCHYARD_MANIFEST", str(path))
+    assert "sytest_hooks" not in sys.modules
+    call_action("math.add", {"a": 1, "b": 1})
+    import sytest_hooks  # type: ignore[import-not-found]
+
+    assert sytest_hooks.CALLS == ["math.add"]
+    assert default_registry().source == f"manifest {path}"
