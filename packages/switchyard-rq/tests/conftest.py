@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,9 +18,8 @@ import switchyard_rq
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from switchyard_rq_testactions import registry as _registry  # noqa: E402
-
-URL = "redis://127.0.0.1:6379/7"
+from switchyard_rq_testkit import URL, free_port  # noqa: E402
+from switchyard_rq_testkit import registry as _registry  # noqa: E402
 
 
 @pytest.fixture
@@ -49,14 +46,6 @@ def consumer(conn: redis.Redis, reg: Registry) -> Iterator[switchyard_rq.Consume
     worker = switchyard_rq.Consumer(conn, ["default", "hinted"], registry=reg, name="t-consumer")
     yield worker
     worker.close()
-
-
-def free_port(low: int, high: int) -> int:
-    for port in range(low, high + 1):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 class RedisServer:
@@ -100,7 +89,3 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
-
-
-def env_without_redis() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}

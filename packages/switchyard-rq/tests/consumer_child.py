@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from switchyard_rq_testactions import registry
+from switchyard_rq_testkit import registry
 
 import switchyard_rq
 

@@ -10,8 +10,8 @@ import sys
 import threading
 
 import pytest
-from conftest import URL  # type: ignore[import-not-found]
 from switchyard import Registry
+from switchyard_rq_testkit import URL  # type: ignore[import-not-found]
 
 import switchyard_rq
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import redis
-from conftest import URL, free_port  # type: ignore[import-not-found]
+from switchyard_rq_testkit import URL, free_port  # type: ignore[import-not-found]
 
 import switchyard_rq
 

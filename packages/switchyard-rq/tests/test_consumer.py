@@ -10,7 +10,7 @@ import zlib
 import pytest
 from switchyard import action
 from switchyard.testing import make_registry
-from switchyard_rq_testactions import In, Out  # type: ignore[import-not-found]
+from switchyard_rq_testkit import In, Out  # type: ignore[import-not-found]
 
 import switchyard_rq
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import env_without_redis  # type: ignore[import-not-found]
+from switchyard_rq_testkit import env_without_redis  # type: ignore[import-not-found]
 
 import switchyard_rq
 

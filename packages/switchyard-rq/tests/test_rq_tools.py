@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import URL  # type: ignore[import-not-found]
+from switchyard_rq_testkit import URL  # type: ignore[import-not-found]
 
 import switchyard_rq
 

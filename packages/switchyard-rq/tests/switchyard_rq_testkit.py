@@ -1,13 +1,30 @@
-"""In-memory actions for switchyard-rq's tests (imported by the tests and by child processes)."""
+"""switchyard-rq's test kit: in-memory actions (for the tests and their child processes) and
+small helpers. A uniquely named module, so that no other package's tests can shadow it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 
 from pydantic import BaseModel, ConfigDict
 from switchyard import Context, Registry, action
 from switchyard.testing import make_registry
+
+URL = "redis://127.0.0.1:6379/7"  # the machine's Redis, db 7 only (never db 0)
+
+
+def free_port(low: int, high: int) -> int:
+    for port in range(low, high + 1):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise RuntimeError(f"no free port in {low}-{high}")
+
+
+def env_without_redis() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
 
 
 class In(BaseModel):
