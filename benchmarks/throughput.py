@@ -150,7 +150,9 @@ class RQSeed(System):
 
     def start(self, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
         cmd = [str(BIN / "rq"), "worker", "--burst", "-q", "-u", URL, *self.queues]
-        return [subprocess.Popen(cmd, env=env, cwd=HERE) for _ in range(2)]
+        return [
+            subprocess.Popen(cmd, env=env, cwd=HERE, stderr=subprocess.DEVNULL) for _ in range(2)
+        ]
 
     def done(self, conn: redis.Redis) -> int:
         with conn.pipeline(transaction=False) as pipe:
@@ -188,7 +190,9 @@ class RQSimple(RQSeed):
             "rq.SimpleWorker",
             "simple",
         ]
-        return [subprocess.Popen(cmd, env=env, cwd=HERE) for _ in range(2)]
+        return [
+            subprocess.Popen(cmd, env=env, cwd=HERE, stderr=subprocess.DEVNULL) for _ in range(2)
+        ]
 
 
 class Dramatiq(System):
@@ -227,7 +231,9 @@ class Switchyard(System):
 
     def start(self, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
         cmd = [str(BIN / "switchyard-worker"), "--min", "2", "--max", "2", "--queues", "default"]
-        return [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)]
+        return [
+            subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ]
 
     def done(self, conn: redis.Redis) -> int:
         return int(conn.zcard("rq:finished:default"))

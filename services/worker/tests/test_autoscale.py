@@ -75,3 +75,14 @@ def test_the_pool_at_max_stays_there_under_load_and_says_why_when_it_grows():
 def test_bad_policies_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ScalePolicy(**kwargs)
+
+
+def test_the_tuning_example_in_the_workers_guide_holds():
+    from pathlib import Path
+
+    guide = Path(__file__).resolve().parents[3] / "docs" / "workers.md"
+    if not guide.exists():
+        pytest.skip("docs/workers.md is not beside this checkout")
+    text = guide.read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, str(guide), "exec"), {})
