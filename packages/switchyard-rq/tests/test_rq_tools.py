@@ -55,3 +55,15 @@ def test_rq_requeue_of_a_failed_job_then_a_consumer_runs_it(conn, reg, consumer)
     consumer.run(max_jobs=1, idle_timeout=1.5)
     assert handle.result(timeout=1).attempt == 4  # type: ignore[attr-defined]
     assert handle.requeue() is False
+
+
+def test_a_stock_rq_worker_can_run_a_switchyard_job_through_the_dispatcher(conn, reg):
+    from rq import Queue, SimpleWorker
+    from switchyard.testing import use_registry
+
+    handle = switchyard_rq.schedule_action("demo.double", {"x": 4}, registry=reg)
+    queue = Queue("default", connection=conn, serializer=switchyard_rq.JSONSerializer)
+    worker = SimpleWorker([queue], connection=conn, serializer=switchyard_rq.JSONSerializer)
+    with use_registry(reg):
+        assert worker.work(burst=True, logging_level="ERROR")
+    assert handle.result(timeout=1).y == 8  # type: ignore[attr-defined]

@@ -177,7 +177,8 @@ class Consumer:
             self._succeeded = self._failed = 0
             self._busy_seconds = 0.0
         pipe.set(keys.alive(self.name), stamp, ex=ttl)
-        pipe.hset(worker, "last_heartbeat", stamp)
+        state = "busy" if ok or failed else "idle"  # since the last heartbeat, for `rq info`
+        pipe.hset(worker, mapping={"last_heartbeat": stamp, "state": state})
         if ok:
             pipe.hincrby(worker, "successful_job_count", ok)
         if failed:
