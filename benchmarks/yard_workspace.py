@@ -1,52 +1,49 @@
-"""Generate a realistic uv workspace of N members in a git repository, with its uv.lock.
+"""Generate a realistic uv workspace of N members in a git repository, locked by real `uv lock`.
 
-Used by ``benchmarks/yard_affected.py``. The shape follows a real monorepo: a few layers of
-members (bases, libraries, modules, services) where each member depends on 1-4 members of lower
-layers, through project dependencies mostly and some extras and dependency groups; about 300
-third-party packages with their own dependency tree; each member uses 2-6 of them plus a dev
-group. The uv.lock is written programmatically in uv's own format (version 1, revision 3: one
-``[[package]]`` block per package, registry sources, sdist and wheel hashes, dev dependencies and
-metadata), because ``uv lock`` would need 3,000 members' worth of real PyPI resolutions.
+Used by ``benchmarks/yard_affected.py``. The shape follows a real monorepo: layers of members
+(bases, libraries, modules, services) where each member depends on 1-4 members of lower layers,
+mostly through project dependencies and some through extras and dev groups; each member also
+uses 2-6 real PyPI packages (whose own dependencies uv resolves) and has a dev group; the
+virtual root has a dev group too. ``uv lock`` (with a fixed ``--exclude-newer`` date, so the
+resolution is reproducible) writes the uv.lock, which is committed with everything else.
+
+A second lock is prepared for the lock-only change: ``uv lock --upgrade-package certifi`` with a
+later date, a package the members reach only transitively (through requests and httpx).
 
 Run directly to make one: ``python benchmarks/yard_workspace.py DIR N``.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-THIRD_PARTY = 300
 LAYERS = (0.05, 0.25, 0.6, 0.1)  # share of members in each layer, bottom first
-
-
-def _h(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _third_party(rng: random.Random) -> list[tuple[str, str, list[str]]]:
-    """(name, version, deps) for a pool of third-party packages, deps among lower indices."""
-    pool = []
-    for i in range(THIRD_PARTY):
-        deps = (
-            sorted({f"tp{rng.randrange(i):03d}" for _ in range(rng.choice((0, 0, 1, 2, 3)))})
-            if i
-            else []
-        )
-        pool.append(
-            (f"tp{i:03d}", f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 9)}", deps)
-        )
-    return pool
+LOCKED_AT = "2025-06-01T00:00:00Z"
+UPGRADED_AT = "2025-11-01T00:00:00Z"
+UPGRADED = "certifi"
+POOL = (
+    "requests", "urllib3", "idna", "charset-normalizer", "six", "python-dateutil", "attrs",
+    "click", "jinja2", "markupsafe", "pyyaml", "packaging", "pydantic", "typing-extensions",
+    "rich", "pygments", "httpx", "anyio", "sniffio", "h11", "colorama", "tenacity", "cachetools",
+    "wrapt", "filelock", "platformdirs", "tzdata", "pytz", "sqlalchemy", "itsdangerous",
+    "werkzeug", "flask", "blinker", "msgpack", "orjson", "structlog", "redis", "boto3",
+    "protobuf", "grpcio",
+)  # fmt: skip
+EXTRAS_POOL = ("orjson", "rich", "pyyaml", "msgpack")
 
 
 def generate(root: Path, count: int, seed: int = 7) -> list[str]:
-    """Write the workspace and commit it; returns member names in layer order (bases first)."""
+    """Write the workspace, lock it with uv and commit it; returns the member names.
+
+    The lock for the lock-only change is left at ``upgraded_lock(root)``.
+    """
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
-    tp = _third_party(rng)
     names: list[str] = []
     layer_of: list[int] = []
     for layer, share in enumerate(LAYERS):
@@ -55,118 +52,79 @@ def generate(root: Path, count: int, seed: int = 7) -> list[str]:
             names.append(f"m{len(names):04d}")
             layer_of.append(layer)
     (root / "pyproject.toml").write_text(
-        '[tool.uv.workspace]\nmembers = ["packages/*"]\n\n[dependency-groups]\ndev = ["tp000"]\n'
+        '[tool.uv.workspace]\nmembers = ["packages/*"]\n\n'
+        '[dependency-groups]\ndev = ["pytest>=8", "ruff"]\n'
     )
     (root / "noxfile.py").write_text("# the CI entry points\n")
     (root / ".gitignore").write_text(".venv/\n__pycache__/\n")
-    members: dict[str, tuple[list[str], dict[str, list[str]], list[str], list[str]]] = {}
     for index, name in enumerate(names):
         lower = [i for i in range(index) if layer_of[i] < layer_of[index]]
-        internal = (
-            sorted({names[rng.choice(lower)] for _ in range(rng.randint(1, 4))}) if lower else []
-        )
+        picks = {names[rng.choice(lower)] for _ in range(rng.randint(1, 4))} if lower else set()
+        internal = sorted(picks)
         optional: dict[str, list[str]] = {}
         if internal and rng.random() < 0.15:
             optional["extra"] = [internal.pop()]
-        third = sorted({tp[rng.randrange(THIRD_PARTY)][0] for _ in range(rng.randint(2, 6))})
-        dev = sorted({tp[rng.randrange(THIRD_PARTY)][0] for _ in range(2)})
+        if rng.random() < 0.2:
+            optional.setdefault("fast", []).append(rng.choice(EXTRAS_POOL))
+        third = sorted({rng.choice(POOL) for _ in range(rng.randint(2, 6))})
+        dev = ["pytest>=8"]
         if lower and rng.random() < 0.1:
             dev.append(names[rng.choice(lower)])
-        members[name] = (internal + third, optional, dev, internal)
-        folder = root / "packages" / name
-        pkg = folder / "src" / name
-        (folder / "tests").mkdir(parents=True, exist_ok=True)
-        pkg.mkdir(parents=True, exist_ok=True)
-        deps = "".join(f'    "{d}",\n' for d in internal + third)
-        text = (
-            f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
-            f"dependencies = [\n{deps}]\n"
-        )
-        if optional:
-            text += "\n[project.optional-dependencies]\n" + "".join(
-                f"{k} = {v!r}\n".replace("'", '"') for k, v in optional.items()
-            )
-        text += "\n[dependency-groups]\ndev = " + repr(dev).replace("'", '"') + "\n"
-        text += '\n[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
-        srcs = sorted({d for d in internal + optional.get("extra", []) + dev if d in members})
-        if srcs:
-            text += "\n[tool.uv.sources]\n" + "".join(
-                f"{d} = {{ workspace = true }}\n" for d in srcs
-            )
-        (folder / "pyproject.toml").write_text(text)
-        imports = "".join(f"import {d}\n" for d in internal)
-        (pkg / "__init__.py").write_text(f'"""{name}."""\n{imports}')
-        (pkg / "core.py").write_text("def run() -> int:\n    return 1\n")
-        (pkg / "py.typed").write_text("")
-        (folder / "tests" / f"test_{name}.py").write_text(f"import {name}\n")
-        (folder / "README.md").write_text(f"# {name}\n")
-    (root / "uv.lock").write_text(render_lock(names, members, tp))
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "add", "-A")
-    _git(root, "-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-q", "-m", "workspace")
+        write_member(root, name, internal, third, optional, dev)
+    _run(root, "uv", "lock", "--quiet", f"--exclude-newer={LOCKED_AT}")
+    _run(root, "git", "init", "-q", "-b", "main")
+    _run(root, "git", "add", "-A")
+    _run(root, "git", "-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-q", "-m", "ws")
+    _run(root, "uv", "lock", "--quiet", f"--exclude-newer={UPGRADED_AT}", "-P", UPGRADED)
+    upgraded_lock(root).write_bytes((root / "uv.lock").read_bytes())
+    _run(root, "git", "checkout", "-q", "--", "uv.lock")
     return names
 
 
-def render_lock(
-    names: list[str],
-    members: dict[str, tuple[list[str], dict[str, list[str]], list[str], list[str]]],
-    tp: list[tuple[str, str, list[str]]],
-) -> str:
-    """A uv.lock in uv's layout for the members and third-party pool."""
-    out = ['version = 1\nrevision = 3\nrequires-python = ">=3.11"\n\n[manifest]\nmembers = [\n']
-    out += [f'    "{n}",\n' for n in names]
-    out.append("]\n\n[manifest.dependency-groups]\n")
-    out.append('dev = [{ name = "tp000", specifier = ">=1" }]\n')
-    blocks: list[tuple[str, str]] = []
-    for name in names:
-        deps, optional, dev, _ = members[name]
-        b = [f'name = "{name}"\nversion = "0.1.0"\nsource = {{ editable = "packages/{name}" }}\n']
-        b.append("dependencies = [\n" + "".join(f'    {{ name = "{d}" }},\n' for d in deps) + "]\n")
-        if optional:
-            b.append("\n[package.optional-dependencies]\n")
-            for k, v in optional.items():
-                b.append(f"{k} = [\n" + "".join(f'    {{ name = "{d}" }},\n' for d in v) + "]\n")
-        b.append("\n[package.dev-dependencies]\ndev = [\n")
-        b.append("".join(f'    {{ name = "{d}" }},\n' for d in dev) + "]\n")
-        b.append("\n[package.metadata]\nrequires-dist = [\n")
-        for d in deps:
-            src = ', editable = "packages/' + d + '"' if d in members else ', specifier = ">=1"'
-            b.append(f'    {{ name = "{d}"{src} }},\n')
-        b.append("]\n\n[package.metadata.requires-dev]\ndev = [\n")
-        b.append("".join(f'    {{ name = "{d}", specifier = ">=1" }},\n' for d in dev) + "]\n")
-        blocks.append((name, "".join(b)))
-    for name, version, deps in tp:
-        blocks.append((name, tp_block(name, version, deps)))
-    for _, text in sorted(blocks):
-        out.append("\n[[package]]\n" + text)
-    return "".join(out)
+def upgraded_lock(root: Path) -> Path:
+    """Where the generated workspace's lock-only change (one package upgraded) is kept."""
+    return root.with_name(f"{root.name}.upgraded.lock")
 
 
-def tp_block(name: str, version: str, deps: list[str]) -> str:
-    """One third-party package block: registry source, dependencies, sdist and wheels."""
-    url = f"https://files.pythonhosted.org/packages/{_h(name + version)[:2]}/{name}"
-    registry = '{ registry = "https://pypi.org/simple" }'
-    b = [f'name = "{name}"\nversion = "{version}"\nsource = {registry}\n']
-    if deps:
-        b.append("dependencies = [\n" + "".join(f'    {{ name = "{d}" }},\n' for d in deps) + "]\n")
-    b.append(
-        f'sdist = {{ url = "{url}/{name}-{version}.tar.gz", '
-        f'hash = "sha256:{_h(name + version + "s")}", '
-        f'size = 123456, upload-time = "2024-05-01T00:00:00Z" }}\n'
+def write_member(
+    root: Path,
+    name: str,
+    internal: list[str],
+    third: list[str],
+    optional: dict[str, list[str]],
+    dev: list[str],
+) -> None:
+    """One member: pyproject (with workspace sources), a src package, a test, a README."""
+    folder = root / "packages" / name
+    pkg = folder / "src" / name
+    (folder / "tests").mkdir(parents=True, exist_ok=True)
+    pkg.mkdir(parents=True, exist_ok=True)
+    text = (
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = ">=3.11"\n'
+        f"dependencies = {json.dumps(internal + third, indent=4)}\n"
     )
-    b.append("wheels = [\n")
-    for tag in ("py3-none-any", "cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-win_amd64"):
-        b.append(
-            f'    {{ url = "{url}/{name}-{version}-{tag}.whl", '
-            f'hash = "sha256:{_h(name + version + tag)}", size = 65432, '
-            f'upload-time = "2024-05-01T00:00:00Z" }},\n'
-        )
-    b.append("]\n")
-    return "".join(b)
+    if optional:
+        text += "\n[project.optional-dependencies]\n"
+        text += "".join(f"{k} = {json.dumps(v)}\n" for k, v in optional.items())
+    text += f"\n[dependency-groups]\ndev = {json.dumps(dev)}\n"
+    text += '\n[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+    deps = internal + optional.get("extra", []) + dev
+    workspace = sorted({d for d in deps if re.fullmatch(r"m\d{4}", d)})
+    if workspace:
+        text += "\n[tool.uv.sources]\n"
+        text += "".join(f"{d} = {{ workspace = true }}\n" for d in workspace)
+    (folder / "pyproject.toml").write_text(text)
+    (pkg / "__init__.py").write_text(
+        f'"""{name}."""\n' + "".join(f"import {d}\n" for d in internal)
+    )
+    (pkg / "core.py").write_text("def run() -> int:\n    return 1\n")
+    (pkg / "py.typed").write_text("")
+    (folder / "tests" / f"test_{name}.py").write_text(f"import {name}\n")
+    (folder / "README.md").write_text(f"# {name}\n")
 
 
-def _git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True)
+def _run(root: Path, *args: str) -> None:
+    subprocess.run(args, cwd=root, check=True)
 
 
 if __name__ == "__main__":

@@ -51,10 +51,19 @@ def _fail(root: Path, result: subprocess.CompletedProcess[bytes], ref: str) -> G
 def merge_base(root: Path, base: str, head: str) -> str:
     """The merge base commit of ``base`` and ``head``, with one-line errors for bad refs,
     a folder outside git, and a shallow clone that lacks the merge base."""
-    for ref in (base, head):
+    _check_refs(base, head)
+    return _merge_base_answer(root, base, head, _run(root, "merge-base", base, head))
+
+
+def _check_refs(*refs: str) -> None:
+    for ref in refs:
         if not ref or ref.startswith("-"):
             raise GitError(f"invalid git ref {ref!r}")
-    result = _run(root, "merge-base", base, head)
+
+
+def _merge_base_answer(
+    root: Path, base: str, head: str, result: subprocess.CompletedProcess[bytes]
+) -> str:
     if result.returncode == 0:
         return result.stdout.decode().strip()
     if result.returncode == 1 and not result.stderr.strip():
@@ -73,37 +82,51 @@ def merge_base(root: Path, base: str, head: str) -> str:
 
 
 class PendingChange:
-    """The git processes listing changed files, started early so they run while yard reads
-    the workspace; :meth:`result` waits for them."""
+    """The git processes that answer what changed, all started at once so that they run
+    while yard reads the workspace; :meth:`result` waits for them.
 
-    __slots__ = ("_diff", "_head", "_root", "_untracked", "merge_base")
+    ``git diff --merge-base`` diffs from the merge base without waiting for ``git merge-base``,
+    which runs beside it (its answer names the base in the output and finds the old uv.lock).
+    """
+
+    __slots__ = ("_base", "_diff", "_head", "_merge_base", "_root", "_untracked")
 
     def __init__(self, root: Path, base: str, head: str | None) -> None:
+        _check_refs(base, head or "HEAD")
         self._root = root
+        self._base = base
         self._head = head
-        self.merge_base = merge_base(root, base, head or "HEAD")
         cmd = ["git", "-C", str(root)]
         diff = ["diff", "--name-status", "-z", "-M", "--relative", "--no-ext-diff", "--no-color"]
-        diff += [self.merge_base] if head is None else [self.merge_base, head]
-        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "env": _env()}
-        self._diff = subprocess.Popen([*cmd, *diff], **pipes)  # type: ignore[call-overload]
-        self._untracked = (
-            subprocess.Popen(  # type: ignore[call-overload]
-                [*cmd, "ls-files", "-z", "--others", "--exclude-standard"], **pipes
+        diff += ["--merge-base", base] if head is None else ["--merge-base", base, head]
+        env = _env()
+
+        def spawn(*args: str) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
             )
-            if head is None
-            else None
-        )
+
+        try:
+            self._merge_base = spawn("merge-base", base, head or "HEAD")
+            self._diff = spawn(*diff)
+            self._untracked = (
+                spawn("ls-files", "-z", "--others", "--exclude-standard") if head is None else None
+            )
+        except FileNotFoundError:
+            raise GitError("git is not installed or not on PATH") from None
 
     def close(self) -> None:
         """Stop the git processes if nobody asked for their result (an error came first)."""
-        for process in (self._diff, self._untracked):
+        for process in (self._merge_base, self._diff, self._untracked):
             if process is not None and process.returncode is None:
                 process.kill()
                 process.communicate()
 
     def result(self) -> Change:
         """The changed files; raises GitError if git failed."""
+        mb_out, mb_err = self._merge_base.communicate()
+        answer = subprocess.CompletedProcess([], self._merge_base.returncode, mb_out, mb_err)
+        mb = _merge_base_answer(self._root, self._base, self._head or "HEAD", answer)
         out, err = self._diff.communicate()
         files: set[str] = set()
         if self._untracked is not None:
@@ -115,7 +138,7 @@ class PendingChange:
             failed = subprocess.CompletedProcess([], self._diff.returncode, out, err)
             raise _fail(self._root, failed, self._head or "HEAD")
         files.update(_parse_name_status(out))
-        return Change(merge_base=self.merge_base, files=tuple(sorted(files)))
+        return Change(merge_base=mb, files=tuple(sorted(files)))
 
 
 def changed_files(root: Path, base: str, head: str | None) -> Change:
