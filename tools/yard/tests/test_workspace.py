@@ -264,3 +264,14 @@ def test_a_corrupt_or_unwritable_cache_only_costs_speed(repo, tmp_path, monkeypa
     monkeypatch.setenv("YARD_CACHE_DIR", str(blocked))
     result = repo.yard("deps", "b")
     assert (result.code, result.out) == (0, expected)
+
+
+def test_a_malformed_root_pyproject_names_its_line(repo):
+    repo.write("pyproject.toml", '[tool.uv.workspace]\nmembers = ["packages/*"\n')
+    result = repo.yard("list")
+    assert result.code == 2
+    assert result.err.startswith("yard: error: pyproject.toml:3:")
+    repo.write("pyproject.toml", '[tool.uv.workspace]\nmembers = "packages/*"\n')
+    assert repo.yard("list").err.startswith(
+        "yard: error: pyproject.toml:2: tool.uv.workspace.members must be a list of strings"
+    )
