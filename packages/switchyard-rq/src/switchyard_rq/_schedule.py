@@ -20,11 +20,12 @@ from ._handle import JobHandle
 from ._jobs import encode_job, utcformat
 from ._scripts import SCHEDULE_KEYED
 from ._settings import TransportSettings
-from ._wire import pack, roundtrip
+from ._wire import bulk, pack, roundtrip
 
 __all__ = ["Call", "route", "schedule_action", "schedule_many"]
 
 _MAX_KEY: Final = 256
+_MAX_TOKENS: Final = 256  # doorbell tokens per queue per batch: more idle consumers than that?
 _ROUTES: dict[tuple[Any, ...], str] = {}
 
 
@@ -156,22 +157,36 @@ def _write(client: redis.Redis, prepared: list[_Prepared], retries: int) -> list
         pack((b"SADD", keys.QUEUES_SET, keys.queue(q))) for q in {p.queue for p in prepared}
     ]
     keyed: list[tuple[int, int]] = []  # (index in prepared, index of its reply)
+    # Jobs of one batch share all hash fields but their data: pack those once per kind.
+    templates: dict[tuple[tuple[str, str | bytes | int], ...], tuple[int, bytes]] = {}
+    pushed: dict[str, list[str]] = {}
+    scheduled: dict[str, list[float | str]] = {}
     for index, item in enumerate(prepared):
         if item.key is not None:
             keyed.append((index, len(commands)))
             keys_, args = _keyed_call(item)
             commands.append(pack((b"EVALSHA", SCHEDULE_KEYED.sha, len(keys_), *keys_, *args)))
             continue
-        flat: list[str | bytes | int] = [b"HSET", keys.job(item.job_id)]
-        for field, value in item.mapping.items():
-            flat.append(field)
-            flat.append(value)
-        commands.append(pack(flat))
+        shared = tuple(kv for kv in item.mapping.items() if kv[0] != "data")
+        template = templates.get(shared)
+        if template is None:
+            packed = b"".join(bulk(field) + bulk(value) for field, value in shared)
+            template = templates[shared] = (4 + 2 * len(shared), packed)
+        count, tail = template
+        commands.append(
+            b"*%d\r\n$4\r\nHSET\r\n%b$4\r\ndata\r\n%b%b"
+            % (count, bulk(keys.job(item.job_id)), bulk(item.mapping["data"]), tail)
+        )
         if item.due is not None:
-            commands.append(pack((b"ZADD", keys.SCHEDULED + item.queue, item.due, item.job_id)))
+            scheduled.setdefault(item.queue, []).extend((item.due, item.job_id))
         else:
-            commands.append(pack((b"RPUSH", keys.queue(item.queue), item.job_id)))
-            commands.append(pack((b"RPUSH", keys.wake(item.queue), b"1")))
+            pushed.setdefault(item.queue, []).append(item.job_id)
+    # After every hash: one push per queue (in order), one doorbell token per job (capped).
+    for queue, ids in pushed.items():
+        commands.append(pack((b"RPUSH", keys.queue(queue), *ids)))
+        commands.append(pack((b"RPUSH", keys.wake(queue), *[b"1"] * min(len(ids), _MAX_TOKENS))))
+    for queue, pairs in scheduled.items():
+        commands.append(pack((b"ZADD", keys.SCHEDULED + queue, *pairs)))
     replies = roundtrip(client, commands, retries=retries)
     for reply in replies:
         if isinstance(reply, Exception) and not isinstance(reply, redis.exceptions.NoScriptError):

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-__all__ = ["pack", "roundtrip"]
+__all__ = ["bulk", "pack", "roundtrip"]
 
 Arg = bytes | str | int | float
 
@@ -22,6 +22,12 @@ def _encode(arg: Arg) -> bytes:
     if isinstance(arg, int):
         return b"%d" % arg
     return repr(float(arg)).encode()
+
+
+def bulk(arg: Arg) -> bytes:
+    """One argument in RESP (``$<len>`` + bytes): to pre-pack the constant part of commands."""
+    data = _encode(arg)
+    return b"$%d\r\n%b\r\n" % (len(data), data)
 
 
 def pack(args: Iterable[Arg]) -> bytes:
