@@ -94,3 +94,23 @@ def test_live_consumers_are_left_alone(conn, reg, consumer):
     assert switchyard_rq.recover_orphans(conn) == []
     assert switchyard_rq.recover_orphans(conn, alive_names=["t-consumer"]) == []
     assert conn.sismember("switchyard:consumers", "t-consumer")
+
+
+def test_jobs_finished_before_the_crash_are_not_rerun(conn, reg):
+    """Outcomes are sent as each job ends (replies read later): a batch's finished jobs stay
+    finished when the consumer dies on a later job of the same batch."""
+    child = start_child("victim3")
+    try:
+        *quick, slow = switchyard_rq.schedule_many(  # one batch for the consumer
+            [("demo.double", {"x": 1}), ("demo.double", {"x": 2}), ("demo.nap", {"seconds": 30})],
+            registry=reg,
+        )
+        wait_for(lambda: slow.status == "started")
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        stop(child)
+    assert [h.status for h in quick] == ["finished", "finished"]
+    assert [h.result(timeout=1).y for h in quick] == [2, 4]  # type: ignore[attr-defined]
+    assert switchyard_rq.recover_orphans(conn, alive_names=[]) == [slow.id]
+    assert slow.cancel() is True

@@ -1,10 +1,11 @@
 """The consumer: one worker process's job loop, lean and reliable, on RQ's data layout.
 
-Per job it makes one round trip: a pipeline that stores the previous job's outcome (result or
-failure, registries, TTLs, removal from the processing list) and then runs the dequeue script for
-the next job (move into this consumer's processing list, mark started, read the job hash). A job
-leaves the processing list only in the same pipeline that records its outcome, so a consumer that
-dies mid-job leaves a safety copy that :func:`recover_orphans` puts back.
+One call of the STEP script per batch stores the outcomes of the jobs just run (result or
+failure, registries, TTLs, removal from the processing list) and takes the next jobs (moved into
+this consumer's processing list, marked started, their hashes read). Batches are small and
+adaptive: only what runs within ~5 ms, so trivial jobs share a round trip and none waits behind a
+slow one. A job leaves the processing list only in the call that records its outcome, so a
+consumer that dies mid-job leaves a safety copy that :func:`recover_orphans` puts back.
 
 Idle consumers block on the queues' doorbell lists (one token per pushed job); jobs pushed by other
 tools (``rq requeue``) ring no bell and are found within ``idle_timeout``. Due scheduled jobs
@@ -94,11 +95,18 @@ class Consumer:
             *(keys.wake(q) for q in names),
         ]
         self._wake_keys = [keys.wake(q) for q in names]
-        self._step_head = [b"EVALSHA", STEP.sha, len(self._dequeue_keys), *self._dequeue_keys]
-        self._flush_head = [b"EVALSHA", STEP.sha, 1, self._processing]
+        self._step_head: list[Any] = [
+            b"EVALSHA",
+            STEP.sha,
+            len(self._dequeue_keys),
+            *self._dequeue_keys,
+        ]
+        self._flush_head: list[Any] = [b"EVALSHA", STEP.sha, 1, self._processing]
         self._exec_prefix = secrets.token_hex(4)
         self._counter = 0
-        self._pending: list[Ack] = []
+        self._pending: list[Ack] = []  # outcomes not sent yet (a lost connection)
+        self._unread: list[Ack] = []  # outcomes sent on the link, replies not read yet
+        self._link: Any = None
         self._buffer: deque[Job] = deque()
         self._avg_seconds = 0.001
         self._registered = False
@@ -210,6 +218,9 @@ class Consumer:
         try:
             self._flush()
             self._release()
+            if self._link is not None:
+                self.connection.connection_pool.release(self._link)
+                self._link = None
             worker = keys.WORKER_PREFIX + self.name
             with self.connection.pipeline(transaction=False) as pipe:
                 pipe.srem(keys.WORKERS_SET, worker)
@@ -315,7 +326,7 @@ class Consumer:
                     return False
         job = self._buffer.popleft()
         outcome = execute(self, job)
-        self._pending.append(outcome.ack)
+        self._send_outcome(outcome.ack)
         self._avg_seconds = max(0.8 * self._avg_seconds + 0.2 * outcome.seconds, 1e-5)
         self.processed += 1
         with self._stats_lock:
@@ -328,17 +339,76 @@ class Consumer:
             self._flush()
         return True
 
-    def _outcome_args(self) -> list[Any]:
-        args: list[Any] = [len(self._pending)]
-        for ack in self._pending:
-            args.extend(ack)
-        return args
+    # The hot path keeps one connection (the "link"): each job's outcome is written to it as soon
+    # as the job ends, without waiting for the reply, and the replies are read with the next
+    # fetch. A crash after a job ended therefore never reruns it, and there is still one
+    # blocking round trip per batch.
+
+    def _link_get(self) -> Any:
+        if self._link is None:
+            self._link = self.connection.connection_pool.get_connection()
+        return self._link
+
+    def _drop_link(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            link.disconnect()
+            self.connection.connection_pool.release(link)
+
+    def _send_outcome(self, ack: Ack) -> None:
+        stamp, ts = _now()
+        args = [*self._flush_head, 1, *ack, stamp, ts, self.name, 0, "", 0]
+        try:
+            self._link_get().send_packed_command([pack(args)])
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.debug("cannot send the outcome of job %s yet: %s", ack[1], exc)
+            self._drop_link()
+            self._pending.append(ack)  # stored by the next fetch or flush
+            return
+        self._unread.append(ack)
+
+    def _exchange(self, packed: bytes) -> Any:
+        """Send one STEP call on the link; read the replies of the outcomes sent before it, then
+        its own. Outcomes whose fate a lost connection hides are sent again later."""
+        link = self._link_get()
+        unread, self._unread = self._unread, []
+        replies: list[Any] = []
+        try:
+            link.send_packed_command([packed])
+            for _ in range(len(unread) + 1):
+                try:
+                    replies.append(link.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            self._drop_link()
+            self._pending[:0] = unread
+            raise
+        again = [a for a, r in zip(unread, replies, strict=False) if _lost_script(r)]
+        for ack, reply in zip(unread, replies, strict=False):
+            if isinstance(reply, Exception) and not _lost_script(reply):
+                log.error("storing the outcome of job %s failed: %s", ack[1], reply)
+        reply = replies[-1]
+        if again or _lost_script(reply):  # a restarted server lost the script: nothing applied
+            STEP.load(self.connection)
+            if again:
+                self._call([*self._flush_head, *_outcomes(again), *self._no_dequeue()])
+            if _lost_script(reply):
+                reply = roundtrip(self.connection, [packed])[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def _no_dequeue(self) -> list[Any]:
+        stamp, ts = _now()
+        return [stamp, ts, self.name, 0, "", 0]
 
     def _flush(self) -> None:
-        """Store the pending outcomes without dequeuing another job."""
-        if self._pending:
-            stamp, ts = _now()
-            self._call([*self._flush_head, *self._outcome_args(), stamp, ts, self.name, 0, "", 0])
+        """Store (and confirm) every outcome sent or pending, without dequeuing another job."""
+        if self._pending or self._unread:
+            self._exchange(
+                pack([*self._flush_head, *_outcomes(self._pending), *self._no_dequeue()])
+            )
             self._pending = []
 
     def _release(self) -> None:
@@ -351,9 +421,9 @@ class Consumer:
             self._buffer.clear()
 
     def _call(self, args: list[Any]) -> Any:
-        """One STEP call; loads the script again if the server lost it (a restart)."""
+        """One STEP call on the pool; loads the script again if the server lost it."""
         reply = roundtrip(self.connection, [pack(args)])[0]
-        if isinstance(reply, redis.exceptions.NoScriptError):
+        if _lost_script(reply):
             STEP.load(self.connection)
             reply = roundtrip(self.connection, [pack(args)])[0]
         if isinstance(reply, Exception):
@@ -361,18 +431,20 @@ class Consumer:
         return reply
 
     def _fetch(self, size: int) -> None:
-        """One round trip: store the pending outcomes, then dequeue up to ``size`` jobs."""
+        """One round trip: store pending outcomes, confirm sent ones, take up to ``size`` jobs."""
         if time.monotonic() >= self._next_promote:
             self._promote()
         stamp, ts = _now()
         self._counter += 1
         prefix = f"{self._exec_prefix}{self._counter}"
-        reply = self._call(
-            [
-                *self._step_head,
-                *self._outcome_args(),
-                stamp, ts, self.name, len(self.queues), prefix, size, *self.queues,
-            ]
+        reply = self._exchange(
+            pack(
+                [
+                    *self._step_head,
+                    *_outcomes(self._pending),
+                    stamp, ts, self.name, len(self.queues), prefix, size, *self.queues,
+                ]
+            )
         )  # fmt: skip
         self._pending = []
         if reply:
@@ -425,3 +497,15 @@ class Consumer:
             self._next_promote = min(
                 self._next_promote, time.monotonic() + max(when - time.time(), 0)
             )
+
+
+def _lost_script(reply: Any) -> bool:
+    return isinstance(reply, redis.exceptions.NoScriptError)
+
+
+def _outcomes(acks: list[Ack]) -> list[Any]:
+    """The outcome part of STEP's arguments: the count, then 14 values per outcome."""
+    args: list[Any] = [len(acks)]
+    for ack in acks:
+        args.extend(ack)
+    return args
