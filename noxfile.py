@@ -82,7 +82,7 @@ def tests(session: nox.Session) -> None:
     env = {"PYTHONDONTWRITEBYTECODE": "1"}
     if "SWITCHYARD_REDIS_URL" in os.environ:
         env["SWITCHYARD_REDIS_URL"] = os.environ["SWITCHYARD_REDIS_URL"]
-    session.run("pytest", *paths, *session.posargs, env=env)
+    session.run("pytest", "--durations=15", *paths, *session.posargs, env=env)
 
 
 def redis_env() -> dict[str, str]:
