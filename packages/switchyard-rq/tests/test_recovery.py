@@ -105,11 +105,13 @@ def test_jobs_finished_before_the_crash_are_not_rerun(conn, reg):
             [("demo.double", {"x": 1}), ("demo.double", {"x": 2}), ("demo.nap", {"seconds": 30})],
             registry=reg,
         )
-        wait_for(lambda: slow.status == "started")
+        wait_for(lambda: quick[-1].status == "finished")  # stored as it ended, unconfirmed
+        time.sleep(0.2)  # the nap is running
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
     finally:
         stop(child)
+    assert slow.status == "started"
     assert [h.status for h in quick] == ["finished", "finished"]
     assert [h.result(timeout=1).y for h in quick] == [2, 4]  # type: ignore[attr-defined]
     assert switchyard_rq.recover_orphans(conn, alive_names=[]) == [slow.id]
