@@ -107,8 +107,9 @@ class Supervisor:
 
     def readiness(self) -> Mapping[str, tuple[bool, str]]:
         """The ``/readyz`` checks: registry, Redis, children."""
+        # the main loop drops a dead child as soon as its sentinel fires; no waitpid from here
         with self._lock:
-            alive = [c for c in self._children if not c.retiring and c.process.is_alive()]
+            alive = [c for c in self._children if not c.retiring]
         serving = sum(1 for c in alive if c.ready.is_set())
         try:
             self._connection.ping()
@@ -126,11 +127,6 @@ class Supervisor:
                 else f"{serving} serving, {len(alive)} alive, at least {wanted} wanted",
             ),
         }
-
-    def pool(self) -> list[str]:
-        """Names of the children currently running (for logs and tests)."""
-        with self._lock:
-            return [c.name for c in self._children if c.process.is_alive()]
 
     # ------------------------------------------------------------------ the loop
 
