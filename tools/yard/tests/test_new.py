@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import stat
 import sys
@@ -144,8 +145,10 @@ def test_after_commands_run_in_the_root_with_variables(templated):
     code = "import pathlib, sys; pathlib.Path('after.txt').write_text(sys.argv[1])"
     table = PLUGIN_TABLE + f"after = [[{sys.executable!r}, '-c', {code!r}, '{{dist}}']]\n"
     with_table(templated, table)
-    assert templated.yard("new", "plugin", "geo").code == 0
+    result = templated.yard("new", "plugin", "geo")
+    assert result.code == 0, result.err
     assert (templated.path / "after.txt").read_text() == "corp-geo"
+    assert result.out.endswith(f"ran {shlex.join([sys.executable, '-c', code, 'corp-geo'])}\n")
 
 
 def test_a_failing_after_command_removes_what_was_made(templated):

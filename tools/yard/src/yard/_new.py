@@ -29,6 +29,7 @@ from __future__ import annotations
 import keyword
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -85,6 +86,8 @@ class Created(NamedTuple):
     path: str
     files: tuple[str, ...]
     variables: Mapping[str, str]
+    ran: tuple[str, ...] = ()
+    """The ``after`` commands, as run (each a shell-style line, for people)."""
 
 
 def templates(root: Path) -> dict[str, Template]:
@@ -236,24 +239,31 @@ def new(root: Path, template_name: str, name: str) -> Created:
     _refuse_existing_member(root, variables["dist"])
 
     made_parent = _first_missing(destination.parent)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".yard-new-{name}-", dir=destination.parent))
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".yard-new-{name}-", dir=destination.parent))
+    except OSError as exc:
+        _remove_parents(made_parent)
+        raise YardError(f"cannot create {relative}: {exc.strerror or exc}") from None
     try:
         files = _render_tree(template, staging, variables)
         os.rename(staging, destination)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         _remove_parents(made_parent)
+        if isinstance(exc, OSError):  # e.g. the destination appeared meanwhile
+            raise YardError(f"cannot create {relative}: {exc.strerror or exc}") from None
         raise
+    ran: list[str] = []
     try:
         _verify_member(root, relative, variables["dist"])
         for command in template.after:
-            _run_after(root, command, variables)
+            ran.append(_run_after(root, command, variables))
     except BaseException:
         shutil.rmtree(destination, ignore_errors=True)
         _remove_parents(made_parent)
         raise
-    return Created(path=relative, files=files, variables=variables)
+    return Created(path=relative, files=files, variables=variables, ran=tuple(ran))
 
 
 def _refuse_existing_member(root: Path, dist: str) -> None:
@@ -327,9 +337,9 @@ def _verify_member(root: Path, relative: str, dist: str) -> None:
         )
 
 
-def _run_after(root: Path, command: tuple[str, ...], variables: Mapping[str, str]) -> None:
+def _run_after(root: Path, command: tuple[str, ...], variables: Mapping[str, str]) -> str:
     argv = [render_text(arg, variables) for arg in command]
-    shown = " ".join(argv)
+    shown = shlex.join(argv)
     try:
         result = subprocess.run(argv, cwd=root, capture_output=True, text=True, check=False)
     except OSError as exc:
@@ -338,6 +348,7 @@ def _run_after(root: Path, command: tuple[str, ...], variables: Mapping[str, str
         lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
         reason = lines[-1].strip() if lines else f"exit status {result.returncode}"
         raise YardError(f"`{shown}` failed: {reason}; nothing was created")
+    return shown
 
 
 def _first_missing(folder: Path) -> Path | None:
@@ -360,4 +371,6 @@ def new_command(root: Path, template_name: str, name: str) -> int:
     print(f"created {created.path} ({created.variables['dist']}, {len(created.files)} files):")
     for file in created.files:
         print(f"  {created.path}/{file}")
+    for command in created.ran:
+        print(f"ran {command}")
     return 0
