@@ -65,7 +65,7 @@ def test_new_renders_paths_and_tmpl_files_and_copies_the_rest(templated):
     assert 'name = "corp-order-history"' in (dest / "pyproject.toml").read_text()
     assert (dest / "bin/run-order_history.sh").stat().st_mode & stat.S_IXUSR
     assert "created plugins/order_history (corp-order-history, 5 files):" in result.out
-    assert not list(templated.path.glob("plugins/.yard-new-*"))
+    assert not (templated.path / ".yard").exists()  # the staging folder is gone
 
 
 def test_the_new_folder_is_a_member_with_its_edges(templated):
@@ -245,3 +245,16 @@ def test_a_name_that_makes_a_keyword_import_name_is_refused(templated):
     result = templated.yard("new", "plugin", "class")
     assert result.code == 2
     assert "the import name 'class' is not a Python identifier" in result.err
+
+
+def test_a_failed_render_leaves_nothing_behind(templated):
+    (templated.path / "templates/plugin/logo.png.tmpl").write_bytes(b"\x89PNG\xff\xfe")
+    (templated.path / ".yard/cache").mkdir(parents=True)  # someone else's, kept
+    before = snapshot(templated)
+    result = templated.yard("new", "plugin", "geo")
+    assert result.code == 2
+    assert result.err == (
+        "yard: error: template 'plugin': logo.png.tmpl is not UTF-8 text; "
+        "drop its .tmpl suffix to copy it as it is\n"
+    )
+    assert snapshot(templated) == before

@@ -19,13 +19,14 @@ variable ``{var}`` is replaced, ``{{var}}`` stands for a literal ``{var}``, and 
 brace is left alone.
 
 yard knows nothing of what a template is for: the workspace decides the names and the
-commands. Nothing is written when anything fails: the folder is rendered next to its
-destination under a temporary name and moved into place in one rename, and removed again if
-it does not load as a workspace member or an ``after`` command fails.
+commands. Nothing is written when anything fails: the folder is rendered under the root's
+``.yard/new/`` and moved into place in one rename, and removed again if it does not load as a
+workspace member or an ``after`` command fails.
 """
 
 from __future__ import annotations
 
+import errno
 import keyword
 import os
 import re
@@ -239,21 +240,29 @@ def new(root: Path, template_name: str, name: str) -> Created:
     _refuse_existing_member(root, variables["dist"])
 
     made_parent = _first_missing(destination.parent)
+    # Staged under the root's .yard folder, outside every member glob, so that no other
+    # process reading the workspace meanwhile sees a half-written member.
+    staging_parent = root / ".yard" / "new"
+    made_staging = _first_missing(staging_parent)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".yard-new-{name}-", dir=destination.parent))
+        staging_parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=staging_parent))
     except OSError as exc:
         _remove_parents(made_parent)
+        _remove_empty(staging_parent, made_staging)
         raise YardError(f"cannot create {relative}: {exc.strerror or exc}") from None
     try:
         files = _render_tree(template, staging, variables)
-        os.rename(staging, destination)
+        _move(staging, destination)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         _remove_parents(made_parent)
         if isinstance(exc, OSError):  # e.g. the destination appeared meanwhile
             raise YardError(f"cannot create {relative}: {exc.strerror or exc}") from None
         raise
+    finally:
+        _remove_empty(staging_parent, made_staging)
     ran: list[str] = []
     try:
         _verify_member(root, relative, variables["dist"])
@@ -349,6 +358,30 @@ def _run_after(root: Path, command: tuple[str, ...], variables: Mapping[str, str
         reason = lines[-1].strip() if lines else f"exit status {result.returncode}"
         raise YardError(f"`{shown}` failed: {reason}; nothing was created")
     return shown
+
+
+def _move(staging: Path, destination: Path) -> None:
+    """One rename; a copy when the destination is on another file system."""
+    try:
+        os.rename(staging, destination)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copytree(staging, destination, symlinks=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_empty(folder: Path, outermost: Path | None) -> None:
+    """Remove the folders from ``folder`` up to ``outermost`` (made for staging) if empty."""
+    if outermost is None:
+        return
+    for candidate in (folder, *folder.parents):
+        try:
+            candidate.rmdir()
+        except OSError:
+            return  # not empty: another yard new is using it
+        if candidate == outermost:
+            return
 
 
 def _first_missing(folder: Path) -> Path | None:
