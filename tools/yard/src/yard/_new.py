@@ -164,10 +164,12 @@ def variables_for(template: Template, name: str) -> dict[str, str]:
     (CapWords); ``dist`` (the template's ``distribution`` rendered) and ``import_name``
     (``dist`` as a Python identifier); then the template's own ``variables``.
     """
-    if len(name) > _MAX_NAME or not re.fullmatch(template.name_pattern, name):
+    if not re.fullmatch(template.name_pattern, name):
         raise YardError(
             f"invalid name {name!r} for template {template.name!r}: use {template.name_help}"
         )
+    if len(name) > _MAX_NAME:
+        raise YardError(f"invalid name {name[:20]!r}...: at most {_MAX_NAME} characters")
     words = [w for w in re.split(r"[-_.]+", name) if w]
     found = {
         "name": name,
