@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -157,6 +158,15 @@ def test_switchyard_lists_and_calls_the_new_action(ws):
     refused = ws.uv("switchyard", "call", "demo.greet", "--data", '{"name": ""}', check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip().startswith("error: invalid input for demo.greet: name: ")
+
+
+def test_the_example_in_the_new_readme_prints_what_it_says(ws):
+    readme = (ws.root / "packages/modules/demo/README.md").read_text()
+    block = readme.split("```console\n", 1)[1].split("```", 1)[0]
+    command, _, expected = block.partition("\n")
+    assert command.startswith("$ uv run --all-packages switchyard call demo.greet ")
+    argv = shlex.split(command.removeprefix("$ uv run --all-packages "))
+    assert ws.uv(*argv).stdout == expected
 
 
 def test_yard_affected_and_the_nox_sessions_pick_the_new_member_up(ws):
