@@ -356,8 +356,7 @@ class Consumer:
             self.connection.connection_pool.release(link)
 
     def _send_outcome(self, ack: Ack) -> None:
-        stamp, ts = _now()
-        args = [*self._flush_head, 1, *ack, stamp, ts, self.name, 0, "", 0]
+        args = [*self._flush_head, 1, *ack, "", 0, self.name, 0, "", 0]  # no dequeue
         try:
             self._link_get().send_packed_command([pack(args)])
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -400,8 +399,7 @@ class Consumer:
         return reply
 
     def _no_dequeue(self) -> list[Any]:
-        stamp, ts = _now()
-        return [stamp, ts, self.name, 0, "", 0]
+        return ["", 0, self.name, 0, "", 0]
 
     def _flush(self) -> None:
         """Store (and confirm) every outcome sent or pending, without dequeuing another job."""
