@@ -149,7 +149,13 @@ def test_changed_entry_points_of_the_same_version_are_stale(plugins, math_plugin
         ("{not json", "not valid JSON"),
         ("[]", "top level must be a JSON object"),
         ('{"format": 99}', "unsupported format 99"),
-        ('{"format": 1, "actions": [{"name": "a.b"}], "hooks": []}', "actions[0]: 'target'"),
+        ('{"format": 1, "actions": [{"name": "a.b"}], "hooks": []}', "actions[0]: needs 'name'"),
+        ('{"format": 1, "actions": [], "hooks": [3]}', "hooks[0]: needs 'name' and 'target'"),
+        (
+            '{"format":1,"index_fields":["name","target","distribution","dist_version",'
+            '"queue","description"],"index":[["a.b",null,null,null,null,null]],\n"actions":[]}',
+            "index[0]: expected",
+        ),
         ('{"format": 1, "actions": [], "hooks": []}', "'environment' is missing"),
     ],
 )

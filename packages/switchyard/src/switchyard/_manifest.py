@@ -1,173 +1,65 @@
-"""The manifest: every action's metadata frozen into JSON at build time, and its freshness check.
+"""The manifest: every action's metadata frozen into JSON at build time.
 
-A registry built from a manifest does no metadata scan. Freshness is checked against a record of
-the installed distributions' metadata folders (name and mtime) on ``sys.path``: one ``listdir``
-per path entry and one ``stat`` per distribution. Only distributions that changed since the
-manifest was written get their ``entry_points.txt`` read, and no plugin is ever imported.
+One JSON document, laid out so that a registry needs only its first line::
+
+    {"format":1,"fingerprint":"…","index_fields":[…],"index":[[name,target,…],…],
+     "hooks":[…],"environment":{"paths":{…},"plugins":{…}},      <- line 1: all a registry needs
+    "actions":[                                                   <- full entries with schemas
+    {…},
+    …],
+    "installed":{…}}                                              <- only read when stale
+
+A registry built from it does no metadata scan and imports nothing; freshness is checked by
+``_freshness``. Hand-written manifests (any layout, ``actions`` only) are read in full.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import ManifestError, StaleManifestError, SwitchyardError
-from ._metadata import metadata_dirs, read_entry_points, split_dist_dir, stamp
+from ._freshness import environment_record, stale_reason
 from ._registry import ActionInfo, HookEntry, Registry
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-__all__ = ["FORMAT", "environment_record", "read_manifest", "stale_reason", "write_manifest"]
+__all__ = ["FORMAT", "read_manifest", "write_manifest"]
 
 FORMAT: Final = 1
-_INFO_KEYS: Final = ("name", "target", "distribution", "dist_version", "queue", "description")
+INDEX_FIELDS: Final = ActionInfo._fields
 
 
-def _sections(path: str) -> dict[str, list[str]]:
-    """The switchyard entry points of a metadata folder, as sorted ``name=value`` lines."""
-    return {
-        group: sorted(f"{name}={value}" for name, value in entries)
-        for group, entries in read_entry_points(path).items()
-    }
-
-
-def _digest(value: object) -> str:
-    import hashlib
-    import json
-
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _path_folders() -> list[str]:
-    """The absolute sys.path entries, without duplicates, in order."""
-    seen: dict[str, None] = {}
-    for entry in sys.path:
-        seen.setdefault(os.path.abspath(entry or "."), None)
-    return list(seen)
-
-
-def _metadata_count(folder: str) -> int:
+def _describe(reg: Registry, name: str, where: str) -> dict[str, Any]:
+    info = reg.info(name)
     try:
-        return sum(name.endswith((".dist-info", ".egg-info")) for name in os.listdir(folder))
-    except OSError:
-        return 0
-
-
-def environment_record() -> dict[str, Any]:
-    """What a manifest records about the installed distributions, and its fingerprint.
-
-    ``paths``: each sys.path folder's mtime and number of metadata folders (installing or
-    removing a distribution changes its folder's mtime); ``dists``: each metadata folder's
-    stamp; ``plugins``: the distributions with switchyard entry points, with a digest of them.
-    """
-    paths: dict[str, list[int]] = {}
-    for folder in _path_folders():
-        try:
-            paths[folder] = [os.stat(folder).st_mtime_ns, _metadata_count(folder)]
-        except OSError:
-            continue
-    dists: dict[str, int] = {}
-    plugins: dict[str, dict[str, Any]] = {}
-    for dirname, path in metadata_dirs().items():
-        sections = _sections(path)
-        dists[dirname] = stamp(path, entry_points=bool(sections))
-        if sections:
-            name, version = split_dist_dir(dirname) or (dirname, None)
-            plugins[dirname] = {
-                "name": name,
-                "version": version,
-                "sha256": _digest(sections),
-                "folder": os.path.abspath(path),
-            }
-    fingerprint = _digest(sorted((p["name"], p["version"], p["sha256"]) for p in plugins.values()))
-    return {"fingerprint": fingerprint[:32], "paths": paths, "dists": dists, "plugins": plugins}
-
-
-def _unchanged(environment: Mapping[str, Any]) -> bool:
-    """The fast check: no sys.path folder and no plugin's entry_points.txt changed.
-
-    One stat per sys.path entry and per plugin; no listdir unless a folder that held no
-    distributions changed (a manifest written into the current folder changes its mtime).
-    """
-    paths = environment.get("paths")
-    if not isinstance(paths, dict):
-        return False
-    current = _path_folders()
-    for folder in current:
-        known = paths.get(folder)
-        try:
-            mtime = os.stat(folder).st_mtime_ns
-        except OSError:
-            if known is not None and known[1]:
-                return False
-            continue
-        if known is None or (known[0] != mtime and not known[1]):
-            if _metadata_count(folder):
-                return False
-        elif known[0] != mtime:
-            return False
-    missing = set(paths) - set(current)
-    if any(paths[folder][1] for folder in missing):
-        return False
-    dists = environment["dists"]
-    return all(
-        stamp(plugin["folder"], entry_points=True) == dists[dirname]
-        for dirname, plugin in environment["plugins"].items()
-    )
-
-
-def stale_reason(environment: Mapping[str, Any]) -> str | None:
-    """Why the installed entry points differ from ``environment`` (None when they do not)."""
-    if _unchanged(environment):
-        return None
-    stored: Mapping[str, int] = environment["dists"]
-    plugins: Mapping[str, Mapping[str, Any]] = environment["plugins"]
-    current = metadata_dirs()
-    changed = [
-        name
-        for name, path in current.items()
-        if stored.get(name) != stamp(path, entry_points=name in plugins)
-    ]
-    if not changed and len(current) == len(stored):
-        return None
-    reasons: list[str] = []
-    replaced: set[str] = set()
-    for dirname, plugin in plugins.items():
-        if dirname in current:
-            continue
-        successor = next(
-            (c for c in changed if (split_dist_dir(c) or ("",))[0] == plugin["name"]), None
-        )
-        if successor is None:
-            reasons.append(f"{plugin['name']} {plugin['version']} is no longer installed")
-        else:
-            replaced.add(successor)
-            new_version = (split_dist_dir(successor) or ("", None))[1]
-            reasons.append(f"{plugin['name']} {plugin['version']} -> {new_version}")
-    for dirname in changed:
-        if dirname in replaced:
-            continue
-        sections = _sections(current[dirname])
-        name, version = split_dist_dir(dirname) or (dirname, None)
-        if dirname in plugins:
-            if _digest(sections) != plugins[dirname]["sha256"]:
-                reasons.append(f"the switchyard entry points of {name} {version} changed")
-        elif sections:
-            reasons.append(f"new distribution {name} provides {', '.join(sorted(sections))}")
-    return "; ".join(reasons) or None
+        item = reg.resolve(name)
+    except SwitchyardError as error:
+        raise ManifestError(where, f"cannot write it: {error}; run `switchyard doctor`") from error
+    return {
+        "name": name,
+        "target": info.target,
+        "distribution": info.distribution,
+        "dist_version": info.dist_version,
+        "version": item.version,
+        "queue": item.queue,
+        "description": item.description,
+        "retries": item.retries,
+        "backoff": item.backoff,
+        "timeout": item.timeout,
+        "idempotent": item.idempotent,
+        "input_schema": item.input_schema(),
+        "output_schema": item.output_schema(),
+    }
 
 
 def write_manifest(path: str | Path, registry: Registry | None = None) -> Path:
     """Resolve every action of ``registry`` (default: a fresh entry-point scan) and write JSON.
 
     Raises ManifestError (the cause chained) rather than record a broken or conflicting action.
-    The first line of the file holds everything a registry needs (an ``index`` of the actions,
-    the hooks, the environment record), so that reading it skips the schemas; the whole file is
-    one JSON document all the same.
+    Written atomically (a temporary file, then a rename).
     """
     import json
     from pathlib import Path
@@ -177,58 +69,40 @@ def write_manifest(path: str | Path, registry: Registry | None = None) -> Path:
     problems = reg.problems()
     if problems:
         raise ManifestError(str(target), f"cannot write it: {problems[0]}") from problems[0]
+    actions = [_describe(reg, name, str(target)) for name in reg.names()]
     environment = environment_record()
-    actions = []
-    for name in reg.names():
-        info = reg.info(name)
-        try:
-            item = reg.resolve(name)
-        except SwitchyardError as error:
-            raise ManifestError(
-                str(target), f"cannot write it: {error}; run `switchyard doctor`"
-            ) from error
-        actions.append(
-            {
-                "name": name,
-                "target": info.target,
-                "distribution": info.distribution,
-                "dist_version": info.dist_version,
-                "version": item.version,
-                "queue": item.queue,
-                "description": item.description,
-                "retries": item.retries,
-                "backoff": item.backoff,
-                "timeout": item.timeout,
-                "idempotent": item.idempotent,
-                "input_schema": item.input_schema(),
-                "output_schema": item.output_schema(),
-            }
-        )
     head = {
         "format": FORMAT,
         "fingerprint": environment["fingerprint"],
-        "index": [{key: action[key] for key in _INFO_KEYS} for action in actions],
+        "index_fields": list(INDEX_FIELDS),
+        "index": [[action[key] for key in INDEX_FIELDS] for action in actions],
         "hooks": [
             {"name": h.name, "target": h.target, "distribution": h.distribution}
             for h in reg.hook_entries()
         ],
-        "environment": {k: environment[k] for k in ("paths", "dists", "plugins")},
+        "environment": {"paths": environment["paths"], "plugins": environment["plugins"]},
     }
-    compact = (",", ":")
-    lines = [json.dumps(head, separators=compact)[:-1] + ",", '"actions":[']
-    lines += [json.dumps(action, separators=compact) + "," for action in actions]
-    if actions:
-        lines[-1] = lines[-1][:-1]
-    lines.append("]}")
+
+    def dump(value: object) -> str:
+        return json.dumps(value, separators=(",", ":"))
+
+    text = (
+        dump(head)[:-1]
+        + ',\n"actions":[\n'
+        + ",\n".join(dump(action) for action in actions)
+        + '\n],\n"installed":'
+        + dump(environment["installed"])
+        + "}\n"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    partial.write_text(text, encoding="utf-8")
     os.replace(partial, target)
     return target
 
 
-def _load(path: str) -> tuple[dict[str, Any], str]:
-    """The manifest's head (first line) when it has one, else the whole document."""
+def _read(path: str) -> tuple[dict[str, Any], bool]:
+    """The manifest's first line when it holds the index (True), else the whole document."""
     import json
 
     with open(path, "rb") as handle:
@@ -238,35 +112,82 @@ def _load(path: str) -> tuple[dict[str, Any], str]:
                 head = json.loads(first[:-2] + b"}")
             except ValueError:
                 head = None
-            if isinstance(head, dict) and isinstance(head.get("index"), list):
-                return head, "index"
+            if isinstance(head, dict) and "index" in head:
+                return head, True
         document = json.loads(first + handle.read())
     if not isinstance(document, dict):
         raise ManifestError(path, "malformed: the top level must be a JSON object")
-    return document, "actions"
+    return document, False
 
 
-def _require(
-    document: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str
-) -> Any:
-    value = document.get(key)
-    if not isinstance(value, kind):
-        raise ValueError(f"{where}{key!r} is missing or not a {getattr(kind, '__name__', kind)}")
-    return value
+def _read_whole(path: str) -> dict[str, Any]:
+    import json
+
+    with open(path, "rb") as handle:
+        document: dict[str, Any] = json.load(handle)
+    return document
 
 
-def _optional(document: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = document.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{where}{key!r} must be a string or null")
-    return value
+def _strings(row: object, size: int, required: int) -> bool:
+    return (
+        isinstance(row, list)
+        and len(row) == size
+        and all(isinstance(v, str) for v in row[:required])
+        and all(v is None or isinstance(v, str) for v in row[required:])
+    )
+
+
+def _all_rows_valid(rows: list[Any]) -> bool:
+    size = len(INDEX_FIELDS)
+    return all(
+        type(row) is list and len(row) == size and type(row[0]) is str and type(row[1]) is str
+        for row in rows
+    ) and {type(value) for row in rows for value in row[2:]} <= {str, type(None)}
+
+
+def _infos(document: Mapping[str, Any]) -> list[ActionInfo]:
+    if "index" in document:
+        if document.get("index_fields") != list(INDEX_FIELDS):
+            raise ValueError(f"index_fields must be {list(INDEX_FIELDS)}")
+        rows = document["index"]
+        if not isinstance(rows, list):
+            raise ValueError("'index' must be a list")
+        if not _all_rows_valid(rows):  # one cheap pass for all; per row only to name the bad one
+            for number, row in enumerate(rows):
+                if not _strings(row, len(INDEX_FIELDS), 2):
+                    raise ValueError(f"index[{number}]: expected {list(INDEX_FIELDS)}, got {row!r}")
+        return list(map(ActionInfo._make, rows))
+    entries = document.get("actions")
+    if not isinstance(entries, list):
+        raise ValueError("'actions' is missing or not a list")
+    infos = []
+    for number, entry in enumerate(entries):
+        row = [entry.get(key) for key in INDEX_FIELDS] if isinstance(entry, dict) else None
+        if not _strings(row, len(INDEX_FIELDS), 2):
+            raise ValueError(
+                f"actions[{number}]: needs 'name' and 'target' strings; "
+                f"{', '.join(INDEX_FIELDS[2:])} must be strings or null"
+            )
+        infos.append(ActionInfo(*row))  # type: ignore[misc]
+    return infos
+
+
+def _hooks(document: Mapping[str, Any]) -> list[HookEntry]:
+    entries = document.get("hooks", [])
+    hooks = []
+    for number, entry in enumerate(entries if isinstance(entries, list) else [None]):
+        row = [entry.get(key) for key in HookEntry._fields] if isinstance(entry, dict) else None
+        if not _strings(row, 3, 2):
+            raise ValueError(f"hooks[{number}]: needs 'name' and 'target' strings")
+        hooks.append(HookEntry(*row))  # type: ignore[misc]
+    return hooks
 
 
 def read_manifest(path: str | Path, *, check_fresh: bool = True) -> Registry:
     """A Registry from the manifest at ``path`` (see Registry.from_manifest)."""
     where = os.fspath(path)
     try:
-        document, key = _load(where)
+        document, head_only = _read(where)
     except OSError as error:
         problem = error.strerror or str(error)
         raise ManifestError(
@@ -279,43 +200,34 @@ def read_manifest(path: str | Path, *, check_fresh: bool = True) -> Registry:
             raise ValueError(
                 f"unsupported format {document.get('format')!r} (this switchyard reads {FORMAT})"
             )
-        infos = []
-        for index, item in enumerate(_require(document, key, list, "")):
-            at = f"{key}[{index}]: "
-            if not isinstance(item, dict):
-                raise ValueError(f"{at}must be an object")
-            infos.append(
-                ActionInfo(
-                    _require(item, "name", str, at),
-                    _require(item, "target", str, at),
-                    _optional(item, "distribution", at),
-                    _optional(item, "dist_version", at),
-                    _optional(item, "queue", at),
-                    _optional(item, "description", at),
-                )
-            )
-        hooks = []
-        for index, item in enumerate(_require(document, "hooks", list, "")):
-            at = f"hooks[{index}]: "
-            if not isinstance(item, dict):
-                raise ValueError(f"{at}must be an object")
-            hooks.append(
-                HookEntry(
-                    _require(item, "name", str, at),
-                    _require(item, "target", str, at),
-                    _optional(item, "distribution", at),
-                )
-            )
-        environment = _require(document, "environment", dict, "")
-        _require(environment, "dists", dict, "environment: ")
-        _require(environment, "plugins", dict, "environment: ")
+        infos = _infos(document)
+        hooks = _hooks(document)
+        environment = document.get("environment")
+        if not (
+            isinstance(environment, dict)
+            and isinstance(environment.get("paths"), dict)
+            and isinstance(environment.get("plugins"), dict)
+        ):
+            raise ValueError("'environment' is missing or lacks 'paths' and 'plugins'")
     except ValueError as error:
         raise ManifestError(where, f"malformed: {error}") from None
     if check_fresh:
-        try:
-            reason = stale_reason(environment)
-        except (KeyError, TypeError, AttributeError) as error:
-            raise ManifestError(where, f"malformed environment record: {error!r}") from None
-        if reason is not None:
-            raise StaleManifestError(where, reason)
+        _check(where, environment, None if head_only else document)
     return Registry(infos, hook_entries=hooks, source=f"manifest {where}")
+
+
+def _check(where: str, environment: Mapping[str, Any], whole: Mapping[str, Any] | None) -> None:
+    from ._freshness import unchanged
+
+    try:
+        if unchanged(environment["paths"], environment["plugins"]):
+            return
+        document = whole if whole is not None else _read_whole(where)
+        installed = document.get("installed")
+        if not isinstance(installed, dict):
+            raise TypeError("'installed' is missing")
+        reason = stale_reason(environment["paths"], environment["plugins"], installed)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, OSError) as error:
+        raise ManifestError(where, f"malformed environment record: {error}") from None
+    if reason is not None:
+        raise StaleManifestError(where, reason)
