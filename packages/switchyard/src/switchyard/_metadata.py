@@ -107,12 +107,13 @@ def read_entry_points(path: str, prefix: str = "switchyard.") -> dict[str, list[
     ``[extras]`` removed.
     """
     try:
-        with open(os.path.join(path, "entry_points.txt"), encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError):
+        with open(os.path.join(path, "entry_points.txt"), "rb") as handle:  # no text decoder
+            raw = handle.read()
+    except OSError:
         return {}
-    if "[" + prefix not in text:
+    if b"[" + prefix.encode() not in raw:
         return {}
+    text = raw.decode("utf-8", errors="replace")
     groups: dict[str, list[tuple[str, str]]] = {}
     current: list[tuple[str, str]] | None = None
     for raw in text.splitlines():
