@@ -116,8 +116,8 @@ def read_entry_points(path: str, prefix: str = "switchyard.") -> dict[str, list[
     text = raw.decode("utf-8", errors="replace")
     groups: dict[str, list[tuple[str, str]]] = {}
     current: list[tuple[str, str]] | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
+    for text_line in text.splitlines():
+        line = text_line.strip()
         if not line or line.startswith(("#", ";")):
             continue
         if line.startswith("[") and line.endswith("]"):
