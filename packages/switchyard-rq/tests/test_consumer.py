@@ -8,9 +8,10 @@ import time
 import zlib
 
 import pytest
+import redis
 from switchyard import action
 from switchyard.testing import make_registry
-from switchyard_rq_testkit import In, Out  # type: ignore[import-not-found]
+from switchyard_rq_testkit import URL, In, Out  # type: ignore[import-not-found]
 
 import switchyard_rq
 
@@ -206,3 +207,20 @@ def test_prefetched_jobs_go_back_in_order_when_the_consumer_stops(conn, reg):
         assert worker.run(max_jobs=6, idle_timeout=0.1) == 6
     assert handles[-1].result(timeout=1).y == 16  # type: ignore[attr-defined]
     assert conn.hget(f"rq:job:{handles[-1].id}", "sy_attempt") == b"1"
+
+
+def test_long_jobs_in_a_batch_with_health_checks_due(conn, reg):
+    """Outcomes sent with replies unread must not meet a health-check PING (it would read an
+    outcome's reply as its answer)."""
+    client = redis.Redis.from_url(URL, health_check_interval=1)
+    handles = switchyard_rq.schedule_many(
+        [("demo.nap", {"seconds": 1.1}), ("demo.nap", {"seconds": 1.1}), ("demo.double", {"x": 1})],
+        registry=reg,
+    )
+    with switchyard_rq.Consumer(client, ["default"], registry=reg, name="patient") as worker:
+        assert worker.run(max_jobs=3, idle_timeout=0.1) == 3
+    assert [h.status for h in handles] == ["finished"] * 3
+    # each outcome stored once: no reconnect, no outcome sent twice
+    assert [conn.xlen(f"rq:results:{h.id}") for h in handles] == [1, 1, 1]
+    assert conn.llen("switchyard:consumer:patient:processing") == 0
+    client.close()

@@ -350,7 +350,10 @@ class Consumer:
         return self._link
 
     def _drop_link(self) -> None:
+        """Close the link after an error; outcomes whose replies were not read are sent again."""
         link, self._link = self._link, None
+        self._pending[:0] = self._unread
+        self._unread = []
         if link is not None:
             link.disconnect()
             self.connection.connection_pool.release(link)
@@ -358,7 +361,8 @@ class Consumer:
     def _send_outcome(self, ack: Ack) -> None:
         args = [*self._flush_head, 1, *ack, "", 0, self.name, 0, "", 0]  # no dequeue
         try:
-            self._link_get().send_packed_command([pack(args)])
+            # A health check (PING) would read an unread reply as its answer: only when none is.
+            self._link_get().send_packed_command([pack(args)], check_health=not self._unread)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.debug("cannot send the outcome of job %s yet: %s", ack[1], exc)
             self._drop_link()
@@ -370,19 +374,19 @@ class Consumer:
         """Send one STEP call on the link; read the replies of the outcomes sent before it, then
         its own. Outcomes whose fate a lost connection hides are sent again later."""
         link = self._link_get()
-        unread, self._unread = self._unread, []
+        unread = self._unread
         replies: list[Any] = []
         try:
-            link.send_packed_command([packed])
+            link.send_packed_command([packed], check_health=not unread)
             for _ in range(len(unread) + 1):
                 try:
                     replies.append(link.read_response())
                 except redis.ResponseError as exc:
                     replies.append(exc)
         except BaseException:
-            self._drop_link()
-            self._pending[:0] = unread
+            self._drop_link()  # the unread outcomes go back to pending
             raise
+        self._unread = []
         again = [a for a, r in zip(unread, replies, strict=False) if _lost_script(r)]
         for ack, reply in zip(unread, replies, strict=False):
             if isinstance(reply, Exception) and not _lost_script(reply):
