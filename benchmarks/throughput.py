@@ -288,8 +288,13 @@ def measure(system: System, conn: redis.Redis, n: int, env: dict[str, str]) -> R
 
 def latency(
     conn: redis.Redis, registry: Any, env: dict[str, str], *, rate: int, seconds: float
-) -> tuple[float, float, float]:
-    """p50, p99, max in ms from before schedule_action to the job's ended_at, at ``rate`` jobs/s."""
+) -> dict[str, tuple[float, float, float]]:
+    """End-to-end latency at a steady ``rate`` jobs/s: p50, p99, max in ms per stage.
+
+    ``total`` runs from just before ``schedule_action`` to the job's ``ended_at`` (recorded by
+    the worker when the handler returned); ``schedule`` is the call itself, ``wait`` from its
+    return to the job's ``started_at`` (dequeued), ``run`` from there to ``ended_at``.
+    """
     import switchyard_rq
 
     conn.flushall()
@@ -303,31 +308,42 @@ def latency(
         while int(conn.zcard("rq:finished:default")) < 20:
             time.sleep(0.05)
         time.sleep(0.5)
-        sent: list[tuple[str, float]] = []
+        sent: list[tuple[str, float, float]] = []
         period = 1.0 / rate
         t_next = time.perf_counter()
         for i in range(int(rate * seconds)):
-            while (wait := t_next - time.perf_counter()) > 0:
-                time.sleep(wait if wait > 0.002 else 0)
+            wait = t_next - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)  # no spinning: the producer must not steal the workers' CPU
             t_next += period
             before = time.time()
             handle = switchyard_rq.schedule_action(
                 f"bench.job_{i % ACTIONS:02d}", {"n": i}, registry=registry
             )
-            sent.append((handle.id, before))
+            sent.append((handle.id, before, time.time()))
         while int(conn.zcard("rq:finished:default")) < 20 + len(sent):
             time.sleep(0.05)
     finally:
         stop(procs)
     with conn.pipeline(transaction=False) as pipe:
-        for job_id, _ in sent:
-            pipe.hget(f"rq:job:{job_id}", "ended_at")
-        ended = pipe.execute()
-    lat = sorted(
-        (datetime.fromisoformat(e.decode().replace("Z", "+00:00")).timestamp() - t) * 1000
-        for e, (_, t) in zip(ended, sent, strict=True)
-    )
-    return lat[len(lat) // 2], lat[int(len(lat) * 0.99) - 1], lat[-1]
+        for job_id, _, _ in sent:
+            pipe.hmget(f"rq:job:{job_id}", "started_at", "ended_at")
+        stamps = pipe.execute()
+
+    def ts(raw: bytes) -> float:
+        return datetime.fromisoformat(raw.decode().replace("Z", "+00:00")).timestamp()
+
+    stages: dict[str, list[float]] = {"total": [], "schedule": [], "wait": [], "run": []}
+    for (started, ended), (_, before, after) in zip(stamps, sent, strict=True):
+        stages["total"].append((ts(ended) - before) * 1000)
+        stages["schedule"].append((after - before) * 1000)
+        stages["wait"].append((ts(started) - after) * 1000)
+        stages["run"].append((ts(ended) - ts(started)) * 1000)
+    out = {}
+    for name, values in stages.items():
+        values.sort()
+        out[name] = (values[len(values) // 2], values[int(len(values) * 0.99) - 1], values[-1])
+    return out
 
 
 def schedule_many_rate(conn: redis.Redis, registry: Any, n: int) -> float:
@@ -393,13 +409,10 @@ def main() -> None:
                 )
         report(runs, chosen)
         if "d" in args.only:
-            p50, p99, worst = latency(
-                server.conn, registry, env, rate=200, seconds=args.latency_seconds
-            )
-            print(
-                f"\n(d) end to end at 200 jobs/s: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
-                f"max {worst:.2f} ms"
-            )
+            stages = latency(server.conn, registry, env, rate=200, seconds=args.latency_seconds)
+            print("\n(d) at a steady 200 jobs/s, ms: stage p50 / p99 / max")
+            for name, (p50, p99, worst) in stages.items():
+                print(f"  {name:9s} {p50:6.2f} / {p99:6.2f} / {worst:6.2f}")
             rates = [schedule_many_rate(server.conn, registry, args.jobs) for _ in range(3)]
             print(
                 f"schedule_many from one producer: median {statistics.median(rates):,.0f} jobs/s "
