@@ -102,6 +102,7 @@ def test_nothing_changed_means_nothing_built(shared, ws, tmp_path):
     assert data["summary"]["from_cache"] == 4
     cold = Path(shared["cold"]["out"]) / "leaf-0.1.0-py3-none-any.whl"
     assert (tmp_path / "out" / cold.name).read_bytes() == cold.read_bytes()
+    assert (tmp_path / "out" / ".gitignore").read_text() == "*\n"  # like uv build's
 
 
 def test_plain_output_has_progress_lines_and_the_final_table(shared, ws):
@@ -140,7 +141,7 @@ def test_sdist_builds_both_and_caches_both(shared, ws, tmp_path):
     first = build(ws, shared["cache"], "other", "--sdist", "--json", "--out", str(out))
     assert first.code == 0, first.err
     assert states(first) == {"other": "built"}  # the cached entry had no sdist yet
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.glob("other-*")) == [
         "other-0.1.0-py3-none-any.whl",
         "other-0.1.0.tar.gz",
     ]

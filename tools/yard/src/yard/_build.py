@@ -133,9 +133,15 @@ class BuildReport:
 
 
 def check_out_dir(out: Path) -> None:
-    """Create the output folder, or fail with one line saying why."""
+    """Create the output folder, or fail with one line saying why.
+
+    A folder yard creates gets a ``.gitignore`` of ``*`` (as ``uv build`` does), so that its
+    wheels never count as untracked inputs of a member.
+    """
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if not out.is_dir():
+            out.mkdir(parents=True)
+            (out / ".gitignore").write_text("*\n", encoding="utf-8")
         probe = out / f".yard-probe.{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()

@@ -136,10 +136,16 @@ def _select(args: argparse.Namespace, workspace: Any) -> list[str]:
     if not args.base:
         raise YardError("--affected needs --base REF (e.g. --base origin/main)")
     from ._affected import compute_affected
+    from ._git import PendingChange
     from ._graph import Graph
 
-    result = compute_affected(workspace, Graph(workspace.members), base=args.base, head=args.head)
-    return list(result.affected)
+    pending = PendingChange(workspace.root, args.base, args.head)
+    try:
+        graph = Graph(workspace.members)
+        found = compute_affected(workspace, graph, base=args.base, head=args.head, pending=pending)
+    finally:
+        pending.close()  # stops git when an error came first
+    return list(found.affected)
 
 
 def _build(args: argparse.Namespace, workspace: Any, jobs: int) -> int:
@@ -193,7 +199,6 @@ def _execute(
         manifest_config,
         write_manifest,
     )
-    from ._pins import check_pins
 
     config = manifest_config(workspace.root)
     consumers: dict[str, list[str]] = {}
@@ -211,6 +216,8 @@ def _execute(
     report = build(workspace, names, options, reporter, support=support)
     results = report.results
     if options.no_sources:
+        from ._pins import check_pins
+
         built = [p for r in results.values() if r.target for p in r.artifacts if p.suffix == ".whl"]
         versions = {n: m.version for n, m in workspace.members.items()}
         report.errors.extend(check_pins(built, versions))

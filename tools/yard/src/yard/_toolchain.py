@@ -9,9 +9,11 @@ version that the build really used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -59,8 +61,33 @@ def build_specs(workspace: Workspace, names: Iterable[str]) -> dict[str, BuildSp
     return out
 
 
-def uv_version() -> str:
-    """``uv --version``; a missing uv is one clear error."""
+def uv_version(folder: Path | None = None) -> str:
+    """``uv --version``; a missing uv is one clear error.
+
+    With ``folder``, the answer is kept there under the uv binary's path, size and mtime, so a
+    warm build does not start uv only to ask its version.
+    """
+    found = shutil.which("uv")
+    stamp = ""
+    if folder is not None and found is not None:
+        info = os.stat(found)
+        stamp = f"{os.path.realpath(found)}\0{info.st_size}\0{info.st_mtime_ns}"
+        memo = folder / f"uv-{hashlib.sha256(stamp.encode()).hexdigest()[:24]}.txt"
+        try:
+            return memo.read_text(encoding="utf-8").strip()
+        except OSError:
+            pass
+    version = _ask_uv_version()
+    if stamp and folder is not None:
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+            tmp.write_text(version + "\n", encoding="utf-8")
+            os.replace(tmp, memo)
+    return version
+
+
+def _ask_uv_version() -> str:
     try:
         result = subprocess.run(
             ["uv", "--version"], capture_output=True, text=True, check=False, timeout=30
@@ -141,7 +168,7 @@ def toolchain(
     specs: Iterable[BuildSpec], *, python: str, folder: Path
 ) -> tuple[Toolchain, dict[str, Path]]:
     """The toolchain record for keys, and the constraints file for each requirement set."""
-    uv = uv_version()
+    uv = uv_version(folder)
     py = python_id(python)
     requirement_sets = (s.requires for s in specs)
     files = resolve_backends(requirement_sets, python=python, ident=f"{uv}\n{py}", folder=folder)
