@@ -156,13 +156,16 @@ def main() -> None:
     rows: dict[int, dict[str, float]] = {}
     density: dict[int, float] = {}
     uv_version = subprocess.run(["uv", "--version"], capture_output=True, text=True).stdout.strip()
+    loads: list[float] = []
     try:
         for n in sizes:
             root = base / f"ws{n}"
             if not root.exists():
                 generate(root, n)
             density[n] = edges_per_member(root)
+            loads.append(os.getloadavg()[0])
             rows[n] = measure(root, env, base / "cold", args.runs)
+            loads.append(os.getloadavg()[0])
             print(f"{n} members: {rows[n]}", flush=True)
     finally:
         if args.keep is None:
@@ -173,8 +176,18 @@ def main() -> None:
     cold_growth = rows[large]["src_cold"] / rows[small]["src_cold"]
     summary = (
         f"From {small:,} to {large:,} members ({large / small:.0f}x) the warm source-change run "
-        f"grew {growth:.1f}x, the cold one {cold_growth:.1f}x."
+        f"grew {growth:.1f}x, the cold one {cold_growth:.1f}x. The machine's load average "
+        f"(2 cores) was {min(loads):.1f}-{max(loads):.1f} while it ran."
     )
+    if 1000 in rows:
+        r = rows[1000]
+        summary += (
+            "\n\nAgainst the targets at 1,000 members: source change "
+            f"{r['src']:.2f} s (target 0.3 s: {'met' if r['src'] <= 0.3 else 'missed'}), "
+            f"{r['src'] / r['uv']:.1f}x `uv workspace list` (target 4x: "
+            f"{'met' if r['src'] <= 4 * r['uv'] else 'missed'}); lock-only change "
+            f"{r['lock']:.2f} s (target 0.8 s: {'met' if r['lock'] <= 0.8 else 'missed'})."
+        )
     print(result)
     print(summary)
     if args.write_docs:
