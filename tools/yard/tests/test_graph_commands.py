@@ -118,3 +118,31 @@ def test_the_command_runs_as_a_process(diamond):
         check=False,
     )
     assert "Traceback" in debug.stderr
+
+
+def test_a_warm_affected_run_imports_neither_tomllib_nor_packaging(diamond):
+    """Start-up stays lean: the parse cache spares tomllib, edges parsed once spare packaging,
+    and nothing of the project being read (or of switchyard) is ever imported."""
+    diamond.commit("init")
+    code = (
+        "import sys, contextlib, io\n"
+        "from yard._cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['affected', '--base', 'HEAD', '--root', {str(diamond.path)!r}]) == 0\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tomllib', 'packaging', 'switchyard', 'ast', 'core', 'app'))))\n"
+    )
+    run = [sys.executable, "-c", code]
+    first = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert "switchyard" not in first.stdout
+    warm = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert warm.stdout.strip() == ""
+
+
+def test_explain_shortens_long_file_lists(diamond):
+    diamond.commit("init")
+    for i in range(13):
+        diamond.write(f"packages/solo/src/solo/m{i:02d}.py", "")
+    text = diamond.yard("affected", "--base", "HEAD", "--explain").out
+    assert text.count("    file packages/solo/") == 10
+    assert "    ... and 3 more file(s)\n" in text
