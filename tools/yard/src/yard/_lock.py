@@ -398,6 +398,8 @@ def _resolve(lock: Lock, ref: DepRef) -> list[int]:
     versions of one name are locked); all of them when none matches."""
     name, version, source, _ = ref
     candidates = lock.by_name.get(name, [])
+    if len(candidates) <= 1 or (version is None and source is None):
+        return candidates
     for index in candidates:
         _details(lock.packages[index], "uv.lock")
     return [
