@@ -274,3 +274,46 @@ def test_real_uv_lock_upgrades_and_removal(repo):
     data = repo.affected("--base", idna)
     assert data["affected"] == ["web"]
     assert "uv.lock: iniconfig 1.1.1 removed, a direct dependency" in data["reasons"]["web"]
+
+
+REGISTRY = '{ registry = "https://pypi.org/simple" }'
+
+
+def forked(old):
+    """A lock with numpy at two versions (a fork on the Python version), as uv writes it."""
+
+    def entry(version, marker=""):
+        marker = f', marker = "{marker}"' if marker else ""
+        return f'    {{ name = "numpy", version = "{version}", source = {REGISTRY}{marker} }},\n'
+
+    def block(version, marker):
+        return (
+            f'\n[[package]]\nname = "numpy"\nversion = "{version}"\nsource = {REGISTRY}\n'
+            f'resolution-markers = [\n    "{marker}",\n]\n'
+            f'sdist = {{ url = "https://files.example/numpy-{version}.tar.gz", '
+            f'hash = "sha256:{version}", size = 1 }}\n'
+        )
+
+    old_marker, new_marker = "python_full_version < '3.12'", "python_full_version >= '3.12'"
+    return (
+        'version = 1\nrevision = 3\nrequires-python = ">=3.10"\n'
+        '\n[[package]]\nname = "a"\nversion = "0.1.0"\nsource = { editable = "packages/a" }\n'
+        f"dependencies = [\n{entry(old, old_marker)}{entry('2.0.0', new_marker)}]\n"
+        '\n[[package]]\nname = "b"\nversion = "0.1.0"\nsource = { editable = "packages/b" }\n'
+        f"dependencies = [\n{entry('2.0.0')}]\n"
+        + block(old, old_marker)
+        + block("2.0.0", new_marker)
+    )
+
+
+def test_forked_versions_are_told_apart(repo):
+    repo.member("packages/a", "a", ("numpy",))
+    repo.member("packages/b", "b", ("numpy",))
+    repo.write("uv.lock", forked("1.26.0"))
+    repo.commit("init")
+    repo.write("uv.lock", forked("1.26.4"))
+    # b locks only numpy 2.0.0, which did not change; a's own block changed only in the
+    # version it pins, which the numpy change already explains
+    assert reasons(repo) == {"a": ["uv.lock: numpy 1.26.0 -> 1.26.4, a direct dependency"]}
+    lock = _lock.parse_lock(forked("1.26.0"))
+    assert [p.version for p in lock.packages if p.name == "numpy"] == ["1.26.0", "2.0.0"]

@@ -176,8 +176,8 @@ def _lock_reasons(workspace: Workspace, merge_base: str, head: str | None) -> di
             old = _lock.parse_lock(old_text, f"uv.lock at {merge_base[:12]}")
             new = _lock.parse_lock(new_text, "uv.lock" if head is None else f"uv.lock at {head}")
             found_changes = _lock.changed_packages(old, new, names)
-            changes = {c.name: c.description for c in found_changes}
-            removed = {c.name: c.description for c in found_changes if c.removed}
+            changes = {i: c.description for c in found_changes for i in c.new}
+            removed = {i: c.description for c in found_changes if not c.new for i in c.old}
             found: dict[str, list[str]] = {}
             root_groups = _lock.WORKSPACE_ROOT
             # Every member reaching a changed package reaches it, or a changed package above
@@ -200,7 +200,8 @@ def _lock_reasons(workspace: Workspace, merge_base: str, head: str | None) -> di
                             if text not in found.setdefault(target, []):
                                 found[target].append(text)
             for member in _lock.changed_member_blocks(old, new, names):
-                found.setdefault(member, []).append("uv.lock: its own locked entry changed")
+                if member not in found:  # else the changes it reaches say why already
+                    found[member] = ["uv.lock: its own locked entry changed"]
             return found
         except _lock.LockError as exc:
             problem = f"uv.lock unreadable ({exc})"

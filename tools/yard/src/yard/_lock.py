@@ -241,11 +241,16 @@ def _refs(entries: Any, where: str, package: Package) -> list[DepRef]:
 
 
 class LockChange(NamedTuple):
-    """One third-party package that changed between two locks, described for people."""
+    """One third-party package that changed between two locks, described for people.
+
+    A name can be locked at several versions (a resolution fork): ``old`` and ``new`` are the
+    indices of the blocks that changed, in the old and the new lock.
+    """
 
     name: str
     description: str
-    removed: bool
+    old: tuple[int, ...]
+    new: tuple[int, ...]
 
 
 def changed_packages(old: Lock, new: Lock, members: Iterable[str]) -> list[LockChange]:
@@ -256,11 +261,15 @@ def changed_packages(old: Lock, new: Lock, members: Iterable[str]) -> list[LockC
     for name in sorted(old.by_name.keys() | new.by_name.keys()):
         if name in skip:
             continue
-        before = [old.packages[i] for i in old.by_name.get(name, ())]
-        after = [new.packages[i] for i in new.by_name.get(name, ())]
-        if sorted(p.text for p in before) == sorted(p.text for p in after):
-            continue
-        changes.append(LockChange(name, _describe(name, before, after), removed=not after))
+        before = {old.packages[i].text: i for i in old.by_name.get(name, ())}
+        after = {new.packages[i].text: i for i in new.by_name.get(name, ())}
+        gone = tuple(i for text, i in before.items() if text not in after)
+        came = tuple(i for text, i in after.items() if text not in before)
+        if gone or came:
+            description = _describe(
+                name, [old.packages[i] for i in gone], [new.packages[i] for i in came]
+            )
+            changes.append(LockChange(name, description, gone, came))
     return changes
 
 
@@ -300,7 +309,7 @@ def _describe(name: str, before: list[Package], after: list[Package]) -> str:
 
 
 def reaching_members(
-    lock: Lock, changed: Mapping[str, str], members: Iterable[str], where: str
+    lock: Lock, changed: Mapping[int, str], members: Iterable[str], where: str
 ) -> dict[str, list[tuple[str, list[str]]]]:
     """For each member whose locked closure reaches a changed package: (description, path).
 
@@ -346,7 +355,7 @@ def reaching_members(
                             back.append(state)
 
     # Which member roots reach any changed package: one breadth-first walk back from all.
-    starts = [(i, "") for name in changed for i in lock.by_name.get(name, ())]
+    starts = [(i, "") for i in changed]
     seen = set(starts)
     queue = deque(starts)
     roots: list[State] = []
@@ -364,8 +373,8 @@ def reaching_members(
         hits: dict[str, list[str]] = {}
         while walk:
             state = walk.popleft()
-            name = lock.packages[state[0]].name if state[1] == "" else ""
-            if name in changed and name not in hits:
+            found_change = changed.get(state[0]) if state[1] == "" else None
+            if found_change is not None and found_change not in hits:
                 path: list[str] = []
                 node: State | None = state
                 while node is not None and node != root:
@@ -373,13 +382,13 @@ def reaching_members(
                     if not path or path[-1] != step:
                         path.append(step)
                     node = parent[node]
-                hits[name] = path[::-1]
+                hits[found_change] = path[::-1]
             for step_to in forward.get(state, ()):
                 if step_to not in parent:
                     parent[step_to] = state
                     walk.append(step_to)
         found[WORKSPACE_ROOT if root[0] < 0 else lock.packages[root[0]].name] = [
-            (changed[name], path) for name, path in sorted(hits.items())
+            (description, path) for description, path in sorted(hits.items())
         ]
     return found
 
