@@ -63,9 +63,31 @@ def test_a_probe_that_raises_is_not_ready_and_the_server_survives(serve):
     assert get(server, "/healthz")[0] == 200
 
 
+def test_metrics_are_prometheus_text(serve):
+    server = HealthServer(
+        "127.0.0.1",
+        0,
+        dict,
+        lambda: {"x_processes": ("gauge", "pool size", 2), "x_died_total": ("counter", "d", 0)},
+    )
+    try:
+        host, port = server.address
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+            assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = response.read().decode()
+    finally:
+        server.close()
+    assert text == (
+        "# HELP x_processes pool size\n# TYPE x_processes gauge\nx_processes 2\n"
+        "# HELP x_died_total d\n# TYPE x_died_total counter\nx_died_total 0\n"
+    )
+
+
 def test_unknown_paths_are_404_and_query_strings_are_ignored(serve):
     server = serve(dict)
-    assert get(server, "/metrics")[0] == 404
+    code, body = get(server, "/metricz")
+    assert code == 404
+    assert body["paths"] == ["/healthz", "/readyz", "/metrics"]
     assert get(server, "/healthz?verbose=1")[0] == 200
 
 

@@ -70,6 +70,13 @@ def test_health_endpoints_report_registry_redis_and_children(start_worker, redis
     assert body["checks"]["children"]["detail"].startswith("2 serving, 2 alive")
     assert "actions from metadata" in body["checks"]["registry"]["detail"]
     assert get(port, "/nope")[0] == 404
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        metrics = dict(
+            line.rsplit(" ", 1) for line in response.read().decode().splitlines() if line[0] != "#"
+        )
+    assert metrics["switchyard_worker_processes_serving"] == "2"
+    assert metrics["switchyard_worker_redis_up"] == "1"
+    assert metrics["switchyard_worker_processes_died_total"] == "0"
     assert worker.stop() == 0
     with pytest.raises(OSError):
         get(port, "/healthz")
@@ -181,3 +188,38 @@ def test_bad_command_lines_fail_in_one_line(args, message, code, redis_db, plugi
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("switchyard-worker: error: ")
     assert message in proc.stderr
+
+
+def test_a_redis_it_cannot_use_makes_it_unready_and_its_password_never_shows(
+    start_worker, redis_db
+):
+    port = free_port()
+    url = "redis://nobody:s3cret-pw@127.0.0.1:6379/8"  # no such ACL user: AUTH fails
+    worker = start_worker("--min", "1", "--max", "1", "--health-port", str(port), url=url)
+    assert "redis redis://nobody:***@127.0.0.1:6379/8" in worker.boot_line
+    assert get(port, "/healthz")[0] == 200
+    code, body = get(port, "/readyz")
+    assert code == 503
+    assert body["checks"]["redis"]["ok"] is False
+    assert body["checks"]["registry"]["ok"] is True
+    assert worker.stop() == 0
+    assert "s3cret-pw" not in worker.boot_line + worker.text()
+
+
+def test_a_health_port_in_use_is_a_one_line_error(redis_db, plugin_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [str(WORKER), "--health-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=plugin_dir,
+        )
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"switchyard-worker: error: --health-port: cannot listen on 127.0.0.1:{port}: "
+        "Address already in use\n"
+    )

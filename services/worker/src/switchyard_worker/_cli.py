@@ -121,7 +121,9 @@ def _run(args: dict[str, Any]) -> int:
     health = None
     if settings.health_port:
         try:
-            health = HealthServer(settings.health_host, settings.health_port, supervisor.readiness)
+            health = HealthServer(
+                settings.health_host, settings.health_port, supervisor.readiness, supervisor.metrics
+            )
         except OSError as exc:
             where = f"{settings.health_host}:{settings.health_port}"
             raise _UserError(f"--health-port: cannot listen on {where}: {exc.strerror}", 1) from exc

@@ -1,7 +1,8 @@
-"""``/healthz`` and ``/readyz``: a tiny stdlib HTTP server on a daemon thread.
+"""``/healthz``, ``/readyz`` and ``/metrics``: a tiny stdlib HTTP server on a daemon thread.
 
 ``/healthz`` answers 200 while the supervisor process is up. ``/readyz`` answers 200 only when
 the probe says every check passes, else 503; both bodies are JSON naming each check.
+``/metrics`` is the Prometheus text format of the supervisor's gauges and counters.
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, final
 
-__all__ = ["HealthServer", "ReadinessProbe"]
+__all__ = ["HealthServer", "Metrics", "ReadinessProbe"]
 
 log = logging.getLogger("switchyard_worker.health")
 
 #: returns ``{check name: (passed, detail)}``
 ReadinessProbe = Callable[[], Mapping[str, tuple[bool, str]]]
+#: returns ``{metric name: (kind "gauge"|"counter", help text, value)}``
+Metrics = Callable[[], Mapping[str, tuple[str, str, float]]]
+
+
+def _no_metrics() -> Mapping[str, tuple[str, str, float]]:
+    return {}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -39,13 +46,22 @@ class _Handler(BaseHTTPRequestHandler):
                 "checks": {name: {"ok": ok, "detail": d} for name, (ok, d) in checks.items()},
             }
             self._send(200 if ready else 503, body)
+        elif path == "/metrics":
+            lines = []
+            for name, (kind, text, value) in self.server.metrics().items():
+                lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value:g}"]
+            data = ("\n".join(lines) + "\n").encode()
+            self._send_bytes(200, data, "text/plain; version=0.0.4; charset=utf-8")
         else:
-            self._send(404, {"status": "not found", "paths": ["/healthz", "/readyz"]})
+            paths = ["/healthz", "/readyz", "/metrics"]
+            self._send(404, {"status": "not found", "paths": paths})
 
     def _send(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+        self._send_bytes(code, json.dumps(body).encode(), "application/json")
+
+    def _send_bytes(self, code: int, data: bytes, content_type: str) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
@@ -58,9 +74,10 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], probe: ReadinessProbe) -> None:
+    def __init__(self, address: tuple[str, int], probe: ReadinessProbe, metrics: Metrics) -> None:
         super().__init__(address, _Handler)
         self.probe = probe
+        self.metrics = metrics
 
 
 @final
@@ -69,8 +86,10 @@ class HealthServer:
 
     __slots__ = ("_server", "_thread")
 
-    def __init__(self, host: str, port: int, probe: ReadinessProbe) -> None:
-        self._server = _Server((host, port), probe)
+    def __init__(
+        self, host: str, port: int, probe: ReadinessProbe, metrics: Metrics = _no_metrics
+    ) -> None:
+        self._server = _Server((host, port), probe, metrics)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},

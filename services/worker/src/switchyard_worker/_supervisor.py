@@ -82,6 +82,8 @@ class Supervisor:
         self._signals = 0
         self._stopping = False
         self._redis_ok = False
+        self._depth = 0
+        self._age = 0.0
         self._connection: Any = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -128,6 +130,31 @@ class Supervisor:
             ),
         }
 
+    def metrics(self) -> Mapping[str, tuple[str, str, float]]:
+        """Gauges and counters for ``/metrics`` (Prometheus text format)."""
+        with self._lock:
+            active = [c for c in self._children if not c.retiring]
+        serving = sum(1 for c in active if c.ready.is_set())
+        n = self.counters
+        p = "switchyard_worker_"
+        return {
+            p + "processes": ("gauge", "pool processes running (not retiring)", len(active)),
+            p + "processes_serving": ("gauge", "pool processes consuming", serving),
+            p + "processes_target": ("gauge", "pool size the autoscaler wants", self._target),
+            p + "queue_depth": ("gauge", "jobs waiting in the served queues", self._depth),
+            p + "oldest_job_age_seconds": ("gauge", "age of the oldest waiting job", self._age),
+            p + "redis_up": ("gauge", "1 if the last Redis call worked", int(self._redis_ok)),
+            p + "processes_started_total": ("counter", "pool processes started", n.started),
+            p + "processes_recycled_total": ("counter", "processes recycled", n.recycled),
+            p + "processes_died_total": ("counter", "processes that died", n.died),
+            p + "jobs_recovered_total": (
+                "counter",
+                "jobs of dead workers put back",
+                n.recovered_jobs,
+            ),
+            p + "redis_errors_total": ("counter", "failed Redis calls", n.redis_errors),
+        }
+
     # ------------------------------------------------------------------ the loop
 
     def _loop(self) -> int:
@@ -160,6 +187,7 @@ class Supervisor:
         self._redis_ok = True
         depth = sum(s.depth for s in stats.values())
         age = max((s.oldest_age for s in stats.values()), default=0.0)
+        self._depth, self._age = depth, age
         with self._lock:
             current = sum(1 for c in self._children if not c.retiring)
         decision = decide(self._policy, self._state, Observation(depth, age, current))
