@@ -16,6 +16,7 @@ from ._names import glob_match, normalize
 from ._pyproject import Record
 from ._snapshot import Requirement, Snapshot
 
+_BARE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _WORKSPACE_TABLE = re.compile(r"^\[tool\.uv\.workspace\][ \t]*(?:#.*)?$", re.MULTILINE)
 
 DEFAULT_GLOBAL_INPUTS: dict[str, tuple[str, ...] | None] = {
@@ -306,7 +307,10 @@ class _EdgeBuilder:
     def _parse(
         self, raw: str, folder: str, kind: str, extra: str | None, group: str | None
     ) -> Requirement:
-        """Marker and extras of an internal requirement, parsed with ``packaging``."""
+        """Marker and extras of an internal requirement, parsed with ``packaging`` (a bare
+        name, the usual spelling inside a workspace, has neither and needs no parse)."""
+        if _BARE_NAME.fullmatch(raw):
+            return None, ()
         cached = self.snapshot.requirement(raw)
         if cached is not None:
             return cached
