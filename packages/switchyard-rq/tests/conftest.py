@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,18 @@ from switchyard_rq_testkit import registry as _registry  # noqa: E402
 @pytest.fixture
 def reg() -> Registry:
     return _registry()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _db7_to_ourselves() -> Iterator[None]:
+    """Two runs of this suite at once (two checkouts, one machine) would flush each other's
+    db 7: the second waits for the first."""
+    with (Path(tempfile.gettempdir()) / "switchyard-rq-tests-db7.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture
