@@ -134,7 +134,7 @@ def test_a_warm_affected_run_imports_neither_tomllib_nor_packaging(diamond):
     )
     run = [sys.executable, "-c", code]
     first = subprocess.run(run, capture_output=True, text=True, check=True)
-    assert first.stdout.split() == ["tomllib", "tomllib._parser", "tomllib._re", "tomllib._types"]
+    assert {m.split(".")[0] for m in first.stdout.split()} == {"tomllib"}
     warm = subprocess.run(run, capture_output=True, text=True, check=True)
     assert warm.stdout.strip() == ""
 
