@@ -93,3 +93,14 @@ def test_the_environment_is_checked_like_the_command_line(monkeypatch, capsys):
     monkeypatch.setenv("SWITCHYARD_WORKER_MIN_PROCESSES", "zero")
     assert main([]) == 2
     assert "--min: Input should be a valid integer" in capsys.readouterr().err
+
+
+def test_a_misspelt_environment_variable_is_an_error_not_ignored(monkeypatch, capsys):
+    monkeypatch.setenv("SWITCHYARD_WORKER_MAXPROCESSES", "8")
+    with pytest.raises(ValueError, match="did you mean SWITCHYARD_WORKER_MAX_PROCESSES"):
+        WorkerSettings.load()
+    assert main([]) == 2
+    assert capsys.readouterr().err == (
+        "switchyard-worker: error: unknown setting SWITCHYARD_WORKER_MAXPROCESSES "
+        "(did you mean SWITCHYARD_WORKER_MAX_PROCESSES?)\n"
+    )

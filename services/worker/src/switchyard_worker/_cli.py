@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     add("--max", dest="max_processes", type=int, metavar="N", help="most processes (cores, >= 2)")
     add("--max-jobs", type=int, metavar="N", help="recycle a process after N jobs (never)")
     add("--grace", type=float, metavar="S", help="seconds for in-flight jobs on SIGTERM (30)")
-    add("--health-port", type=int, metavar="P", help="serve /healthz and /readyz (0 = off)")
+    add("--health-port", type=int, metavar="P", help="serve /healthz, /readyz, /metrics (0 = off)")
     add("--health-host", metavar="H", help="address for the health server (127.0.0.1)")
     add("--redis-url", metavar="URL", help="Redis to use (default: SWITCHYARD_REDIS_URL/config)")
     add("--manifest", metavar="PATH", help="read actions from this manifest")
@@ -97,6 +97,8 @@ def _run(args: dict[str, Any]) -> int:
         settings = WorkerSettings.load(args)
     except ValidationError as exc:
         raise _UserError(_settings_error(exc), 2) from exc
+    except ValueError as exc:
+        raise _UserError(str(exc), 2) from exc
 
     import switchyard
     import switchyard_rq

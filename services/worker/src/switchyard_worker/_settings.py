@@ -8,6 +8,7 @@ would double the worker's boot time.)
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,8 +65,18 @@ class WorkerSettings(BaseModel):
     def load(
         cls, overrides: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None
     ) -> WorkerSettings:
-        """Settings from ``SWITCHYARD_WORKER_*`` variables, then ``overrides`` (the flags)."""
+        """Settings from ``SWITCHYARD_WORKER_*`` variables, then ``overrides`` (the flags).
+
+        Raises ValueError for a ``SWITCHYARD_WORKER_*`` variable that names no setting (a typo
+        would otherwise be ignored), and pydantic's ValidationError for bad values.
+        """
         env = os.environ if environ is None else environ
+        known = {ENV_PREFIX + name.upper() for name in cls.model_fields}
+        for key in env:
+            if key.startswith(ENV_PREFIX) and key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ValueError(f"unknown setting {key}{hint}")
         values: dict[str, Any] = {}
         for name in cls.model_fields:
             raw = env.get(ENV_PREFIX + name.upper(), "")
