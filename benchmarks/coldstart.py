@@ -40,14 +40,10 @@ GROUP: Final = "switchyard.actions"
 
 
 def _workdir(path: Path) -> Path:
-    """Create ``path``; under the repository, keep it out of git with its own .gitignore."""
+    """Create ``path`` and keep it out of git: a ``.gitignore`` of ``*`` inside it."""
     path.mkdir(parents=True, exist_ok=True)
-    try:
-        top = path.resolve().relative_to(cenv.ROOT)
-    except ValueError:
-        return path
-    ignore = cenv.ROOT / top.parts[0] / ".gitignore"
-    if top.parts and not ignore.exists():
+    ignore = path / ".gitignore"
+    if not ignore.exists():
         ignore.write_text("# throwaway benchmark venvs (benchmarks/coldstart.py)\n*\n")
     return path
 
@@ -89,25 +85,6 @@ def verify_synthetic(env: cenv.BenchEnv, job: cm.Job, got: dict[str, Any]) -> No
         problems.append(f"imported plugin modules {got['plugins'][:4]}")
     if problems:
         raise RuntimeError(f"{job.key}: " + "; ".join(problems))
-
-
-def run_checks(
-    jobs: list[cm.Job], verify: Any, notes: list[str]
-) -> tuple[list[cm.Job], dict[str, dict[str, Any]]]:
-    """Run each job's check once; drop optional variants that fail; verify the rest."""
-    kept, found = [], {}
-    for job in jobs:
-        try:
-            got = cm.check(job)
-        except RuntimeError as exc:
-            if not job.variant.optional:
-                raise
-            notes.append(f"dropped {job.key}: {str(exc).splitlines()[-1]}")
-            continue
-        verify(job, got)
-        found[job.key] = got
-        kept.append(job)
-    return kept, found
 
 
 def _ms(value: float) -> str:
@@ -266,7 +243,7 @@ def _main(argv: Sequence[str] | None) -> int:
             jobs += synthetic_jobs(env, workdir)
         by_n = {e.n: e for e in envs}
         cm.log(f"checking {len(jobs)} variants once (no timing)")
-        jobs, checks = run_checks(
+        jobs, checks = cm.run_checks(
             jobs,
             lambda job, got: verify_synthetic(by_n[int(job.key.split("@")[1])], job, got),
             notes,

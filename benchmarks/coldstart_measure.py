@@ -196,6 +196,26 @@ def check(job: Job) -> dict[str, Any]:
     return result
 
 
+def run_checks(
+    jobs: Sequence[Job], verify: Callable[[Job, dict[str, Any]], None], notes: list[str]
+) -> tuple[list[Job], dict[str, dict[str, Any]]]:
+    """Run each job's check once and ``verify`` its facts; drop optional jobs whose check fails
+    (with a note), raise for the others."""
+    kept, found = [], {}
+    for job in jobs:
+        try:
+            got = check(job)
+        except RuntimeError as exc:
+            if not job.variant.optional:
+                raise
+            notes.append(f"dropped {job.key}: {str(exc).splitlines()[-1]}")
+            continue
+        verify(job, got)
+        found[job.key] = got
+        kept.append(job)
+    return kept, found
+
+
 def run_once(job: Job) -> tuple[float, float]:
     """One whole process, spawn to exit: (wall time, its CPU time user+sys), milliseconds.
 

@@ -196,18 +196,7 @@ def run(
         )
     ]
     cm.log(f"checking {len(jobs)} variants once (no timing)")
-    kept, checks = [], {}
-    for job in jobs:
-        try:
-            got = cm.check(job)
-        except RuntimeError as exc:
-            if not job.variant.optional:
-                raise
-            notes.append(f"dropped {job.variant.key}: {str(exc).splitlines()[-1]}")
-            continue
-        verify(job, got, prefixes, len(eps))
-        checks[job.key] = got
-        kept.append(job)
+    kept, checks = cm.run_checks(jobs, lambda job, got: verify(job, got, prefixes, len(eps)), notes)
     heavy = checks.get("eager.registry@ws", {}).get("heavy")
     if heavy:
         notes.append(f"eager boot imports the heavy libraries: {', '.join(heavy)}")
