@@ -67,6 +67,25 @@ def test_kill_9_during_2000_jobs_loses_none_and_repeats_only_killed_ones(
     assert worker.stop() == 0
 
 
+def test_a_job_whose_process_is_killed_runs_again_within_seconds(start_worker, registry, redis_db):
+    worker = start_worker("--min", "1", "--max", "1")
+    handle = switchyard_rq.schedule_action(
+        "wtest.sleep", {"id": "again", "seconds": 1.0}, registry=registry
+    )
+    wait_until(lambda: redis_db.exists("wtest:started:again"), 20, worker.text)
+    first = redis_db.get("wtest:started:again")
+    subprocess.run(["kill", "-9", first.decode()], check=True)
+    killed = time.monotonic()
+    # the replacement process boots (a fresh interpreter) and picks the job up again
+    wait_until(lambda: redis_db.get("wtest:started:again") != first, 15, worker.text)
+    assert time.monotonic() - killed < 10
+    assert handle.result(timeout=20).runs == 1
+    assert redis_db.get("wtest:done:again") != first
+    assert "was killed by SIGKILL" in worker.text()
+    assert "recovered 1 job(s)" in worker.text()
+    assert worker.stop() == 0
+
+
 def test_a_killed_non_idempotent_job_is_failed_not_rerun(start_worker, registry, redis_db):
     worker = start_worker("--min", "1", "--max", "1")
     handle = switchyard_rq.schedule_action(
