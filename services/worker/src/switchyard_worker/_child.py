@@ -5,8 +5,8 @@ sockets, locks or threads). Handlers stay imported between jobs; the process lea
 ``max_jobs`` jobs (exit 0, the supervisor starts a fresh one) or when told to stop.
 
 SIGTERM and SIGINT set the stop event: the consumer finishes the job in hand, takes no new one,
-and the process exits 0. Redis errors are retried here with backoff, so a Redis restart costs a
-reconnect, not a process.
+and the process exits 0. Redis errors are retried with backoff (by the consumer, and here for
+anything that escapes it), so a Redis restart costs a reconnect, not a process.
 """
 
 from __future__ import annotations
