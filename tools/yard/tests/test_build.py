@@ -136,6 +136,15 @@ def test_a_base_change_rebuilds_it_and_its_dependents_only(shared, ws):
     assert clean.out.strip() == "nothing to build: no member is affected"
 
 
+def test_shards_split_the_selection(shared, ws):
+    seen = []
+    for shard in ("1/3", "2/3", "3/3"):
+        result = build(ws, shared["cache"], "--all", "--shard", shard, "--json")
+        assert result.code == 0, result.err
+        seen.append(sorted(states(result)))
+    assert seen == [["base", "other"], ["leaf"], ["mid"]]
+
+
 def test_sdist_builds_both_and_caches_both(shared, ws, tmp_path):
     out = tmp_path / "out"
     first = build(ws, shared["cache"], "other", "--sdist", "--json", "--out", str(out))
@@ -209,6 +218,18 @@ def test_two_processes_share_one_cache(shared, tmp_path, ws):
     assert again.json()["summary"]["from_cache"] == 2
 
 
+def test_an_offline_build_missing_from_uvs_cache_runs_again_online(
+    shared, ws, tmp_path, monkeypatch
+):
+    cache = fresh_cache(shared, tmp_path)
+    for pins in (cache / "backends").glob("*.txt"):
+        pins.with_suffix(".warm").touch()  # "these pins built before": yard tries --offline
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "empty-uv-cache"))
+    result = build(ws, cache, "other", "--json")
+    assert result.code == 0, result.err
+    assert states(result) == {"other": "built"}
+
+
 def test_cache_info_and_prune(shared, tmp_path, ws):
     cache = tmp_path / "cache"
     shutil.copytree(shared["cache"], cache)
@@ -240,6 +261,8 @@ def test_cache_info_and_prune(shared, tmp_path, ws):
         (["--all", "--base", "main"], "--base and --head go with --affected"),
         (["--affected"], "--affected needs --base REF"),
         (["--affected", "--base", "nosuch"], "unknown git ref 'nosuch'"),
+        (["--all", "--shard", "3/2"], "--shard 3/2: I must be between 1 and N"),
+        (["--all", "--shard", "x"], "--shard x: expected I/N with whole numbers"),
     ],
 )
 def test_bad_build_input_is_one_line(ws, tmp_path, args, message):

@@ -7,9 +7,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import YardError
+
+if TYPE_CHECKING:
+    from ._build import BuildOptions
+    from ._slice import Selection
+    from ._workspace import Workspace
 
 COMMANDS = ("build", "cache", "slice")
 EXIT_FAILED = 1
@@ -37,6 +42,9 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     build.add_argument("--affected", action="store_true", help="what a git change affects")
     build.add_argument("--base", metavar="REF", help="with --affected: compare against REF")
     build.add_argument("--head", metavar="REF", help="with --affected: the changed ref")
+    build.add_argument(
+        "--shard", metavar="I/N", help="only shard I of N of the selection (1-based)"
+    )
     build.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: dist/)")
     build.add_argument("--sdist", action="store_true", help="build source distributions too")
     build.add_argument(
@@ -96,6 +104,10 @@ def run(args: argparse.Namespace, root: Path) -> int:
     if args.command == "cache":
         return _cache(args)
     jobs = _jobs(args.jobs)  # bad input fails before anything is read
+    if args.command == "build" and args.shard:
+        from ._cli import _shard
+
+        args.shard = _shard(args.shard)
     from ._workspace import load_workspace
 
     workspace = load_workspace(root)
@@ -123,7 +135,7 @@ def _cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def _select(args: argparse.Namespace, workspace: Any) -> list[str]:
+def _select(args: argparse.Namespace, workspace: Workspace) -> list[str]:
     chosen = sum(bool(x) for x in (args.members, args.all, args.affected))
     if chosen != 1:
         raise YardError("choose what to build: MEMBER ..., --all, or --affected --base REF")
@@ -148,10 +160,13 @@ def _select(args: argparse.Namespace, workspace: Any) -> list[str]:
     return list(found.affected)
 
 
-def _build(args: argparse.Namespace, workspace: Any, jobs: int) -> int:
+def _build(args: argparse.Namespace, workspace: Workspace, jobs: int) -> int:
     from ._build import BuildOptions
 
     names = _select(args, workspace)
+    if args.shard:  # deterministic and balanced, as yard affected --shard
+        index, count = args.shard
+        names = sorted(names)[index - 1 :: count]
     out = args.out.absolute() if args.out is not None else workspace.root / "dist"
     options = BuildOptions(
         out=out, cache=_cache_dir(args), jobs=jobs, sdist=args.sdist, no_sources=args.no_sources
@@ -161,7 +176,7 @@ def _build(args: argparse.Namespace, workspace: Any, jobs: int) -> int:
     return _execute(args, workspace, names, options, slice_selection=None)
 
 
-def _slice(args: argparse.Namespace, workspace: Any, jobs: int) -> int:
+def _slice(args: argparse.Namespace, workspace: Workspace, jobs: int) -> int:
     from ._build import BuildOptions
     from ._manifests import manifest_config, providers
     from ._slice import consumer_group, select, split_globs
@@ -183,11 +198,11 @@ def _slice(args: argparse.Namespace, workspace: Any, jobs: int) -> int:
 
 def _execute(
     args: argparse.Namespace,
-    workspace: Any,
+    workspace: Workspace,
     names: list[str],
-    options: Any,
+    options: BuildOptions,
     *,
-    slice_selection: Any,
+    slice_selection: Selection | None,
 ) -> int:
     from . import _progress
     from ._build import build
@@ -223,6 +238,7 @@ def _execute(
         report.errors.extend(check_pins(built, versions))
     manifests: list[ManifestResult] = []
     for consumer, plugins in consumers.items():
+        assert config is not None  # consumers come from it
         needed = install_set(workspace, consumer, plugins)
         wheels = {}
         for m in needed:
@@ -238,7 +254,7 @@ def _execute(
             continue
         result = write_manifest(
             workspace,
-            config,  # type: ignore[arg-type]
+            config,
             consumer=consumer,
             plugins=plugins,
             wheels=wheels,

@@ -225,10 +225,16 @@ def _run(
         if what is None and not os.path.isabs(step[0]):
             found = shutil.which(step[0], path=env["PATH"])
             step = [found or step[0], *step[1:]]
+        offline = what == "uv pip install"  # from uv's cache first: no index round trips
         try:
             result = subprocess.run(
-                step, cwd=workspace.root, env=env, capture_output=True, text=True, check=False
-            )
+                [*step, "--offline"] if offline else step,
+                cwd=workspace.root, env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if offline and result.returncode:  # something is not in uv's cache yet
+                result = subprocess.run(
+                    step, cwd=workspace.root, env=env, capture_output=True, text=True, check=False
+                )
         except OSError as exc:
             return f"manifest for {consumer}: cannot run {step[0]}: {exc.strerror}"
         if result.returncode:
