@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ._errors import EXIT_ERROR, EXIT_FINDINGS, YardError
 
 if TYPE_CHECKING:
+    import argparse
+
     from ._git import PendingChange
     from ._graph import Graph
     from ._workspace import Workspace
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise YardError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # here: the usual `yard affected` line is read without it
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise YardError(message)
+
     common = _Parser(add_help=False)
     common.add_argument(
         "--root",
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_list
     collecting = gc.isenabled()
     try:
-        args = _parser().parse_args(args_list)
+        args = _quick_affected(args_list) or _parser().parse_args(args_list)
         return _run(args)
     except YardError as exc:
         if debug:
@@ -110,6 +111,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if collecting:
             gc.enable()
+
+
+_AFFECTED_VALUES = ("--base", "--head", "--format", "--shard", "--root")
+_AFFECTED_FLAGS = ("--json", "--explain", "--debug")
+_FORMATS = ("names", "json", "github-matrix")
+
+
+def _quick_affected(argv: list[str]) -> argparse.Namespace | None:
+    """The arguments of a plain ``yard affected`` command line, read without building the
+    whole argparse parser (CI runs this command on every push; argparse and the other
+    commands' modules cost it start-up time), or None for anything else.
+
+    It takes exactly what argparse would take the same way: the command first, then known
+    options spelled out in full (``--base REF`` or ``--base=REF``). Anything else (help,
+    abbreviations, a missing or odd value, an unknown word) is left to argparse, which
+    accepts it or says what is wrong.
+    """
+    if not argv or argv[0] != "affected":
+        return None
+    values: dict[str, object] = {"command": "affected", "root": None, "head": None}
+    values.update({"base": None, "format": None, "shard": None})
+    values.update({"json": False, "explain": False, "debug": False})
+    i = 1
+    while i < len(argv):
+        option, equals, value = argv[i].partition("=")
+        if option in _AFFECTED_FLAGS and not equals:
+            values[option[2:]] = True
+            i += 1
+            continue
+        if option not in _AFFECTED_VALUES:
+            return None
+        if not equals:
+            if i + 1 == len(argv):
+                return None
+            value = argv[i + 1]
+            i += 1
+        if not value or value.startswith("-"):
+            return None
+        values[option[2:]] = value
+        i += 1
+    if values["base"] is None or values["format"] not in (None, *_FORMATS):
+        return None
+    if values["root"] is not None:
+        values["root"] = Path(str(values["root"]))
+    from types import SimpleNamespace
+
+    return cast("argparse.Namespace", SimpleNamespace(**values))  # the same attributes
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -154,6 +202,8 @@ def _command(
     pending: PendingChange | None,
     shard: tuple[int, int] | None,
 ) -> int:
+    import json
+
     out: str
     if args.command == "list":
         members = list(workspace.members.values())
@@ -198,6 +248,8 @@ def _affected(
     pending: PendingChange,
     shard: tuple[int, int] | None,
 ) -> str:
+    import json
+
     from ._affected import compute_affected
 
     fmt = args.format or ("json" if args.json else "names")
@@ -229,6 +281,8 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _check(args: argparse.Namespace, workspace: Workspace) -> int:
+    import json
+
     from ._check import check
 
     findings = check(workspace)

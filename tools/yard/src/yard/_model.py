@@ -71,7 +71,8 @@ class Member(NamedTuple):
     version: str | None
     path: str
     """The member's folder relative to the workspace root, ``/``-separated (``.`` for the root)."""
-    directory: Path
+    root: str
+    """The workspace root folder, absolute (see :attr:`directory`)."""
     edges: tuple[Edge, ...] = ()
     provides: frozenset[str] = frozenset()
     """Entry-point groups this member provides (``console_scripts`` for ``project.scripts``)."""
@@ -79,6 +80,12 @@ class Member(NamedTuple):
     """Entry-point groups this member loads plugins from (``[tool.yard] consumes``)."""
     ignore: tuple[str, ...] = ()
     """Globs, relative to the member folder, of files that are not inputs of the member."""
+
+    @property
+    def directory(self) -> Path:
+        """The member's folder, absolute (made when asked for: a thousand paths cost
+        start-up time that most commands do not need)."""
+        return Path(self.root) if self.path == "." else Path(self.root, self.path)
 
     @property
     def depends_on(self) -> list[str]:

@@ -1,9 +1,16 @@
 """A cache of what yard read from pyproject files, keyed by their content.
 
 Reading a thousand pyproject files with tomllib costs far more than yard's own work, so yard
-keeps each file's record (see ``_pyproject``) and each parsed requirement in one marshal file
-per workspace under the user's cache folder. Records are pure functions of the file's bytes:
-an edited file simply misses and is read again, and no stale answer is possible. Set
+keeps, in one marshal file per workspace under the user's cache folder:
+
+- each file's record (see ``_pyproject``) and each parsed requirement, by content;
+- the root pyproject's record, apart, since every run needs it first;
+- the last workspace yard built from those records (members, edges, settings), under the
+  content keys of every file it came from.
+
+Everything is a pure function of file contents: an edited file has another key and misses, so
+no stale answer is possible. A warm run reads the files (to key them) but parses none of them
+and builds no edges; the per-file records are unpacked only when something missed. Set
 ``YARD_NO_CACHE=1`` to read everything afresh, ``YARD_CACHE_DIR`` to move the folder.
 """
 
@@ -17,9 +24,12 @@ from typing import Any
 
 from . import _pyproject
 
-_FORMAT = 3
+_FORMAT = 4
 Requirement = tuple[str | None, tuple[str, ...]]
 """The parts of a requirement yard keeps: its marker (as text) and its extras."""
+Signature = tuple[int, tuple[str, ...], tuple[int, ...]]
+"""What a workspace was built from: the root pyproject's key, the member folders and their
+pyprojects' keys."""
 
 
 def cache_dir() -> Path:
@@ -32,33 +42,69 @@ def cache_dir() -> Path:
     return Path(xdg) / "yard" if xdg else Path.home() / ".cache" / "yard"
 
 
+def key(content: bytes) -> int:
+    """A content key: length, CRC-32 and Adler-32 together (no hashlib import at start-up)."""
+    return (len(content) << 64) | (zlib.crc32(content) << 32) | zlib.adler32(content)
+
+
 class Snapshot:
     """The records of one workspace's pyproject files, loaded from and saved to the cache."""
 
-    __slots__ = ("_dirty", "_path", "_records", "_requirements", "_used", "_used_requirements")
+    __slots__ = (
+        "_blob",
+        "_dirty",
+        "_path",
+        "_records",
+        "_requirements",
+        "_top",
+        "_used",
+        "_used_requirements",
+        "_workspace",
+    )
 
     def __init__(self, root: Path) -> None:
-        self._records: dict[int, _pyproject.Record] = {}
+        self._blob: bytes | None = None
+        self._records: dict[int, _pyproject.Record] | None = {}
         self._requirements: dict[str, Requirement] = {}
+        self._top: tuple[int, _pyproject.Record] | None = None
+        self._workspace: tuple[Signature, Any] | None = None
         self._used: dict[int, _pyproject.Record] = {}
         self._used_requirements: dict[str, Requirement] = {}
         self._dirty = False
         self._path: Path | None = None
         if os.environ.get("YARD_NO_CACHE"):
             return
-        key = zlib.crc32(str(root).encode()) & 0xFFFFFFFF
-        self._path = cache_dir() / f"workspace-{key:08x}.marshal"
+        crc = zlib.crc32(str(root).encode()) & 0xFFFFFFFF
+        self._path = cache_dir() / f"workspace-{crc:08x}.marshal"
         try:
             data = marshal.loads(self._path.read_bytes())
-            if isinstance(data, tuple) and len(data) == 3 and data[0] == _FORMAT:
-                self._records, self._requirements = data[1], data[2]
+            if isinstance(data, tuple) and len(data) == 4 and data[0] == _FORMAT:
+                _, self._top, self._workspace, self._blob = data
+                self._records = None  # unpacked from the blob when first needed
         except (OSError, EOFError, ValueError, TypeError):
             pass
 
-    def record(self, content: bytes, where: str) -> _pyproject.Record:
-        """The record of a pyproject with these bytes, read afresh only when not cached."""
-        key = _key(content)
-        stored = self._records.get(key)
+    def _all_records(self) -> dict[int, _pyproject.Record]:
+        records = self._records
+        if records is None:
+            try:
+                records, requirements = marshal.loads(self._blob or b"")
+            except (EOFError, ValueError, TypeError):  # a damaged cache only costs speed
+                records, requirements = {}, {}
+            self._records, self._requirements = records, requirements
+        return records
+
+    def record(
+        self, content: bytes, where: str, *, content_key: int | None = None
+    ) -> _pyproject.Record:
+        """The record of a pyproject with these bytes (whose key may be given), read afresh
+        only when not cached."""
+        k = key(content) if content_key is None else content_key
+        stored: _pyproject.Record | None
+        if self._top is not None and self._top[0] == k:
+            stored = self._top[1]
+        else:
+            stored = self._all_records().get(k)
         if stored is not None:
             found = _pyproject.expand(stored)
         else:
@@ -71,11 +117,30 @@ class Snapshot:
             found = _pyproject.read(text, where)
             stored = _pyproject.compact(found)
             self._dirty = True
-        self._used[key] = stored
+        self._used[k] = stored
         return found
+
+    def remember_top(self, content_key: int) -> None:
+        """Keep the record of this key (the root pyproject's) apart, for the next run."""
+        top = (content_key, self._used[content_key])
+        if top != self._top:
+            self._top = top
+            self._dirty = True
+
+    def workspace(self, signature: Signature) -> Any:
+        """The workspace built from exactly these files last time, or None."""
+        if self._workspace is not None and self._workspace[0] == signature:
+            return self._workspace[1]
+        return None
+
+    def remember_workspace(self, signature: Signature, built: Any) -> None:
+        """Keep what was built from these files (marshal-able builtins only)."""
+        self._workspace = (signature, built)
+        self._dirty = True
 
     def requirement(self, raw: str) -> Requirement | None:
         """A cached parsed requirement, or None when it must be parsed."""
+        self._all_records()
         found = self._requirements.get(raw)
         if found is not None:
             self._used_requirements[raw] = found
@@ -87,24 +152,22 @@ class Snapshot:
         self._dirty = True
 
     def save(self) -> None:
-        """Write what this run used back to the cache (atomically), if anything was new."""
-        if self._path is None:
+        """Write the cache back (atomically) when this run added to it.
+
+        The records kept are the ones this run used: files that changed or left the workspace
+        drop out, so the cache does not grow without end.
+        """
+        if self._path is None or not self._dirty:
             return
-        unchanged = len(self._used) == len(self._records) and len(self._used_requirements) == len(
-            self._requirements
-        )
-        if not self._dirty and unchanged:
-            return
-        data: Any = (_FORMAT, self._used, self._used_requirements)
+        if self._records is None:  # nothing missed: the records stay as they were
+            blob = self._blob
+        else:
+            blob = marshal.dumps((self._used, self._used_requirements))
+        data: Any = (_FORMAT, self._top, self._workspace, blob)
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")
             tmp.write_bytes(marshal.dumps(data))
             os.replace(tmp, self._path)
-        except OSError:  # a read-only or full cache folder only costs speed
+        except (OSError, ValueError):  # a read-only or full cache folder only costs speed
             pass
-
-
-def _key(content: bytes) -> int:
-    """A content key: length, CRC-32 and Adler-32 together (no hashlib import at start-up)."""
-    return (len(content) << 64) | (zlib.crc32(content) << 32) | zlib.adler32(content)

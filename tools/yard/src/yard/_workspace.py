@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from collections.abc import Mapping
@@ -14,9 +13,12 @@ from ._errors import WorkspaceError
 from ._model import Edge, EdgeKind, Member
 from ._names import glob_match, normalize
 from ._pyproject import Record
-from ._snapshot import Requirement, Snapshot
+from ._snapshot import Requirement, Snapshot, key
 
 _BARE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+_edge = tuple.__new__  # an Edge from a cached plain tuple, without Edge._make's checks
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_MAGIC = re.compile(r"[*?[]")
 _WORKSPACE_TABLE = re.compile(r"^\[tool\.uv\.workspace\][ \t]*(?:#.*)?$", re.MULTILINE)
 
 DEFAULT_GLOBAL_INPUTS: dict[str, tuple[str, ...] | None] = {
@@ -90,26 +92,86 @@ def load_workspace(root: Path) -> Workspace:
     root = Path(os.path.abspath(root))
     snapshot = Snapshot(root)
     try:
-        content = (root / "pyproject.toml").read_bytes()
+        content = _read(f"{root}/pyproject.toml")
     except FileNotFoundError:
         raise WorkspaceError(
             f"{root}: no pyproject.toml here; pass the workspace root to --root"
         ) from None
     except OSError as exc:
         raise WorkspaceError(f"{root}/pyproject.toml: cannot read: {exc}") from None
-    top = snapshot.record(content, "pyproject.toml")
+    top_key = key(content)
+    top = snapshot.record(content, "pyproject.toml", content_key=top_key)
+    snapshot.remember_top(top_key)
     if top["workspace"] is None and not top["project"]:
         raise WorkspaceError(
             "pyproject.toml: neither [tool.uv.workspace] nor [project]: not a uv workspace root"
         )
     spec = top["workspace"] or {"members": [], "exclude": []}
+    found: list[tuple[str, bytes]] = []
+    for folder in _member_folders(root, spec["members"], spec["exclude"]):
+        member_content = _member_content(root, folder)
+        if member_content is not None:
+            found.append((folder, member_content))
+    signature = (top_key, tuple(f for f, _ in found), tuple(key(c) for _, c in found))
+    built = snapshot.workspace(signature)
+    if built is None:
+        built = _build(root, top, found, signature[2], snapshot)
+        if built[-1]:  # it depends on no more than the files (no symlinks were followed)
+            snapshot.remember_workspace(signature, built)
+    snapshot.save()
+    members_data, ignore, global_inputs, allow, _ = built
+    directory = str(root)
+    members = {
+        data[0]: Member(
+            data[0],
+            data[1],
+            data[2],
+            directory,
+            tuple([_edge(Edge, edge) for edge in data[3]]),
+            frozenset(data[4]),
+            data[5],
+            data[6],
+        )
+        for data in members_data
+    }
+    return Workspace(
+        root=root,
+        members=members,
+        config=Config(ignore=ignore, global_inputs=global_inputs),
+        allow_unused=allow,
+    )
+
+
+Built = tuple[
+    tuple[tuple[Any, ...], ...],
+    tuple[str, ...],
+    dict[str, tuple[str, ...] | None],
+    dict[str, tuple[str, ...]],
+    bool,
+]
+"""A workspace as marshal-able builtins: each member's fields (edges as plain tuples), the
+ignore globs, the global inputs, the allowed unused dependencies, and whether it can be
+cached (it depends on the files' contents only)."""
+
+
+def _build(
+    root: Path,
+    top: Record,
+    found: list[tuple[str, bytes]],
+    keys: tuple[int, ...],
+    snapshot: Snapshot,
+) -> Built:
+    """Read the member records and build the members with their edges."""
     records: dict[str, tuple[str, Record]] = {}
     if top["project"] and top["managed"]:
         records[top["name"]] = (".", top)
-    for folder in _member_folders(root, spec["members"], spec["exclude"]):
-        record = _member_record(root, folder, snapshot)
-        if record is None:
+    for (folder, content), content_key in zip(found, keys, strict=True):
+        where = f"{folder}/pyproject.toml"
+        record = snapshot.record(content, where, content_key=content_key)
+        if not record["managed"]:
             continue
+        if not record["project"]:
+            raise WorkspaceError(f"{where}:1: workspace member has no [project] table")
         name = record["name"]
         if name in records:
             raise WorkspaceError(
@@ -120,12 +182,21 @@ def load_workspace(root: Path) -> Workspace:
 
     builder = _EdgeBuilder(root, records, top["sources"], snapshot)
     members = builder.members(top)
-    config = Config(ignore=tuple(top["ignore"]), global_inputs=_global_inputs(top, members))
-    snapshot.save()
+    global_inputs = _global_inputs(top, members)
     allow = {name: tuple(rec["allow_unused"]) for name, (_, rec) in records.items()}
-    return Workspace(
-        root=root, members=dict(sorted(members.items())), config=config, allow_unused=allow
+    members_data = tuple(
+        (
+            m.name,
+            m.version,
+            m.path,
+            tuple(tuple(e) for e in m.edges),
+            tuple(sorted(m.provides)),
+            m.consumes,
+            m.ignore,
+        )
+        for _, m in sorted(members.items())
     )
+    return members_data, tuple(top["ignore"]), global_inputs, allow, not builder.followed_paths
 
 
 def _member_folders(root: Path, includes: list[str], excludes: list[str]) -> list[str]:
@@ -133,12 +204,9 @@ def _member_folders(root: Path, includes: list[str], excludes: list[str]) -> lis
     as ``/``-separated paths relative to the root."""
     seen: set[str] = set()
     found: list[str] = []
-    prefix = glob.escape(str(root)) + os.sep
-    cut = len(prefix)
     patterns = [e.rstrip("/") for e in excludes]
     for pattern in includes:
-        for match in sorted(glob.glob(prefix + pattern, recursive=True, include_hidden=True)):
-            relative = os.path.normpath(match[cut:]).replace(os.sep, "/")
+        for relative in _matches(str(root), pattern):
             if relative in seen or relative == ".":
                 continue
             seen.add(relative)
@@ -148,12 +216,40 @@ def _member_folders(root: Path, includes: list[str], excludes: list[str]) -> lis
     return found
 
 
-def _member_record(root: Path, folder: str, snapshot: Snapshot) -> Record | None:
-    """A matched folder's record, or None for what uv skips; no pyproject.toml is an error."""
-    where = f"{folder}/pyproject.toml"
+def _matches(root: str, pattern: str) -> list[str]:
+    """What ``glob.glob(pattern, root_dir=root, recursive=True, include_hidden=True)`` finds,
+    sorted, as normalized ``/``-separated relative paths.
+
+    The usual member pattern, plain folder names then ``*`` (``packages/*``), is the listing
+    of one folder and is answered with it; anything else goes to :mod:`glob`.
+    """
+    head, sep, last = pattern.rpartition("/")
+    if sep and last == "*" and head and not head.startswith("/") and not _MAGIC.search(head):
+        folder = os.path.normpath(head).replace(os.sep, "/")
+        try:
+            with os.scandir(f"{root}/{folder}") as entries:
+                names = sorted(entry.name for entry in entries)
+        except OSError:
+            return []
+        return names if folder == "." else [f"{folder}/{name}" for name in names]
+    import glob
+
+    prefix = root + os.sep
+    cut = len(prefix)
+    return [
+        os.path.normpath(match[cut:]).replace(os.sep, "/")
+        for match in sorted(
+            glob.glob(glob.escape(prefix) + pattern, recursive=True, include_hidden=True)
+        )
+    ]
+
+
+def _member_content(root: Path, folder: str) -> bytes | None:
+    """A matched folder's pyproject.toml bytes, or None for what uv skips (a file, a hidden
+    folder or one holding only caches); any other folder without one is an error."""
     absolute = f"{root}/{folder}"
     try:
-        content = _read(f"{absolute}/pyproject.toml")
+        return _read(f"{absolute}/pyproject.toml")
     except (FileNotFoundError, NotADirectoryError):
         hidden = folder.rsplit("/", 1)[-1].startswith(".")
         if not os.path.isdir(absolute) or hidden or _only_ignorable(absolute):
@@ -163,18 +259,12 @@ def _member_record(root: Path, folder: str, snapshot: Snapshot) -> Record | None
             "(matched by [tool.uv.workspace] members); add one or exclude the folder"
         ) from None
     except OSError as exc:
-        raise WorkspaceError(f"{where}: cannot read: {exc}") from None
-    record = snapshot.record(content, where)
-    if not record["managed"]:
-        return None
-    if not record["project"]:
-        raise WorkspaceError(f"{where}:1: workspace member has no [project] table")
-    return record
+        raise WorkspaceError(f"{folder}/pyproject.toml: cannot read: {exc}") from None
 
 
 def _read(path: str) -> bytes:
     """A small file's bytes, without the buffered file object (a thousand of them add up)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = os.open(path, _READ_FLAGS)
     try:
         chunks = [os.read(fd, 65536)]
         while len(chunks[-1]) == 65536:
@@ -209,7 +299,7 @@ def _global_inputs(top: Record, members: Mapping[str, Member]) -> dict[str, tupl
 class _EdgeBuilder:
     """Turns member records into members with their internal edges."""
 
-    __slots__ = ("dirs", "records", "root", "root_sources", "snapshot")
+    __slots__ = ("dirs", "followed_paths", "records", "root", "root_sources", "snapshot")
 
     def __init__(
         self,
@@ -223,6 +313,8 @@ class _EdgeBuilder:
         self.root_sources = root_sources
         self.snapshot = snapshot
         self.dirs = {name: folder for name, (folder, _) in records.items()}
+        self.followed_paths = False
+        """Whether a ``path`` source was compared on disk (symlinks: not a file content)."""
 
     def members(self, top: Record) -> dict[str, Member]:
         providers: dict[str, list[str]] = {}
@@ -244,7 +336,7 @@ class _EdgeBuilder:
                 name=name,
                 version=record["version"],
                 path=folder,
-                directory=Path(prefix if folder == "." else f"{prefix}/{folder}"),
+                root=prefix,
                 edges=tuple(edges),
                 provides=frozenset(record["provides"]),
                 consumes=tuple(consumes),
@@ -298,6 +390,8 @@ class _EdgeBuilder:
             if entry.get("workspace") is True:
                 return where
             path = entry.get("path")
+            if isinstance(path, str):
+                self.followed_paths = True
             if isinstance(path, str) and os.path.realpath(
                 self.root / base / path
             ) == os.path.realpath(self.root / self.dirs[target]):

@@ -1,0 +1,117 @@
+"""The shortcuts yard takes for start-up speed give the answers of the general paths."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import pytest
+from yard import load_workspace
+from yard._cli import _parser, _quick_affected
+from yard._workspace import _matches
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["affected", "--base", "main"],
+        ["affected", "--base=main", "--json"],
+        ["affected", "--json", "--base", "origin/main", "--head", "HEAD~2", "--explain"],
+        ["affected", "--base", "a", "--format", "github-matrix", "--shard", "2/3", "--debug"],
+        ["affected", "--base", "a", "--base", "b", "--root", "some/where", "--format=names"],
+    ],
+)
+def test_the_quick_affected_reading_matches_argparse(argv):
+    quick = _quick_affected(argv)
+    assert quick is not None
+    assert vars(quick) == vars(_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["affected"],  # no --base: argparse says so
+        ["affected", "--bas", "main"],  # an abbreviation argparse accepts
+        ["affected", "--base", "main", "--help"],
+        ["affected", "--base", "main", "--format", "yaml"],
+        ["affected", "--base", "main", "--head"],
+        ["affected", "--base", "-x"],
+        ["affected", "--base=", "--json"],
+        ["affected", "--base", "main", "--json=yes"],
+        ["affected", "--base", "main", "extra"],
+        ["--root", ".", "affected", "--base", "main"],
+        ["list"],
+        [],
+    ],
+)
+def test_anything_unusual_is_left_to_argparse(argv):
+    assert _quick_affected(argv) is None
+
+
+def test_argparse_still_reads_what_the_quick_path_leaves(chain):
+    chain.write("packages/base/src/base/extra.py", "")
+    assert chain.yard("affected", "--bas", "HEAD").lines() == ["base", "leaf", "mid"]
+    bad = chain.yard("affected", "--base", "HEAD", "--format", "yaml")
+    assert bad.code == 2
+    assert "invalid choice: 'yaml'" in bad.err
+    assert chain.yard("affected", "--json").err.startswith("yard: error: the following argument")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["packages/*", "./packages/*", "packages//*", "packages/../packages/*", "nowhere/*"],
+)
+def test_a_folder_listing_pattern_matches_like_glob(tmp_path: Path, pattern: str):
+    for name in ("b", "a", ".hidden", "Z", "with space"):
+        (tmp_path / "packages" / name).mkdir(parents=True)
+    (tmp_path / "packages" / "file.txt").write_text("a file matches a glob too\n")
+    (tmp_path / "packages" / "link").symlink_to(tmp_path / "packages" / "a")
+    root = str(tmp_path)
+    expected = [
+        os.path.normpath(os.path.relpath(m, root))
+        for m in sorted(glob.glob(f"{root}/{pattern}", recursive=True, include_hidden=True))
+    ]
+    assert _matches(root, pattern) == expected
+
+
+def test_the_cached_workspace_follows_new_and_removed_members(repo):
+    repo.member("packages/a", "a")
+    repo.member("packages/b", "b", ("a",))
+    assert list(load_workspace(repo.path).members) == ["a", "b"]
+    repo.member("packages/c", "c", ("b",))
+    assert load_workspace(repo.path).members["c"].depends_on == ["b"]
+    repo.remove("packages/a/pyproject.toml")
+    repo.write("packages/a/pyproject.toml", '[project]\nname = "a2"\nversion = "1"\n')
+    assert list(load_workspace(repo.path).members) == ["a2", "b", "c"]
+    assert load_workspace(repo.path).members["b"].edges == ()
+
+
+def test_a_path_source_is_compared_on_disk_every_time(repo):
+    """Whether a ``path`` source names a member depends on symlinks, not only on file
+    contents: such a workspace is not kept whole in the cache."""
+    repo.member("packages/a", "a")
+    repo.member("packages/other", "other-lib")
+    repo.member(
+        "packages/b",
+        "b",
+        ("a",),
+        extra='[tool.uv.sources]\na = { path = "../../vendor/a" }\n',
+    )
+    (repo.path / "vendor").mkdir()
+    (repo.path / "vendor" / "a").symlink_to(repo.path / "packages" / "a")
+    assert [e.to for e in load_workspace(repo.path).members["b"].edges] == ["a"]
+    (repo.path / "vendor" / "a").unlink()
+    (repo.path / "vendor" / "a").symlink_to(repo.path / "packages" / "other")
+    assert load_workspace(repo.path).members["b"].edges == ()
+
+
+def test_member_directory_is_the_absolute_folder(repo):
+    repo.write(
+        "pyproject.toml",
+        '[project]\nname = "top"\nversion = "1"\n\n[tool.uv.workspace]\nmembers = ["packages/*"]\n',
+    )
+    repo.member("packages/a", "a")
+    members = load_workspace(repo.path).members
+    assert members["a"].directory == repo.path / "packages" / "a"
+    assert members["top"].directory == repo.path
