@@ -223,3 +223,15 @@ def test_a_health_port_in_use_is_a_one_line_error(redis_db, plugin_dir):
         f"switchyard-worker: error: --health-port: cannot listen on 127.0.0.1:{port}: "
         "Address already in use\n"
     )
+
+
+def test_debug_shows_the_traceback_behind_a_one_line_error(redis_db, plugin_dir):
+    args = [str(WORKER), "--manifest", "/nonexistent/manifest.json"]
+    quiet = subprocess.run(args, capture_output=True, text=True, timeout=60, cwd=plugin_dir)
+    loud = subprocess.run(
+        [*args, "--debug"], capture_output=True, text=True, timeout=60, cwd=plugin_dir
+    )
+    assert "Traceback" not in quiet.stderr
+    assert loud.returncode != 0
+    assert "Traceback (most recent call last)" in loud.stderr
+    assert "ManifestError" in loud.stderr
