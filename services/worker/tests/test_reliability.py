@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -169,10 +170,12 @@ def own_redis(tmp_path):
             wait_until(self.ping, 10, lambda: f"redis-server on {self.port} did not start")
 
         def ping(self) -> bool:
-            out = subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
-            )
-            return out.stdout.strip() == "PONG"
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
 
         def stop(self) -> None:
             if self.proc is not None and self.proc.poll() is None:
