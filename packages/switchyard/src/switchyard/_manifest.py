@@ -4,10 +4,10 @@ One JSON document, laid out so that a registry needs only its first line::
 
     {"format":1,"fingerprint":"…","index_fields":[…],"index":[[name,target,…],…],
      "hooks":[…],"environment":{"paths":{…},"plugins":{…}},      <- line 1: all a registry needs
+    "installed":{…},                        <- line 2: read only when a folder's mtime changed
     "actions":[                                                   <- full entries with schemas
     {…},
-    …],
-    "installed":{…}}                                              <- only read when stale
+    …]}
 
 A registry built from it does no metadata scan and imports nothing; freshness is checked by
 ``_freshness``. Hand-written manifests (any layout, ``actions`` only) are read in full.
@@ -88,11 +88,11 @@ def write_manifest(path: str | Path, registry: Registry | None = None) -> Path:
 
     text = (
         dump(head)[:-1]
+        + ',\n"installed":'
+        + dump(environment["installed"])
         + ',\n"actions":[\n'
         + ",\n".join(dump(action) for action in actions)
-        + '\n],\n"installed":'
-        + dump(environment["installed"])
-        + "}\n"
+        + "\n]}\n"
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -120,12 +120,21 @@ def _read(path: str) -> tuple[dict[str, Any], bool]:
     return document, False
 
 
-def _read_whole(path: str) -> dict[str, Any]:
+def _read_installed(path: str) -> object:
+    """The ``installed`` record: the second line when laid out so, else from the whole file."""
     import json
 
     with open(path, "rb") as handle:
-        document: dict[str, Any] = json.load(handle)
-    return document
+        handle.readline()
+        second = handle.readline()
+        if second.startswith(b'"installed":') and second.endswith(b",\n"):
+            try:
+                return json.loads(b"{" + second[:-2] + b"}")["installed"]
+            except ValueError:
+                pass
+        handle.seek(0)
+        document = json.load(handle)
+    return document.get("installed") if isinstance(document, dict) else None
 
 
 def _strings(row: object, size: int, required: int) -> bool:
@@ -222,8 +231,7 @@ def _check(where: str, environment: Mapping[str, Any], whole: Mapping[str, Any] 
     try:
         if unchanged(environment["paths"], environment["plugins"]):
             return
-        document = whole if whole is not None else _read_whole(where)
-        installed = document.get("installed")
+        installed = whole.get("installed") if whole is not None else _read_installed(where)
         if not isinstance(installed, dict):
             raise TypeError("'installed' is missing")
         reason = stale_reason(environment["paths"], environment["plugins"], installed)
