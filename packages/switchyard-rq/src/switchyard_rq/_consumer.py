@@ -133,7 +133,7 @@ class Consumer:
             return
         self._announce()
         if threading.current_thread() is threading.main_thread():
-            self._old_alarm = signal.signal(signal.SIGALRM, on_alarm)
+            self._old_alarm = signal.signal(signal.SIGALRM, on_alarm) or signal.SIG_DFL
         self._registered = True
         self._hb_stop.clear()
         self._hb_thread = threading.Thread(
