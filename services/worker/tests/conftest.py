@@ -175,8 +175,9 @@ class Worker:
         return self.log.read_text()
 
     def children(self) -> list[int]:
-        """The pids of the pool's processes (not multiprocessing's resource tracker)."""
-        found = []
+        """The pids of the pool's processes: forked by the supervisor's forkserver (or started
+        by the supervisor itself), not the forkserver or multiprocessing's resource tracker."""
+        procs = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -185,10 +186,16 @@ class Worker:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == self.pid and b"spawn_main" in cmdline and b"resource_tracker" not in cmdline:
-                found.append(int(entry.name))
-        return sorted(found)
+            procs[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline)
+        servers = {
+            pid for pid, (ppid, cmd) in procs.items() if ppid == self.pid and b"forkserver" in cmd
+        }
+        return sorted(
+            pid
+            for pid, (ppid, cmd) in procs.items()
+            if ppid in servers
+            or (ppid == self.pid and b"spawn_main" in cmd and b"resource_tracker" not in cmd)
+        )
 
     def wait_children(self, n: int, timeout: float = 20) -> list[int]:
         deadline = time.monotonic() + timeout

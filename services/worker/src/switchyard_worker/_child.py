@@ -1,8 +1,9 @@
 """One pool process: a warm ``switchyard_rq.Consumer`` over the served queues.
 
-Started by the supervisor with the ``spawn`` context (a fresh interpreter: no inherited Redis
-sockets, locks or threads). Handlers stay imported between jobs; the process leaves after
-``max_jobs`` jobs (exit 0, the supervisor starts a fresh one) or when told to stop.
+Started by the supervisor with the ``forkserver`` context: forked from a clean server process
+that has imported the transport but holds no Redis sockets, locks or threads. Handlers stay
+imported between jobs; the process leaves after ``max_jobs`` jobs (exit 0, the supervisor starts
+a fresh one) or when told to stop.
 
 SIGTERM and SIGINT set the stop event: the consumer finishes the job in hand, takes no new one,
 and the process exits 0. Redis errors are retried with backoff (by the consumer, and here for
@@ -39,7 +40,7 @@ class _Flag(Protocol):
 @final
 @dataclass(frozen=True, slots=True)
 class ChildSpec:
-    """What a child needs to know; plain data, so it pickles across ``spawn``."""
+    """What a child needs to know; plain data, so it pickles to the forkserver."""
 
     name: str
     queues: tuple[str, ...]
@@ -85,7 +86,7 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it stuck?
     _watch_parent(stop, log)
 
-    # imported here so that the supervisor never pays for them and a child pays once
+    # already imported by the forkserver (preload); here for clarity and for a plain spawn
     import switchyard
     import switchyard_rq
 

@@ -69,7 +69,11 @@ class Supervisor:
         self.queues = queues
         self.redis_url = redis_url
         self.counters = _Counters()
-        self._ctx = get_context("spawn")
+        # forkserver: each child is forked from a small server process that imported the
+        # transport once (never the plugins, never a Redis connection), so a replacement or an
+        # extra process is serving in milliseconds instead of re-importing everything
+        self._ctx = get_context("forkserver")
+        self._ctx.set_forkserver_preload(["switchyard_worker._child", "switchyard_rq"])
         self._policy = settings.policy()
         self._state = ScaleState()
         self._target = settings.min_processes
