@@ -121,8 +121,9 @@ def test_the_command_runs_as_a_process(diamond):
 
 
 def test_a_warm_affected_run_imports_neither_tomllib_nor_packaging(diamond):
-    """Start-up stays lean: bare-name requirements need no packaging, the parse cache spares
-    tomllib, and nothing of the project being read (or of switchyard) is ever imported."""
+    """Start-up stays lean: bare-name requirements need no packaging, plain TOML needs no
+    tomllib, the parse cache spares even the fast reader, and nothing of the project being
+    read (or of switchyard) is ever imported."""
     diamond.commit("init")
     code = (
         "import sys, contextlib, io\n"
@@ -132,9 +133,16 @@ def test_a_warm_affected_run_imports_neither_tomllib_nor_packaging(diamond):
         "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tomllib', 'packaging', 'switchyard', 'ast', 'core', 'app'))))\n"
     )
+    code += "print(' '.join(sorted(m for m in sys.modules if m.startswith('yard._fast'))))\n"
     run = [sys.executable, "-c", code]
     first = subprocess.run(run, capture_output=True, text=True, check=True)
-    assert {m.split(".")[0] for m in first.stdout.split()} == {"tomllib"}
+    assert first.stdout.split("\n")[:2] == ["", "yard._fasttoml"]  # plain files
+    warm = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert warm.stdout.strip() == ""
+    with open(diamond.path / "pyproject.toml", "a") as root:
+        root.write("[tool.other]\nratio = 0.5\n")  # a float: tomllib reads this file
+    first = subprocess.run(run, capture_output=True, text=True, check=True)
+    assert {m.split(".")[0] for m in first.stdout.split()} == {"tomllib", "yard"}
     warm = subprocess.run(run, capture_output=True, text=True, check=True)
     assert warm.stdout.strip() == ""
 

@@ -161,7 +161,11 @@ def _quick_affected(argv: list[str]) -> argparse.Namespace | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._graph import Graph
+    if args.command not in ("build", "cache", "slice", "new"):
+        # The graph commands are short runs that build many small objects and drop none:
+        # the cyclic garbage collector would only walk them again and again (a third of the
+        # start-up time at 1,000 members). main() turns it back on.
+        gc.disable()
     from ._workspace import find_root, load_workspace
 
     root = args.root.absolute() if args.root is not None else find_root(Path.cwd())
@@ -173,10 +177,6 @@ def _run(args: argparse.Namespace) -> int:
         from ._new import new_command
 
         return new_command(root, args.template, args.name)
-    # The graph commands are short runs that build many small objects and drop none: the
-    # cyclic garbage collector would only walk them again and again (a third of the start-up
-    # time at 1,000 members). main() turns it back on.
-    gc.disable()
     pending = None
     shard = None
     if args.command == "affected":
@@ -187,6 +187,8 @@ def _run(args: argparse.Namespace) -> int:
         shard = _shard(args.shard) if args.shard else None  # bad input fails before git runs
         pending = PendingChange(root, args.base, args.head)  # git works while yard reads
     try:
+        from ._graph import Graph
+
         workspace = load_workspace(root)
         graph = Graph(workspace.members)
         return _command(args, workspace, graph, pending, shard)

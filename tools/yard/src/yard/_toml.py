@@ -23,8 +23,16 @@ def display(path: Path, root: Path | None = None) -> str:
 
 
 def parse(text: str, where: str) -> dict[str, Any]:
-    """Parse TOML text; a syntax error becomes a WorkspaceError naming ``where`` and the line."""
-    import tomllib  # only when a file is not in the cache: it costs start-up time
+    """Parse TOML text; a syntax error becomes a WorkspaceError naming ``where`` and the line.
+
+    Plain files (most pyproject files) are read by the fast reader, the rest by tomllib.
+    """
+    from ._fasttoml import loads
+
+    fast = loads(text)
+    if fast is not None:
+        return fast
+    import tomllib  # only when needed: it costs start-up time
 
     try:
         return tomllib.loads(text)
