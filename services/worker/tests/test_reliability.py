@@ -4,7 +4,6 @@ jobs in flight, and a Redis (AOF on) restarted mid-run."""
 from __future__ import annotations
 
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -150,11 +149,11 @@ def test_grace_expired_kills_the_job_and_puts_it_back(start_worker, registry, re
 
 
 @pytest.fixture
-def own_redis(tmp_path):
+def own_redis(tmp_path, redis_server_exe):
     """A redis-server with AOF (fsync always) on port 6421, restartable on the same data."""
-    exe = shutil.which("redis-server")
+    exe = redis_server_exe
     if exe is None:
-        pytest.skip("needs redis-server on PATH")
+        pytest.skip("needs a redis-server binary")
 
     class Server:
         port = 6421

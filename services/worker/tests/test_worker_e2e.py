@@ -35,14 +35,14 @@ def get(port: int, path: str) -> tuple[int, dict]:
 
 
 def test_boots_without_importing_plugins_and_runs_sync_and_async_actions(
-    start_worker, registry, tmp_path
+    start_worker, registry, tmp_path, redis_url
 ):
     imports = tmp_path / "imports.log"
     worker = start_worker("--min", "1", "--max", "1", extra_env={"WTEST_IMPORT_LOG": str(imports)})
 
     line = worker.boot_line
     assert re.search(r"\d+ actions \(metadata\), queues default, ", line), line
-    assert "redis redis://127.0.0.1:6379/8" in line
+    assert f"redis {redis_url}," in line
     assert re.search(r"booted in \d+\.\d ms$", line), line
     worker.wait_children(1)
     assert not imports.exists(), "a plugin was imported at boot"
@@ -191,12 +191,13 @@ def test_bad_command_lines_fail_in_one_line(args, message, code, redis_db, plugi
 
 
 def test_a_redis_it_cannot_use_makes_it_unready_and_its_password_never_shows(
-    start_worker, redis_db
+    start_worker, redis_db, redis_url
 ):
     port = free_port()
-    url = "redis://nobody:s3cret-pw@127.0.0.1:6379/8"  # no such ACL user: AUTH fails
+    url = redis_url.replace("redis://", "redis://nobody:s3cret-pw@")  # no such ACL user
     worker = start_worker("--min", "1", "--max", "1", "--health-port", str(port), url=url)
-    assert "redis redis://nobody:***@127.0.0.1:6379/8" in worker.boot_line
+    shown = redis_url.replace("redis://", "redis://nobody:***@")
+    assert f"redis {shown}," in worker.boot_line
     assert get(port, "/healthz")[0] == 200
     code, body = get(port, "/readyz")
     assert code == 503
