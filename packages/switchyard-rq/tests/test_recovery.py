@@ -116,3 +116,17 @@ def test_jobs_finished_before_the_crash_are_not_rerun(conn, reg):
     assert [h.result(timeout=1).y for h in quick] == [2, 4]  # type: ignore[attr-defined]
     assert switchyard_rq.recover_orphans(conn, alive_names=[]) == [slow.id]
     assert slow.cancel() is True
+
+
+def test_recovered_jobs_go_back_in_their_order(conn, reg):
+    handles = switchyard_rq.schedule_many(
+        [("demo.double", {"x": i}) for i in range(3)], registry=reg
+    )
+    # as a consumer that died holding a prefetched batch leaves them
+    for handle in handles:
+        conn.lmove("rq:queue:default", "switchyard:consumer:gone:processing", "LEFT", "RIGHT")
+        conn.hset(f"rq:job:{handle.id}", "status", "started")
+    conn.sadd("switchyard:consumers", "gone")
+    assert sorted(switchyard_rq.recover_orphans(conn)) == sorted(h.id for h in handles)
+    assert conn.lrange("rq:queue:default", 0, -1) == [h.id.encode() for h in handles]
+    assert [h.status for h in handles] == ["queued"] * 3

@@ -241,12 +241,13 @@ return 0
 
 # KEYS: the dead consumer's processing list, switchyard:consumers, its queue set.
 # ARGV: consumer name, now (RQ format), now (unix seconds), failure text, failure as RQ's
-# base64(zlib) result text.  Requeues (at the front) each job it held, or fails it when its
-# action is not idempotent; unregisters the consumer; returns the job ids.
+# base64(zlib) result text.  Requeues (at the front, in their order) each job it held, or fails
+# it when its action is not idempotent; unregisters the consumer; returns the job ids.
 RECOVER: Final = Script("""
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 local out = {}
-for _, id in ipairs(ids) do
+for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
+  local id = ids[n]
   local jk = 'rq:job:' .. id
   local f = redis.call('HMGET', jk, 'origin', 'sy_idempotent', 'sy_exec', 'failure_ttl',
     'description', 'status')
