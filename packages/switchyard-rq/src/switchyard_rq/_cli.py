@@ -128,8 +128,9 @@ def _describe(handle: JobHandle) -> dict[str, Any]:
         "status": fields.get("status", ""),
         "queue": fields.get("origin", ""),
         "attempts": int(fields.get("sy_attempt") or 0),
-        "retries_left": int(fields["retries_left"]) if fields.get("retries_left") else None,
     }
+    if fields.get("retries_left"):
+        info["retries_left"] = int(fields["retries_left"])
     for field in ("created_at", "enqueued_at", "started_at", "ended_at", "worker_name"):
         if fields.get(field):
             info[field] = fields[field]
