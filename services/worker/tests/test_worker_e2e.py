@@ -43,7 +43,7 @@ def test_boots_without_importing_plugins_and_runs_sync_and_async_actions(
     line = worker.boot_line
     assert re.search(r"\d+ actions \(metadata\), queues default, ", line), line
     assert f"redis {redis_url}," in line
-    assert re.search(r"booted in \d+\.\d ms$", line), line
+    assert re.search(r"booted in \d+\.\d ms \(registry \d+\.\d ms\)$", line), line
     worker.wait_children(1)
     assert not imports.exists(), "a plugin was imported at boot"
 

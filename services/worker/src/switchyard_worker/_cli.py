@@ -114,7 +114,9 @@ def _run(args: dict[str, Any]) -> int:
     )
     try:
         config = switchyard.load_config()
+        t_registry = time.perf_counter()
         boot = load_registry(config, settings.manifest)
+        registry_ms = (time.perf_counter() - t_registry) * 1000
         url = settings.redis_url or switchyard_rq.redis_url()
     except switchyard.SwitchyardError as exc:
         raise _UserError(str(exc), 1) from exc
@@ -135,7 +137,7 @@ def _run(args: dict[str, Any]) -> int:
         f"switchyard-worker: {len(boot.registry)} actions ({boot.source}), "
         f"queues {','.join(queues)}, redis {redact_url(url)}, {procs} processes"
         + (f", health http://{health.address[0]}:{health.address[1]}" if health else "")
-        + f", booted in {boot_ms:.1f} ms",
+        + f", booted in {boot_ms:.1f} ms (registry {registry_ms:.1f} ms)",
         flush=True,
     )
     try:
