@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def test_schedule_then_show(conn, workspace, plugins, run_cli):
     assert info["queue"] == "words"
     assert info["result"]["slug"] == "hello-world"
     code, out, _ = run_cli("jobs", "show", job_id)
-    assert "\nstatus        finished\n" in out
+    assert re.search(r"^status +finished$", out, re.MULTILINE)
 
 
 def test_schedule_wait_prints_the_result(conn, workspace, plugins):
