@@ -236,3 +236,14 @@ def test_debug_shows_the_traceback_behind_a_one_line_error(redis_db, plugin_dir)
     assert loud.returncode != 0
     assert "Traceback (most recent call last)" in loud.stderr
     assert "ManifestError" in loud.stderr
+
+
+def test_queues_limits_what_a_worker_takes(start_worker, registry, redis_db):
+    worker = start_worker("--queues", "elsewhere", "--min", "1", "--max", "1")
+    assert "queues elsewhere," in worker.boot_line
+    worker.wait_ready(1, redis_db)
+    handle = switchyard_rq.schedule_action("wtest.echo", {"text": "x"}, registry=registry)
+    time.sleep(1.0)  # two idle rounds of the consumer
+    assert handle.status == "queued"
+    assert redis_db.llen("rq:queue:default") == 1
+    assert worker.stop() == 0
