@@ -160,3 +160,26 @@ def test_from_actions_rejects_duplicates_and_non_actions(plugins):
         Registry.from_actions(add, add)
     with pytest.raises(ActionDefinitionError, match="takes Action objects"):
         Registry.from_actions(lambda: None)  # type: ignore[arg-type]
+
+
+def test_a_distribution_shadowed_further_down_sys_path_is_not_a_conflict(
+    plugins, tmp_path, monkeypatch
+):
+    import importlib
+
+    plugins.add(
+        "sytest-math",
+        "2.0.0",
+        actions={"math.add": "sytest_math:add"},
+        modules={"sytest_math": plugins.source("math")},
+    )
+    older = tmp_path / "older-site"
+    info = older / "sytest_math-1.0.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sytest-math\nVersion: 1.0.0\n")
+    (info / "entry_points.txt").write_text("[switchyard.actions]\nmath.add = sytest_math:add\n")
+    monkeypatch.setattr(sys, "path", [*sys.path, str(older)])  # after the plugins' site folder
+    importlib.invalidate_caches()
+    reg = Registry.from_entry_points()
+    assert reg.info("math.add").dist_version == "2.0.0"
+    assert not [p for p in reg.problems() if p.action == "math.add"]
