@@ -17,9 +17,11 @@ from ._errors import (
     TransportError,
 )
 from ._handle import JobHandle
+from ._observe import JobObserver, JobReport
 from ._recovery import QueueStats, queue_stats, recover_orphans
 from ._schedule import Call, route, schedule_action, schedule_many
 from ._serializer import JSONSerializer
+from ._stats import JobStats, publish_pool_stats
 
 __all__ = [
     "ActionTimeoutError",
@@ -30,6 +32,9 @@ __all__ = [
     "JobFailedError",
     "JobHandle",
     "JobNotFoundError",
+    "JobObserver",
+    "JobReport",
+    "JobStats",
     "PayloadTooLargeError",
     "QueueStats",
     "RedisUnavailableError",
@@ -37,6 +42,7 @@ __all__ = [
     "TransportError",
     "dispatch",
     "get_connection",
+    "publish_pool_stats",
     "queue_stats",
     "recover_orphans",
     "redis_url",

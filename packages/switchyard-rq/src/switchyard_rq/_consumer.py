@@ -33,7 +33,8 @@ from switchyard import Action, Registry, default_registry
 
 from . import _keys as keys
 from ._config import current_config
-from ._outcome import Ack, Job, execute, on_alarm
+from ._observe import JOB_LOG, JobObserver, JobReport, log_job, wait_seconds
+from ._outcome import Ack, Job, Outcome, execute, on_alarm
 from ._recovery import NOT_IDEMPOTENT
 from ._recovery import died_text as _died_text
 from ._scripts import PROMOTE, RECOVER, RELEASE, STEP
@@ -63,7 +64,9 @@ class Consumer:
     """One process's job loop over ``queues`` (in priority order), registered as an RQ worker.
 
     ``registry`` defaults to switchyard's default registry; ``name`` (default
-    ``<host>.<pid>.<random>``) names its processing list and heartbeat key.
+    ``<host>.<pid>.<random>``) names its processing list and heartbeat key. ``observer`` gets a
+    :class:`JobReport` per job (metrics); each outcome is also one line on ``switchyard.jobs``.
+    ``redis_errors`` and ``reconnects`` count the Redis trouble ``run`` got over.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class Consumer:
         *,
         registry: Registry | None = None,
         name: str | None = None,
+        observer: JobObserver | None = None,
     ) -> None:
         names = tuple(queues)
         if not names:
@@ -122,6 +126,9 @@ class Consumer:
         self._failed = 0
         self._busy_seconds = 0.0
         self.processed = 0
+        self.redis_errors = 0
+        self.reconnects = 0
+        self.observer = observer
         self._actions: dict[str, Action] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -273,6 +280,7 @@ class Consumer:
                     if self._step(idle_timeout, flush=False, limit=limit):
                         done += 1
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    self.redis_errors += 1
                     backoff = min(max(backoff * 2, 0.05), _MAX_BACKOFF)
                     log.warning("Redis unavailable (%s); retrying in %.2f s", exc, backoff)
                     if stop is not None:
@@ -302,6 +310,7 @@ class Consumer:
         ourselves again (a restarted Redis may have lost the registration)."""
         self._flush()
         self._release()
+        self.reconnects += 1
         reclaimed = RECOVER(
             self.connection,
             [self._processing, keys.CONSUMERS_SET, keys.consumer_queues(self.name)],
@@ -325,8 +334,11 @@ class Consumer:
                 if not self._buffer:
                     return False
         job = self._buffer.popleft()
+        begun = time.time() if job.enqueued_at else 0.0
         outcome = execute(self, job)
         self._send_outcome(outcome.ack)
+        if self.observer is not None or JOB_LOG.isEnabledFor(logging.INFO):
+            self._report(job, outcome, begun)
         self._avg_seconds = max(0.8 * self._avg_seconds + 0.2 * outcome.seconds, 1e-5)
         self.processed += 1
         with self._stats_lock:
@@ -338,6 +350,25 @@ class Consumer:
         if flush:
             self._flush()
         return True
+
+    def _report(self, job: Job, outcome: Outcome, begun: float) -> None:
+        mode = outcome.ack[0]
+        report = JobReport(
+            outcome.action,
+            job.id,
+            job.queue,
+            job.attempt,
+            "succeeded" if mode == "ok" else ("retried" if mode == "retry" else "failed"),
+            outcome.seconds,
+            wait_seconds(job.enqueued_at, begun) if begun else None,
+            outcome.error_type,
+        )
+        if self.observer is not None:
+            try:
+                self.observer.job_done(report)
+            except Exception:  # metrics must never stop the jobs
+                log.exception("the job observer failed")
+        log_job(report)
 
     # The hot path keeps one connection (the "link"): each job's outcome is written to it as soon
     # as the job ends, without waiting for the reply, and the replies are read with the next

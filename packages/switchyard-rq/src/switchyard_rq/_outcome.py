@@ -24,6 +24,7 @@ from switchyard import HandlerError, SwitchyardError, arun_action, run_action
 
 from ._errors import ActionTimeoutError, JobError
 from ._jobs import BadJobError, decode_job_data
+from ._tracing import start_job_span
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -78,17 +79,18 @@ class Job:
     execution: str
     started_at: str
     started_ts: float
+    enqueued_at: bytes | None = None  # RQ format, for the queue-wait metric
+    trace: bytes | None = None  # the producer's trace context (JSON), see _tracing
 
     @classmethod
     def batch(
         cls, reply: list[Any], queues: tuple[str, ...], prefix: str, stamp: str, ts: float
     ) -> list[Job]:
-        """The jobs of a STEP reply (9 values each); execution ids are ``<prefix>-<n>``."""
+        """The jobs of a STEP reply (11 values each); execution ids are ``<prefix>-<n>``."""
         jobs = []
-        for n in range(len(reply) // 9):
-            raw_id, index, data, left, intervals, retries, result_ttl, failure_ttl, attempt = reply[
-                n * 9 : n * 9 + 9
-            ]
+        for n in range(len(reply) // 11):
+            (raw_id, index, data, left, intervals, retries, result_ttl, failure_ttl, attempt,
+             enqueued_at, trace) = reply[n * 11 : n * 11 + 11]  # fmt: skip
             jobs.append(
                 cls(
                     id=raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id),
@@ -103,6 +105,8 @@ class Job:
                     execution=f"{prefix}-{n + 1}",
                     started_at=stamp,
                     started_ts=ts,
+                    enqueued_at=enqueued_at,
+                    trace=trace,
                 )
             )
         return jobs
@@ -125,6 +129,8 @@ class Outcome:
     ok: bool
     seconds: float
     ack: Ack
+    action: str | None = None
+    error_type: str | None = None
 
 
 def _logger(action: str) -> logging.Logger:
@@ -167,6 +173,7 @@ def execute(consumer: Consumer, job: Job) -> Outcome:
     """Run ``job`` (only ever a registered action) and return the commands recording it."""
     from switchyard import Context
 
+    span = start_job_span(job) if job.trace else None
     started = time.perf_counter()
     name: str | None = None
     retryable = False
@@ -197,12 +204,17 @@ def execute(consumer: Consumer, job: Job) -> Outcome:
         error = JobError(type(exc).__name__, str(exc), name)
     else:
         seconds = time.perf_counter() - started
-        return Outcome(True, seconds, _success(consumer, job, result))
+        if span is not None:
+            span.finish(action=name, job=job, outcome="succeeded", error_type=None)
+        return Outcome(True, seconds, _success(consumer, job, result), name)
     seconds = time.perf_counter() - started
-    logging.getLogger("switchyard_rq.consumer").info("job %s failed: %s", job.id, error)
-    if retryable and job.retries_left and job.retries_left > 0:
-        return Outcome(False, seconds, _retry(consumer, job, error))
-    return Outcome(False, seconds, _failure(consumer, job, error))
+    logging.getLogger("switchyard_rq.consumer").debug("job %s failed: %s", job.id, error)
+    retry = bool(retryable and job.retries_left and job.retries_left > 0)
+    if span is not None:
+        outcome = "retried" if retry else "failed"
+        span.finish(action=name, job=job, outcome=outcome, error_type=error.type)
+    ack = _retry(consumer, job, error) if retry else _failure(consumer, job, error)
+    return Outcome(False, seconds, ack, name, error.type)
 
 
 def _stamp() -> tuple[str, float]:

@@ -20,6 +20,7 @@ from ._handle import JobHandle
 from ._jobs import encode_job, utcformat
 from ._scripts import SCHEDULE_KEYED
 from ._settings import TransportSettings
+from ._tracing import current_carrier
 from ._wire import bulk, pack, roundtrip
 
 __all__ = ["Call", "route", "schedule_action", "schedule_many"]
@@ -90,6 +91,7 @@ def _prepare(
     settings: TransportSettings,
     now: datetime,
     stamp: str,
+    trace: str | None,
 ) -> _Prepared:
     """Everything that can fail, before anything reaches Redis."""
     action = registry.resolve(call.name)
@@ -115,6 +117,8 @@ def _prepare(
         idempotent=action.idempotent,
         settings=settings,
     )
+    if trace is not None:
+        mapping["sy_trace"] = trace  # the caller's trace context: the worker continues it
     keep = max(settings.result_ttl, settings.failure_ttl)
     key_ttl = 10 * 365 * 86_400 if -1 in (settings.result_ttl, settings.failure_ttl) else keep
     if due is not None:
@@ -143,7 +147,8 @@ def schedule_many(
     settings = TransportSettings.from_env()
     now = datetime.now(UTC)
     stamp = utcformat(now)
-    prepared = [_prepare(_as_call(i), reg, config, settings, now, stamp) for i in calls]
+    trace = current_carrier()
+    prepared = [_prepare(_as_call(i), reg, config, settings, now, stamp, trace) for i in calls]
     if not prepared:
         return []
     client = connection if connection is not None else get_connection()

@@ -59,9 +59,10 @@ class Script:
 #   with its outcome stored.
 # Then the dequeue: now (RQ format), now (unix s), worker name, n, execution id prefix, k, and
 #   n queue names.  Moves up to k job ids, first queue first, into the processing list, marks
-#   them started (RQ's fields, the started registry) and returns 9 values per job: id, queue
+#   them started (RQ's fields, the started registry) and returns 11 values per job: id, queue
 #   index, data, retries_left, retry_intervals, number_of_retries, result_ttl, failure_ttl,
-#   attempt.  A job that is not idempotent is only ever taken first in a batch, and ends it (so
+#   attempt, enqueued_at, sy_trace (the producer's trace context, or nil).  A job that is not
+#   idempotent is only ever taken first in a batch, and ends it (so
 #   a crash never fails one that had not started).  Jobs whose hash is gone or that were
 #   canceled are dropped.  With every queue empty it clears the doorbells (a later job rings
 #   again) and returns an empty list.
@@ -121,7 +122,8 @@ for i = 1, n do
     if not id then break end
     local jk = 'rq:job:' .. id
     local f = redis.call('HMGET', jk, 'data', 'status', 'retries_left', 'retry_intervals',
-      'number_of_retries', 'result_ttl', 'failure_ttl', 'sy_attempt', 'timeout', 'sy_idempotent')
+      'number_of_retries', 'result_ttl', 'failure_ttl', 'sy_attempt', 'timeout', 'sy_idempotent',
+      'enqueued_at', 'sy_trace')
     if not f[1] or f[2] == 'canceled' then
       redis.call('LREM', KEYS[1], -1, id)
     elseif count > 0 and f[10] == '0' then
@@ -136,7 +138,7 @@ for i = 1, n do
       local t = tonumber(f[9]) or -1
       if t <= 0 then t = 86400 end
       redis.call('ZADD', 'rq:wip:' .. ARGV[d + 5 + i], now + t * count + 60, id .. ':' .. exec)
-      for _, v in ipairs({id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt}) do
+      for _, v in ipairs({id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt, f[11], f[12]}) do
         table.insert(got, v)
       end
       if f[10] == '0' then k = count end
