@@ -49,6 +49,10 @@ class ChildSpec:
     max_jobs: int | None
     idle_timeout: float
     log_level: int
+    log_format: str = "text"
+    metrics: bool = False
+    #: prometheus_client's multiprocess folder (None: no Prometheus files, Redis stats only)
+    metrics_dir: str | None = None
 
 
 def _watch_parent(stop: threading.Event, log: logging.Logger) -> None:
@@ -70,11 +74,9 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
     ``ready`` is set once the consumer is registered with Redis and waiting for jobs.
     """
     started = time.perf_counter()
-    logging.basicConfig(
-        level=spec.log_level,
-        format=f"%(asctime)s %(levelname)s [{spec.name}] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from ._logs import configure_logging
+
+    configure_logging(spec.log_level, spec.log_format, spec.name)
     log = logging.getLogger("switchyard_worker.child")
     stop = threading.Event()
 
@@ -99,6 +101,12 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
         log.error("cannot build the registry: %s", exc)
         sys.exit(EXIT_BOOT_FAILED)
     switchyard.set_default_registry(registry)
+    metrics = None
+    if spec.metrics:
+        from ._metrics import ChildMetrics
+
+        connection = switchyard_rq.get_connection(spec.redis_url)
+        metrics = ChildMetrics(spec.name, spec.metrics_dir, connection)
 
     remaining = spec.max_jobs
     backoff = 0.1
@@ -107,8 +115,14 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
         try:
             connection = switchyard_rq.get_connection(spec.redis_url)
             consumer = switchyard_rq.Consumer(
-                connection, spec.queues, registry=registry, name=spec.name
+                connection,
+                spec.queues,
+                registry=registry,
+                name=spec.name,
+                observer=metrics.stats if metrics is not None else None,
             )
+            if metrics is not None:
+                metrics.attach(consumer)
             try:
                 if ready is not None and not ready.is_set():
                     consumer.register()
@@ -131,6 +145,8 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
             if remaining <= 0:
                 log.info("recycling after %d jobs", done)
                 break
+    if metrics is not None:
+        metrics.close()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

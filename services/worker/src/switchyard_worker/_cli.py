@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     add("--scale-up-ticks", type=int, metavar="N", help="busy ticks before growing (2)")
     add("--scale-down-ticks", type=int, metavar="N", help="idle ticks before shrinking (30)")
     add("--recover-interval", type=float, metavar="S", help="orphaned-job sweep period (5.0)")
+    add(
+        "--no-metrics",
+        dest="metrics",
+        action="store_false",
+        help="no per-job metrics (/metrics keeps the pool's gauges; top sees queues only)",
+    )
+    add("--log-format", metavar="text|json", help="log lines for people (text) or machines (json)")
     add("--debug", action="store_true", help="debug logs and tracebacks")
     return p
 
@@ -105,12 +112,11 @@ def _run(args: dict[str, Any]) -> int:
 
     from ._boot import load_registry, redact_url, served_queues
     from ._health import HealthServer
+    from ._logs import configure_logging
     from ._supervisor import Supervisor
 
-    logging.basicConfig(
-        level=logging.DEBUG if settings.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s [supervisor] %(name)s: %(message)s",
-        stream=sys.stderr,
+    configure_logging(
+        logging.DEBUG if settings.debug else logging.INFO, settings.log_format, "supervisor"
     )
     try:
         config = switchyard.load_config()
@@ -126,7 +132,11 @@ def _run(args: dict[str, Any]) -> int:
     if settings.health_port:
         try:
             health = HealthServer(
-                settings.health_host, settings.health_port, supervisor.readiness, supervisor.metrics
+                settings.health_host,
+                settings.health_port,
+                supervisor.readiness,
+                supervisor.metrics,
+                exposition=supervisor.exposition,
             )
         except OSError as exc:
             where = f"{settings.health_host}:{settings.health_port}"

@@ -22,6 +22,8 @@ log = logging.getLogger("switchyard_worker.health")
 ReadinessProbe = Callable[[], Mapping[str, tuple[bool, str]]]
 #: returns ``{metric name: (kind "gauge"|"counter", help text, value)}``
 Metrics = Callable[[], Mapping[str, tuple[str, str, float]]]
+#: returns the whole ``/metrics`` body and its content type (replaces ``Metrics`` when given)
+Exposition = Callable[[], tuple[bytes, str] | None]
 
 
 def _no_metrics() -> Mapping[str, tuple[str, str, float]]:
@@ -47,6 +49,10 @@ class _Handler(BaseHTTPRequestHandler):
             }
             self._send(200 if ready else 503, body)
         elif path == "/metrics":
+            rendered = self.server.exposition() if self.server.exposition else None
+            if rendered is not None:
+                self._send_bytes(200, *rendered)
+                return
             lines = []
             for name, (kind, text, value) in self.server.metrics().items():
                 lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {value:g}"]
@@ -74,10 +80,17 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], probe: ReadinessProbe, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        probe: ReadinessProbe,
+        metrics: Metrics,
+        exposition: Exposition | None,
+    ) -> None:
         super().__init__(address, _Handler)
         self.probe = probe
         self.metrics = metrics
+        self.exposition = exposition
 
 
 @final
@@ -87,9 +100,15 @@ class HealthServer:
     __slots__ = ("_server", "_thread")
 
     def __init__(
-        self, host: str, port: int, probe: ReadinessProbe, metrics: Metrics = _no_metrics
+        self,
+        host: str,
+        port: int,
+        probe: ReadinessProbe,
+        metrics: Metrics = _no_metrics,
+        *,
+        exposition: Exposition | None = None,
     ) -> None:
-        self._server = _Server((host, port), probe, metrics)
+        self._server = _Server((host, port), probe, metrics, exposition)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},

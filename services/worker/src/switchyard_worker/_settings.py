@@ -12,7 +12,7 @@ import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -59,6 +59,8 @@ class WorkerSettings(BaseModel):
     scale_up_ticks: int = Field(default=2, ge=1)
     scale_down_ticks: int = Field(default=30, ge=1)
     recover_interval: float = Field(default=5.0, gt=0, description="orphan sweep period (s)")
+    metrics: bool = Field(default=True, description="per-job metrics (/metrics, switchyard top)")
+    log_format: Literal["text", "json"] = Field(default="text", description="text or json lines")
     debug: bool = False
 
     @classmethod
@@ -144,5 +146,7 @@ FLAGS: Final[dict[str, str]] = {
     "scale_up_ticks": "--scale-up-ticks",
     "scale_down_ticks": "--scale-down-ticks",
     "recover_interval": "--recover-interval",
+    "metrics": "--no-metrics",
+    "log_format": "--log-format",
     "debug": "--debug",
 }

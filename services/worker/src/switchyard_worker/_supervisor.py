@@ -27,6 +27,7 @@ import switchyard_rq
 from ._autoscale import Observation, ScaleState, decide
 from ._boot import Boot
 from ._child import EXIT_BOOT_FAILED, ChildSpec, child_main
+from ._metrics import MetricsDir, PoolExposition
 from ._settings import WorkerSettings
 
 __all__ = ["Supervisor"]
@@ -55,6 +56,8 @@ class _Counters:
     died: int = 0
     recovered_jobs: int = 0
     redis_errors: int = 0
+    scaled_up: int = 0
+    scaled_down: int = 0
 
 
 @final
@@ -89,6 +92,12 @@ class Supervisor:
         self._depth = 0
         self._age = 0.0
         self._connection: Any = None
+        #: the last queue_stats of the served queues (for /metrics)
+        self.queue_stats: dict[str, switchyard_rq.QueueStats] = {}
+        self._metrics_dir: MetricsDir | None = None
+        self._exposition: PoolExposition | None = None
+        if settings.metrics and settings.health_port:
+            self._metrics_dir = MetricsDir()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -110,6 +119,16 @@ class Supervisor:
                 signal.signal(sig, handler)
             os.close(self._wake_r)
             os.close(self._wake_w)
+            if self._metrics_dir is not None:
+                self._metrics_dir.remove()
+
+    def exposition(self) -> tuple[bytes, str] | None:
+        """The ``/metrics`` body with every pool process's job metrics (None: metrics off)."""
+        if self._metrics_dir is None:
+            return None
+        if self._exposition is None:
+            self._exposition = PoolExposition(self, self._metrics_dir)
+        return self._exposition.render()
 
     def readiness(self) -> Mapping[str, tuple[bool, str]]:
         """The ``/readyz`` checks: registry, Redis, children."""
@@ -145,6 +164,16 @@ class Supervisor:
             p + "processes": ("gauge", "pool processes running (not retiring)", len(active)),
             p + "processes_serving": ("gauge", "pool processes consuming", serving),
             p + "processes_target": ("gauge", "pool size the autoscaler wants", self._target),
+            p + "processes_min": (
+                "gauge",
+                "smallest pool size (--min)",
+                self.settings.min_processes,
+            ),
+            p + "processes_max": (
+                "gauge",
+                "largest pool size (--max)",
+                self.settings.max_processes,
+            ),
             p + "queue_depth": ("gauge", "jobs waiting in the served queues", self._depth),
             p + "oldest_job_age_seconds": ("gauge", "age of the oldest waiting job", self._age),
             p + "redis_up": ("gauge", "1 if the last Redis call worked", int(self._redis_ok)),
@@ -189,6 +218,7 @@ class Supervisor:
             self._redis_failed(exc)
             return
         self._redis_ok = True
+        self.queue_stats = stats
         depth = sum(s.depth for s in stats.values())
         age = max((s.oldest_age for s in stats.values()), default=0.0)
         self._depth, self._age = depth, age
@@ -198,7 +228,33 @@ class Supervisor:
         self._state = decision.state
         if decision.target != self._target:
             log.info("scaling %d -> %d processes: %s", current, decision.target, decision.reason)
+            if decision.target > self._target:
+                self.counters.scaled_up += 1
+            else:
+                self.counters.scaled_down += 1
             self._target = decision.target
+        self._publish(stats)
+
+    def _publish(self, stats: Mapping[str, switchyard_rq.QueueStats]) -> None:
+        """The pool's gauges in Redis, for `switchyard top` on any machine."""
+        with self._lock:
+            active = [c for c in self._children if not c.retiring]
+        values = {
+            "processes": len(active),
+            "serving": sum(1 for c in active if c.ready.is_set()),
+            "min": self.settings.min_processes,
+            "max": self.settings.max_processes,
+            "target": self._target,
+            "busy": sum(s.started for s in stats.values()),
+            "recycled": self.counters.recycled,
+            "died": self.counters.died,
+            "scaled_up": self.counters.scaled_up,
+            "scaled_down": self.counters.scaled_down,
+        }
+        try:
+            switchyard_rq.publish_pool_stats(self._connection, self._prefix, values)
+        except Exception as exc:
+            log.debug("cannot publish pool stats: %s", exc)
 
     # ------------------------------------------------------------------ children
 
@@ -229,6 +285,9 @@ class Supervisor:
             max_jobs=self.settings.max_jobs,
             idle_timeout=_IDLE_TIMEOUT,
             log_level=logging.DEBUG if self.settings.debug else logging.INFO,
+            log_format=self.settings.log_format,
+            metrics=self.settings.metrics,
+            metrics_dir=self._metrics_dir.path if self._metrics_dir is not None else None,
         )
         ready = self._ctx.Event()
         process = self._ctx.Process(target=child_main, args=(spec, ready), name=name, daemon=False)
@@ -244,6 +303,8 @@ class Supervisor:
             self._children = [c for c in self._children if c not in dead]
         for child in dead:
             child.process.join(0)
+            if self._metrics_dir is not None:
+                self._metrics_dir.mark_dead(child.process.pid)
             code = child.process.exitcode
             lived = time.monotonic() - child.started
             if child.retiring:

@@ -1,0 +1,243 @@
+"""Metrics, job logs, traces and the live view against real worker processes and a real Redis
+(db 9 only, flushed around each test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import switchyard_rq
+
+SWITCHYARD = Path(sys.executable).parent / "switchyard"
+WORKER = Path(sys.executable).parent / "switchyard-worker"
+
+OBS_PLUGIN = '''
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from switchyard import Context, action
+from switchyard_rq import get_connection
+
+
+class In(BaseModel):
+    id: str = "x"
+
+
+class Out(BaseModel):
+    ok: bool = True
+
+
+@action("otest.ok")
+def ok(data: In) -> Out:
+    return Out()
+
+
+@action("otest.fail")
+def fail(data: In) -> Out:
+    raise ValueError("secret-value-never-logged")
+
+
+@action("otest.flaky", retries=2, backoff=0.0)
+def flaky(data: In, ctx: Context) -> Out:
+    if ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return Out()
+'''
+
+OBS_ENTRY_POINTS = """\
+otest.ok = otest_plugin:ok
+otest.fail = otest_plugin:fail
+otest.flaky = otest_plugin:flaky
+"""
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """Overrides conftest's: these tests use db 9 of the machine's Redis."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("needs the machine's Redis at 127.0.0.1:6379")
+    yield "redis://127.0.0.1:6379/9"
+
+
+@pytest.fixture(scope="session")
+def plugin_dir(clean_plugin_dir, tmp_path_factory) -> Path:
+    """wtest-plugin plus the otest actions (succeed, fail, fail once then succeed)."""
+    root = tmp_path_factory.mktemp("otest") / "plugins"
+    shutil.copytree(clean_plugin_dir, root)
+    (root / "otest_plugin.py").write_text(OBS_PLUGIN)
+    entry_points = root / "wtest_plugin-0.1.dist-info" / "entry_points.txt"
+    entry_points.write_text(entry_points.read_text() + OBS_ENTRY_POINTS)
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def value(samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def run_known_sequence(registry) -> None:
+    handles = [switchyard_rq.schedule_action("otest.ok", {}, registry=registry) for _ in range(3)]
+    fails = [switchyard_rq.schedule_action("otest.fail", {}, registry=registry) for _ in range(2)]
+    flaky = switchyard_rq.schedule_action("otest.flaky", {}, registry=registry)
+    for handle in [*handles, flaky]:
+        handle.result(timeout=20)
+    for handle in fails:
+        with pytest.raises(switchyard_rq.JobFailedError):
+            handle.result(timeout=20)
+
+
+def test_metrics_are_exact_across_processes_after_a_known_sequence(start_worker, registry):
+    port = free_port()
+    worker = start_worker("--min", "2", "--max", "2", "--health-port", str(port))
+    worker.wait_children(2)
+    run_known_sequence(registry)
+
+    expected = {
+        ("otest.ok", "succeeded"): 3,
+        ("otest.fail", "failed"): 2,
+        ("otest.flaky", "retried"): 1,
+        ("otest.flaky", "succeeded"): 1,
+    }
+    deadline = time.monotonic() + 10
+    while True:  # pool processes flush once a second
+        samples = scrape(port)
+        got = {
+            key: value(
+                samples, "switchyard_action_runs_total", queue="default", action=key[0],
+                outcome=key[1],
+            )
+            for key in expected
+        }  # fmt: skip
+        if got == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert got == expected
+    assert value(samples, "switchyard_action_runs_total", queue="default", action="otest.ok",
+                 outcome="failed") == 0  # fmt: skip
+    for action, runs in (("otest.ok", 3), ("otest.fail", 2), ("otest.flaky", 2)):
+        labels = {"queue": "default", "action": action}
+        assert value(samples, "switchyard_action_run_seconds_count", **labels) == runs
+        assert value(samples, "switchyard_action_run_seconds_bucket", le="+Inf", **labels) == runs
+        assert value(samples, "switchyard_job_wait_seconds_count", **labels) == runs
+        assert 0 < value(samples, "switchyard_action_run_seconds_sum", **labels) < 5
+    # buckets resolve 1 ms .. 60 s
+    bounds = {
+        float(dict(labels)["le"])
+        for (name, labels) in samples
+        if name == "switchyard_action_run_seconds_bucket" and dict(labels)["le"] != "+Inf"
+    }
+    assert min(bounds) == 0.001 and max(bounds) == 60.0 and len(bounds) >= 20
+    # pool and queue gauges from the supervisor
+    assert value(samples, "switchyard_worker_processes") == 2
+    assert value(samples, "switchyard_worker_processes_min") == 2
+    assert value(samples, "switchyard_worker_processes_max") == 2
+    assert ("switchyard_queue_depth", (("queue", "default"),)) in samples
+    assert value(samples, "switchyard_redis_connections", state="in_use") >= 0
+    assert ("switchyard_redis_command_errors_total", ()) in samples
+    # the per-job log line: outcome, action, no payload or error message
+    text = worker.text()
+    assert "succeeded otest.ok job=" in text and "failed otest.fail job=" in text
+    assert "retried otest.flaky job=" in text and "ValueError" in text
+    assert "secret-value-never-logged" not in text
+    # a process that leaves keeps its counts (recycling, or a crash)
+    kids = worker.children()
+    os.kill(kids[0], signal.SIGKILL)
+    worker.wait_log("was killed by SIGKILL")
+    samples = scrape(port)
+    assert value(samples, "switchyard_action_runs_total", queue="default", action="otest.ok",
+                 outcome="succeeded") == 3  # fmt: skip
+    assert worker.stop() == 0
+
+
+def test_metrics_can_be_scraped_while_jobs_run(start_worker, registry):
+    port = free_port()
+    worker = start_worker("--min", "1", "--max", "2", "--health-port", str(port))
+    worker.wait_children(1)
+    calls = [("otest.ok", {"id": str(n)}) for n in range(2000)]
+    handles = switchyard_rq.schedule_many(calls, registry=registry)
+    seen = []
+    while handles[-1].status not in ("finished", "failed"):
+        samples = scrape(port)
+        seen.append(
+            value(samples, "switchyard_action_runs_total", queue="default", action="otest.ok",
+                  outcome="succeeded")
+        )  # fmt: skip
+        time.sleep(0.05)
+    handles[-1].result(timeout=30)
+    deadline = time.monotonic() + 5
+    while seen[-1] < 2000 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        seen.append(
+            value(scrape(port), "switchyard_action_runs_total", queue="default",
+                  action="otest.ok", outcome="succeeded")
+        )  # fmt: skip
+    assert seen == sorted(seen)  # counters never go back while processes come and go
+    assert seen[-1] == 2000
+    assert worker.stop() == 0
+
+
+def test_json_logs_have_one_line_per_job_outcome(start_worker, registry):
+    worker = start_worker("--min", "1", "--max", "1", "--log-format", "json")
+    worker.wait_children(1)
+    run_known_sequence(registry)
+    time.sleep(0.2)
+    assert worker.stop() == 0
+    entries = [json.loads(line) for line in worker.text().splitlines() if line.strip()]
+    jobs = [e for e in entries if e.get("event") == "job"]
+    assert sorted((j["action"], j["outcome"]) for j in jobs) == sorted(
+        [("otest.ok", "succeeded")] * 3
+        + [("otest.fail", "failed")] * 2
+        + [("otest.flaky", "retried"), ("otest.flaky", "succeeded")]
+    )
+    for job in jobs:
+        assert set(job) >= {"job_id", "queue", "attempt", "seconds", "error_type", "level"}
+    fail = next(j for j in jobs if j["outcome"] == "failed")
+    assert fail["error_type"] == "ValueError" and fail["level"] == "warning"
+    retried = next(j for j in jobs if j["outcome"] == "retried")
+    assert retried["attempt"] == 1 and retried["error_type"] == "RuntimeError"
+    assert "secret-value-never-logged" not in worker.text()
+    assert all("message" in e for e in entries if e.get("event") != "job")
+
+
+def test_a_bad_log_format_is_a_one_line_error(redis_db, plugin_dir):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+    proc = subprocess.run(
+        [str(WORKER), "--log-format", "xml"],
+        env=env | {"SWITCHYARD_REDIS_URL": "redis://127.0.0.1:6379/9"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert "--log-format" in proc.stderr and "'text' or 'json'" in proc.stderr
