@@ -147,10 +147,10 @@ def synthetic_targets(
                         eager >= 5.0 * call,
                     )
                 )
-    banned = sorted(
-        {m for k, got in checks.items() if k.startswith("floor.import_switchyard@")
-         for m in got["banned"]}
-    )  # fmt: skip
+    imports = [got for k, got in checks.items() if k.startswith("floor.import_switchyard@")]
+    banned = sorted({m for got in imports for m in got["banned"]})
+    if not imports:
+        return out
     out.append(
         cm.Target(
             "import switchyard imports no rq, redis, argparse, rich, CLI",
@@ -159,6 +159,40 @@ def synthetic_targets(
             not banned,
         )
     )
+    return out
+
+
+def phase_targets(med: dict[str, float], ns: Sequence[str]) -> list[cm.Target]:
+    """The registry targets on the in-process cost of what follows ``import switchyard``.
+
+    ``ns`` are column names (plugin counts, or "ws"); the first and last are compared.
+    """
+    out: list[cm.Target] = []
+    lo, hi = ns[0], ns[-1]
+    for src in ("metadata", "manifest"):
+        a, b = med.get(f"registry.{src}@{hi}"), med.get(f"registry.{src}@{lo}")
+        if a is not None and b is not None and lo != hi:
+            out.append(
+                cm.Target(
+                    f"ready registry ({src}) costs nothing per plugin",
+                    f"N={hi} within 5 ms of N={lo}",
+                    f"{_ms(a)} vs {_ms(b)} ms: {a - b:+.1f} ms",
+                    a - b <= 5.0,
+                )
+            )
+    for src, limit in (("manifest", 10.0), ("metadata", 40.0)):
+        for n in ns:
+            a = med.get(f"registry.{src}@{n}")
+            if a is not None:
+                where = f", N={n}" if n.isdigit() else ""
+                out.append(
+                    cm.Target(
+                        f"ready registry ({src}) after import switchyard{where}",
+                        f"<= {limit:.0f} ms",
+                        f"{_ms(a)} ms",
+                        a <= limit,
+                    )
+                )
     return out
 
 
@@ -177,19 +211,21 @@ def table(
     return "\n".join(lines)
 
 
-def targets_text(targets: Sequence[cm.Target]) -> str:
-    """A Markdown table of the targets: the verdict on wall time, and the same on CPU time."""
+def targets_text(targets: Sequence[cm.Target], *, measured: str = "wall time") -> str:
+    """A Markdown table of the targets: the verdict on ``measured`` and, when the targets carry
+    one, the same comparison on CPU time."""
 
     def verdict(ok: bool | None) -> str:
         return "" if ok is None else "PASS" if ok else "FAIL"
 
+    cpu = any(t.cpu_ok is not None for t in targets)
     lines = [
-        "| target | rule | wall time | | CPU time | |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"| target | rule | {measured} | |" + (" CPU time | |" if cpu else ""),
+        "| --- | --- | --- | --- |" + (" --- | --- |" if cpu else ""),
     ]
     lines += [
-        f"| {t.name} | {t.rule} | {t.measured} | {verdict(t.ok)} | {t.cpu_measured} |"
-        f" {verdict(t.cpu_ok)} |"
+        f"| {t.name} | {t.rule} | {t.measured} | {verdict(t.ok)} |"
+        + (f" {t.cpu_measured} | {verdict(t.cpu_ok)} |" if cpu else "")
         for t in targets
     ]
     return "\n".join(lines)
@@ -204,6 +240,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rebuild", action="store_true", help="recreate the venvs")
     p.add_argument("--json", type=Path, metavar="PATH", help="write raw results here")
     p.add_argument("--workspace", action="store_true", help="measure the real workspace modules")
+    p.add_argument(
+        "--only",
+        metavar="KINDS",
+        help="time only these kinds of variant, e.g. floor,registry (kinds: floor, registry,"
+        " call, eager; --workspace also boot)",
+    )
     p.add_argument("--call", metavar="NAME", help="--workspace: the action to call first")
     p.add_argument("--data", metavar="JSON", help="--workspace: its input")
     return p.parse_args(argv)
@@ -224,10 +266,13 @@ def _main(argv: Sequence[str] | None) -> int:
         print("error: --rounds must be at least 1", file=sys.stderr)
         return 2
     workdir = _workdir(args.workdir.resolve())
+    only = frozenset(args.only.split(",")) if args.only else None
     notes: list[str] = []
     started = dt.datetime.now(dt.UTC)
     if args.workspace:
-        result = cw.run(workdir, rounds=rounds, call=args.call, data=args.data, notes=notes)
+        result = cw.run(
+            workdir, rounds=rounds, call=args.call, data=args.data, notes=notes, only=only
+        )
         rows, columns, samples = result.rows, result.columns, result.samples
         checks, setup, evaluate = result.checks, result.setup, cw.targets
     else:
@@ -241,6 +286,7 @@ def _main(argv: Sequence[str] | None) -> int:
         jobs: list[cm.Job] = []
         for env in envs:
             jobs += synthetic_jobs(env, workdir)
+        jobs = [j for j in jobs if only is None or j.variant.key.split(".")[0] in only]
         by_n = {e.n: e for e in envs}
         cm.log(f"checking {len(jobs)} variants once (no timing)")
         jobs, checks = cm.run_checks(
@@ -277,7 +323,9 @@ def _main(argv: Sequence[str] | None) -> int:
             " one plugin, validates a 2-line order, prices it (Decimal), returns a model"
         )
     wall, cpu = samples.medians("wall"), samples.medians("cpu")
+    phase = samples.medians("phase")
     targets = cm.merge_targets(evaluate(wall), evaluate(cpu))
+    in_process = phase_targets(phase, [col for col, _ in columns])
     command = "uv run --all-packages python benchmarks/coldstart.py " + shlex.join(
         list(argv if argv is not None else sys.argv[1:])
     )
@@ -288,8 +336,12 @@ def _main(argv: Sequence[str] | None) -> int:
     print(table(rows, columns, wall))
     print("\nCPU time of the process, user + sys (median ms):\n")
     print(table(rows, columns, cpu))
-    print()
+    print("\nIn process, after `import switchyard` (median ms):\n")
+    print(table(rows, columns, phase))
+    print("\nTargets on whole processes (wall time; the same comparison on CPU time):\n")
     print(targets_text(targets))
+    print("\nThe registry targets on the in-process cost after `import switchyard`:\n")
+    print(targets_text(in_process, measured="in process"))
     for note in notes:
         print(f"\nnote: {note}")
     if args.json is not None:
@@ -302,10 +354,15 @@ def _main(argv: Sequence[str] | None) -> int:
                     "python": sys.version,
                     "platform": platform.platform(),
                     "rounds": rounds,
-                    "medians_ms": {"wall": wall, "cpu": cpu},
-                    "samples_ms": {"wall": samples.wall, "cpu": samples.cpu},
+                    "medians_ms": {"wall": wall, "cpu": cpu, "in_process": phase},
+                    "samples_ms": {
+                        "wall": samples.wall,
+                        "cpu": samples.cpu,
+                        "in_process": samples.phase,
+                    },
                     "checks": checks,
                     "targets": [asdict(t) for t in targets],
+                    "targets_in_process": [asdict(t) for t in in_process],
                     "notes": notes,
                     "setup": setup,
                 },

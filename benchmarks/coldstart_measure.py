@@ -22,6 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+# The lazy variants also time, in process, what they do after `import switchyard` (registry,
+# first call) and print it: the same cost without the noise of starting a process.
+PHASE_START: Final = "import time as _ct\n_ct0 = _ct.perf_counter()\n"
+PHASE_END: Final = "print('coldstart-phase', (_ct.perf_counter() - _ct0) * 1000.0)\n"
+PHASE_TAG: Final = "coldstart-phase "
+
 # Modules `import switchyard` must not pull in (DESIGN.md: no rq/redis, no CLI or rendering lib).
 BANNED: Final = ("rq", "redis", "argparse", "rich", "click", "typer", "jinja2")
 
@@ -120,12 +126,13 @@ def registry_variants(
         ]
     out: list[Variant] = []
     for source, build, optional in sources:
-        ready = f"import switchyard\nreg = {build}\nreg.names()\n"
+        ready = f"import switchyard\n{PHASE_START}reg = {build}\nreg.names()\n"
         label = {
             "metadata": "ready registry, from metadata",
             "manifest": "ready registry, from manifest",
             "manifest_nocheck": "ready registry, from manifest (check_fresh=False)",
         }[source]
+        ready += PHASE_END
         out.append(
             Variant(
                 f"registry.{source}",
@@ -136,9 +143,9 @@ def registry_variants(
             )
         )
         if action is not None and source != "manifest_nocheck":
-            call = ready + (
+            call = ready.replace(PHASE_END, "") + (
                 f"_out = switchyard.call_action({action!r}, {json.dumps(payload)!r}, "
-                "registry=reg)\n"
+                f"registry=reg)\n{PHASE_END}"
             )
             out.append(
                 Variant(
@@ -216,8 +223,9 @@ def run_checks(
     return kept, found
 
 
-def run_once(job: Job) -> tuple[float, float]:
-    """One whole process, spawn to exit: (wall time, its CPU time user+sys), milliseconds.
+def run_once(job: Job) -> tuple[float, float, float | None]:
+    """One whole process, spawn to exit: (wall time, its CPU time user+sys, the in-process phase
+    it printed if any), milliseconds.
 
     The CPU time is the child's own (RUSAGE_CHILDREN grows by exactly it, since one child runs
     at a time); on a shared, loaded machine it moves far less than the wall time.
@@ -229,8 +237,7 @@ def run_once(job: Job) -> tuple[float, float]:
         argv,
         cwd=job.cwd,
         env=dict(job.env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         check=False,
     )
     elapsed = (time.perf_counter() - start) * 1000.0
@@ -238,7 +245,11 @@ def run_once(job: Job) -> tuple[float, float]:
     if proc.returncode != 0:
         raise RuntimeError(f"{job.key} failed: {proc.stderr.decode(errors='replace')[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000.0
-    return elapsed, cpu
+    phase = None
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        if line.startswith(PHASE_TAG):
+            phase = float(line[len(PHASE_TAG) :])
+    return elapsed, cpu, phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +258,7 @@ class Samples:
 
     wall: dict[str, list[float]]
     cpu: dict[str, list[float]]
+    phase: dict[str, list[float]]  # in process, after `import switchyard` (lazy variants only)
 
     def medians(self, kind: str) -> dict[str, float]:
         return {k: statistics.median(v) for k, v in getattr(self, kind).items() if v}
@@ -260,15 +272,19 @@ def measure(
     progress: Callable[[str], None] | None = None,
 ) -> Samples:
     """Interleaved runs: ``warmup + rounds`` rounds, each running every job once."""
-    samples = Samples({job.key: [] for job in jobs}, {job.key: [] for job in jobs})
+    samples = Samples(
+        {job.key: [] for job in jobs}, {job.key: [] for job in jobs}, {job.key: [] for job in jobs}
+    )
     for r in range(warmup + rounds):
         shift = r % len(jobs)
         started = time.perf_counter()
         for job in [*jobs[shift:], *jobs[:shift]]:
-            wall, cpu = run_once(job)
+            wall, cpu, phase = run_once(job)
             if r >= warmup:
                 samples.wall[job.key].append(wall)
                 samples.cpu[job.key].append(cpu)
+                if phase is not None:
+                    samples.phase[job.key].append(phase)
         if progress is not None:
             kind = "warm-up" if r < warmup else f"{r - warmup + 1}/{rounds}"
             progress(f"round {kind}: {time.perf_counter() - started:.1f} s")

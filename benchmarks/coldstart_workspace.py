@@ -28,7 +28,8 @@ HEAVY: Final = ("numpy", "PIL", "jinja2", "markdown", "markdown_it", "httpx", "s
 BOOT: Final = (
     "from pathlib import Path\n"
     "import switchyard\n"
-    "config = switchyard.load_config(Path({root!r}))\n"
+    + cm.PHASE_START.replace("{", "{{").replace("}", "}}")
+    + "config = switchyard.load_config(Path({root!r}))\n"
     "reg = {build}\n"
     "queues = {{config.route(n, reg.info(n).queue) for n in reg.names()}}\n"
 )
@@ -106,7 +107,7 @@ def variants(
             cm.Variant(
                 f"boot.{source}",
                 f"worker boot (config, registry, queues), lazy, from {source}",
-                boot,
+                boot + cm.PHASE_END,
                 cm.facts(prefixes, actions="len(reg)", queues="sorted(queues)"),
             )
         )
@@ -115,7 +116,9 @@ def variants(
                 cm.Variant(
                     f"call.{source}",
                     f"worker boot, lazy, from {source} + first call",
-                    boot + f"_out = switchyard.call_action({call!r}, {data!r}, registry=reg)\n",
+                    boot
+                    + f"_out = switchyard.call_action({call!r}, {data!r}, registry=reg)\n"
+                    + cm.PHASE_END,
                     cm.facts(prefixes, actions="len(reg)"),
                     optional=True,
                 )
@@ -126,7 +129,7 @@ def variants(
         cm.Variant(
             "eager.registry",
             "worker boot, eager: from metadata + resolve every action",
-            boot + "_loaded = [reg.resolve(n) for n in reg.names()]\n",
+            boot + "_loaded = [reg.resolve(n) for n in reg.names()]\n" + cm.PHASE_END,
             cm.facts(prefixes, actions="len(reg)", loaded="len(_loaded)", heavy=heavy),
         ),
         cm.Variant(
@@ -159,7 +162,13 @@ def verify(job: cm.Job, got: dict[str, Any], prefixes: tuple[str, ...], actions:
 
 
 def run(
-    workdir: Path, *, rounds: int, call: str | None, data: str | None, notes: list[str]
+    workdir: Path,
+    *,
+    rounds: int,
+    call: str | None,
+    data: str | None,
+    notes: list[str],
+    only: frozenset[str] | None = None,
 ) -> Result:
     python = workspace_python()
     eps: list[list[str | None]] = json.loads(_py(python, LISTING))
@@ -194,6 +203,7 @@ def run(
         for v in variants(
             root=cenv.ROOT, manifest=manifest, prefixes=prefixes, call=call, data=data
         )
+        if only is None or v.key.split(".")[0] in only
     ]
     cm.log(f"checking {len(jobs)} variants once (no timing)")
     kept, checks = cm.run_checks(jobs, lambda job, got: verify(job, got, prefixes, len(eps)), notes)
