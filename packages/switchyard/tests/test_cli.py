@@ -229,3 +229,45 @@ def register(subparsers):
     assert cli("actions", "list").returncode == 0
     assert plugins.imported() == ["sytest_cmd"]  # a core command does not load plugin commands
     assert "hello" in cli("--help").stdout
+
+
+def test_listing_shows_the_routed_queue(run, math, tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.switchyard]\ndefault-queue = "normal"\n\n'
+        '[tool.switchyard.routing]\n"math.echo_*" = "slow"\n',
+        encoding="utf-8",
+    )
+    code, out, _ = run("actions", "list", "--json")
+    assert code == 0
+    routed = {
+        a["name"]: a["routed_queue"] for a in json.loads(out) if a["name"].startswith("math.")
+    }
+    # a routing rule wins; without one, metadata knows no hint, so the default queue
+    assert routed == {"math.add": "normal", "math.echo_context": "slow"}
+    code, out, _ = run("actions", "list")
+    assert code == 0
+    rows = [line.split() for line in out.splitlines()]
+    assert ["math.echo_context", "sytest-math", "slow"] in rows
+    code, out, _ = run("actions", "show", "math.add", "--json")
+    shown = json.loads(out)
+    assert (shown["queue"], shown["routed_queue"]) == ("fast", "fast")  # the hint, once resolved
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "switchyard", "actions", "show", "auth.hash_password"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)},
+    )
+    assert reader.stdout is not None
+    reader.stdout.read(1)
+    reader.stdout.close()  # like `| head -c1`
+    _, err = reader.communicate(timeout=60)
+    assert reader.returncode in (0, 1)
+    assert b"BrokenPipe" not in err
+    assert b"Traceback" not in err

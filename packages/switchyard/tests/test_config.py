@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 from switchyard import Config, ConfigError, load_config
 
 
@@ -59,7 +59,7 @@ def test_reads_the_nearest_workspace_root(tmp_path):
     assert config.route("reports.export_csv") == "bulk"
     assert config.route("geo.distance", hint="interactive") == "interactive"
     assert config.route("geo.distance") == "normal"
-    with pytest.raises(ValidationError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.default_queue = "x"  # type: ignore[misc]
 
 

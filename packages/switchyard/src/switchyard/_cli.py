@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from . import __version__
 from ._call import call_action
+from ._config import load_config
 from ._default import build_registry, default_registry, manifest_location
 from ._errors import SwitchyardError, UnknownActionError
 
@@ -68,11 +69,15 @@ def _warn_problems(registry: Registry) -> None:
 def _actions_list(args: argparse.Namespace) -> int:
     registry = _listing_registry()
     infos = [registry.info(name) for name in registry.names()]
+    config = load_config()
+    # the queue a scheduled call really goes to: routing rules, then the action's hint, then the
+    # default queue (the hint is known from a manifest; listing from metadata imports no plugin)
+    routed = {i.name: config.route(i.name, i.queue) for i in infos}
     if args.json:
-        _print_json([info._asdict() for info in infos])
+        _print_json([{**info._asdict(), "routed_queue": routed[info.name]} for info in infos])
     else:
         rows = [("NAME", "DISTRIBUTION", "QUEUE")] + [
-            (i.name, i.distribution or "-", i.queue or "-") for i in infos
+            (i.name, i.distribution or "-", routed[i.name]) for i in infos
         ]
         widths = [max(len(row[col]) for row in rows) for col in range(2)]
         for name, dist, queue in rows:
@@ -93,6 +98,7 @@ def _actions_show(args: argparse.Namespace) -> int:
         "target": info.target,
         "version": item.version,
         "queue": item.queue,
+        "routed_queue": load_config().route(item.name, item.queue),
         "retries": item.retries,
         "backoff": item.backoff,
         "timeout": item.timeout,
@@ -107,7 +113,9 @@ def _actions_show(args: argparse.Namespace) -> int:
     print(f"{item.name}: {item.description or '(no description)'}")
     origin = f"{info.distribution} {info.dist_version}" if info.distribution else "in memory"
     print(f"  from      {origin} ({info.target})")
-    print(f"  version   {item.version}, queue {item.queue or '(default)'}, retries {item.retries}")
+    hint = f" (hint {item.queue})" if item.queue else ""
+    queue = f"{described['routed_queue']}{hint}"
+    print(f"  version   {item.version}, queue {queue}, retries {item.retries}")
     for key in ("input_schema", "output_schema"):
         print(f"  {key.replace('_', ' ')}:")
         for line in json.dumps(described[key], indent=2).splitlines():
@@ -282,6 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`switchyard actions list | head`): stop quietly, as cat does
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:
         if debug:
             import traceback

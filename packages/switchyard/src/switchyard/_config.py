@@ -1,27 +1,53 @@
-"""The project's switchyard configuration as a frozen pydantic model."""
+"""The project's switchyard configuration: a frozen value object (no pydantic).
+
+``load_config`` runs on every start-up path (the CLI's listing, producers, the worker's boot), so
+it stays free of pydantic: ``_settings`` validates the file and the environment by hand, and this
+class only checks the types of values given to it directly.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from ._settings import read_settings
 
 __all__ = ["Config", "load_config"]
 
 
-class Config(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Config:
     """``[tool.switchyard]`` of the project, overridden by ``SWITCHYARD_*`` variables."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     root: Path | None = None
     default_queue: str = "default"
-    routing: tuple[tuple[str, str], ...] = ()
+    routing: tuple[tuple[str, str], ...] = field(default=())
     redis_url: str | None = None
     manifest: Path | None = None
     max_payload_bytes: int = 1_048_576
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        for name in ("root", "manifest"):
+            value: Any = getattr(self, name)
+            if isinstance(value, str):
+                set_(self, name, Path(value))
+            elif value is not None and not isinstance(value, Path):
+                raise TypeError(f"Config.{name} must be a path, got {value!r}")
+        if not isinstance(self.default_queue, str) or not self.default_queue:
+            raise TypeError(
+                f"Config.default_queue must be a non-empty string, got {self.default_queue!r}"
+            )
+        rules = tuple(tuple(rule) for rule in self.routing)
+        if not all(len(r) == 2 and all(isinstance(p, str) for p in r) for r in rules):
+            raise TypeError(
+                f"Config.routing must be (pattern, queue) string pairs, got {self.routing!r}"
+            )
+        set_(self, "routing", rules)
+        size = self.max_payload_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+            raise TypeError(f"Config.max_payload_bytes must be a positive integer, got {size!r}")
 
     def route(self, action_name: str, hint: str | None = None) -> str:
         """The queue for ``action_name``: first matching rule, else ``hint``, else the default."""

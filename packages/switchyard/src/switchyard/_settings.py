@@ -1,6 +1,6 @@
 """Finding and reading ``[tool.switchyard]`` into plain, validated values (no pydantic).
 
-The pydantic ``Config`` model (``_config.py``) is built from these values; the default registry
+The ``Config`` value object (``_config.py``) is built from these values; the default registry
 reads only its manifest setting from here, so building it does not import pydantic.
 """
 
