@@ -62,7 +62,8 @@ def test_metrics_hook_counts_and_times_each_call_exactly():
     assert sample(prom, seconds + "_count", action="obs.double", **q) == 3
     assert sample(prom, seconds + "_count", action="obs.boom", **q) == 2
     assert sample(prom, seconds + "_bucket", action="obs.double", le="60.0", **q) == 3
-    assert BUCKETS[0] == 0.001 and BUCKETS[-1] == 60.0
+    assert BUCKETS[0] == 0.001
+    assert BUCKETS[-1] == 60.0
 
 
 def test_two_hooks_on_one_prometheus_registry_share_its_metrics():

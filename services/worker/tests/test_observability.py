@@ -21,7 +21,7 @@ import switchyard_rq
 SWITCHYARD = Path(sys.executable).parent / "switchyard"
 WORKER = Path(sys.executable).parent / "switchyard-worker"
 
-OBS_PLUGIN = '''
+OBS_PLUGIN = """
 from __future__ import annotations
 
 from pydantic import BaseModel
@@ -53,7 +53,7 @@ def flaky(data: In, ctx: Context) -> Out:
     if ctx.attempt == 1:
         raise RuntimeError("first attempt fails")
     return Out()
-'''
+"""
 
 OBS_ENTRY_POINTS = """\
 otest.ok = otest_plugin:ok
@@ -69,7 +69,7 @@ def redis_url() -> Iterator[str]:
         socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
     except OSError:
         pytest.skip("needs the machine's Redis at 127.0.0.1:6379")
-    yield "redis://127.0.0.1:6379/9"
+    return "redis://127.0.0.1:6379/9"
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +156,9 @@ def test_metrics_are_exact_across_processes_after_a_known_sequence(start_worker,
         for (name, labels) in samples
         if name == "switchyard_action_run_seconds_bucket" and dict(labels)["le"] != "+Inf"
     }
-    assert min(bounds) == 0.001 and max(bounds) == 60.0 and len(bounds) >= 20
+    assert min(bounds) == 0.001
+    assert max(bounds) == 60.0
+    assert len(bounds) >= 20
     # pool and queue gauges from the supervisor
     assert value(samples, "switchyard_worker_processes") == 2
     assert value(samples, "switchyard_worker_processes_min") == 2
@@ -166,8 +168,10 @@ def test_metrics_are_exact_across_processes_after_a_known_sequence(start_worker,
     assert ("switchyard_redis_command_errors_total", ()) in samples
     # the per-job log line: outcome, action, no payload or error message
     text = worker.text()
-    assert "succeeded otest.ok job=" in text and "failed otest.fail job=" in text
-    assert "retried otest.flaky job=" in text and "ValueError" in text
+    assert "succeeded otest.ok job=" in text
+    assert "failed otest.fail job=" in text
+    assert "retried otest.flaky job=" in text
+    assert "ValueError" in text
     assert "secret-value-never-logged" not in text
     # a process that leaves keeps its counts (recycling, or a crash)
     kids = worker.children()
@@ -222,9 +226,11 @@ def test_json_logs_have_one_line_per_job_outcome(start_worker, registry):
     for job in jobs:
         assert set(job) >= {"job_id", "queue", "attempt", "seconds", "error_type", "level"}
     fail = next(j for j in jobs if j["outcome"] == "failed")
-    assert fail["error_type"] == "ValueError" and fail["level"] == "warning"
+    assert fail["error_type"] == "ValueError"
+    assert fail["level"] == "warning"
     retried = next(j for j in jobs if j["outcome"] == "retried")
-    assert retried["attempt"] == 1 and retried["error_type"] == "RuntimeError"
+    assert retried["attempt"] == 1
+    assert retried["error_type"] == "RuntimeError"
     assert "secret-value-never-logged" not in worker.text()
     assert all("message" in e for e in entries if e.get("event") != "job")
 
@@ -240,4 +246,5 @@ def test_a_bad_log_format_is_a_one_line_error(redis_db, plugin_dir):
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
-    assert "--log-format" in proc.stderr and "'text' or 'json'" in proc.stderr
+    assert "--log-format" in proc.stderr
+    assert "'text' or 'json'" in proc.stderr
