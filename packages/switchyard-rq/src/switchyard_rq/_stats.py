@@ -14,7 +14,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, final
+from typing import Any, ClassVar, Final, final
 
 import redis
 
@@ -51,9 +51,14 @@ Key = tuple[str, str]  # (queue, action)
 @final
 class JobStats:
     """A :class:`JobObserver` that counts per (queue, action) in memory (a few microseconds a
-    job); :meth:`snapshot` copies the cumulative values, :meth:`publish` writes them to Redis."""
+    job); :meth:`snapshot` copies the cumulative values, :meth:`publish` writes them to Redis.
+
+    A row is ``fields`` (counts and sums), then the run-time histogram's bucket counts, then the
+    queue-wait histogram's, one per bound of ``buckets`` plus one for +Inf (not cumulative)."""
 
     __slots__ = ("_data", "_lock")
+    buckets: ClassVar[tuple[float, ...]] = BUCKETS
+    fields: ClassVar[tuple[str, ...]] = FIELDS
 
     def __init__(self) -> None:
         self._data: dict[Key, list[float]] = {}
