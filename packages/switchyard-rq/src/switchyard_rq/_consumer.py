@@ -112,6 +112,8 @@ class Consumer:
         self._unread: list[Ack] = []  # outcomes sent on the link, replies not read yet
         self._link: Any = None
         self._buffer: deque[Job] = deque()
+        self._idle = False  # counted in the queues' idle sets (see STEP)
+        self._idle_for = 2.0
         self._avg_seconds = 0.001
         self._registered = False
         self._next_promote = 0.0
@@ -138,6 +140,7 @@ class Consumer:
         thread. ``run``/``work_one`` call it on first use."""
         if self._registered:
             return
+        self._take_over()
         self._announce()
         if threading.current_thread() is threading.main_thread():
             self._old_alarm = signal.signal(signal.SIGALRM, on_alarm) or signal.SIG_DFL
@@ -147,6 +150,22 @@ class Consumer:
             target=self._heartbeat_loop, name=f"switchyard-heartbeat-{self.name}", daemon=True
         )
         self._hb_thread.start()
+
+    def _take_over(self) -> None:
+        """Settle what an earlier consumer of this name left in its processing list (a process
+        that died, then started again under the same name): as :func:`recover_orphans` would."""
+        if self.connection.exists(self._processing):
+            taken = RECOVER(
+                self.connection,
+                [self._processing, keys.CONSUMERS_SET, keys.consumer_queues(self.name)],
+                [self.name, *_now(), NOT_IDEMPOTENT, _died_text()],
+            )
+            if taken:
+                log.warning(
+                    "%s: settled %d job(s) an earlier consumer of this name left",
+                    self.name,
+                    len(taken),
+                )
 
     def _announce(self) -> None:
         STEP.load(self.connection)
@@ -212,10 +231,12 @@ class Consumer:
                 log.debug("heartbeat of %s failed: %s", self.name, exc)
 
     def close(self) -> None:
-        """Store any outcome not yet stored, stop the heartbeat, unregister from RQ's sets.
+        """Store any outcome not yet stored, give back the jobs it holds but did not run (in
+        order, to the front of their queues), stop the heartbeat, unregister from RQ's sets.
 
-        A consumer closed with a job in its processing list (none, after ``run`` returns) leaves
-        it for :func:`recover_orphans`.
+        Call it from the thread that runs jobs. When Redis cannot be reached, what is left in
+        the processing list stays there for :func:`recover_orphans` (or this name's next
+        consumer).
         """
         if not self._registered:
             return
@@ -224,7 +245,7 @@ class Consumer:
             self._hb_thread.join(timeout=5)
         try:
             self._flush()
-            self._release()
+            self._release(everything=True)
             if self._link is not None:
                 self.connection.connection_pool.release(self._link)
                 self._link = None
@@ -233,6 +254,7 @@ class Consumer:
                 pipe.srem(keys.WORKERS_SET, worker)
                 for queue in self.queues:
                     pipe.srem(keys.WORKERS_BY_QUEUE + queue, worker)
+                    pipe.zrem(keys.idle(queue), self.name)
                 pipe.delete(worker, keys.alive(self.name), keys.consumer_queues(self.name))
                 pipe.srem(keys.CONSUMERS_SET, self.name)
                 pipe.execute()
@@ -297,7 +319,7 @@ class Consumer:
         for _ in range(20):
             try:
                 self._flush()
-                self._release()
+                self._release(everything=True)
                 return
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.warning("cannot store the last outcomes yet (%s)", exc)
@@ -309,15 +331,11 @@ class Consumer:
         job whose dequeue reply was lost (it sits in our processing list), and announce
         ourselves again (a restarted Redis may have lost the registration)."""
         self._flush()
-        self._release()
         self.reconnects += 1
-        reclaimed = RECOVER(
-            self.connection,
-            [self._processing, keys.CONSUMERS_SET, keys.consumer_queues(self.name)],
-            [self.name, *_now(), NOT_IDEMPOTENT, _died_text()],
-        )
+        # every job still in our list never ran here: back to its queue, even if not idempotent
+        reclaimed = self._release(everything=True)
         if reclaimed:
-            log.warning("gave back %d job(s) whose dequeue reply was lost", len(reclaimed))
+            log.warning("gave back %d job(s) whose dequeue reply was lost", reclaimed)
         self._announce()
 
     def work_one(self, timeout: float) -> bool:
@@ -328,6 +346,7 @@ class Consumer:
     def _step(self, timeout: float, *, flush: bool, limit: int) -> bool:
         if not self._buffer:
             size = max(1, min(limit, _MAX_BATCH, int(_BATCH_BUDGET / self._avg_seconds)))
+            self._idle_for = timeout + 1.0
             self._fetch(size)
             if not self._buffer:
                 self._wait_for_job(timeout, size)
@@ -444,14 +463,16 @@ class Consumer:
             )
             self._pending = []
 
-    def _release(self) -> None:
-        """Give prefetched jobs that will not run here back to their queues, in order."""
-        if self._buffer:
-            args: list[Any] = [_now()[0]]
-            for job in self._buffer:
-                args.extend((job.id, job.queue, job.execution, job.attempt - 1))
-            RELEASE(self.connection, [self._processing], args)
-            self._buffer.clear()
+    def _release(self, *, everything: bool = False) -> int:
+        """Give prefetched jobs that will not run here back to their queues, in order (with
+        ``everything``, also jobs whose dequeue reply was lost); return how many of the latter.
+        Only with every outcome stored: the processing list then holds nothing that ran."""
+        if not (self._buffer or everything):
+            return 0
+        given = int(RELEASE(self.connection, [self._processing], []))
+        lost = max(given - len(self._buffer), 0)
+        self._buffer.clear()
+        return lost
 
     def _call(self, args: list[Any]) -> Any:
         """One STEP call on the pool; loads the script again if the server lost it."""
@@ -476,10 +497,13 @@ class Consumer:
                     *self._step_head,
                     *_outcomes(self._pending),
                     stamp, ts, self.name, len(self.queues), prefix, size, *self.queues,
+                    b"1" if self._idle else b"0", ts + self._idle_for,
                 ]
             )
         )  # fmt: skip
         self._pending = []
+        # with nothing to take, the script counted us idle (other consumers then prefetch less)
+        self._idle = not reply
         if reply:
             self._buffer.extend(Job.batch(reply, self.queues, prefix, stamp, ts))
 

@@ -41,6 +41,11 @@ def wake(queue_name: str) -> str:
     return "switchyard:wake:" + queue_name
 
 
+def idle(queue_name: str) -> str:
+    """The consumers waiting on a queue's doorbell (sorted set, scored by until when)."""
+    return "switchyard:idle:" + queue_name
+
+
 def processing(consumer: str) -> str:
     """A consumer's processing list: the safety copy of the job it is running."""
     return f"switchyard:consumer:{consumer}:processing"

@@ -36,12 +36,15 @@ def recover_orphans(
 ) -> list[str]:
     """Give back the jobs held by dead consumers; return their ids.
 
-    A consumer is dead when its heartbeat key expired, or when ``alive_names`` is given and does
-    not name it (with ``prefix``, only consumers whose name starts with it are judged by
-    ``alive_names``: a supervisor passes its own prefix and leaves other machines' consumers to
-    their heartbeats). Each job a dead consumer held goes back to the front of its queue, or, when
-    its action is ``idempotent=False``, is failed with "worker died mid-run; action is not
-    idempotent".
+    With ``alive_names`` given, the consumers it judges (all, or with ``prefix`` only those whose
+    name starts with it) are dead exactly when it does not name them: a consumer named there is
+    never dead, even if its heartbeat key is missing (it lapses during a Redis restart or a long
+    pause, and the caller has just seen the process alive). Every other consumer is dead when its
+    heartbeat key expired. A supervisor passes its live children and its own prefix, and leaves
+    other machines' consumers to their heartbeats. Each job a dead consumer held goes back to the
+    front of its queue; the job it was running (its ``sy_exec`` is the consumer's running mark),
+    when its action is ``idempotent=False``, is failed instead with "worker died mid-run; action
+    is not idempotent". Jobs it had prefetched but not started are always put back.
     """
     names = [_text(n) for n in connection.smembers(keys.CONSUMERS_SET)]
     if not names:
@@ -56,7 +59,7 @@ def recover_orphans(
     recovered: list[str] = []
     for name, beats in zip(names, beating, strict=True):
         judged = alive_names is not None and (prefix is None or name.startswith(prefix))
-        dead = not beats or (judged and name not in alive_names)  # type: ignore[operator]
+        dead = (name not in alive_names) if judged else not beats  # type: ignore[operator]
         if not dead:
             continue
         ids = RECOVER(

@@ -50,23 +50,52 @@ class Script:
         client.script_load(self.source)
 
 
+# Gives every job in the processing list KEYS[1] back to the front of its queue, in their order,
+# as they were before their dequeue (attempt count, no execution, a doorbell token), and empties
+# the list. Jobs already finished, failed or canceled just leave the list. (Part of STEP and
+# RELEASE: for jobs a consumer holds but will not run, or never knew it had.)
+_GIVE_BACK: Final = """
+local held = redis.call('LRANGE', KEYS[1], 0, -1)
+for h = #held, 1, -1 do
+  local hid = held[h]
+  local hk = 'rq:job:' .. hid
+  local g = redis.call('HMGET', hk, 'origin', 'sy_exec', 'sy_attempt', 'status')
+  if g[1] and g[4] ~= 'finished' and g[4] ~= 'failed' and g[4] ~= 'canceled' then
+    if g[2] then redis.call('ZREM', 'rq:wip:' .. g[1], hid .. ':' .. g[2]) end
+    redis.call('HSET', hk, 'status', 'queued',
+      'sy_attempt', math.max((tonumber(g[3]) or 1) - 1, 0))
+    redis.call('HDEL', hk, 'started_at', 'worker_name', 'sy_exec')
+    redis.call('LPUSH', 'rq:queue:' .. g[1], hid)
+    redis.call('RPUSH', 'switchyard:wake:' .. g[1], '1')
+  end
+end
+if #held > 0 then redis.call('DEL', KEYS[1]) end
+"""
+
 # STEP: store the outcomes of the jobs just run, then dequeue the next batch, in one call.
 # KEYS: processing list, n queue lists, n doorbells.
 # ARGV[1] = m, then m outcomes of 14 values each: mode ('ok', 'fail', 'retry'), job id, queue,
 #   execution id, ended (RQ format), ended (unix s), TTL, result text (RQ's base64 return value or
 #   exc_string), exc_info, error JSON, started (unix s), retries_left, number_of_retries, due
-#   (unix s) or ''.  Each outcome's job leaves the processing list last: it is acknowledged only
-#   with its outcome stored.
-# Then the dequeue: now (RQ format), now (unix s), worker name, n, execution id prefix, k, and
-#   n queue names.  Moves up to k job ids, first queue first, into the processing list, marks
-#   them started (RQ's fields, the started registry) and returns 11 values per job: id, queue
-#   index, data, retries_left, retry_intervals, number_of_retries, result_ttl, failure_ttl,
-#   attempt, enqueued_at, sy_trace (the producer's trace context, or nil).  A job that is not
-#   idempotent is only ever taken first in a batch, and ends it (so
-#   a crash never fails one that had not started).  Jobs whose hash is gone or that were
+#   (unix s) or ''.  An outcome is stored only for a job still in the processing list, and takes
+#   it out (so an outcome sent twice, after a lost reply, is stored once).
+# Then the dequeue: now (RQ format), now (unix s), worker name, n, execution id prefix, k,
+#   n queue names, was-idle ('1' when the consumer waited on the doorbells since its last call),
+#   idle-until (unix s).  With k > 0 the consumer holds no job: whatever its processing list
+#   still has (a dequeue whose reply was lost) goes back to the front of its queue first.  The
+#   first job of the batch is marked running (``sy_running`` in the RQ worker hash); more are
+#   taken from a queue only while it holds more jobs than consumers idle on it
+#   (``switchyard:idle:<queue>``, a sorted set by idle-until), and a consumer that finds nothing
+#   joins those sets until idle-until.  Moves up to k job ids, first queue first, into the
+#   processing list, marks them started (RQ's fields, the started registry) and returns 11
+#   values per job: id, queue index, data, retries_left, retry_intervals, number_of_retries,
+#   result_ttl, failure_ttl, attempt, enqueued_at, sy_trace (the producer's trace context, or
+#   nil).  A job that is not idempotent is only ever taken first in a batch, and ends it (so a
+#   crash never fails one that had not started).  Jobs whose hash is gone or that were
 #   canceled are dropped.  With every queue empty it clears the doorbells (a later job rings
 #   again) and returns an empty list.
-STEP: Final = Script("""
+STEP: Final = Script(
+    """
 local m = tonumber(ARGV[1])
 for o = 0, m - 1 do
   local b = 1 + o * 14
@@ -74,6 +103,11 @@ for o = 0, m - 1 do
   local jk, rk = 'rq:job:' .. id, 'rq:results:' .. id
   local ttl = tonumber(ARGV[b + 7])
   local registry = nil
+  -- only a job still in the processing list gets this outcome: an outcome sent again after a
+  -- lost reply (or a job a recovery took back meanwhile) changes nothing
+  if redis.call('LREM', KEYS[1], -1, id) == 0 then
+    mode = 'done'
+  end
   if mode == 'ok' then
     redis.call('HSET', jk, 'status', 'finished', 'ended_at', ARGV[b + 5])
     redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '1', 'return_value', ARGV[b + 8],
@@ -87,7 +121,7 @@ for o = 0, m - 1 do
       'execution_id', exec, 'execution_started_at', ARGV[b + 11],
       'execution_ended_at', ARGV[b + 6])
     registry = 'rq:failed:'
-  else
+  elseif mode == 'retry' then
     redis.call('HSET', jk, 'retries_left', ARGV[b + 12], 'number_of_retries', ARGV[b + 13],
       'exc_info', ARGV[b + 9], 'sy_error', ARGV[b + 10])
     if ARGV[b + 14] ~= '' then
@@ -108,16 +142,35 @@ for o = 0, m - 1 do
       redis.call('ZADD', registry .. q, '+inf', id)
     end
   end
-  redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. exec)
-  redis.call('LREM', KEYS[1], -1, id)
+  if mode ~= 'done' then redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. exec) end
 end
 local d = 2 + m * 14
 local stamp, now, worker = ARGV[d], tonumber(ARGV[d + 1]), ARGV[d + 2]
 local n, prefix, k = tonumber(ARGV[d + 3]), ARGV[d + 4], tonumber(ARGV[d + 5])
 local got, count = {}, 0
+if k > 0 then
+  -- the consumer holds nothing now: what its list still has came from a dequeue whose reply
+  -- was lost (never started): back to the front of its queue, to be taken again below
+  GIVE_BACK
+  if ARGV[d + 6 + n] == '1' then  -- it was waiting on the doorbells: no longer idle
+    for i = 1, n do redis.call('ZREM', 'switchyard:idle:' .. ARGV[d + 5 + i], worker) end
+  end
+end
 for i = 1, n do
   local qkey = KEYS[1 + i]
+  local spare = nil
   while count < k do
+    if count > 0 then
+      -- beyond a batch's first job, take one only if no idle consumer of this queue is left
+      -- without one: a prefetched job must not wait behind ours while another consumer idles
+      if spare == nil then
+        local idle = redis.call('ZCOUNT', 'switchyard:idle:' .. ARGV[d + 5 + i], now, '+inf')
+        spare = k
+        if idle > 0 then spare = redis.call('LLEN', qkey) - idle end
+      end
+      if spare <= 0 then break end
+      spare = spare - 1
+    end
     local id = redis.call('LMOVE', qkey, KEYS[1], 'LEFT', 'RIGHT')
     if not id then break end
     local jk = 'rq:job:' .. id
@@ -138,6 +191,9 @@ for i = 1, n do
       local t = tonumber(f[9]) or -1
       if t <= 0 then t = 86400 end
       redis.call('ZADD', 'rq:wip:' .. ARGV[d + 5 + i], now + t * count + 60, id .. ':' .. exec)
+      if count == 1 then  -- the job that runs now: recovery fails only this one if not idempotent
+        redis.call('HSET', 'rq:worker:' .. worker, 'sy_running', id .. ':' .. exec)
+      end
       for _, v in ipairs({id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt, f[11], f[12]}) do
         table.insert(got, v)
       end
@@ -146,27 +202,24 @@ for i = 1, n do
   end
   if count >= k then break end
 end
-if count == 0 then
-  for i = 1, n do redis.call('DEL', KEYS[1 + n + i]) end
+if count == 0 and k > 0 then
+  for i = 1, n do
+    redis.call('DEL', KEYS[1 + n + i])
+    local ik = 'switchyard:idle:' .. ARGV[d + 5 + i]
+    redis.call('ZREMRANGEBYSCORE', ik, '-inf', now)
+    redis.call('ZADD', ik, ARGV[d + 7 + n], worker)
+  end
 end
 return got
-""")
+""".replace("GIVE_BACK", _GIVE_BACK)
+)
 
-# KEYS: processing list.  ARGV: now (RQ format), then (id, queue, execution id, attempt - 1)
-# per job, in dequeue order.  Gives prefetched jobs that will not run here back to the head of
-# their queues, in order, as they were.
-RELEASE: Final = Script("""
-for b = #ARGV - 3, 2, -4 do
-  local id, q = ARGV[b], ARGV[b + 1]
-  redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. ARGV[b + 2])
-  redis.call('HSET', 'rq:job:' .. id, 'status', 'queued', 'sy_attempt', ARGV[b + 3])
-  redis.call('HDEL', 'rq:job:' .. id, 'started_at', 'worker_name', 'sy_exec')
-  redis.call('LREM', KEYS[1], -1, id)
-  redis.call('LPUSH', 'rq:queue:' .. q, id)
-  redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
-end
-return 1
-""")
+
+# KEYS: processing list.  Gives every job in it back to the head of its queue, in order, as it
+# was: prefetched jobs that will not run here, and jobs whose dequeue reply was lost.  The
+# consumer calls it only with every outcome stored; calling it twice changes nothing more.
+RELEASE: Final = Script(_GIVE_BACK + "return #held\n")
+
 
 # ARGV: now (unix seconds), now (RQ format), limit per queue, queue names...  Moves due jobs from
 # RQ's scheduled registries onto their queues (ZREM decides who moves a job: never twice) and
@@ -243,11 +296,16 @@ return 0
 
 # KEYS: the dead consumer's processing list, switchyard:consumers, its queue set.
 # ARGV: consumer name, now (RQ format), now (unix seconds), failure text, failure as RQ's
-# base64(zlib) result text.  Requeues (at the front, in their order) each job it held, or fails
-# it when its action is not idempotent; unregisters the consumer; returns the job ids.
+# base64(zlib) result text.  Requeues (at the front, in their order) each job it held; the job
+# it was running (``sy_running`` in its RQ worker hash: id and execution) is failed instead when
+# its action is not idempotent.  Jobs it had prefetched and not started go back as they were
+# (their attempt not counted).  Without a running mark (a consumer of an older version, or its
+# worker hash expired) every non-idempotent job is failed, as it might have started.
+# Unregisters the consumer; returns the job ids.
 RECOVER: Final = Script("""
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 local out = {}
+local running = redis.call('HGET', 'rq:worker:' .. ARGV[1], 'sy_running')
 for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
   local id = ids[n]
   local jk = 'rq:job:' .. id
@@ -256,7 +314,8 @@ for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
   if f[1] and f[6] ~= 'finished' and f[6] ~= 'failed' and f[6] ~= 'canceled' then
     local q = f[1]
     if f[3] then redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. f[3]) end
-    if f[2] == '0' then
+    local started = not running or running == id .. ':' .. (f[3] or '')
+    if f[2] == '0' and started then
       local err = cjson.encode({type = 'WorkerDiedError', message = ARGV[4], action = f[5] or ''})
       redis.call('HSET', jk, 'status', 'failed', 'ended_at', ARGV[2], 'exc_info',
         'WorkerDiedError: ' .. ARGV[4], 'sy_error', err)
@@ -272,6 +331,11 @@ for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
       end
     else
       redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ARGV[2])
+      if not started then  -- prefetched, never run: as it was before its dequeue
+        local a = tonumber(redis.call('HGET', jk, 'sy_attempt'))
+        if a and a > 0 then redis.call('HSET', jk, 'sy_attempt', a - 1) end
+        redis.call('HDEL', jk, 'started_at', 'worker_name', 'sy_exec')
+      end
       redis.call('LPUSH', 'rq:queue:' .. q, id)
       redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
     end

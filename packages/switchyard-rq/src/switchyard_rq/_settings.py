@@ -42,7 +42,20 @@ class TransportSettings:
     @classmethod
     def from_env(cls) -> TransportSettings:
         """From ``SWITCHYARD_RESULT_TTL``, ``SWITCHYARD_FAILURE_TTL``,
-        ``SWITCHYARD_REDIS_MAX_CONNECTIONS``, ``SWITCHYARD_REDIS_RETRIES``, else the defaults."""
+        ``SWITCHYARD_REDIS_MAX_CONNECTIONS``, ``SWITCHYARD_REDIS_RETRIES``, else the defaults
+        (cached per value of those four: every ``schedule_action`` reads them)."""
+        get = os.environ.get
+        key = tuple([get(name) for name in _NAMES])
+        found = _CACHE.get(key)
+        if found is None:
+            found = cls._read()
+            if len(_CACHE) > 16:
+                _CACHE.clear()
+            _CACHE[key] = found
+        return found
+
+    @classmethod
+    def _read(cls) -> TransportSettings:
         default = _DEFAULT
         return cls(
             result_ttl=_int_env("SWITCHYARD_RESULT_TTL", default.result_ttl, minimum=-1),
@@ -57,3 +70,10 @@ class TransportSettings:
 
 
 _DEFAULT: Final = TransportSettings()
+_NAMES: Final = (
+    "SWITCHYARD_RESULT_TTL",
+    "SWITCHYARD_FAILURE_TTL",
+    "SWITCHYARD_REDIS_MAX_CONNECTIONS",
+    "SWITCHYARD_REDIS_RETRIES",
+)
+_CACHE: dict[tuple[str | None, ...], TransportSettings] = {}
