@@ -22,6 +22,7 @@ end-to-end latency at a steady 200 jobs/s (schedule call -> job finished, from t
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import signal
@@ -103,6 +104,35 @@ class Run:
     rate: float
     exec_cmds: float
     enqueue_cmds: float
+    #: CPU time (user + system) of the worker processes per job in the timed window, in µs
+    cpu_us: float = 0.0
+
+
+def tree_cpu(pids: list[int]) -> float:
+    """CPU seconds used so far by ``pids`` and all their descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    wanted, total = set(pids), 0.0
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parents.items():
+            if ppid in wanted and pid not in wanted:
+                wanted.add(pid)
+                changed = True
+    for pid in wanted:
+        total += cpu.get(pid, 0.0)
+    return total
 
 
 def commandstats(conn: redis.Redis) -> dict[str, int]:
@@ -219,8 +249,11 @@ class Switchyard(System):
     name = "(d) switchyard-worker x2"
     poll_cost: ClassVar[dict[str, int]] = {"zcard": 1}
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Any, *, args: tuple[str, ...] = (), name: str = "") -> None:
         self.registry = registry
+        self.args = args
+        if name:
+            self.name = name
 
     def prefill(self, conn: redis.Redis, n: int) -> None:
         import switchyard_rq
@@ -231,6 +264,7 @@ class Switchyard(System):
 
     def start(self, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
         cmd = [str(BIN / "switchyard-worker"), "--min", "2", "--max", "2", "--queues", "default"]
+        cmd += self.args
         return [
             subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ]
@@ -258,8 +292,9 @@ def measure(system: System, conn: redis.Redis, n: int, env: dict[str, str]) -> R
     enqueue = count(commandstats(conn), minus={})
     conn.config_resetstat()
     procs = system.start(env)
-    polls, t0, d0 = 0, 0.0, 0
+    polls, t0, d0, c0 = 0, 0.0, 0, 0.0
     warm = max(1, n // 50)
+    pids = [p.pid for p in procs]
     deadline = time.monotonic() + 600
     try:
         while True:
@@ -267,9 +302,9 @@ def measure(system: System, conn: redis.Redis, n: int, env: dict[str, str]) -> R
             polls += 1
             now = time.perf_counter()
             if not t0 and done >= warm:
-                t0, d0 = now, done
+                t0, d0, c0 = now, done, tree_cpu(pids)
             if done >= n:
-                t1 = now
+                t1, c1 = now, tree_cpu(pids)
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{system.name}: only {done} of {n} jobs done in 600 s")
@@ -280,7 +315,9 @@ def measure(system: System, conn: redis.Redis, n: int, env: dict[str, str]) -> R
     finally:
         stop(procs)
     mine = {k: v * polls for k, v in system.poll_cost.items()}
-    return Run(system.name, n, (n - d0) / (t1 - t0), count(stats, minus=mine) / n, enqueue / n)
+    cpu_us = (c1 - c0) / (n - d0) * 1e6
+    rate = (n - d0) / (t1 - t0)
+    return Run(system.name, n, rate, count(stats, minus=mine) / n, enqueue / n, cpu_us)
 
 
 # ---------------------------------------------------------------------------- (d) alone
@@ -308,6 +345,10 @@ def latency(
         while int(conn.zcard("rq:finished:default")) < 20:
             time.sleep(0.05)
         time.sleep(0.5)
+        # a long-lived producer, as docs/transport.md advises: what is loaded stays out of the
+        # cyclic GC's full collections (the pool processes do the same after boot)
+        gc.collect()
+        gc.freeze()
         sent: list[tuple[str, float, float]] = []
         period = 1.0 / rate
         t_next = time.perf_counter()
@@ -367,6 +408,12 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", default="abcd", help="which systems, e.g. 'cd'")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--metrics-overhead",
+        action="store_true",
+        help="only (d), with per-job metrics on (and /metrics served) vs --no-metrics, "
+        "interleaved; prints the throughput lost to metrics",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sy-throughput-"))
@@ -395,6 +442,17 @@ def main() -> None:
             "d": Switchyard(registry),
         }
         chosen = [systems[k] for k in args.only]
+        if args.metrics_overhead:
+            on = ("--health-port", "6431")
+            chosen = [
+                Switchyard(registry, args=on, name="(d) metrics on"),
+                Switchyard(registry, args=(*on, "--no-metrics"), name="(d) metrics off"),
+                Switchyard(
+                    registry,
+                    args=(*on, "--no-metrics", "--job-log", "failures"),
+                    name="(d) metrics off, no success log",
+                ),
+            ]
         runs: list[Run] = []
         for rep in range(args.reps):
             order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]
@@ -404,9 +462,28 @@ def main() -> None:
                 runs.append(run)
                 print(
                     f"rep {rep + 1}: {run.system}: {run.rate:,.0f} jobs/s, "
-                    f"{run.exec_cmds:.1f} cmds/job to run, {run.enqueue_cmds:.1f} to enqueue",
+                    f"{run.exec_cmds:.1f} cmds/job to run, {run.enqueue_cmds:.1f} to enqueue, "
+                    f"workers' CPU {run.cpu_us:.0f} µs/job",
                     flush=True,
                 )
+        if args.metrics_overhead:
+            rates = {
+                s.name: statistics.median(r.rate for r in runs if r.system == s.name)
+                for s in chosen
+            }
+            cpus = {
+                s.name: statistics.median(r.cpu_us for r in runs if r.system == s.name)
+                for s in chosen
+            }
+            on_rate, off_rate = rates["(d) metrics on"], rates["(d) metrics off"]
+            on_cpu, off_cpu = cpus["(d) metrics on"], cpus["(d) metrics off"]
+            print(
+                f"\nmedian jobs/s: metrics on {on_rate:,.0f}, off {off_rate:,.0f}: "
+                f"{(1 - on_rate / off_rate) * 100:+.1f}% lost to metrics"
+                f"\nmedian workers' CPU per job: on {on_cpu:.0f} µs, off {off_cpu:.0f} µs: "
+                f"{(on_cpu / off_cpu - 1) * 100:+.1f}%"
+            )
+            return
         report(runs, chosen)
         if "d" in args.only:
             stages = latency(server.conn, registry, env, rate=200, seconds=args.latency_seconds)

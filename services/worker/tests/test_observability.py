@@ -248,3 +248,97 @@ def test_a_bad_log_format_is_a_one_line_error(redis_db, plugin_dir):
     assert proc.stderr.count("\n") == 1
     assert "--log-format" in proc.stderr
     assert "'text' or 'json'" in proc.stderr
+
+
+def cli_env(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+    return env | {"SWITCHYARD_REDIS_URL": url, "SWITCHYARD_REDIS_RETRIES": "1"}
+
+
+def test_top_renders_a_live_worker_in_a_terminal_and_exits_on_sigint(
+    start_worker, registry, redis_url
+):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    worker = start_worker("--min", "1", "--max", "1")
+    worker.wait_children(1)
+    run_known_sequence(registry)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: switchyard top on a 160x45 terminal
+        os.execve(str(SWITCHYARD), [str(SWITCHYARD), "top", "--interval", "0.2"],
+                  cli_env(redis_url))  # fmt: skip
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 160, 0, 0))
+    screen = b""
+    deadline = time.monotonic() + 20
+    while b"otest.flaky" not in screen and time.monotonic() < deadline:
+        try:
+            screen += os.read(fd, 65536)
+        except OSError:
+            break
+    os.kill(pid, signal.SIGINT)
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = screen.decode(errors="replace")
+    assert os.WIFEXITED(status), text
+    assert os.WEXITSTATUS(status) == 0, text
+    assert "Traceback" not in text
+    assert "QUEUE" in text
+    assert "ACTION" in text
+    assert "otest.fail" in text
+    assert "workers: 1 pool(s), 1 processes" in text
+    assert text.rstrip().endswith("\x1b[?25h\x1b[?1049l")  # the terminal is given back
+    assert worker.stop() == 0
+
+
+def test_stats_json_is_one_snapshot_of_queues_actions_and_pools(start_worker, registry, redis_url):
+    worker = start_worker("--min", "1", "--max", "1")
+    worker.wait_children(1)
+    run_known_sequence(registry)
+    deadline = time.monotonic() + 10
+    while True:
+        proc = subprocess.run(
+            [str(SWITCHYARD), "stats", "--json", "--window", "0.2"],
+            env=cli_env(redis_url), capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        view = json.loads(proc.stdout)
+        actions = {a["action"]: a for a in view["actions"]}
+        if len(actions) == 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    counts = {name: (a["succeeded"], a["failed"], a["retried"]) for name, a in actions.items()}
+    assert counts == {"otest.ok": (3, 0, 0), "otest.fail": (0, 2, 0), "otest.flaky": (1, 0, 1)}
+    assert [q["queue"] for q in view["queues"]] == ["default"]
+    assert view["workers"]["processes"] == 1
+    assert view["pools"][0]["min"] == 1
+    assert worker.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["top", "--redis-url", "redis://127.0.0.1:1/0"], "error: cannot reach Redis at"),
+        (["stats", "--redis-url", "redis://127.0.0.1:1/0"], "error: cannot reach Redis at"),
+        (["top", "--interval", "0"], "error: --interval must be > 0"),
+        (["stats", "--window", "-1"], "error: --window must be > 0"),
+    ],
+)
+def test_top_and_stats_fail_in_one_line(args, message, redis_url):
+    proc = subprocess.run(
+        [str(SWITCHYARD), *args], env=cli_env(redis_url), capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(message), proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr

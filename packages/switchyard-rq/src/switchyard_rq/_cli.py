@@ -1,4 +1,5 @@
-"""``switchyard schedule | jobs | routes``: subcommands of the core CLI (``switchyard.commands``).
+"""``switchyard schedule | jobs | routes | top | stats``: subcommands of the core CLI
+(``switchyard.commands``).
 
 Errors are SwitchyardErrors: the core CLI prints them as one line and exits non-zero.
 """
@@ -67,6 +68,10 @@ def register(subparsers: Any) -> None:
     routes = subparsers.add_parser("routes", help="the routing table and each queue's actions")
     routes.add_argument("--json", action="store_true", help="print JSON")
     routes.set_defaults(func=_routes)
+
+    from ._top import register as register_top
+
+    register_top(subparsers)
 
 
 def _read_data(text: str) -> Any:

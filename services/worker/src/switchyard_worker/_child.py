@@ -51,6 +51,7 @@ class ChildSpec:
     idle_timeout: float
     log_level: int
     log_format: str = "text"
+    job_log: str = "all"
     metrics: bool = False
     #: prometheus_client's multiprocess folder (None: no Prometheus files, Redis stats only)
     metrics_dir: str | None = None
@@ -77,7 +78,7 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
     started = time.perf_counter()
     from ._logs import configure_logging
 
-    configure_logging(spec.log_level, spec.log_format, spec.name)
+    configure_logging(spec.log_level, spec.log_format, spec.name, job_log=spec.job_log)
     log = logging.getLogger("switchyard_worker.child")
     stop = threading.Event()
 

@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         help="no per-job metrics (/metrics keeps the pool's gauges; top sees queues only)",
     )
     add("--log-format", metavar="text|json", help="log lines for people (text) or machines (json)")
+    add("--job-log", metavar="all|failures|off", help="a line per job outcome: all (default), ...")
     add("--debug", action="store_true", help="debug logs and tracebacks")
     return p
 

@@ -44,8 +44,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, separators=(",", ":"))
 
 
-def configure_logging(level: int, log_format: str, process: str) -> None:
-    """Route the root logger to stderr in ``log_format`` ("text" or "json")."""
+#: ``--job-log`` -> the level of the ``switchyard.jobs`` logger (successes log at INFO, failures
+#: and retries at WARNING)
+JOB_LOG_LEVELS: Final = {
+    "all": logging.NOTSET,
+    "failures": logging.WARNING,
+    "off": logging.CRITICAL,
+}
+
+
+def configure_logging(level: int, log_format: str, process: str, *, job_log: str = "all") -> None:
+    """Route the root logger to stderr in ``log_format`` ("text" or "json"); ``job_log`` says
+    which job outcomes get their line."""
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
         handler.setFormatter(JsonFormatter(process))
@@ -58,3 +68,4 @@ def configure_logging(level: int, log_format: str, process: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("switchyard.jobs").setLevel(JOB_LOG_LEVELS.get(job_log, logging.NOTSET))

@@ -61,6 +61,9 @@ class WorkerSettings(BaseModel):
     recover_interval: float = Field(default=5.0, gt=0, description="orphan sweep period (s)")
     metrics: bool = Field(default=True, description="per-job metrics (/metrics, switchyard top)")
     log_format: Literal["text", "json"] = Field(default="text", description="text or json lines")
+    job_log: Literal["all", "failures", "off"] = Field(
+        default="all", description="which job outcomes get a log line"
+    )
     debug: bool = False
 
     @classmethod
@@ -148,5 +151,6 @@ FLAGS: Final[dict[str, str]] = {
     "recover_interval": "--recover-interval",
     "metrics": "--no-metrics",
     "log_format": "--log-format",
+    "job_log": "--job-log",
     "debug": "--debug",
 }

@@ -286,6 +286,7 @@ class Supervisor:
             idle_timeout=_IDLE_TIMEOUT,
             log_level=logging.DEBUG if self.settings.debug else logging.INFO,
             log_format=self.settings.log_format,
+            job_log=self.settings.job_log,
             metrics=self.settings.metrics,
             metrics_dir=self._metrics_dir.path if self._metrics_dir is not None else None,
         )

@@ -1,0 +1,302 @@
+"""``switchyard top`` (a live terminal view) and ``switchyard stats --json`` (one snapshot).
+
+Both read only Redis: the queues (depth, oldest job, in flight), the per-action job stats each
+worker process publishes once a second, and the pool gauges each supervisor publishes; so they
+work from any machine that reaches the Redis, without the workers' health ports. Rates and
+percentiles come from the difference between two reads: ``top`` uses the last ~10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any, Final, TextIO
+
+import redis
+
+from ._connection import get_connection, redis_errors, url_of
+from ._stats import StatsSnapshot, quantile, read_snapshot, run_buckets
+
+__all__ = ["register"]
+
+_WINDOW: Final = 10.0
+_BOLD, _DIM, _RED, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[31m", "\x1b[0m"
+
+
+def register(subparsers: Any) -> None:
+    """Add ``top`` and ``stats`` to the ``switchyard`` command."""
+    top = subparsers.add_parser("top", help="a live view of queues, actions and workers")
+    top.add_argument("--interval", type=float, default=1.0, metavar="S", help="refresh (1 s)")
+    top.add_argument("--redis-url", metavar="URL", help="default: SWITCHYARD_REDIS_URL/config")
+    top.add_argument("--queues", metavar="A,B", help="only these queues (default: all known)")
+    top.set_defaults(func=_top)
+    stats = subparsers.add_parser("stats", help="one snapshot of what top shows")
+    stats.add_argument("--json", action="store_true", help="print JSON (for scripts)")
+    stats.add_argument("--window", type=float, default=1.0, metavar="S", help="rates over S s (1)")
+    stats.add_argument("--redis-url", metavar="URL", help="default: SWITCHYARD_REDIS_URL/config")
+    stats.add_argument("--queues", metavar="A,B", help="only these queues (default: all known)")
+    stats.set_defaults(func=_stats)
+
+
+def _queues(args: argparse.Namespace) -> list[str] | None:
+    if not args.queues:
+        return None
+    return [q.strip() for q in args.queues.split(",") if q.strip()]
+
+
+def _read(client: redis.Redis, queues: list[str] | None) -> StatsSnapshot:
+    with redis_errors(client):
+        return read_snapshot(client, queues)
+
+
+# -- the view: what two snapshots say --------------------------------------------------------
+
+
+def _delta(old: StatsSnapshot, new: StatsSnapshot) -> dict[tuple[str, str], list[float]]:
+    """Per (queue, action), what the consumers did between the two snapshots."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for name, rows in new.consumers.items():
+        before = old.consumers.get(name, {})
+        for key, row in rows.items():
+            prev = before.get(key)
+            if prev is None or prev[0] > row[0] or prev[1] > row[1]:  # new, or restarted
+                prev = [0.0] * len(row)
+            acc = out.setdefault(key, [0.0] * len(row))
+            for i, (a, b) in enumerate(zip(row, prev, strict=True)):
+                acc[i] += a - b
+    return out
+
+
+def build_view(old: StatsSnapshot, new: StatsSnapshot, redis_text: str) -> dict[str, Any]:
+    """The numbers ``top`` shows and ``stats --json`` prints."""
+    span = max(new.time - old.time, 1e-3)
+    delta = _delta(old, new)
+    actions = []
+    out_by_queue: dict[str, float] = {}
+    for (queue, action), row in sorted(delta.items()):
+        runs = row[0] + row[1] + row[2]
+        out_by_queue[queue] = out_by_queue.get(queue, 0.0) + runs
+        buckets = run_buckets(row)
+        totals = [0.0, 0.0, 0.0]
+        for rows in new.consumers.values():
+            full = rows.get((queue, action))
+            if full is not None:
+                totals = [t + v for t, v in zip(totals, full[:3], strict=True)]
+        actions.append(
+            {
+                "queue": queue,
+                "action": action,
+                "rate": runs / span,
+                "p50": quantile(buckets, 0.50),
+                "p95": quantile(buckets, 0.95),
+                "p99": quantile(buckets, 0.99),
+                "error_rate": (row[1] + row[2]) / runs if runs else 0.0,
+                "succeeded": int(totals[0]),
+                "failed": int(totals[1]),
+                "retried": int(totals[2]),
+            }
+        )
+    queues: list[dict[str, Any]] = []
+    for queue, (depth, age, in_flight, scheduled) in sorted(new.queues.items()):
+        rate_out = out_by_queue.get(queue, 0.0) / span
+        before = old.queues.get(queue)
+        grew = 0.0
+        if before is not None:
+            grew = (depth + in_flight) - (before[0] + before[2])
+        queues.append(
+            {
+                "queue": queue,
+                "depth": depth,
+                "oldest_age": age,
+                "in_flight": in_flight,
+                "scheduled": scheduled,
+                "rate_in": max(rate_out + grew / span, 0.0),
+                "rate_out": rate_out,
+            }
+        )
+    pools: list[dict[str, Any]] = []
+    processes = recycled = 0.0
+    for name, gauges in sorted(new.pools.items()):
+        pools.append({"name": name, **{k: v for k, v in gauges.items() if k != "_ts"}})
+        processes += gauges.get("processes", 0.0)
+        recycled += gauges.get("recycled", 0.0)
+    workers = {
+        "pools": len(pools),
+        "processes": int(processes),
+        "busy": int(sum(int(q["in_flight"]) for q in queues)),
+        "recycled": int(recycled),
+        "consumers": len(new.consumers),
+    }
+    return {
+        "time": new.time,
+        "window": span,
+        "redis": redis_text,
+        "queues": queues,
+        "actions": actions,
+        "workers": workers,
+        "pools": pools,
+    }
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds >= 10:
+        return f"{seconds:.0f}s"
+    if seconds >= 1:
+        return f"{seconds:.1f}s"
+    return f"{seconds * 1000:.1f}ms" if seconds < 0.1 else f"{seconds * 1000:.0f}ms"
+
+
+def _age(seconds: float) -> str:
+    return "-" if seconds <= 0 else _ms(seconds)
+
+
+def render(view: dict[str, Any], width: int, height: int) -> list[str]:
+    """The screen's lines (ANSI bold headers), cut to ``width`` x ``height``."""
+    w = view["workers"]
+    stamp = time.strftime("%H:%M:%S", time.localtime(view["time"]))
+    lines = [
+        f"{_BOLD}switchyard top{_RESET}  {view['redis']}  {stamp}  "
+        f"(rates over {view['window']:.0f} s; Ctrl-C quits)",
+        f"workers: {w['pools']} pool(s), {w['processes']} processes, {w['busy']} busy, "
+        f"{w['recycled']} recycled, {w['consumers']} consumers publishing",
+        "",
+        _BOLD + f"{'QUEUE':<20} {'DEPTH':>8} {'OLDEST':>8} {'IN FLIGHT':>9} {'SCHED':>6}"
+        f" {'IN/s':>9} {'OUT/s':>9}" + _RESET,
+    ]
+    for q in view["queues"]:
+        lines.append(
+            f"{q['queue'][:20]:<20} {q['depth']:>8} {_age(q['oldest_age']):>8} "
+            f"{q['in_flight']:>9} {q['scheduled']:>6} {q['rate_in']:>9.1f} {q['rate_out']:>9.1f}"
+        )
+    if not view["queues"]:
+        lines.append(_DIM + "(no queues yet)" + _RESET)
+    lines += [
+        "",
+        _BOLD + f"{'ACTION':<32} {'QUEUE':<12} {'RUNS/s':>8} {'P50':>8} {'P95':>8} {'P99':>8}"
+        f" {'ERR%':>6} {'OK':>9} {'FAILED':>7}" + _RESET,
+    ]
+    busiest = sorted(view["actions"], key=lambda a: (-a["rate"], a["action"]))
+    for a in busiest:
+        err = a["error_rate"] * 100
+        err_text = f"{err:>6.1f}"
+        if err > 0:
+            err_text = _RED + err_text + _RESET
+        lines.append(
+            f"{a['action'][:32]:<32} {a['queue'][:12]:<12} {a['rate']:>8.1f} {_ms(a['p50']):>8} "
+            f"{_ms(a['p95']):>8} {_ms(a['p99']):>8} {err_text} {a['succeeded']:>9} "
+            f"{a['failed']:>7}"
+        )
+    if not view["actions"]:
+        lines.append(_DIM + "(no job stats: start a worker with metrics on)" + _RESET)
+    cut = lines[: max(height - 1, 1)]
+    return [_clip(line, width) for line in cut]
+
+
+def _clip(line: str, width: int) -> str:
+    """Cut a line to ``width`` visible characters (ANSI codes take no room)."""
+    out: list[str] = []
+    seen = 0
+    i = 0
+    while i < len(line):
+        if line[i] == "\x1b":
+            end = line.find("m", i)
+            if end < 0:
+                break
+            out.append(line[i : end + 1])
+            i = end + 1
+            continue
+        if seen >= width:
+            break
+        out.append(line[i])
+        seen += 1
+        i += 1
+    return "".join(out) + _RESET
+
+
+@contextmanager
+def _screen(stream: TextIO) -> Iterator[None]:
+    """The alternate screen without a cursor, restored however we leave."""
+    stream.write("\x1b[?1049h\x1b[?25l")
+    stream.flush()
+    try:
+        yield
+    finally:
+        stream.write("\x1b[?25h\x1b[?1049l")
+        stream.flush()
+
+
+def _top(args: argparse.Namespace) -> int:
+    if not args.interval > 0:
+        raise _usage("--interval must be > 0")
+    client = get_connection(args.redis_url)
+    queues = _queues(args)
+    history: deque[StatsSnapshot] = deque([_read(client, queues)])
+    where = url_of(client)
+    stream = sys.stdout
+    stopped: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with _screen(stream):
+            while not stopped:
+                time.sleep(args.interval)
+                snap = _read(client, queues)
+                history.append(snap)
+                while len(history) > 2 and snap.time - history[1].time >= _WINDOW:
+                    history.popleft()
+                size = shutil.get_terminal_size((120, 40))
+                lines = render(build_view(history[0], snap, where), size.columns, size.lines)
+                stream.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
+                stream.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    if not args.window > 0:
+        raise _usage("--window must be > 0")
+    client = get_connection(args.redis_url)
+    queues = _queues(args)
+    first = _read(client, queues)
+    time.sleep(args.window)
+    view = build_view(first, _read(client, queues), url_of(client))
+    if args.json:
+        print(json.dumps(view, indent=2))
+    else:
+        width = shutil.get_terminal_size((120, 40)).columns
+        plain = os.environ.get("NO_COLOR") or not sys.stdout.isatty()
+        for line in render(view, width, 10_000):
+            print(_strip(line) if plain else line)
+    return 0
+
+
+def _strip(line: str) -> str:
+    for code in (_BOLD, _DIM, _RED, _RESET):
+        line = line.replace(code, "")
+    return line
+
+
+def _usage(message: str) -> Exception:
+    from ._cli import UsageError
+
+    return UsageError(message)
