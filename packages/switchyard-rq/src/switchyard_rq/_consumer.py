@@ -39,7 +39,7 @@ from ._recovery import NOT_IDEMPOTENT
 from ._recovery import died_text as _died_text
 from ._scripts import PROMOTE, RECOVER, RELEASE, STEP
 from ._settings import TransportSettings
-from ._wire import pack, roundtrip
+from ._wire import pack, pack_args, roundtrip
 
 if TYPE_CHECKING:
     from redis.client import Pipeline
@@ -53,6 +53,7 @@ _MAX_BATCH: Final = 16
 _BATCH_BUDGET: Final = 0.005  # prefetch only what runs within ~5 ms: no job waits behind a slow one
 _PROMOTE_LIMIT: Final = 500
 _MAX_BACKOFF: Final = 2.0
+_ACK_SIZE: Final = 14  # values per outcome (see _scripts.STEP)
 
 
 def _now() -> tuple[str, float]:
@@ -106,6 +107,10 @@ class Consumer:
             *self._dequeue_keys,
         ]
         self._flush_head: list[Any] = [b"EVALSHA", STEP.sha, 1, self._processing]
+        self._outcome_head = b"*%d\r\n" % (len(self._flush_head) + 1 + _ACK_SIZE + 6) + pack_args(
+            [*self._flush_head, 1]
+        )
+        self._outcome_tail = pack_args(self._no_dequeue())
         self._exec_prefix = secrets.token_hex(4)
         self._counter = 0
         self._pending: list[Ack] = []  # outcomes not sent yet (a lost connection)
@@ -409,10 +414,11 @@ class Consumer:
             self.connection.connection_pool.release(link)
 
     def _send_outcome(self, ack: Ack) -> None:
-        args = [*self._flush_head, 1, *ack, "", 0, self.name, 0, "", 0]  # no dequeue
+        # one outcome, no dequeue: the constant head and tail are packed once
+        packed = self._outcome_head + pack_args(ack) + self._outcome_tail
         try:
             # A health check (PING) would read an unread reply as its answer: only when none is.
-            self._link_get().send_packed_command([pack(args)], check_health=not self._unread)
+            self._link_get().send_packed_command([packed], check_health=not self._unread)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.debug("cannot send the outcome of job %s yet: %s", ack[1], exc)
             self._drop_link()
