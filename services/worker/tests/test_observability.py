@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -166,6 +167,11 @@ def test_metrics_are_exact_across_processes_after_a_known_sequence(start_worker,
     assert ("switchyard_queue_depth", (("queue", "default"),)) in samples
     assert value(samples, "switchyard_redis_connections", state="in_use") >= 0
     assert ("switchyard_redis_command_errors_total", ()) in samples
+    # every metric the Grafana dashboard queries is one the worker serves
+    dashboard = (Path(__file__).parents[3] / "docs" / "grafana" / "switchyard.json").read_text()
+    served = {name for name, _ in samples}
+    for name in set(re.findall(r"switchyard_[a-z_]+", dashboard)):
+        assert name in served, name
     # the per-job log line: outcome, action, no payload or error message
     text = worker.text()
     assert "succeeded otest.ok job=" in text

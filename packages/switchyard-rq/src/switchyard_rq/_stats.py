@@ -65,18 +65,20 @@ class JobStats:
         self._lock = threading.Lock()
 
     def job_done(self, report: JobReport) -> None:
-        key = (report.queue, report.action or "(bad job)")
+        action, _, queue, _, outcome, seconds, waited, _ = report
+        run_at = _RUN + bisect_left(BUCKETS, seconds)
+        wait_at = -1 if waited is None else _WAIT + bisect_left(BUCKETS, waited)
         with self._lock:
-            row = self._data.get(key)
+            row = self._data.get((queue, action or "(bad job)"))
             if row is None:
-                row = self._data[key] = [0.0] * _SIZE
-            row[_OUTCOME[report.outcome]] += 1
-            row[3] += report.seconds
-            row[_RUN + bisect_left(BUCKETS, report.seconds)] += 1
-            if report.waited is not None:
-                row[4] += report.waited
+                row = self._data[(queue, action or "(bad job)")] = [0.0] * _SIZE
+            row[_OUTCOME[outcome]] += 1
+            row[3] += seconds
+            row[run_at] += 1
+            if wait_at >= 0:
+                row[4] += waited  # type: ignore[operator]
                 row[5] += 1
-                row[_WAIT + bisect_left(BUCKETS, report.waited)] += 1
+                row[wait_at] += 1
 
     def snapshot(self) -> dict[Key, list[float]]:
         """The cumulative values per (queue, action), laid out as :data:`FIELDS` + buckets."""
