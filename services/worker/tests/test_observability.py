@@ -241,10 +241,17 @@ def test_json_logs_have_one_line_per_job_outcome(start_worker, registry):
     assert all("message" in e for e in entries if e.get("event") != "job")
 
 
-def test_a_bad_log_format_is_a_one_line_error(redis_db, plugin_dir):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--log-format", "xml"], "--log-format: Input should be 'text' or 'json'"),
+        (["--job-log", "some"], "--job-log: Input should be 'all', 'failures' or 'off'"),
+    ],
+)
+def test_bad_log_options_are_one_line_errors(args, message, redis_db, plugin_dir):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
     proc = subprocess.run(
-        [str(WORKER), "--log-format", "xml"],
+        [str(WORKER), *args],
         env=env | {"SWITCHYARD_REDIS_URL": "redis://127.0.0.1:6379/9"},
         capture_output=True,
         text=True,
@@ -252,8 +259,7 @@ def test_a_bad_log_format_is_a_one_line_error(redis_db, plugin_dir):
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
-    assert "--log-format" in proc.stderr
-    assert "'text' or 'json'" in proc.stderr
+    assert message in proc.stderr, proc.stderr
 
 
 def cli_env(url: str) -> dict[str, str]:
