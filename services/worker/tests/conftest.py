@@ -69,7 +69,10 @@ async def aecho(data: Text, ctx: Context) -> Text:
 
 @action("wtest.count")
 def count(data: Job) -> Runs:
-    runs = get_connection().incr(f"wtest:runs:{data.id}")
+    # one member per run: a command the client retries after a lost reply still counts once
+    conn = get_connection()
+    conn.sadd(f"wtest:runs:{data.id}", os.urandom(8).hex())
+    runs = conn.scard(f"wtest:runs:{data.id}")
     if data.seconds:
         time.sleep(data.seconds)
     return Runs(runs=runs)
