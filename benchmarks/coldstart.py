@@ -5,6 +5,7 @@ Rerun it with::
     uv run --all-packages python benchmarks/coldstart.py            # 12 rounds, N = 10, 50, 200
     uv run --all-packages python benchmarks/coldstart.py --quick    # 3 rounds, a smoke test
     uv run --all-packages python benchmarks/coldstart.py --workspace  # the real modules
+    uv run --all-packages python benchmarks/coldstart.py --only floor,registry  # light
 
 The synthetic mode builds one throwaway venv per plugin count N (coldstart_env.py: ~200 real
 PyPI distributions, switchyard from this workspace, N generated plugin wheels), then times whole
@@ -37,6 +38,7 @@ import coldstart_workspace as cw
 DEFAULT_WORKDIR: Final = cenv.ROOT / ".bench" / "coldstart"
 NS: Final = (10, 50, 200)
 GROUP: Final = "switchyard.actions"
+KINDS: Final = frozenset({"floor", "registry", "call", "eager", "boot"})  # variant key prefixes
 
 
 def _workdir(path: Path) -> Path:
@@ -261,12 +263,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 12)
+    rounds = args.rounds if args.rounds is not None else 3 if args.quick else 12
     if rounds < 1:
         print("error: --rounds must be at least 1", file=sys.stderr)
         return 2
     workdir = _workdir(args.workdir.resolve())
     only = frozenset(args.only.split(",")) if args.only else None
+    if only is not None and not only <= KINDS:
+        unknown = ", ".join(sorted(only - KINDS))
+        print(
+            f"error: --only: unknown kind {unknown} (kinds: {', '.join(sorted(KINDS))})",
+            file=sys.stderr,
+        )
+        return 2
     notes: list[str] = []
     started = dt.datetime.now(dt.UTC)
     if args.workspace:
