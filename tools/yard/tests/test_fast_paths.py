@@ -115,3 +115,62 @@ def test_member_directory_is_the_absolute_folder(repo):
     members = load_workspace(repo.path).members
     assert members["a"].directory == repo.path / "packages" / "a"
     assert members["top"].directory == repo.path
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from yard import _workspace
+
+    reads: list[str] = []
+    real = _workspace._read
+
+    def counting(path: str) -> bytes:
+        reads.append(os.path.relpath(path))
+        return real(path)
+
+    monkeypatch.setattr(_workspace, "_read", counting)
+    return reads
+
+
+def test_a_settled_file_is_known_by_its_stat_and_any_write_is_seen(repo, monkeypatch):
+    monkeypatch.setattr("yard._snapshot._SETTLED_NS", 0)  # every file counts as settled
+    repo.member("packages/a", "a")
+    repo.member("packages/b", "b", ("a",))
+    repo.member("packages/c", "c")
+    load_workspace(repo.path)
+    reads = _count_reads(monkeypatch)
+    monkeypatch.chdir(repo.path)
+    assert load_workspace(repo.path).members["b"].depends_on == ["a"]
+    assert reads == ["pyproject.toml"]  # the members were known by their stat
+    b = repo.path / "packages" / "b" / "pyproject.toml"
+    before = b.stat()
+    b.write_text(b.read_text().replace('["a"]', '["c"]'))  # same size, same mtime below
+    os.utime(b, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert b.stat().st_size == before.st_size
+    assert load_workspace(repo.path).members["b"].depends_on == ["c"]
+
+
+def test_a_freshly_written_file_is_read_again(repo, monkeypatch):
+    """Two writes within one timestamp tick look alike: a file changed in the last seconds
+    is never known by its stat."""
+    repo.member("packages/a", "a")
+    load_workspace(repo.path)
+    reads = _count_reads(monkeypatch)
+    monkeypatch.chdir(repo.path)
+    load_workspace(repo.path)
+    assert reads == ["pyproject.toml", "packages/a/pyproject.toml"]
+
+
+def test_entry_point_loops_are_no_cycle_but_declared_ones_of_any_kind_are(repo):
+    repo.member("packages/host", "host", extra='[tool.yard]\nconsumes = ["plugins"]\n')
+    repo.member(
+        "packages/plugin",
+        "plugin",
+        ("host",),
+        extra='[project.entry-points.plugins]\np = "plugin:p"\n',
+    )
+    repo.member("packages/x", "x", ("y",))
+    repo.member("packages/y", "y", extra='[dependency-groups]\ndev = ["x"]\n')
+    assert repo.yard("list").err == "yard: error: dependency cycle between members: x -> y -> x\n"
+    repo.member("packages/y", "y")
+    assert repo.yard("deps", "host").out.split() == ["plugin"]
+    assert repo.yard("deps", "plugin").out.split() == ["host"]

@@ -23,12 +23,19 @@ class Graph:
         self.members = members
         self._forward: dict[str, list[str]] = {}
         self._dependents: dict[str, list[str]] = {name: [] for name in members}
+        declared: dict[str, list[str]] = {}
         for name, member in members.items():
-            targets = sorted({edge.to for edge in member.edges})
+            edges = member.edges
+            targets = sorted({edge.to for edge in edges})
             self._forward[name] = targets
             for target in targets:
                 self._dependents[target].append(name)
-        _check_cycles(members)
+            if any(edge.kind == "entry-point" for edge in edges):
+                declared[name] = sorted({e.to for e in edges if e.kind in DECLARED_KINDS})
+            else:
+                declared[name] = targets
+        if not _acyclic(declared):
+            _check_cycles(members)
 
     def dependencies(self, name: str, *, direct: bool = False) -> list[str]:
         """What ``name`` depends on: directly, or transitively (the default), sorted."""
@@ -108,6 +115,24 @@ def _reach(adjacency: Mapping[str, list[str]], start: str, *, direct: bool) -> l
             stack.extend(adjacency[name])
     seen.discard(start)
     return sorted(seen)
+
+
+def _acyclic(forward: Mapping[str, list[str]]) -> bool:
+    """Whether the graph has no cycle: Kahn's walk, which removes members nothing depends on
+    until none are left (the quick test; :func:`_check_cycles` finds the cycle to print)."""
+    waiting = dict.fromkeys(forward, 0)
+    for targets in forward.values():
+        for target in targets:
+            waiting[target] += 1
+    ready = [name for name, count in waiting.items() if not count]
+    removed = 0
+    while ready:
+        removed += 1
+        for target in forward[ready.pop()]:
+            waiting[target] -= 1
+            if not waiting[target]:
+                ready.append(target)
+    return removed == len(forward)
 
 
 def _check_cycles(members: Mapping[str, Member]) -> None:

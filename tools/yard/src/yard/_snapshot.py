@@ -5,12 +5,16 @@ keeps, in one marshal file per workspace under the user's cache folder:
 
 - each file's record (see ``_pyproject``) and each parsed requirement, by content;
 - the root pyproject's record, apart, since every run needs it first;
+- each member pyproject's stat (times, size, inode) with its content key, so that a warm
+  run need not read a file that has not been touched since;
 - the last workspace yard built from those records (members, edges, settings), under the
   content keys of every file it came from.
 
 Everything is a pure function of file contents: an edited file has another key and misses, so
-no stale answer is possible. A warm run reads the files (to key them) but parses none of them
-and builds no edges; the per-file records are unpacked only when something missed. Set
+no stale answer is possible (any write changes a file's ctime, which no tool can set back). A
+warm run stats the files, parses none of them and builds no edges; the per-file records are
+unpacked only when something missed. A fresh checkout (new stats, same contents) reads the
+files once and finds their records by content. Set
 ``YARD_NO_CACHE=1`` to read everything afresh, ``YARD_CACHE_DIR`` to move the folder.
 """
 
@@ -18,15 +22,21 @@ from __future__ import annotations
 
 import marshal
 import os
+import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 from . import _pyproject
 
-_FORMAT = 4
+_FORMAT = 5
+_SETTLED_NS = 2_000_000_000
+"""A file's stat is trusted for its content key only when its last change is older than this
+(two writes within one timestamp tick must not look alike; git's "racily clean" rule)."""
 Requirement = tuple[str | None, tuple[str, ...]]
 """The parts of a requirement yard keeps: its marker (as text) and its extras."""
+Stat = tuple[int, int, int, int, int]
+"""A file's modification and change times (ns), size and inode, and its content key."""
 Signature = tuple[int, tuple[str, ...], tuple[int, ...]]
 """What a workspace was built from: the root pyproject's key, the member folders and their
 pyprojects' keys."""
@@ -56,6 +66,8 @@ class Snapshot:
         "_path",
         "_records",
         "_requirements",
+        "_stats",
+        "_stats_used",
         "_top",
         "_used",
         "_used_requirements",
@@ -68,6 +80,8 @@ class Snapshot:
         self._requirements: dict[str, Requirement] = {}
         self._top: tuple[int, _pyproject.Record] | None = None
         self._workspace: tuple[Signature, Any] | None = None
+        self._stats: dict[str, Stat] = {}
+        self._stats_used: dict[str, Stat] = {}
         self._used: dict[int, _pyproject.Record] = {}
         self._used_requirements: dict[str, Requirement] = {}
         self._dirty = False
@@ -78,8 +92,8 @@ class Snapshot:
         self._path = cache_dir() / f"workspace-{crc:08x}.marshal"
         try:
             data = marshal.loads(self._path.read_bytes())
-            if isinstance(data, tuple) and len(data) == 4 and data[0] == _FORMAT:
-                _, self._top, self._workspace, self._blob = data
+            if isinstance(data, tuple) and len(data) == 5 and data[0] == _FORMAT:
+                _, self._top, self._workspace, self._stats, self._blob = data
                 self._records = None  # unpacked from the blob when first needed
         except (OSError, EOFError, ValueError, TypeError):
             pass
@@ -119,6 +133,36 @@ class Snapshot:
             self._dirty = True
         self._used[k] = stored
         return found
+
+    def known(self, path: str, stat: os.stat_result) -> int | None:
+        """The content key of the file at ``path`` if its stat is the one seen last time."""
+        seen = self._stats.get(path)
+        if (
+            seen is None
+            or seen[0] != stat.st_mtime_ns
+            or seen[1] != stat.st_ctime_ns
+            or seen[2] != stat.st_size
+            or seen[3] != stat.st_ino
+        ):
+            return None
+        self._stats_used[path] = seen
+        return seen[4]
+
+    def learn(self, path: str, stat: os.stat_result, content_key: int) -> None:
+        """Remember the content key of a file with this stat, once the file has settled."""
+        if max(stat.st_mtime_ns, stat.st_ctime_ns) < time.time_ns() - _SETTLED_NS:
+            self._stats_used[path] = (
+                stat.st_mtime_ns,
+                stat.st_ctime_ns,
+                stat.st_size,
+                stat.st_ino,
+                content_key,
+            )
+            self._dirty = True
+
+    def has(self, content_key: int) -> bool:
+        """Whether the record of a file with this key is cached."""
+        return content_key in self._all_records()
 
     def remember_top(self, content_key: int) -> None:
         """Keep the record of this key (the root pyproject's) apart, for the next run."""
@@ -163,7 +207,7 @@ class Snapshot:
             blob = self._blob
         else:
             blob = marshal.dumps((self._used, self._used_requirements))
-        data: Any = (_FORMAT, self._top, self._workspace, blob)
+        data: Any = (_FORMAT, self._top, self._workspace, self._stats_used, blob)
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")

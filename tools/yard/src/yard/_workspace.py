@@ -107,15 +107,15 @@ def load_workspace(root: Path) -> Workspace:
             "pyproject.toml: neither [tool.uv.workspace] nor [project]: not a uv workspace root"
         )
     spec = top["workspace"] or {"members": [], "exclude": []}
-    found: list[tuple[str, bytes]] = []
+    found: list[tuple[str, int, bytes | None]] = []
     for folder in _member_folders(root, spec["members"], spec["exclude"]):
-        member_content = _member_content(root, folder)
-        if member_content is not None:
-            found.append((folder, member_content))
-    signature = (top_key, tuple(f for f, _ in found), tuple(key(c) for _, c in found))
+        keyed = _member_key(root, folder, snapshot)
+        if keyed is not None:
+            found.append((folder, *keyed))
+    signature = (top_key, tuple(f[0] for f in found), tuple(f[1] for f in found))
     built = snapshot.workspace(signature)
     if built is None:
-        built = _build(root, top, found, signature[2], snapshot)
+        built = _build(root, top, found, snapshot)
         if built[-1]:  # it depends on no more than the files (no symlinks were followed)
             snapshot.remember_workspace(signature, built)
     snapshot.save()
@@ -155,19 +155,17 @@ cached (it depends on the files' contents only)."""
 
 
 def _build(
-    root: Path,
-    top: Record,
-    found: list[tuple[str, bytes]],
-    keys: tuple[int, ...],
-    snapshot: Snapshot,
+    root: Path, top: Record, found: list[tuple[str, int, bytes | None]], snapshot: Snapshot
 ) -> Built:
     """Read the member records and build the members with their edges."""
     records: dict[str, tuple[str, Record]] = {}
     if top["project"] and top["managed"]:
         records[top["name"]] = (".", top)
-    for (folder, content), content_key in zip(found, keys, strict=True):
+    for folder, content_key, content in found:
         where = f"{folder}/pyproject.toml"
-        record = snapshot.record(content, where, content_key=content_key)
+        if content is None and not snapshot.has(content_key):  # known by its stat only
+            content = _read(f"{root}/{where}")
+        record = snapshot.record(content or b"", where, content_key=content_key)
         if not record["managed"]:
             continue
         if not record["project"]:
@@ -244,12 +242,18 @@ def _matches(root: str, pattern: str) -> list[str]:
     ]
 
 
-def _member_content(root: Path, folder: str) -> bytes | None:
-    """A matched folder's pyproject.toml bytes, or None for what uv skips (a file, a hidden
-    folder or one holding only caches); any other folder without one is an error."""
+def _member_key(root: Path, folder: str, snapshot: Snapshot) -> tuple[int, bytes | None] | None:
+    """The content key of a matched folder's pyproject.toml, with its bytes when they had to
+    be read (None when the cache knew the file by its stat); None for what uv skips (a file,
+    a hidden folder or one holding only caches); any other folder without one is an error."""
     absolute = f"{root}/{folder}"
+    path = f"{absolute}/pyproject.toml"
     try:
-        return _read(f"{absolute}/pyproject.toml")
+        stat = os.stat(path)
+        known = snapshot.known(path, stat)
+        if known is not None:
+            return known, None
+        content = _read(path)
     except (FileNotFoundError, NotADirectoryError):
         hidden = folder.rsplit("/", 1)[-1].startswith(".")
         if not os.path.isdir(absolute) or hidden or _only_ignorable(absolute):
@@ -260,6 +264,9 @@ def _member_content(root: Path, folder: str) -> bytes | None:
         ) from None
     except OSError as exc:
         raise WorkspaceError(f"{folder}/pyproject.toml: cannot read: {exc}") from None
+    content_key = key(content)
+    snapshot.learn(path, stat, content_key)
+    return content_key, content
 
 
 def _read(path: str) -> bytes:
