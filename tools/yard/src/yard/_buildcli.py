@@ -172,7 +172,7 @@ def _build(args: argparse.Namespace, workspace: Workspace, jobs: int) -> int:
         out=out, cache=_cache_dir(args), jobs=jobs, sdist=args.sdist, no_sources=args.no_sources
     )
     if not names:
-        return _finish(args, None, "nothing to build: no member is affected")
+        return _nothing(args, "nothing to build: no member is affected")
     return _execute(args, workspace, names, options, slice_selection=None)
 
 
@@ -297,10 +297,12 @@ def _execute(
     return 0 if report.ok else EXIT_FAILED
 
 
-def _finish(args: argparse.Namespace, data: dict[str, Any] | None, message: str) -> int:
+def _nothing(args: argparse.Namespace, message: str) -> int:
+    """Report an empty selection (not an error: nothing is affected)."""
     if args.json:
         empty = {"built": 0, "from_cache": 0, "skipped": 0, "failed": 0, "seconds": 0.0}
-        print(json.dumps(data or {"ok": True, "summary": empty, "members": []}, indent=2))
+        data = {"ok": True, "summary": empty, "members": [], "manifests": [], "errors": []}
+        print(json.dumps(data, indent=2))
     else:
         print(message)
     return 0
