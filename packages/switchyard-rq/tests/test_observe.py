@@ -25,6 +25,21 @@ URL9 = URL.rsplit("/", 1)[0] + "/9"
 HERE = Path(__file__).parent
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _db9_to_ourselves() -> Iterator[None]:
+    """This module and switchyard-worker's test_observability.py both use db 9, and other
+    sessions may run either suite at the same time: one module at a time, machine-wide."""
+    import fcntl
+    import tempfile
+
+    with (Path(tempfile.gettempdir()) / "switchyard-observe-tests-db9.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture
 def conn9(monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
     monkeypatch.setenv("SWITCHYARD_REDIS_URL", URL9)

@@ -63,6 +63,21 @@ otest.flaky = otest_plugin:flaky
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _db9_to_ourselves() -> Iterator[None]:
+    """This module and switchyard-rq's test_observe.py both use db 9, and other
+    sessions may run either suite at the same time: one module at a time, machine-wide."""
+    import fcntl
+    import tempfile
+
+    with (Path(tempfile.gettempdir()) / "switchyard-observe-tests-db9.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """Overrides conftest's: these tests use db 9 of the machine's Redis."""

@@ -9,7 +9,7 @@ from typing import NamedTuple, Protocol
 
 __all__ = ["JOB_LOG", "JobObserver", "JobReport", "log_job", "wait_seconds"]
 
-#: one line per job outcome; records carry the report's fields as ``record.job`` (a dict)
+#: one line per job outcome; records carry the :class:`JobReport` as ``record.job``
 JOB_LOG = logging.getLogger("switchyard.jobs")
 
 
@@ -60,10 +60,6 @@ def log_job(report: JobReport) -> None:
     level = logging.INFO if report.outcome == "succeeded" else logging.WARNING
     if not JOB_LOG.isEnabledFor(level):
         return
-    fields = report._asdict()
-    fields["seconds"] = round(report.seconds, 6)
-    if report.waited is not None:
-        fields["waited"] = round(report.waited, 6)
     error = f" {report.error_type}" if report.error_type else ""
     JOB_LOG.log(
         level,
@@ -75,5 +71,5 @@ def log_job(report: JobReport) -> None:
         report.attempt,
         report.seconds * 1000,
         error,
-        extra={"job": fields},
+        extra={"job": report},
     )

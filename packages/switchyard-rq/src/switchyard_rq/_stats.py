@@ -85,9 +85,18 @@ class JobStats:
         with self._lock:
             return {key: list(row) for key, row in self._data.items()}
 
-    def publish(self, connection: redis.Redis, name: str, *, ttl: int = 30) -> None:
-        """Write the snapshot under ``switchyard:stats:<name>`` (one round trip)."""
-        rows = self.snapshot()
+    def publish(
+        self,
+        connection: redis.Redis,
+        name: str,
+        *,
+        ttl: int = 30,
+        rows: dict[Key, list[float]] | None = None,
+    ) -> None:
+        """Write the snapshot (or ``rows``, one taken before) under ``switchyard:stats:<name>``,
+        in one round trip."""
+        if rows is None:
+            rows = self.snapshot()
         mapping: dict[Any, Any] = {"_ts": repr(time.time())}
         for (queue, action), row in rows.items():
             mapping[queue + _SEP + action] = json.dumps([_compact(v) for v in row])

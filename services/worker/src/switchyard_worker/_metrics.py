@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -29,6 +30,7 @@ __all__ = ["ChildMetrics", "MetricsDir", "PoolExposition"]
 log = logging.getLogger("switchyard_worker.metrics")
 
 FLUSH_INTERVAL: Final = 1.0
+_OUTCOMES: Final = ("succeeded", "failed", "retried")  # the first three values of a stats row
 _STATS_TTL: Final = 30
 
 
@@ -88,6 +90,9 @@ class ChildMetrics:
         self._consumer: Any = None
         self._errors = self._reconnects = 0  # the attached consumer's counts, already added
         self._flushed: dict[tuple[str, str], list[float]] = {}
+        self._children: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._published: dict[tuple[str, str], list[float]] | None = None
+        self._republish = 0.0
         self._prom: dict[str, Any] | None = None
         if metrics_dir is not None:
             # prometheus_client picks its value class (mmap files) when first imported
@@ -111,14 +116,20 @@ class ChildMetrics:
     def flush(self) -> None:
         """Add what changed since the last flush to the value files; publish to Redis."""
         with self._lock:
+            rows = self.stats.snapshot()
             try:
-                self._flush_prometheus()
+                self._flush_prometheus(rows)
             except Exception:  # never let metrics take a worker down
                 log.exception("cannot update the metrics files")
+            now = time.monotonic()
+            if rows == self._published and now < self._republish:
+                return  # nothing new: only refresh the TTL now and then
             try:
-                self.stats.publish(self._connection, self.name, ttl=_STATS_TTL)
+                self.stats.publish(self._connection, self.name, ttl=_STATS_TTL, rows=rows)
             except Exception as exc:
                 log.debug("cannot publish job stats: %s", exc)
+            else:
+                self._published, self._republish = rows, now + _STATS_TTL / 3
 
     def close(self) -> None:
         self._stop.set()
@@ -139,25 +150,31 @@ class ChildMetrics:
         prom["connections"].labels("in_use").set(in_use)
         prom["connections"].labels("idle").set(idle)
 
-    def _flush_prometheus(self) -> None:
+    def _flush_prometheus(self, rows: dict[tuple[str, str], list[float]]) -> None:
         prom = self._prom
         if prom is None:
             return
         self._flush_redis_counts()
-        runs, run_h, wait_h = prom["runs"], prom["run"], prom["wait"]
         width = len(switchyard_rq.JobStats.fields)
-        for key, row in self.stats.snapshot().items():
+        for key, row in rows.items():
             old = self._flushed.get(key)
             if old == row:
                 continue
             before = old or [0.0] * len(row)
-            queue, action = key
-            for index, outcome in enumerate(("succeeded", "failed", "retried")):
+            children = self._children.get(key)
+            if children is None:
+                queue, action = key
+                children = self._children[key] = (
+                    *(prom["runs"].labels(queue, action, o) for o in _OUTCOMES),
+                    prom["run"].labels(queue, action),
+                    prom["wait"].labels(queue, action),
+                )
+            for index in range(3):
                 if row[index] > before[index]:
-                    runs.labels(queue, action, outcome).inc(row[index] - before[index])
+                    children[index].inc(row[index] - before[index])
             n = (len(row) - width) // 2
-            _add_histogram(run_h.labels(queue, action), row, before, 3, width, n)
-            _add_histogram(wait_h.labels(queue, action), row, before, 4, width + n, n)
+            _add_histogram(children[3], row, before, 3, width, n)
+            _add_histogram(children[4], row, before, 4, width + n, n)
             self._flushed[key] = row
 
 
