@@ -197,8 +197,8 @@ def main() -> None:
 def write_docs(result: str, summary: str, uv_version: str, runs: int) -> None:
     section = f"""## yard affected
 
-The whole `yard affected --json` process (interpreter start, git, reading every member's
-pyproject, the uv.lock analysis, printing), median of {runs} runs, interleaved with the baseline
+The whole `yard affected --json` process (interpreter start, git, reading the workspace,
+the uv.lock analysis, printing), median of {runs} runs, interleaved with the baseline
 `uv workspace list` on the same generated workspace ({uv_version}, Python
 {platform.python_version()}, a shared 2-core VM). Workspaces from `benchmarks/yard_workspace.py`:
 layered members (each depends on 1-4 lower ones, some through extras and dev groups), each using
