@@ -3,16 +3,18 @@
 uv writes its lock in one canonical layout: a header, then one ``[[package]]`` block per
 locked package. yard splits the text into those blocks, compares blocks as text (a block that
 did not change cannot have changed its version, source, hashes, markers or dependencies), and
-parses each distinct block once with tomllib, leaving out the bulky sdist and wheel lists.
+parses each distinct block once (line by line when in uv's layout, else with tomllib), leaving
+out the bulky sdist and wheel lists; the header is plain TOML for the fast reader.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
+
+from ._fasttoml import loads
 
 _SEPARATOR: Final = "\n[[package]]\n"
 _NAME_LINE = re.compile(r'^name = "([^"]+)"', re.MULTILINE)
@@ -109,6 +111,11 @@ def _root_refs(header: dict[str, Any], where: str) -> list[DepRef]:
 
 
 def _loads(text: str, where: str, first_line: int) -> dict[str, Any]:
+    fast = loads(text)  # the header is plain TOML: no tomllib import on the usual path
+    if fast is not None:
+        return fast
+    import tomllib
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
