@@ -74,9 +74,10 @@ def test_health_endpoints_report_registry_redis_and_children(start_worker, redis
         metrics = dict(
             line.rsplit(" ", 1) for line in response.read().decode().splitlines() if line[0] != "#"
         )
-    assert metrics["switchyard_worker_processes_serving"] == "2"
-    assert metrics["switchyard_worker_redis_up"] == "1"
-    assert metrics["switchyard_worker_processes_died_total"] == "0"
+    # values as numbers: the Prometheus client writes gauges as floats ("2.0")
+    assert float(metrics["switchyard_worker_processes_serving"]) == 2
+    assert float(metrics["switchyard_worker_redis_up"]) == 1
+    assert float(metrics["switchyard_worker_processes_died_total"]) == 0
     assert worker.stop() == 0
     with pytest.raises(OSError):
         get(port, "/healthz")
