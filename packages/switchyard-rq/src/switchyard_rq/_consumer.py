@@ -4,8 +4,11 @@ One call of the STEP script per batch stores the outcomes of the jobs just run (
 failure, registries, TTLs, removal from the processing list) and takes the next jobs (moved into
 this consumer's processing list, marked started, their hashes read). Batches are small and
 adaptive: only what runs within ~5 ms, so trivial jobs share a round trip and none waits behind a
-slow one. A job leaves the processing list only in the call that records its outcome, so a
-consumer that dies mid-job leaves a safety copy that :func:`recover_orphans` puts back.
+slow one, and never more than one job while another consumer of the queue sits idle. A job
+leaves the processing list only in the call that records its outcome, so a consumer that dies
+mid-job leaves a safety copy that :func:`recover_orphans` puts back; whatever is in that list
+when the consumer holds nothing (a dequeue whose reply was lost) goes back to its queue before
+the next dequeue.
 
 Idle consumers block on the queues' doorbell lists (one token per pushed job); jobs pushed by other
 tools (``rq requeue``) ring no bell and are found within ``idle_timeout``. Due scheduled jobs
