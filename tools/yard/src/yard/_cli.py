@@ -130,9 +130,17 @@ def _quick_affected(argv: list[str]) -> argparse.Namespace | None:
     """
     if not argv or argv[0] != "affected":
         return None
-    values: dict[str, object] = {"command": "affected", "root": None, "head": None}
-    values.update({"base": None, "format": None, "shard": None})
-    values.update({"json": False, "explain": False, "debug": False})
+    values: dict[str, object] = {
+        "command": "affected",
+        "root": None,
+        "debug": False,
+        "base": None,
+        "head": None,
+        "json": False,
+        "explain": False,
+        "format": None,
+        "shard": None,
+    }
     i = 1
     while i < len(argv):
         option, equals, value = argv[i].partition("=")
