@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,3 +176,24 @@ def test_entry_point_loops_are_no_cycle_but_declared_ones_of_any_kind_are(repo):
     repo.member("packages/y", "y")
     assert repo.yard("deps", "host").out.split() == ["plugin"]
     assert repo.yard("deps", "plugin").out.split() == ["host"]
+
+
+def test_git_output_larger_than_a_pipe_buffer_comes_through_whole(chain):
+    names = [f"packages/other/data/{'x' * 60}-{i:04d}.txt" for i in range(1500)]  # ~100 KB
+    for name in names:
+        chain.write(name, "")
+    data = chain.affected("--base", "HEAD")
+    assert data["changed_files"] == sorted(names)
+    assert data["affected"] == ["other"]
+
+
+def test_a_warm_affected_run_does_not_import_subprocess(chain):
+    code = (
+        "import sys, contextlib, io\n"
+        "from yard._cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['affected', '--base', 'HEAD', '--root', {str(chain.path)!r}]) == 0\n"
+        "print('subprocess' in sys.modules, 'argparse' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["False", "False"]
