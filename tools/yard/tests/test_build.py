@@ -177,6 +177,42 @@ def test_a_failing_member_stops_its_dependents_only(shared, ws):
     assert not (Path(data["out"]) / "leaf-0.1.0-py3-none-any.whl").exists()
 
 
+def test_a_wheel_built_by_the_backend_directly_is_the_one_uv_build_makes(shared, ws, tmp_path):
+    """yard runs the backend's PEP 517 hooks in its pinned backend venv instead of a ``uv
+    build`` process per member; the wheel must be byte for byte what ``uv build`` gives."""
+    ws.write("packages/other/src/other/__init__.py", "OTHER = 4\n")
+    result = build(ws, shared["cache"], "other", "--json", "--out", str(tmp_path / "yard"))
+    assert states(result) == {"other": "built"}
+    subprocess.run(
+        ["uv", "build", "--package", "other", "--wheel", "-q", "-o", str(tmp_path / "uv")],
+        cwd=ws.path,
+        check=True,
+    )
+    wheel = "other-0.1.0-py3-none-any.whl"
+    assert (tmp_path / "yard" / wheel).read_bytes() == (tmp_path / "uv" / wheel).read_bytes()
+    assert list((shared["cache"] / "backends").glob("*.venv/yard-ready"))
+
+
+def test_a_dependent_built_alongside_a_failing_dependency_is_discarded(shared, ws):
+    """With three jobs, mid, leaf and other all start at once (no build waits for a
+    dependency's build); leaf's finished wheel is thrown away when mid fails."""
+    from yard._cache import BuildCache
+
+    path = ws.path / "packages/mid/pyproject.toml"
+    path.write_text(path.read_text().replace('"hatchling.build"', '"hatchling.nosuch"'))
+    ws.write("packages/other/src/other/__init__.py", "OTHER = 3\n")
+    result = build(ws, shared["cache"], "--all", "--json", "-j", "3")
+    assert result.code == 1
+    data = result.json()
+    assert states(result) == {"base": "cache", "mid": "failed", "leaf": "skipped", "other": "built"}
+    leaf = next(m for m in data["members"] if m["name"] == "leaf")
+    assert leaf["reason"] == "needs mid, which failed"
+    assert leaf["seconds"] > 0  # it did build, in parallel with mid
+    assert leaf["artifacts"] == []
+    assert not (Path(data["out"]) / "leaf-0.1.0-py3-none-any.whl").exists()
+    assert BuildCache(shared["cache"]).lookup(leaf["key"], (".whl",)) is None
+
+
 def test_no_sources_checks_internal_pins_against_the_versions_built(shared, tmp_path, repo_at):
     bad = make_workspace(repo_at, tmp_path / "bad", mid_pin="base>=2")
     result = build(bad, shared["cache"], "mid", "--no-sources")

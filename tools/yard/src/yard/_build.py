@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Final, Literal, Protocol
 from ._cache import BuildCache, Entry, copy_atomic
 from ._errors import YardError
 from ._keys import compute_keys, runtime_closure, runtime_deps
-from ._toolchain import BuildSpec, build_specs, toolchain
+from ._toolchain import BuildSpec, backend_python, build_specs, toolchain
 from ._workspace import Workspace
 
 State = Literal["waiting", "building", "built", "cache", "skipped", "failed"]
@@ -174,6 +174,7 @@ def build(
     reporter: Reporter,
     *,
     support: Collection[str] = (),
+    after: Sequence[AfterTask] = (),
 ) -> BuildReport:
     """Build ``targets`` into ``options.out`` (and ``support`` into the cache only)."""
     started = time.perf_counter()
@@ -217,7 +218,9 @@ def build(
             _finish(result, "cache", "", reporter)
         else:
             misses.append(name)
-    _run_misses(workspace, misses, results, specs, constraints, options, cache, suffixes, reporter)
+    _run_misses(
+        workspace, misses, results, specs, constraints, options, cache, suffixes, reporter, after
+    )
     report.seconds = time.perf_counter() - started
     reporter.end()
     return report
@@ -248,6 +251,16 @@ def _deliver(result: MemberResult, entry: Entry, suffixes: Iterable[str], out: P
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class AfterTask:
+    """Work that needs some members' wheels (a manifest): it runs in the build's pool as soon
+    as every member in ``needs`` is done (built, from the cache, skipped or failed)."""
+
+    needs: frozenset[str]
+    run: Callable[[Mapping[str, MemberResult]], None]
+    """Called with the build's results (read-only) in a pool thread."""
+
+
 def _run_misses(
     workspace: Workspace,
     misses: list[str],
@@ -258,62 +271,117 @@ def _run_misses(
     cache: BuildCache,
     suffixes: tuple[str, ...],
     reporter: Reporter,
+    after: Sequence[AfterTask] = (),
 ) -> None:
-    waiting = {n: set(runtime_deps(workspace, n)) & set(misses) for n in misses}
-    running: dict[Future[tuple[int, Path, float]], str] = {}
+    """Build ``misses``, all of them at once up to ``jobs`` processes.
+
+    A wheel build of a member does not use its dependencies' wheels (only its key needs their
+    keys, and those are known), so nothing waits for a dependency to *build*. What keeps
+    dependencies first is completion: a member's wheel is stored and delivered only once its
+    dependencies are done, and when one of them failed it is skipped (not built at all if it
+    had not started yet; its finished wheel discarded if it had).
+    """
+    missing = set(misses)
+    deps = {n: set(runtime_deps(workspace, n)) & missing for n in misses}
+    wanted = {n for task in after for n in task.needs}  # start what a manifest waits for first
+    queue = sorted(misses, key=lambda n: (n not in wanted, -_downstream(n, deps), misses.index(n)))
+    held: dict[str, tuple[int, Path, float]] = {}
+    failed: dict[str, str] = {}
+    pending_after = list(after)
+    running: dict[Future[Any], str] = {}
     jobs = max(1, options.jobs)
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="yard-build") as pool:
-        while waiting or running:
-            for name in sorted(n for n, deps in waiting.items() if not deps):
-                if len(running) >= jobs:
-                    break
-                del waiting[name]
+
+    def done(name: str) -> bool:
+        return results[name].state in DONE
+
+    with ThreadPoolExecutor(max_workers=jobs + 1, thread_name_prefix="yard-build") as pool:
+        while True:
+            for task in [t for t in pending_after if all(done(n) for n in t.needs)]:
+                pending_after.remove(task)
+                running[pool.submit(task.run, results)] = ""
+            while queue and sum(1 for n in running.values() if n) < jobs:
+                name = queue.pop(0)
+                blocker = next((d for d in sorted(deps[name]) if d in failed), None)
+                if blocker is not None:
+                    failed[name] = failed[blocker]
+                    reason = f"needs {failed[blocker]}, which failed"
+                    _finish(results[name], "skipped", reason, reporter)
+                    continue
                 result = results[name]
                 result.state = "building"
                 result.started = time.perf_counter()
                 reporter.update(result)
                 constraint = constraints[specs[name].requires]
-                future = pool.submit(_uv_build, workspace.root, name, constraint, options)
+                directory = workspace.members[name].directory
+                future = pool.submit(
+                    _uv_build, workspace.root, name, directory, constraint, options
+                )
                 running[future] = name
-            if not running:  # pragma: no cover - every waiting member has a waiting dependency
-                raise YardError("internal error: build plan stalled")
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
+            if _complete_held(held, deps, failed, results, cache, suffixes, options, reporter):
+                continue
+            if not running:
+                if any(all(done(n) for n in t.needs) for t in pending_after):
+                    continue
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
                 name = running.pop(future)
-                result = results[name]
-                code, folder, seconds = future.result()
-                result.seconds = seconds
-                if code == 0 and _store(result, folder, cache, suffixes, options):
-                    _finish(result, "built", "", reporter)
-                    for deps in waiting.values():
-                        deps.discard(name)
-                else:
-                    result.log_tail = _tail(folder / "build.log")
-                    _finish(result, "failed", f"uv build exited with {code}", reporter)
-                    for blocked in _dependents_of(name, waiting, workspace):
-                        del waiting[blocked]
-                        _finish(
-                            results[blocked], "skipped", f"needs {name}, which failed", reporter
-                        )
-                shutil.rmtree(folder, ignore_errors=True)
+                if not name:
+                    future.result()  # an after-task's own errors are its business; raise bugs
+                    continue
+                held[name] = future.result()
+    if held or pending_after:  # pragma: no cover - completion always drains
+        raise YardError("internal error: build plan stalled")
 
 
-def _dependents_of(name: str, waiting: Mapping[str, set[str]], workspace: Workspace) -> list[str]:
-    """The waiting members that depend on ``name``, directly or through other waiting ones."""
+def _complete_held(
+    held: dict[str, tuple[int, Path, float]],
+    deps: Mapping[str, set[str]],
+    failed: dict[str, str],
+    results: dict[str, MemberResult],
+    cache: BuildCache,
+    suffixes: tuple[str, ...],
+    options: BuildOptions,
+    reporter: Reporter,
+) -> bool:
+    """Store and report the finished builds whose dependencies are done; True if any was."""
+    progressed = False
+    for name in sorted(held):
+        if any(results[d].state not in DONE for d in deps[name]):
+            continue
+        code, folder, seconds = held.pop(name)
+        result = results[name]
+        result.seconds = seconds
+        blocker = next((d for d in sorted(deps[name]) if d in failed), None)
+        if blocker is not None:
+            failed[name] = failed[blocker]
+            _finish(result, "skipped", f"needs {failed[blocker]}, which failed", reporter)
+        elif code == 0 and _store(result, folder, cache, suffixes, options):
+            _finish(result, "built", "", reporter)
+        else:
+            failed[name] = name
+            result.log_tail = _tail(folder / "build.log")
+            _finish(result, "failed", f"uv build exited with {code}", reporter)
+        shutil.rmtree(folder, ignore_errors=True)
+        progressed = True
+    return progressed
+
+
+def _downstream(name: str, deps: Mapping[str, set[str]]) -> int:
+    """How many members depend on ``name`` at run time, directly or not (start those first)."""
     hit = {name}
     changed = True
     while changed:
         changed = False
-        for other in waiting:
-            if other not in hit and hit & set(runtime_deps(workspace, other)):
+        for other, its in deps.items():
+            if other not in hit and hit & its:
                 hit.add(other)
                 changed = True
-    hit.discard(name)
-    return sorted(hit)
+    return len(hit) - 1
 
 
 def _uv_build(
-    root: Path, name: str, constraint: Path, options: BuildOptions
+    root: Path, name: str, directory: Path, constraint: Path, options: BuildOptions
 ) -> tuple[int, Path, float]:
     """Run ``uv build`` for one member into a fresh folder; (exit code, folder, seconds).
 
@@ -334,6 +402,10 @@ def _uv_build(
     offline = warm.exists()
     started = time.perf_counter()
     with open(folder / "build.log", "w+b") as log:
+        if not options.sdist and _direct(
+            root / directory, folder / "out", constraint, options, log
+        ):
+            return 0, folder, time.perf_counter() - started
         code = _run_logged([*cmd, "--offline"] if offline else cmd, root, log)
         if code and offline and any(m in _read_from(log, 0) for m in _OFFLINE_MISS):
             code = _run_logged(cmd, root, log)
@@ -341,6 +413,53 @@ def _uv_build(
             with contextlib.suppress(OSError):
                 warm.touch()
     return code, folder, time.perf_counter() - started
+
+
+_PEP517: Final = """
+import importlib, os, sys, tomllib
+out = sys.argv[1]
+with open("pyproject.toml", "rb") as f:
+    system = tomllib.load(f).get("build-system") or {}
+backend = system.get("build-backend") or sys.exit("yard: no build-backend")
+for path in reversed(system.get("backend-path") or []):
+    sys.path.insert(0, os.path.abspath(path))
+module, _, attrs = backend.partition(":")
+hooks = importlib.import_module(module)
+for attr in filter(None, attrs.split(".")):
+    hooks = getattr(hooks, attr)
+extra = getattr(hooks, "get_requires_for_build_wheel", lambda settings: [])(None)
+if extra:
+    sys.exit(f"yard: the backend asks for more: {extra}")
+print(hooks.build_wheel(out))
+"""
+"""A PEP 517 front end in a few lines: a wheel from the member folder (the working folder)."""
+
+
+def _direct(
+    directory: Path, out: Path, constraint: Path, options: BuildOptions, log: BinaryIO
+) -> bool:
+    """Build the wheel with the backend's own hooks in the pinned backend venv (see
+    ``backend_python``); False when that did not work and ``uv build`` must do it."""
+    python = backend_python(constraint, python=options.python, log=log)
+    if python is None:
+        return False
+    cmd = [str(python), "-I", "-c", _PEP517, str(out)]
+    log.write(f"$ (in {directory}) {python} -I -c <PEP 517 build_wheel> {out}\n".encode())
+    log.flush()
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    try:
+        code = subprocess.run(
+            cmd, cwd=directory, stdout=log, stderr=subprocess.STDOUT, env=env, check=False
+        ).returncode
+    except OSError as exc:
+        log.write(f"yard: {exc}\n".encode())
+        return False
+    if code:
+        log.write(b"yard: the direct build failed; running uv build\n")
+        for stale in out.iterdir():
+            stale.unlink()
+    return code == 0
 
 
 _OFFLINE_MISS: Final = (

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from ._errors import YardError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from ._build import BuildOptions
     from ._slice import Selection
     from ._workspace import Workspace
@@ -205,7 +207,7 @@ def _execute(
     slice_selection: Selection | None,
 ) -> int:
     from . import _progress
-    from ._build import build
+    from ._build import AfterTask, MemberResult, build
     from ._cache import BuildCache
     from ._manifests import (
         ManifestResult,
@@ -228,7 +230,43 @@ def _execute(
     support -= set(names)
     stream = sys.stdout
     reporter = _progress.reporter(stream, quiet=args.json)
-    report = build(workspace, names, options, reporter, support=support)
+    written: dict[str, ManifestResult | str] = {}
+
+    def manifest_task(consumer: str, plugins: list[str]) -> AfterTask:
+        """Write ``consumer``'s manifest as soon as the wheels it installs exist (in the build's
+        pool, alongside the builds still running)."""
+        assert config is not None  # consumers come from it
+        needed = install_set(workspace, consumer, plugins)
+
+        def run(results: Mapping[str, MemberResult]) -> None:
+            wheels = {}
+            for m in needed:
+                entry = results[m].cached
+                path = entry.path(".whl") if entry is not None else None
+                if path is not None:
+                    wheels[m] = path
+            missing = [m for m in needed if m not in wheels]
+            if missing:
+                written[consumer] = (
+                    f"manifest for {consumer} not written: {', '.join(missing)} did not build"
+                )
+                return
+            written[consumer] = write_manifest(
+                workspace,
+                config,
+                consumer=consumer,
+                plugins=plugins,
+                wheels=wheels,
+                keys={m: results[m].key for m in needed},
+                cache=BuildCache(options.cache),
+                out=options.out,
+                python=options.python,
+            )
+
+        return AfterTask(frozenset(needed), run)
+
+    tasks = [manifest_task(c, ps) for c, ps in consumers.items()]
+    report = build(workspace, names, options, reporter, support=support, after=tasks)
     results = report.results
     if options.no_sources:
         from ._pins import check_pins
@@ -237,35 +275,14 @@ def _execute(
         versions = {n: m.version for n, m in workspace.members.items()}
         report.errors.extend(check_pins(built, versions))
     manifests: list[ManifestResult] = []
-    for consumer, plugins in consumers.items():
-        assert config is not None  # consumers come from it
-        needed = install_set(workspace, consumer, plugins)
-        wheels = {}
-        for m in needed:
-            entry = results[m].cached
-            path = entry.path(".whl") if entry is not None else None
-            if path is not None:
-                wheels[m] = path
-        missing = [m for m in needed if m not in wheels]
-        if missing:
-            report.errors.append(
-                f"manifest for {consumer} not written: {', '.join(missing)} did not build"
-            )
+    for consumer in consumers:
+        done = written.get(consumer, f"manifest for {consumer} not written: internal error")
+        if isinstance(done, str):
+            report.errors.append(done)
             continue
-        result = write_manifest(
-            workspace,
-            config,
-            consumer=consumer,
-            plugins=plugins,
-            wheels=wheels,
-            keys={m: results[m].key for m in needed},
-            cache=BuildCache(options.cache),
-            out=options.out,
-            python=options.python,
-        )
-        manifests.append(result)
-        if result.error:
-            report.errors.append(result.error)
+        manifests.append(done)
+        if done.error:
+            report.errors.append(done.error)
     report.extra["manifests"] = [m.as_dict() for m in manifests]
     if slice_selection is not None:
         from ._slice import write_slice_files

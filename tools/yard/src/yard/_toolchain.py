@@ -16,11 +16,12 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import BinaryIO, Final, NamedTuple
 
 from ._errors import YardError
 from ._keys import Toolchain
@@ -174,3 +175,63 @@ def toolchain(
     files = resolve_backends(requirement_sets, python=python, ident=f"{uv}\n{py}", folder=folder)
     backends = {req: path.read_text(encoding="utf-8").strip() for req, path in files.items()}
     return Toolchain(uv=uv, python=py, backends=backends), files
+
+
+_VENV_LOCK: Final = threading.Lock()
+
+
+def backend_python(constraint: Path, *, python: str, log: BinaryIO) -> Path | None:
+    """The interpreter of a venv holding exactly the pinned backend of ``constraint``.
+
+    It lives next to the pins (``<hash of the pins>.venv``), is made once (in a temporary
+    folder, then renamed, so concurrent builds never see half a venv) and serves every build
+    with these pins: a build environment as isolated as the one ``uv build`` makes afresh for
+    each build, without making it each time. None when it cannot be made (the caller then
+    runs ``uv build``).
+    """
+    try:
+        pins = constraint.read_bytes()
+    except OSError:
+        return None
+    venv = constraint.with_name(f"{hashlib.sha256(pins).hexdigest()[:24]}.venv")
+    exe = venv / "bin" / "python"
+    with _VENV_LOCK:
+        if (venv / "yard-ready").is_file():
+            return exe
+        tmp = venv.with_name(f"{venv.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        env = {**os.environ, "NO_COLOR": "1", "UV_NO_PROGRESS": "1"}
+        env.pop("VIRTUAL_ENV", None)
+        steps = [
+            ["uv", "venv", "--quiet", "--python", python, str(tmp)],
+            [
+                "uv",
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(tmp / "bin" / "python"),
+                "--no-deps",
+                "-r",
+                str(constraint),
+            ],
+        ]
+        for cmd in steps:
+            log.write(("$ " + " ".join(cmd) + "\n").encode())
+            log.flush()
+            try:
+                code = subprocess.run(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env=env, check=False, timeout=300
+                ).returncode
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                log.write(f"yard: {exc}\n".encode())
+                code = 1
+            if code:
+                shutil.rmtree(tmp, ignore_errors=True)
+                return None
+        (tmp / "yard-ready").write_bytes(b"")
+        try:
+            os.rename(tmp, venv)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+        return exe if (venv / "yard-ready").is_file() else None
