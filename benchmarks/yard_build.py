@@ -257,6 +257,11 @@ def main() -> None:
         "--reuse-builds", action="store_true", help="with --keep: reuse saved build figures"
     )
     parser.add_argument("--keep", type=Path, help="work here and keep the files")
+    parser.add_argument(
+        "--only-this",
+        action="store_true",
+        help="only this workspace's build rows (no 50-member workspace, no worker boots)",
+    )
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="yard-build-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -264,6 +269,11 @@ def main() -> None:
         this = work / "switchyard"
         if not this.exists():
             subprocess.run(["git", "clone", "-q", str(MAIN), str(this)], check=True)
+        if args.only_this:
+            row = measure_builds("this", this, "acme-geo", "switchyard-rq", work, args.cold_rounds)
+            print("this workspace", json.dumps(row), flush=True)
+            print(build_table({"this workspace": row}))
+            return
         generated = work / "ws50"
         if not generated.exists():
             generate(generated, 50)

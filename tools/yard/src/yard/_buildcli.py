@@ -25,7 +25,7 @@ EXIT_FAILED = 1
 def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     """Add build, cache and slice to the ``yard`` subcommands."""
     shared = argparse.ArgumentParser(add_help=False)
-    shared.add_argument("--jobs", "-j", metavar="N", help="parallel builds (default: one per core)")
+    shared.add_argument("--jobs", "-j", metavar="N", help="parallel builds (default: cores + 1)")
     shared.add_argument(
         "--cache-dir",
         type=Path,
@@ -89,7 +89,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def _jobs(text: str | None) -> int:
     if text is None:
-        return os.cpu_count() or 1
+        return (os.cpu_count() or 1) + 1  # a build waits on process start and files too
     if not text.isdigit() or int(text) < 1:
         raise YardError(f"--jobs {text}: expected a whole number of at least 1")
     return int(text)

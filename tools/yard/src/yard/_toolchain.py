@@ -177,7 +177,8 @@ def toolchain(
     return Toolchain(uv=uv, python=py, backends=backends), files
 
 
-_VENV_LOCK: Final = threading.Lock()
+_VENV_LOCKS: Final[dict[Path, threading.Lock]] = {}
+_LOCKS_LOCK: Final = threading.Lock()
 
 
 def backend_python(constraint: Path, *, python: str, log: BinaryIO) -> Path | None:
@@ -195,7 +196,9 @@ def backend_python(constraint: Path, *, python: str, log: BinaryIO) -> Path | No
         return None
     venv = constraint.with_name(f"{hashlib.sha256(pins).hexdigest()[:24]}.venv")
     exe = venv / "bin" / "python"
-    with _VENV_LOCK:
+    with _LOCKS_LOCK:
+        lock = _VENV_LOCKS.setdefault(venv, threading.Lock())
+    with lock:
         if (venv / "yard-ready").is_file():
             return exe
         tmp = venv.with_name(f"{venv.name}.{os.getpid()}.tmp")
