@@ -225,6 +225,8 @@ def test_no_sources_checks_internal_pins_against_the_versions_built(shared, tmp_
 
 def test_two_processes_share_one_cache(shared, tmp_path, ws):
     cache = fresh_cache(shared, tmp_path)
+    for venv in (cache / "backends").glob("*.venv"):
+        shutil.rmtree(venv)  # both processes make the backend venv at once: one of them wins
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     cmd = [sys.executable, "-m", "yard", "build", "base", "other", "--json"]
     cmd += ["--cache-dir", str(cache)]
@@ -250,6 +252,8 @@ def test_two_processes_share_one_cache(shared, tmp_path, ws):
     entries = list((cache / "entries").glob("*/*/entry.json"))
     assert len(entries) == 2
     assert not list((cache / "entries").glob("*/*/.*.tmp"))
+    assert len(list((cache / "backends").glob("*.venv/yard-ready"))) == 1
+    assert not list((cache / "backends").glob("*.tmp"))
     again = build(ws, cache, "base", "other", "--json")
     assert again.json()["summary"]["from_cache"] == 2
 
