@@ -121,7 +121,7 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
                 spec.queues,
                 registry=registry,
                 name=spec.name,
-                observer=metrics.stats if metrics is not None else None,
+                observer=metrics,
             )
             if metrics is not None:
                 metrics.attach(consumer)

@@ -86,8 +86,12 @@ def _pool_counts(connection: Any) -> tuple[int, int]:
 
 @final
 class ChildMetrics:
-    """A pool process's metrics: pass :attr:`stats` to the Consumer as its observer, call
-    :meth:`attach` with each consumer, :meth:`close` before exiting (a last flush)."""
+    """A pool process's metrics: pass it to the Consumer as its observer, call :meth:`attach`
+    with each consumer, :meth:`close` before exiting (a last flush).
+
+    The flush runs in the job loop's own thread, between two jobs, once a second (a daemon
+    thread takes over only while no job comes): a second thread flushing while jobs run would
+    contend with the job loop for the GIL and the stats lock."""
 
     def __init__(self, name: str, metrics_dir: str | None, connection: Any) -> None:
         self.name = name
@@ -104,6 +108,7 @@ class ChildMetrics:
             # prometheus_client picks its value class (mmap files) when first imported
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
             self._prom = _child_metrics()
+        self._next_flush = time.monotonic() + FLUSH_INTERVAL
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="switchyard-metrics", daemon=True)
@@ -115,12 +120,20 @@ class ChildMetrics:
             self._consumer = consumer
             self._errors = self._reconnects = 0
 
+    def job_done(self, report: switchyard_rq.JobReport) -> None:
+        """The consumer's observer: count the job; flush if a second has passed."""
+        self.stats.job_done(report)
+        if time.monotonic() >= self._next_flush:
+            self.flush()
+
     def _loop(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL):
-            self.flush()
+            if time.monotonic() >= self._next_flush + FLUSH_INTERVAL:  # the job loop is idle
+                self.flush()
 
     def flush(self) -> None:
         """Add what changed since the last flush to the value files; publish to Redis."""
+        self._next_flush = time.monotonic() + FLUSH_INTERVAL
         with self._lock:
             rows = self.stats.snapshot()
             try:
