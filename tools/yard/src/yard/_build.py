@@ -1,9 +1,11 @@
-"""``yard build``: wheels through ``uv build``, dependencies first, in parallel, from the cache.
+"""``yard build``: wheels from the members' build backends, in parallel, from the cache.
 
 Every member of the plan gets its key first (that needs no build). A key found in the cache is
-delivered at once, whatever else happens. The others build with ``uv build --package NAME
---wheel`` in up to ``jobs`` processes, each after the members it depends on at run time; a
-failure skips the members that depend on it and nothing else.
+delivered at once, whatever else happens. The others build in up to ``jobs`` processes, all
+startable at once (a wheel build does not use its dependencies' wheels), through the backend's
+PEP 517 hooks in the pinned backend venv (``uv build --package NAME --wheel`` as the fallback);
+a member completes (stored, delivered, reported) only after its dependencies, and a failure
+skips the members that depend on it and nothing else.
 """
 
 from __future__ import annotations
