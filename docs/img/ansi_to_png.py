@@ -24,13 +24,10 @@ def main(source: str, target: str) -> None:
     regular = ImageFont.truetype(str(FONTS / "DejaVuSansMono.ttf"), SIZE)
     bold = ImageFont.truetype(str(FONTS / "DejaVuSansMono-Bold.ttf"), SIZE)
     lines = Path(source).read_text().rstrip("\n").split("\n")
-    left, top, right, bottom = regular.getbbox("M")
     cell_w, cell_h = regular.getlength("M"), int(SIZE * 1.35)
     width = max(len(SGR.sub("", line)) for line in lines)
     pad = 14
-    image = Image.new(
-        "RGB", (int(cell_w * width) + 2 * pad, cell_h * len(lines) + 2 * pad), BG
-    )
+    image = Image.new("RGB", (int(cell_w * width) + 2 * pad, cell_h * len(lines) + 2 * pad), BG)
     draw = ImageDraw.Draw(image)
     for row, line in enumerate(lines):
         x, y = pad, pad + row * cell_h
@@ -40,8 +37,12 @@ def main(source: str, target: str) -> None:
             end = match.start() if match else len(line)
             text = line[pos:end]
             if text:
-                color = RED if state["red"] else DIM_FG if state["dim"] else (
-                    BOLD_FG if state["bold"] else FG
+                color = (
+                    RED
+                    if state["red"]
+                    else DIM_FG
+                    if state["dim"]
+                    else (BOLD_FG if state["bold"] else FG)
                 )
                 draw.text((x, y), text, font=bold if state["bold"] else regular, fill=color)
                 x += cell_w * len(text)
