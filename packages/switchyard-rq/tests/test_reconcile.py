@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import redis
 from pydantic import BaseModel
 from switchyard import Context, action
 from switchyard.testing import make_registry
-from switchyard_rq_testkit import free_port, redis_server_binary  # type: ignore[import-not-found]
+from switchyard_rq_testkit import RedisServer  # type: ignore[import-not-found]
 
 import switchyard_rq
 
@@ -189,41 +188,10 @@ def test_a_new_consumer_settles_what_its_name_left_before_taking_jobs(conn, regi
     assert conn.llen("switchyard:consumer:reborn:processing") == 0
 
 
-class AofRedis:
-    """A redis-server of this test's own (ports 6440-6449), AOF on, that it restarts."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port(6440, 6449)
-        self.folder = folder
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "everysec",
-             "--save", ""],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                redis.Redis(port=self.port).ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        raise RuntimeError(f"redis-server on {self.port} did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()  # SIGTERM: Redis writes the AOF out and exits
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @pytest.fixture
-def aof_redis(tmp_path: Path) -> Iterator[AofRedis]:
-    server = AofRedis(tmp_path)
+def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (ports 6440-6449), AOF on, that it restarts."""
+    server = RedisServer(tmp_path, ports=(6440, 6449), fsync="everysec")
     server.start()
     yield server
     server.stop()
