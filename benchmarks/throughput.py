@@ -387,6 +387,25 @@ def latency(
     return out
 
 
+def report_latency(
+    conn: redis.Redis, registry: Any, env: dict[str, str], seconds: float, runs: int
+) -> None:
+    """Print :func:`latency` ``runs`` times, then the median of each figure over the runs."""
+    results = []
+    for run in range(runs):
+        stages = latency(conn, registry, env, rate=200, seconds=seconds)
+        results.append(stages)
+        print(f"\n(d) at a steady 200 jobs/s, run {run + 1}, ms: stage p50 / p99 / max")
+        for name, (p50, p99, worst) in stages.items():
+            print(f"  {name:9s} {p50:6.2f} / {p99:6.2f} / {worst:6.2f}", flush=True)
+    if runs > 1:
+        print(f"\n(d) at a steady 200 jobs/s, median of {runs} runs, ms: stage p50 / p99 / max")
+        for name in results[0]:
+            p50, p99, worst = (statistics.median(r[name][i] for r in results) for i in range(3))
+            each = ", ".join(f"{r[name][1]:.2f}" for r in results)
+            print(f"  {name:9s} {p50:6.2f} / {p99:6.2f} / {worst:6.2f}   (p99 of each: {each})")
+
+
 def schedule_many_rate(conn: redis.Redis, registry: Any, n: int) -> float:
     import switchyard_rq
 
@@ -409,6 +428,17 @@ def main() -> None:
     parser.add_argument("--only", default="abcd", help="which systems, e.g. 'cd'")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument(
+        "--latency-runs",
+        type=int,
+        default=1,
+        help="repeat the latency measurement of (d) this many times (median of each figure)",
+    )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only (d)'s latency at a steady 200 jobs/s: no throughput rows, no schedule_many",
+    )
+    parser.add_argument(
         "--metrics-overhead",
         action="store_true",
         help="only (d), with per-job metrics on (and /metrics served) vs --no-metrics, "
@@ -423,7 +453,11 @@ def main() -> None:
     sys.path[:0] = [str(tmp), str(HERE)]
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(tmp), str(HERE)]),
+        # after an inherited PYTHONPATH (e.g. an older checkout's src folders, to compare)
+        "PYTHONPATH": os.pathsep.join(
+            [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            + [str(tmp), str(HERE)]
+        ),
         "THROUGHPUT_REDIS_URL": URL,
         "SWITCHYARD_REDIS_URL": URL,
     }
@@ -453,6 +487,9 @@ def main() -> None:
                     name="(d) metrics off, no success log",
                 ),
             ]
+        if args.latency_only:
+            report_latency(server.conn, registry, env, args.latency_seconds, args.latency_runs)
+            return
         runs: list[Run] = []
         for rep in range(args.reps):
             order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]
@@ -486,10 +523,7 @@ def main() -> None:
             return
         report(runs, chosen)
         if "d" in args.only:
-            stages = latency(server.conn, registry, env, rate=200, seconds=args.latency_seconds)
-            print("\n(d) at a steady 200 jobs/s, ms: stage p50 / p99 / max")
-            for name, (p50, p99, worst) in stages.items():
-                print(f"  {name:9s} {p50:6.2f} / {p99:6.2f} / {worst:6.2f}")
+            report_latency(server.conn, registry, env, args.latency_seconds, args.latency_runs)
             rates = [schedule_many_rate(server.conn, registry, args.jobs) for _ in range(3)]
             print(
                 f"schedule_many from one producer: median {statistics.median(rates):,.0f} jobs/s "

@@ -166,3 +166,21 @@ def test_handles_for_missing_jobs_and_unfinished_results(conn, reg):
     assert time.monotonic() - started < 1.0
     with pytest.raises(ValueError, match="timeout"):
         handle.result(timeout=-1)
+
+
+@pytest.mark.parametrize("delay", [None, 30.0])
+def test_the_packed_hash_and_the_keyed_script_write_the_same_job(conn, reg, delay):
+    plain = switchyard_rq.schedule_action("demo.flaky", {"x": 1}, delay=delay, registry=reg)
+    keyed = switchyard_rq.schedule_action(
+        "demo.flaky", {"x": 1}, delay=delay, key=f"same-{delay}", registry=reg
+    )
+    fields = [conn.hgetall(f"rq:job:{h.id}") for h in (plain, keyed)]
+    for job in fields:
+        stamp = job.pop(b"created_at").decode()
+        assert datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")  # RQ's format
+        if delay is None:
+            assert job.pop(b"enqueued_at").decode() == stamp
+    assert fields[0] == fields[1]
+    assert fields[0][b"status"] == (b"queued" if delay is None else b"scheduled")
+    assert fields[0][b"origin"] == b"default"
+    assert fields[0][b"retries_left"] == b"2"

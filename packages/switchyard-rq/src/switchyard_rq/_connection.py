@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from switchyard import Config
 
 from ._config import current_config
 from ._embedded import embedded_url
@@ -27,13 +28,14 @@ _LOCK = threading.Lock()
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 
 
-def redis_url() -> str:
-    """``SWITCHYARD_REDIS_URL``, else config ``redis-url``, else the embedded server's URL
-    (started under ``<workspace>/.switchyard/`` on first use)."""
+def redis_url(config: Config | None = None) -> str:
+    """``SWITCHYARD_REDIS_URL``, else config ``redis-url`` (of ``config``, default the current
+    one), else the embedded server's URL (started under ``<workspace>/.switchyard/`` on first
+    use)."""
     url = os.environ.get("SWITCHYARD_REDIS_URL", "").strip()
     if url:
         return url
-    config = current_config()
+    config = config or current_config()
     if config.redis_url:
         return config.redis_url
     return embedded_url(config.root or Path.cwd())

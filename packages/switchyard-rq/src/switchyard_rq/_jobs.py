@@ -12,12 +12,13 @@ import json
 import math
 import zlib
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, final
 
 from ._keys import DISPATCHER
 from ._settings import TransportSettings
+from ._wire import bulk
 
-__all__ = ["BadJobError", "decode_job_data", "encode_job", "utcformat"]
+__all__ = ["BadJobError", "JobShape", "decode_job_data", "job_shape", "utcformat"]
 
 _DATA_HEAD: Final = '["' + DISPATCHER + '",null,['
 
@@ -36,41 +37,90 @@ def encode_data(action: str, payload: str) -> bytes:
     return (_DATA_HEAD + json.dumps(action) + "," + json.dumps(payload) + "],{}]").encode()
 
 
-def encode_job(
+@final
+class JobShape:
+    """The hash fields that every job of one action on one queue shares (status, origin, TTLs,
+    timeout, retry policy), with their RESP encoding packed once: a job adds only its data, its
+    timestamps and (maybe) a trace context. Built by :func:`job_shape`, which caches them."""
+
+    __slots__ = ("action", "fields", "packed", "scheduled")
+
+    def __init__(self, action: str, fields: dict[str, str | int], *, scheduled: bool) -> None:
+        self.action = action
+        self.fields = fields
+        self.scheduled = scheduled
+        self.packed = b"".join(bulk(name) + bulk(value) for name, value in fields.items())
+
+    def mapping(
+        self, payload: str, created_at: str, trace: str | None
+    ) -> dict[str, str | bytes | int]:
+        """The whole ``rq:job:<id>`` hash of one job, with RQ's field names and formats."""
+        mapping: dict[str, str | bytes | int] = {
+            "data": encode_data(self.action, payload),
+            "created_at": created_at,
+            **self.fields,
+        }
+        if not self.scheduled:
+            mapping["enqueued_at"] = created_at
+        if trace is not None:
+            mapping["sy_trace"] = trace  # the caller's trace context: the worker continues it
+        return mapping
+
+    def hset(self, job_key: str, payload: str, stamp: bytes, trace: str | None) -> bytes:
+        """``HSET rq:job:<id> ...`` for one job, packed; ``stamp`` is ``bulk(created_at)``."""
+        count = len(self.fields) + (3 if self.scheduled else 4)
+        head = b"%b$4\r\ndata\r\n%b$10\r\ncreated_at\r\n%b" % (
+            bulk(job_key),
+            bulk(encode_data(self.action, payload)),
+            stamp,
+        )
+        if not self.scheduled:
+            head += b"$11\r\nenqueued_at\r\n%b" % stamp
+        if trace is not None:
+            count += 1
+            head += b"$8\r\nsy_trace\r\n%b" % bulk(trace)
+        return b"*%d\r\n$4\r\nHSET\r\n%b%b" % (2 * count, head, self.packed)
+
+
+_SHAPES: dict[tuple[object, ...], JobShape] = {}
+
+
+def job_shape(
     *,
     action: str,
-    payload: str,
     queue: str,
-    created_at: str,
     scheduled: bool,
     timeout: float | None,
     retries: int,
     backoff: float,
     idempotent: bool,
     settings: TransportSettings,
-) -> dict[str, str | bytes | int]:
-    """The ``rq:job:<id>`` hash of a new job, with RQ's field names and formats.
+) -> JobShape:
+    """The (cached) :class:`JobShape` of a job of ``action`` on ``queue``.
 
     Retries follow RQ's ``Retry(max=retries, interval=[...])``: intervals ``backoff * 2**n``.
     """
-    mapping: dict[str, str | bytes | int] = {
+    key = (action, queue, scheduled, timeout, retries, backoff, idempotent, settings)
+    shape = _SHAPES.get(key)
+    if shape is not None:
+        return shape
+    fields: dict[str, str | int] = {
         "status": "scheduled" if scheduled else "queued",
-        "created_at": created_at,
-        "data": encode_data(action, payload),
         "origin": queue,
         "description": action,
         "timeout": math.ceil(timeout) if timeout else -1,  # RQ: -1 is "no timeout"
         "result_ttl": settings.result_ttl,
         "failure_ttl": settings.failure_ttl,
     }
-    if not scheduled:
-        mapping["enqueued_at"] = created_at
     if retries > 0:
-        mapping["retries_left"] = retries
-        mapping["retry_intervals"] = json.dumps([backoff * 2**n for n in range(retries)])
+        fields["retries_left"] = retries
+        fields["retry_intervals"] = json.dumps([backoff * 2**n for n in range(retries)])
     if not idempotent:
-        mapping["sy_idempotent"] = "0"
-    return mapping
+        fields["sy_idempotent"] = "0"
+    if len(_SHAPES) >= 4096:
+        _SHAPES.clear()
+    shape = _SHAPES[key] = JobShape(action, fields, scheduled=scheduled)
+    return shape
 
 
 def decode_job_data(raw: bytes | None, *, limit: int) -> tuple[str, str]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final, final
 
 import redis
@@ -14,10 +16,10 @@ from switchyard import Config, Registry, default_registry
 
 from . import _keys as keys
 from ._config import current_config
-from ._connection import get_connection, redis_errors
+from ._connection import get_connection, redis_errors, redis_url
 from ._errors import PayloadTooLargeError
 from ._handle import JobHandle
-from ._jobs import encode_job, utcformat
+from ._jobs import JobShape, job_shape, utcformat
 from ._scripts import SCHEDULE_KEYED
 from ._settings import TransportSettings
 from ._tracing import current_carrier
@@ -55,7 +57,7 @@ def route(name: str, hint: str | None = None, *, config: Config | None = None) -
     return queue
 
 
-def _due(delay: float | timedelta | None, at: datetime | None, now: datetime) -> float | None:
+def _due(delay: float | timedelta | None, at: datetime | None, now: float) -> float | None:
     """The unix time a delayed job is due, or None to enqueue it now."""
     if delay is not None and at is not None:
         raise ValueError("give either delay or at, not both")
@@ -63,14 +65,14 @@ def _due(delay: float | timedelta | None, at: datetime | None, now: datetime) ->
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
         if not math.isfinite(seconds) or seconds < 0:
             raise ValueError(f"delay must be a finite number of seconds >= 0, not {delay!r}")
-        return now.timestamp() + seconds if seconds > 0 else None
+        return now + seconds if seconds > 0 else None
     if at is not None:
         if not isinstance(at, datetime):
             raise TypeError(f"at must be a datetime, not {type(at).__name__}")
         if at.tzinfo is None:
             raise ValueError("at must be timezone-aware (e.g. datetime.now(UTC) + timedelta(...))")
         when = at.timestamp()
-        return when if when > now.timestamp() else None
+        return when if when > now else None
     return None
 
 
@@ -78,25 +80,20 @@ def _due(delay: float | timedelta | None, at: datetime | None, now: datetime) ->
 class _Prepared:
     job_id: str
     queue: str
-    mapping: dict[str, str | bytes | int]
+    shape: JobShape
+    payload: str
     due: float | None
     key: str | None
     key_ttl: int
 
 
 def _prepare(
-    call: Call,
-    registry: Registry,
-    config: Config,
-    settings: TransportSettings,
-    now: datetime,
-    stamp: str,
-    trace: str | None,
+    call: Call, registry: Registry, config: Config, settings: TransportSettings, now: float
 ) -> _Prepared:
     """Everything that can fail, before anything reaches Redis."""
     action = registry.resolve(call.name)
     payload = action.validate_input(call.data).model_dump_json()
-    size = len(payload.encode())
+    size = len(payload) if payload.isascii() else len(payload.encode())
     if size > config.max_payload_bytes:
         raise PayloadTooLargeError(action.name, size, config.max_payload_bytes)
     if call.key is not None and (
@@ -105,11 +102,9 @@ def _prepare(
         raise ValueError(f"key must be a non-empty string of at most {_MAX_KEY} characters")
     due = _due(call.delay, call.at, now)
     queue = route(action.name, action.queue, config=config)
-    mapping = encode_job(
+    shape = job_shape(
         action=action.name,
-        payload=payload,
         queue=queue,
-        created_at=stamp,
         scheduled=due is not None,
         timeout=action.timeout,
         retries=action.retries,
@@ -117,13 +112,13 @@ def _prepare(
         idempotent=action.idempotent,
         settings=settings,
     )
-    if trace is not None:
-        mapping["sy_trace"] = trace  # the caller's trace context: the worker continues it
-    keep = max(settings.result_ttl, settings.failure_ttl)
-    key_ttl = 10 * 365 * 86_400 if -1 in (settings.result_ttl, settings.failure_ttl) else keep
-    if due is not None:
-        key_ttl += math.ceil(due - now.timestamp())
-    return _Prepared(os.urandom(16).hex(), queue, mapping, due, call.key, key_ttl)
+    key_ttl = 0
+    if call.key is not None:
+        keep = max(settings.result_ttl, settings.failure_ttl)
+        key_ttl = 10 * 365 * 86_400 if -1 in (settings.result_ttl, settings.failure_ttl) else keep
+        if due is not None:
+            key_ttl += math.ceil(due - now)
+    return _Prepared(os.urandom(16).hex(), queue, shape, payload, due, call.key, key_ttl)
 
 
 def _as_call(item: Call | tuple[str, Any]) -> Call:
@@ -145,43 +140,32 @@ def schedule_many(
     reg = registry if registry is not None else default_registry()
     config = current_config()
     settings = TransportSettings.from_env()
-    now = datetime.now(UTC)
-    stamp = utcformat(now)
-    trace = current_carrier()
-    prepared = [_prepare(_as_call(i), reg, config, settings, now, stamp, trace) for i in calls]
+    now = time.time()
+    prepared = [_prepare(_as_call(i), reg, config, settings, now) for i in calls]
     if not prepared:
         return []
-    client = connection if connection is not None else get_connection()
+    client = connection if connection is not None else get_connection(redis_url(config))
+    stamp = utcformat(datetime.fromtimestamp(now, UTC))
     with redis_errors(client):
-        ids = _write(client, prepared, settings.connect_retries)
+        ids = _write(client, prepared, stamp, current_carrier(), settings.connect_retries)
     return [JobHandle(job_id, connection=client, registry=reg) for job_id in ids]
 
 
-def _write(client: redis.Redis, prepared: list[_Prepared], retries: int) -> list[str]:
-    commands = [
-        pack((b"SADD", keys.QUEUES_SET, keys.queue(q))) for q in {p.queue for p in prepared}
-    ]
+def _write(
+    client: redis.Redis, prepared: list[_Prepared], stamp: str, trace: str | None, retries: int
+) -> list[str]:
+    commands = [_register(queue) for queue in {p.queue for p in prepared}]
     keyed: list[tuple[int, int]] = []  # (index in prepared, index of its reply)
-    # Jobs of one batch share all hash fields but their data: pack those once per kind.
-    templates: dict[tuple[tuple[str, str | bytes | int], ...], tuple[int, bytes]] = {}
+    stamp_bulk = bulk(stamp)
     pushed: dict[str, list[str]] = {}
     scheduled: dict[str, list[float | str]] = {}
     for index, item in enumerate(prepared):
         if item.key is not None:
             keyed.append((index, len(commands)))
-            keys_, args = _keyed_call(item)
+            keys_, args = _keyed_call(item, stamp, trace)
             commands.append(pack((b"EVALSHA", SCHEDULE_KEYED.sha, len(keys_), *keys_, *args)))
             continue
-        shared = tuple(kv for kv in item.mapping.items() if kv[0] != "data")
-        template = templates.get(shared)
-        if template is None:
-            packed = b"".join(bulk(field) + bulk(value) for field, value in shared)
-            template = templates[shared] = (4 + 2 * len(shared), packed)
-        count, tail = template
-        commands.append(
-            b"*%d\r\n$4\r\nHSET\r\n%b$4\r\ndata\r\n%b%b"
-            % (count, bulk(keys.job(item.job_id)), bulk(item.mapping["data"]), tail)
-        )
+        commands.append(item.shape.hset(keys.job(item.job_id), item.payload, stamp_bulk, trace))
         if item.due is not None:
             scheduled.setdefault(item.queue, []).extend((item.due, item.job_id))
         else:
@@ -189,7 +173,7 @@ def _write(client: redis.Redis, prepared: list[_Prepared], retries: int) -> list
     # After every hash: one push per queue (in order), one doorbell token per job (capped).
     for queue, ids in pushed.items():
         commands.append(pack((b"RPUSH", keys.queue(queue), *ids)))
-        commands.append(pack((b"RPUSH", keys.wake(queue), *[b"1"] * min(len(ids), _MAX_TOKENS))))
+        commands.append(_ring(queue, min(len(ids), _MAX_TOKENS)))
     for queue, pairs in scheduled.items():
         commands.append(pack((b"ZADD", keys.SCHEDULED + queue, *pairs)))
     replies = roundtrip(client, commands, retries=retries)
@@ -200,16 +184,28 @@ def _write(client: redis.Redis, prepared: list[_Prepared], retries: int) -> list
     for index, position in keyed:
         answer = replies[position]
         if isinstance(answer, redis.exceptions.NoScriptError):
-            answer = SCHEDULE_KEYED(client, *_keyed_call(prepared[index]))
+            answer = SCHEDULE_KEYED(client, *_keyed_call(prepared[index], stamp, trace))
         ids[index] = answer.decode() if isinstance(answer, bytes) else str(answer)
     return ids
 
 
-def _keyed_call(item: _Prepared) -> tuple[list[str], list[Any]]:
+@lru_cache(maxsize=256)
+def _register(queue: str) -> bytes:
+    """``SADD rq:queues rq:queue:<queue>``: RQ lists the queues it knows from that set."""
+    return pack((b"SADD", keys.QUEUES_SET, keys.queue(queue)))
+
+
+@lru_cache(maxsize=1024)
+def _ring(queue: str, tokens: int) -> bytes:
+    """Push ``tokens`` doorbell tokens for ``queue``: idle consumers block on its wake list."""
+    return pack((b"RPUSH", keys.wake(queue), *[b"1"] * tokens))
+
+
+def _keyed_call(item: _Prepared, stamp: str, trace: str | None) -> tuple[list[str], list[Any]]:
     assert item.key is not None
     target = keys.SCHEDULED + item.queue if item.due is not None else keys.queue(item.queue)
     flat: list[Any] = []
-    for field, value in item.mapping.items():
+    for field, value in item.shape.mapping(item.payload, stamp, trace).items():
         flat.extend((field, value))
     return (
         [
