@@ -9,7 +9,8 @@ import pytest
 from pydantic import BaseModel
 from switchyard import Config, ManifestError, Registry, action, write_manifest
 from switchyard.testing import make_registry
-from switchyard_worker._boot import load_registry, redact_url, served_queues
+from switchyard_rq import redact_url
+from switchyard_worker._boot import load_registry, served_queues
 
 
 class In(BaseModel):

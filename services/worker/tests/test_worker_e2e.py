@@ -194,14 +194,13 @@ def test_bad_command_lines_fail_in_one_line(args, message, code, redis_db, plugi
     assert message in proc.stderr
 
 
-def test_a_redis_it_cannot_use_makes_it_unready_and_its_password_never_shows(
-    start_worker, redis_db, redis_url
+def test_a_redis_it_cannot_reach_makes_it_unready_and_its_password_never_shows(
+    start_worker, redis_db
 ):
-    port = free_port()
-    url = redis_url.replace("redis://", "redis://nobody:s3cret-pw@")  # no such ACL user
+    port, nothing_there = free_port(), free_port()
+    url = f"redis://nobody:s3cret-pw@127.0.0.1:{nothing_there}/8"
     worker = start_worker("--min", "1", "--max", "1", "--health-port", str(port), url=url)
-    shown = redis_url.replace("redis://", "redis://nobody:***@")
-    assert f"redis {shown}," in worker.boot_line
+    assert f"redis redis://nobody:***@127.0.0.1:{nothing_there}/8," in worker.boot_line
     assert get(port, "/healthz")[0] == 200
     code, body = get(port, "/readyz")
     assert code == 503
@@ -209,6 +208,24 @@ def test_a_redis_it_cannot_use_makes_it_unready_and_its_password_never_shows(
     assert body["checks"]["registry"]["ok"] is True
     assert worker.stop() == 0
     assert "s3cret-pw" not in worker.boot_line + worker.text()
+
+
+def test_refused_credentials_stop_it_at_start_in_one_line(redis_db, redis_url, plugin_dir):
+    url = redis_url.replace("redis://", "redis://nobody:s3cret-pw@")  # no such ACL user
+    proc = subprocess.run(
+        [str(WORKER), "--min", "1", "--max", "1", "--redis-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=plugin_dir,
+    )
+    assert proc.returncode == 1, proc.stderr
+    shown = redis_url.replace("redis://", "redis://nobody:***@")
+    assert proc.stderr.startswith(
+        f"switchyard-worker: error: Redis refused the credentials for {shown}: "
+    ), proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "s3cret-pw" not in proc.stdout + proc.stderr
 
 
 def test_a_health_port_in_use_is_a_one_line_error(redis_db, plugin_dir):

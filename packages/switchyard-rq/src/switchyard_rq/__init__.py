@@ -3,7 +3,7 @@ consumer, on pooled connections (or an embedded Redis when none is configured)."
 
 from __future__ import annotations
 
-from ._connection import get_connection, redis_url
+from ._connection import get_connection, redact_url, redis_url
 from ._consumer import Consumer
 from ._dispatch import dispatch
 from ._errors import (
@@ -45,6 +45,7 @@ __all__ = [
     "publish_pool_stats",
     "queue_stats",
     "recover_orphans",
+    "redact_url",
     "redis_url",
     "route",
     "schedule_action",

@@ -20,12 +20,26 @@ from ._embedded import embedded_url
 from ._errors import RedisUnavailableError
 from ._settings import TransportSettings
 
-__all__ = ["get_connection", "redact", "redis_errors", "redis_url", "reset_pools"]
+__all__ = ["get_connection", "redact_url", "redis_errors", "redis_url", "reset_pools"]
 
 _POOLS: dict[tuple[int, str], redis.Redis] = {}
 _LOCK = threading.Lock()
-# What a retry can help with; an AuthenticationError (a ConnectionError too) is not retried.
+# What a retry can help with; refused credentials (ConnectionErrors too) are not retried.
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
+REFUSED = (redis.AuthenticationError, redis.exceptions.AuthorizationError)
+
+
+class _Retry(Retry):
+    """redis-py's Retry, except that refused credentials fail at once: retrying a wrong password
+    only delays the error by the whole backoff (and may lock the account)."""
+
+    def call_with_retry(self, do: Any, fail: Any, is_retryable: Any = None, **kwargs: Any) -> Any:
+        def retryable(error: Exception) -> bool:
+            if isinstance(error, REFUSED):
+                return False
+            return is_retryable is None or bool(is_retryable(error))
+
+        return super().call_with_retry(do, fail, retryable, **kwargs)
 
 
 def redis_url(config: Config | None = None) -> str:
@@ -41,7 +55,7 @@ def redis_url(config: Config | None = None) -> str:
     return embedded_url(config.root or Path.cwd())
 
 
-def redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """The URL with its password replaced by ``***`` (user names stay: they help)."""
     parts = urlsplit(url)
     if parts.password is None:
@@ -74,14 +88,14 @@ def _make_client(url: str, settings: TransportSettings) -> redis.Redis:
     scheme = urlsplit(url).scheme
     if scheme not in {"redis", "rediss", "unix"}:
         raise ValueError(
-            f"unsupported Redis URL {redact(url)!r}: use redis://, rediss:// or unix://"
+            f"unsupported Redis URL {redact_url(url)!r}: use redis://, rediss:// or unix://"
         )
     options: dict[str, Any] = {
         "max_connections": settings.max_connections,
         "timeout": settings.pool_timeout,
         "health_check_interval": settings.health_check_interval,
         "socket_connect_timeout": 5.0,
-        "retry": Retry(
+        "retry": _Retry(
             ExponentialBackoff(cap=1.0, base=0.05),
             settings.connect_retries,
             supported_errors=_TRANSIENT,

@@ -66,18 +66,25 @@ class TransportError(SwitchyardError):
 
 @final
 class RedisUnavailableError(TransportError):
-    """Redis could not be reached (or refused us) after the retries; ``url`` has no password."""
+    """Redis could not be reached (or refused us) after the retries; ``url`` has no password.
+    ``refused`` is True when the server refused the credentials (retrying will not help)."""
 
     def __init__(self, url: str, cause: BaseException) -> None:
-        super().__init__(
-            f"cannot reach Redis at {url}: {cause} "
-            "(is the server running? check SWITCHYARD_REDIS_URL or [tool.switchyard] redis-url)"
+        from redis.exceptions import AuthenticationError, AuthorizationError
+
+        self.refused = isinstance(cause, AuthenticationError | AuthorizationError)
+        hint = (
+            "check the user and password in SWITCHYARD_REDIS_URL or [tool.switchyard] redis-url"
+            if self.refused
+            else "is the server running? check SWITCHYARD_REDIS_URL or [tool.switchyard] redis-url"
         )
+        verb = "Redis refused the credentials for" if self.refused else "cannot reach Redis at"
+        super().__init__(f"{verb} {url}: {cause} ({hint})")
         self.url = url
         self.cause = cause
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "url": self.url}
+        return {**super().to_dict(), "url": self.url, "refused": self.refused}
 
 
 @final

@@ -56,11 +56,13 @@ def roundtrip(client: redis.Redis, commands: list[bytes], *, retries: int = 0) -
     """Send ``commands`` (packed) in one write, read one reply each. An error reply becomes the
     exception object in its place (as a pipeline's ``raise_on_error=False``). A connection error
     drops the connection and is retried ``retries`` times with exponential backoff (from 50 ms,
-    capped at 1 s), then propagates."""
+    capped at 1 s), then propagates; refused credentials propagate at once."""
     delay = 0.05
     for _ in range(retries):
         try:
             return _once(client, commands)
+        except (redis.AuthenticationError, redis.exceptions.AuthorizationError):
+            raise  # refused credentials: retrying only delays the error
         except (redis.ConnectionError, redis.TimeoutError):
             time.sleep(delay)
             delay = min(delay * 2, 1.0)

@@ -10,12 +10,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import final
-from urllib.parse import urlsplit, urlunsplit
 
 from switchyard import Config, Registry, StaleManifestError
 from switchyard_rq import route
 
-__all__ = ["Boot", "load_registry", "redact_url", "served_queues"]
+__all__ = ["Boot", "load_registry", "served_queues"]
 
 log = logging.getLogger("switchyard_worker")
 
@@ -67,16 +66,3 @@ def served_queues(boot: Boot, requested: tuple[str, ...]) -> tuple[str, ...]:
     queues.update(queue for _, queue in config.routing)
     queues.add(config.default_queue)
     return tuple(sorted(queues))
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password, for logs: ``redis://user:***@host:6379/0``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}" if user else f":***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -111,7 +111,7 @@ def _run(args: dict[str, Any]) -> int:
     import switchyard
     import switchyard_rq
 
-    from ._boot import load_registry, redact_url, served_queues
+    from ._boot import load_registry, served_queues
     from ._health import HealthServer
     from ._logs import configure_logging
     from ._supervisor import Supervisor
@@ -146,13 +146,15 @@ def _run(args: dict[str, Any]) -> int:
     procs = f"{settings.min_processes}-{settings.max_processes}"
     print(
         f"switchyard-worker: {len(boot.registry)} actions ({boot.source}), "
-        f"queues {','.join(queues)}, redis {redact_url(url)}, {procs} processes"
+        f"queues {','.join(queues)}, redis {switchyard_rq.redact_url(url)}, {procs} processes"
         + (f", health http://{health.address[0]}:{health.address[1]}" if health else "")
         + f", booted in {boot_ms:.1f} ms (registry {registry_ms:.1f} ms)",
         flush=True,
     )
     try:
         return supervisor.run()
+    except switchyard.SwitchyardError as exc:  # e.g. Redis refused the credentials at start
+        raise _UserError(str(exc), 1) from exc
     finally:
         if health is not None:
             health.close()

@@ -411,9 +411,16 @@ class Supervisor:
         self._redis_ok = False
 
     def _check_redis(self) -> None:
+        """Ping Redis at start. Unreachable: warn and keep trying (it may come up later).
+        Credentials refused: raise RedisUnavailableError, as they will not fix themselves."""
         try:
             self._connection.ping()
         except Exception as exc:
+            error = switchyard_rq.RedisUnavailableError(
+                switchyard_rq.redact_url(self.redis_url), exc
+            )
+            if error.refused:
+                raise error from exc
             self._redis_failed(exc)
         else:
             self._redis_ok = True
