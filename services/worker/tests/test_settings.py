@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-from switchyard_worker import WorkerSettings, main
+from switchyard_worker import SettingsError, WorkerSettings, main
 
 
 @pytest.fixture(autouse=True)
@@ -55,12 +54,37 @@ def test_the_policy_follows_the_settings():
         ({"queues": "ok,no spaces"}, "bad queue name 'no spaces'"),
         ({"health_port": 70000}, "less than or equal to 65535"),
         ({"grace": -1}, "greater than or equal to 0"),
-        ({"bogus": 1}, "Extra inputs are not permitted"),
+        ({"scale_interval": 0}, "scale_interval: Input should be greater than 0"),
+        ({"max_jobs": "many"}, "max_jobs: Input should be a valid integer, got 'many'"),
+        ({"metrics": "maybe"}, "metrics: Input should be true or false, got 'maybe'"),
+        ({"job_log": "some"}, "job_log: Input should be 'all', 'failures' or 'off'"),
+        ({"redis_url": "http://x"}, "redis_url: must be a redis://, rediss:// or unix:// URL"),
+        ({"grace": float("nan")}, "grace: Input should be a finite number"),
+        ({"min_processes": True}, "min_processes: Input should be a valid integer"),
     ],
 )
 def test_bad_settings_are_refused(kwargs, message):
-    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         WorkerSettings(**kwargs)
+
+
+def test_unknown_settings_are_refused():
+    with pytest.raises(TypeError, match="bogus"):
+        WorkerSettings(bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(SettingsError, match="unknown setting 'bogus'"):
+        WorkerSettings.load({"bogus": 1})
+
+
+def test_strings_from_the_environment_are_converted(monkeypatch):
+    monkeypatch.setenv("SWITCHYARD_WORKER_METRICS", "off")
+    monkeypatch.setenv("SWITCHYARD_WORKER_GRACE", "2.5")
+    monkeypatch.setenv("SWITCHYARD_WORKER_MANIFEST", "build/manifest.json")
+    monkeypatch.setenv("SWITCHYARD_WORKER_LOG_FORMAT", "json")
+    settings = WorkerSettings.load()
+    assert settings.metrics is False
+    assert settings.grace == 2.5
+    assert str(settings.manifest) == "build/manifest.json"
+    assert settings.log_format == "json"
 
 
 @pytest.mark.parametrize(
@@ -97,7 +121,7 @@ def test_the_environment_is_checked_like_the_command_line(monkeypatch, capsys):
 
 def test_a_misspelt_environment_variable_is_an_error_not_ignored(monkeypatch, capsys):
     monkeypatch.setenv("SWITCHYARD_WORKER_MAXPROCESSES", "8")
-    with pytest.raises(ValueError, match="did you mean SWITCHYARD_WORKER_MAX_PROCESSES"):
+    with pytest.raises(SettingsError, match="did you mean SWITCHYARD_WORKER_MAX_PROCESSES"):
         WorkerSettings.load()
     assert main([]) == 2
     assert capsys.readouterr().err == (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -26,6 +26,7 @@ _POOLS: dict[tuple[int, str], redis.Redis] = {}
 _LOCK = threading.Lock()
 # What a retry can help with; refused credentials (ConnectionErrors too) are not retried.
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
+_T = TypeVar("_T")
 REFUSED = (redis.AuthenticationError, redis.exceptions.AuthorizationError)
 
 
@@ -33,13 +34,19 @@ class _Retry(Retry):
     """redis-py's Retry, except that refused credentials fail at once: retrying a wrong password
     only delays the error by the whole backoff (and may lock the account)."""
 
-    def call_with_retry(self, do: Any, fail: Any, is_retryable: Any = None, **kwargs: Any) -> Any:
+    def call_with_retry(
+        self,
+        do: Callable[[], _T],
+        fail: Callable[[Exception], Any] | Callable[[Exception, int], Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> _T:
         def retryable(error: Exception) -> bool:
             if isinstance(error, REFUSED):
                 return False
-            return is_retryable is None or bool(is_retryable(error))
+            return is_retryable is None or is_retryable(error)
 
-        return super().call_with_retry(do, fail, retryable, **kwargs)
+        return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
 def redis_url(config: Config | None = None) -> str:

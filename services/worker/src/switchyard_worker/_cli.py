@@ -60,11 +60,9 @@ def _parser() -> argparse.ArgumentParser:
 def _settings_error(exc: Any) -> str:
     from ._settings import FLAGS
 
-    first = exc.errors()[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    flag = FLAGS.get(loc, loc)
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{flag}: {message}" if flag else message
+    if exc.field is None:
+        return str(exc.message)
+    return f"{FLAGS.get(exc.field, exc.field)}: {exc.message}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,16 +95,12 @@ class _UserError(Exception):
 
 
 def _run(args: dict[str, Any]) -> int:
-    from pydantic import ValidationError
-
-    from ._settings import WorkerSettings
+    from ._settings import SettingsError, WorkerSettings
 
     try:
         settings = WorkerSettings.load(args)
-    except ValidationError as exc:
+    except SettingsError as exc:
         raise _UserError(_settings_error(exc), 2) from exc
-    except ValueError as exc:
-        raise _UserError(str(exc), 2) from exc
 
     import switchyard
     import switchyard_rq

@@ -1,70 +1,212 @@
-"""The worker's options: one pydantic settings model, fed by the command line and the environment.
+"""The worker's options: one frozen dataclass, fed by the command line and the environment.
 
 Every option is also an environment variable ``SWITCHYARD_WORKER_<FIELD>`` (e.g.
-``SWITCHYARD_WORKER_MAX_PROCESSES=8``); a command-line flag wins over the environment. (The
-environment is read here in a dozen lines rather than with pydantic-settings, whose import alone
-would double the worker's boot time.)
+``SWITCHYARD_WORKER_MAX_PROCESSES=8``); a command-line flag wins over the environment. Values
+are checked by hand against a small table (type, bounds), not by pydantic: the supervisor never
+runs a job, and pydantic's import and model build were a third of its boot time.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Any, Final, Literal, final
 
 from ._autoscale import ScalePolicy
 
-__all__ = ["ENV_PREFIX", "FLAGS", "WorkerSettings"]
+__all__ = ["ENV_PREFIX", "FLAGS", "SettingsError", "WorkerSettings"]
 
 ENV_PREFIX: Final = "SWITCHYARD_WORKER_"
 
 _QUEUE_CHARS: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:"
 )
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+@final
+class SettingsError(ValueError):
+    """A bad value for a setting; ``field`` names it (None for a rule between two settings)."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
 
 
 def _default_max() -> int:
     return max(2, os.cpu_count() or 1)
 
 
-class WorkerSettings(BaseModel):
-    """Everything ``switchyard-worker`` can be told; defaults need no configuring."""
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"Input should be a valid integer, got {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"Input should be a valid integer, got {value!r}") from None
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
-    queues: tuple[str, ...] = Field(
-        default=(), description="queues to serve; empty means every queue the registry routes to"
-    )
-    min_processes: int = Field(default=1, ge=1, le=256, description="smallest pool size")
-    max_processes: int = Field(
-        default_factory=_default_max, ge=1, le=256, description="largest pool size"
-    )
-    max_jobs: int | None = Field(
-        default=None, ge=1, description="recycle a process after this many jobs (none: never)"
-    )
-    grace: float = Field(
-        default=30.0, ge=0, description="seconds in-flight jobs get to finish on SIGTERM/SIGINT"
-    )
-    health_port: int = Field(default=0, ge=0, le=65535, description="0 turns health off")
-    health_host: str = Field(default="127.0.0.1", min_length=1)
-    redis_url: str | None = Field(default=None, description="default: switchyard_rq.redis_url()")
-    manifest: Path | None = Field(default=None, description="default: the project's config")
-    scale_interval: float = Field(default=1.0, gt=0, le=60, description="seconds per tick")
-    scale_backlog: int = Field(default=20, ge=1, description="waiting jobs per process: busy")
-    scale_max_wait: float = Field(default=1.0, gt=0, description="oldest job age (s): busy")
-    scale_up_ticks: int = Field(default=2, ge=1)
-    scale_down_ticks: int = Field(default=30, ge=1)
-    recover_interval: float = Field(default=5.0, gt=0, description="orphan sweep period (s)")
-    metrics: bool = Field(default=True, description="per-job metrics (/metrics, switchyard top)")
-    log_format: Literal["text", "json"] = Field(default="text", description="text or json lines")
-    job_log: Literal["all", "failures", "off"] = Field(
-        default="all", description="which job outcomes get a log line"
-    )
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"Input should be a valid number, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"Input should be a valid number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"Input should be a finite number, got {value!r}")
+    return number
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"Input should be true or false, got {value!r}")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"Input should be a non-empty string, got {value!r}")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in allowed:
+            *rest, last = (repr(a) for a in allowed)
+            choices = f"{', '.join(rest)} or {last}" if rest else last
+            raise ValueError(f"Input should be {choices}, got {value!r}")
+        return str(value)
+
+    return check
+
+
+def _queues(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(q, str) for q in value):
+        raise ValueError(f"Input should be a comma-separated list of queue names, got {value!r}")
+    for name in value:
+        if not name or not set(name) <= _QUEUE_CHARS:
+            raise ValueError(f"bad queue name {name!r}: use letters, digits, _ - . :")
+    return tuple(dict.fromkeys(value))
+
+
+def _url(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return value
+
+
+def _path(value: Any) -> Path:
+    if isinstance(value, Path):
+        return value
+    if isinstance(value, str) and value:
+        return Path(value)
+    raise ValueError(f"Input should be a path, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    convert: Callable[[Any], Any]
+    low: float | None = None  # the smallest value allowed
+    high: float | None = None  # the largest value allowed
+    above: float | None = None  # values must be greater than this
+    optional: bool = False  # None is allowed
+
+    def apply(self, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        value = self.convert(value)
+        if self.low is not None and value < self.low:
+            raise ValueError(f"Input should be greater than or equal to {self.low:g}")
+        if self.above is not None and value <= self.above:
+            raise ValueError(f"Input should be greater than {self.above:g}")
+        if self.high is not None and value > self.high:
+            raise ValueError(f"Input should be less than or equal to {self.high:g}")
+        return value
+
+
+_RULES: Final[dict[str, _Rule]] = {
+    "queues": _Rule(_queues),
+    "min_processes": _Rule(_integer, low=1, high=256),
+    "max_processes": _Rule(_integer, low=1, high=256),
+    "max_jobs": _Rule(_integer, low=1, optional=True),
+    "grace": _Rule(_number, low=0),
+    "health_port": _Rule(_integer, low=0, high=65535),
+    "health_host": _Rule(_text),
+    "redis_url": _Rule(_url, optional=True),
+    "manifest": _Rule(_path, optional=True),
+    "scale_interval": _Rule(_number, above=0, high=60),
+    "scale_backlog": _Rule(_integer, low=1),
+    "scale_max_wait": _Rule(_number, above=0),
+    "scale_up_ticks": _Rule(_integer, low=1),
+    "scale_down_ticks": _Rule(_integer, low=1),
+    "recover_interval": _Rule(_number, above=0),
+    "metrics": _Rule(_flag),
+    "log_format": _Rule(_choice("text", "json")),
+    "job_log": _Rule(_choice("all", "failures", "off")),
+    "debug": _Rule(_flag),
+}
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """Everything ``switchyard-worker`` can be told; defaults need no configuring.
+
+    Values given as strings (from the environment) are converted; a bad value raises
+    :class:`SettingsError` naming the setting.
+    """
+
+    #: queues to serve; empty means every queue the registry routes to
+    queues: tuple[str, ...] = ()
+    min_processes: int = 1
+    max_processes: int = field(default_factory=_default_max)
+    #: recycle a process after this many jobs (None: never)
+    max_jobs: int | None = None
+    #: seconds in-flight jobs get to finish on SIGTERM/SIGINT
+    grace: float = 30.0
+    #: 0 turns the health server off
+    health_port: int = 0
+    health_host: str = "127.0.0.1"
+    #: default: switchyard_rq.redis_url()
+    redis_url: str | None = None
+    #: default: the project's config
+    manifest: Path | None = None
+    scale_interval: float = 1.0
+    #: waiting jobs per process that count as busy
+    scale_backlog: int = 20
+    #: the oldest waiting job's age (s) that counts as busy
+    scale_max_wait: float = 1.0
+    scale_up_ticks: int = 2
+    scale_down_ticks: int = 30
+    #: seconds between sweeps for the jobs of dead consumers
+    recover_interval: float = 5.0
+    #: per-job metrics (/metrics, switchyard top)
+    metrics: bool = True
+    log_format: Literal["text", "json"] = "text"
+    job_log: Literal["all", "failures", "off"] = "all"
     debug: bool = False
+
+    def __post_init__(self) -> None:
+        for name, rule in _RULES.items():
+            try:
+                object.__setattr__(self, name, rule.apply(getattr(self, name)))
+            except ValueError as exc:
+                raise SettingsError(name, str(exc)) from None
+        if self.max_processes < self.min_processes:
+            raise SettingsError(
+                None, f"--max ({self.max_processes}) is smaller than --min ({self.min_processes})"
+            )
 
     @classmethod
     def load(
@@ -72,53 +214,27 @@ class WorkerSettings(BaseModel):
     ) -> WorkerSettings:
         """Settings from ``SWITCHYARD_WORKER_*`` variables, then ``overrides`` (the flags).
 
-        Raises ValueError for a ``SWITCHYARD_WORKER_*`` variable that names no setting (a typo
-        would otherwise be ignored), and pydantic's ValidationError for bad values.
+        Raises SettingsError for a bad value, or for a ``SWITCHYARD_WORKER_*`` variable or an
+        override that names no setting (a typo would otherwise be ignored).
         """
         env = os.environ if environ is None else environ
-        known = {ENV_PREFIX + name.upper() for name in cls.model_fields}
+        names = [f.name for f in fields(cls)]
+        known = {ENV_PREFIX + name.upper() for name in names}
         for key in env:
             if key.startswith(ENV_PREFIX) and key not in known:
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
-                raise ValueError(f"unknown setting {key}{hint}")
+                raise SettingsError(None, f"unknown setting {key}{hint}")
         values: dict[str, Any] = {}
-        for name in cls.model_fields:
+        for name in names:
             raw = env.get(ENV_PREFIX + name.upper(), "")
             if raw.strip():
                 values[name] = raw.strip()
         values.update(overrides or {})
-        return cls.model_validate(values)
-
-    @field_validator("queues", mode="before")
-    @classmethod
-    def _split_queues(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("queues")
-    @classmethod
-    def _check_queues(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for name in value:
-            if not set(name) <= _QUEUE_CHARS:
-                raise ValueError(f"bad queue name {name!r}: use letters, digits, _ - . :")
-        return tuple(dict.fromkeys(value))
-
-    @field_validator("redis_url")
-    @classmethod
-    def _check_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis://, rediss:// or unix:// URL")
-        return value
-
-    @model_validator(mode="after")
-    def _check_bounds(self) -> WorkerSettings:
-        if self.max_processes < self.min_processes:
-            raise ValueError(
-                f"--max ({self.max_processes}) is smaller than --min ({self.min_processes})"
-            )
-        return self
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            raise SettingsError(None, f"unknown setting {unknown[0]!r}")
+        return cls(**values)
 
     def policy(self) -> ScalePolicy:
         """The autoscaler policy these settings describe."""
