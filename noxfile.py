@@ -6,6 +6,7 @@ the committed ``uv.lock`` (``uv sync --frozen``), so what CI tests is what the l
 
 ``nox -s affected -- --base REF`` tests only what a change affects (``yard affected``), each
 member in its own exact environment; ``nox -s "test(member='acme-auth')"`` tests one member so.
+``nox -s build`` builds wheels through yard's cache; ``nox -s bench -- NAME`` runs a benchmark.
 """
 
 from __future__ import annotations
@@ -196,3 +197,23 @@ def build(session: nox.Session) -> None:
     args = session.posargs or ["--all"]
     yard_command = (sys.executable, "-m", "yard")  # nox's own environment has yard
     session.run(*yard_command, "build", "--root", str(ROOT), *args, external=True)
+
+
+BENCHMARKS = {
+    "throughput": "throughput.py",
+    "coldstart": "coldstart.py",
+    "yard-affected": "yard_affected.py",
+    "yard-build": "yard_build.py",
+}
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """One benchmark of benchmarks/ in a venv from uv.lock (with the ``bench`` group):
+    ``nox -s bench -- throughput --only cd``; names: throughput, coldstart, yard-affected,
+    yard-build. Results print as markdown; docs/benchmarks.md keeps the quoted runs."""
+    if not session.posargs or session.posargs[0] not in BENCHMARKS:
+        session.error(f"name a benchmark first: nox -s bench -- {{{','.join(BENCHMARKS)}}} [ARGS]")
+    name, *args = session.posargs
+    sync(session, "--group", "bench")
+    session.run("python", str(ROOT / "benchmarks" / BENCHMARKS[name]), *args)
