@@ -133,7 +133,10 @@ def venv_from(folder: Path, venv: Path, skip: tuple[str, ...] = ()) -> dict:
     run(["uv", "venv", "-q", "--clear", "--python", sys.executable, str(venv)], folder)
     wheels = [str(p) for p in sorted(folder.glob("*.whl")) if not p.name.startswith(skip)]
     constraints = folder / "constraints.txt"
-    cmd = ["uv", "pip", "install", "-q", "--python", str(venv / "bin" / "python"), *wheels]
+    # --compile-bytecode, as a production image would: otherwise, where PYTHONDONTWRITEBYTECODE
+    # is set (as on CI machines), every boot would compile every module it imports again
+    python = str(venv / "bin" / "python")
+    cmd = ["uv", "pip", "install", "-q", "--compile-bytecode", "--python", python, *wheels]
     seconds, _ = run([*cmd, "-c", str(constraints)], folder)
     listed = run(
         ["uv", "pip", "list", "--python", str(venv / "bin/python"), "--format", "json"], folder
