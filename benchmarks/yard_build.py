@@ -322,12 +322,12 @@ def write_docs(
         f"{gen['uv_all'] / gen['yard_cold']:.2f}x (50 members) as fast as "
         "`uv build --all-packages`, and "
         f"{this['uv_wheels'] / this['yard_cold']:.2f}x / {gen['uv_wheels'] / gen['yard_cold']:.2f}x"
-        " as fast as its wheels-only form: yard runs one `uv build` process per member and "
-        "waits for each member's dependencies (this workspace's chain switchyard -> "
-        "switchyard-rq -> switchyard-worker builds one at a time, and its cold time includes "
-        "the manifest), where uv's own wheels-only build does neither. The gain is the cache: "
-        "with nothing changed, 50 members take "
-        f"{gen['nochange']:.2f} s and build nothing; one changed leaf rebuilds exactly that "
+        " as fast as its wheels-only form: yard runs each member's pinned build backend in "
+        "one cached backend venv (uv builds a fresh build environment per member) and starts "
+        "every member at once, delivering wheels dependencies-first. With the cache filled, "
+        "nothing changed takes "
+        f"{gen['nochange']:.2f} s (50 members) and builds nothing; one changed leaf rebuilds "
+        "exactly that "
         "member; a changed base rebuilds it and its run-time dependents, nothing else."
     )
     s_, f_ = worker["slice"], worker["full"]
@@ -351,8 +351,8 @@ def write_docs(
     section = f"""## yard build
 
 Whole processes in one run on a shared 2-core VM ({uv}, Python {platform.python_version()});
-cold builds are the median of {cold_rounds}, interleaved. Other sessions were using the machine,
-so absolute times are noisy: compare within a row.
+cold builds are the median of {cold_rounds}, interleaved. The machine may be shared, so
+absolute times are noisy: compare within a row.
 `benchmarks/yard_build.py` clones this repository at HEAD and generates a 50-member workspace
 (`benchmarks/yard_workspace.py`), then on each: `uv build --all-packages` (sdist, then a
 wheel from it, for every member), the same with `--wheel`, and `yard build --all` with an empty
