@@ -17,7 +17,7 @@ from switchyard import Config
 
 from ._config import current_config
 from ._embedded import embedded_url
-from ._errors import RedisUnavailableError
+from ._errors import REFUSED, RedisUnavailableError
 from ._settings import TransportSettings
 
 __all__ = ["get_connection", "redact_url", "redis_errors", "redis_url", "reset_pools"]
@@ -27,7 +27,6 @@ _LOCK = threading.Lock()
 # What a retry can help with; refused credentials (ConnectionErrors too) are not retried.
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 _T = TypeVar("_T")
-REFUSED = (redis.AuthenticationError, redis.exceptions.AuthorizationError)
 
 
 class _Retry(Retry):

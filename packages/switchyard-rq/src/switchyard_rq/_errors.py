@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, final
+from typing import Any, Final, final
 
+from redis.exceptions import AuthenticationError, AuthorizationError
 from switchyard import SwitchyardError
 
 __all__ = [
+    "REFUSED",
     "ActionTimeoutError",
     "JobError",
     "JobFailedError",
@@ -64,15 +66,17 @@ class TransportError(SwitchyardError):
     """Base class of the errors raised by switchyard_rq."""
 
 
+#: Redis refused the credentials (they are ConnectionErrors too): retrying cannot help.
+REFUSED: Final = (AuthenticationError, AuthorizationError)
+
+
 @final
 class RedisUnavailableError(TransportError):
     """Redis could not be reached (or refused us) after the retries; ``url`` has no password.
     ``refused`` is True when the server refused the credentials (retrying will not help)."""
 
     def __init__(self, url: str, cause: BaseException) -> None:
-        from redis.exceptions import AuthenticationError, AuthorizationError
-
-        self.refused = isinstance(cause, AuthenticationError | AuthorizationError)
+        self.refused = isinstance(cause, REFUSED)
         hint = (
             "check the user and password in SWITCHYARD_REDIS_URL or [tool.switchyard] redis-url"
             if self.refused

@@ -9,6 +9,8 @@ from typing import Any
 
 import redis
 
+from ._errors import REFUSED
+
 __all__ = ["bulk", "pack", "pack_args", "roundtrip"]
 
 Arg = bytes | str | int | float
@@ -61,7 +63,7 @@ def roundtrip(client: redis.Redis, commands: list[bytes], *, retries: int = 0) -
     for _ in range(retries):
         try:
             return _once(client, commands)
-        except (redis.AuthenticationError, redis.exceptions.AuthorizationError):
+        except REFUSED:
             raise  # refused credentials: retrying only delays the error
         except (redis.ConnectionError, redis.TimeoutError):
             time.sleep(delay)
