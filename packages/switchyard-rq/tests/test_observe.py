@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -144,6 +146,34 @@ def test_the_observer_gets_one_report_per_job_with_outcome_and_wait(conn9, reg: 
         assert report.waited is not None
         assert 0 <= report.waited < 5
         assert 0 < report.seconds < 5
+
+
+def test_failures_are_logged_when_only_failures_are_wanted_and_nothing_observes(
+    conn9, reg: Registry, caplog
+):
+    switchyard_rq.schedule_action("demo.double", {"x": 1}, registry=reg)
+    switchyard_rq.schedule_action("demo.boom", {"x": 2}, registry=reg)
+    caplog.set_level(logging.WARNING, logger="switchyard.jobs")
+    with switchyard_rq.Consumer(conn9, ["default"], registry=reg, name="t-log") as consumer:
+        consumer.run(max_jobs=2, idle_timeout=0.2)
+    lines = [r.getMessage() for r in caplog.records if r.name == "switchyard.jobs"]
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r"failed demo\.boom job=[0-9a-f]{32} queue=default attempt=1 \d+\.\dms ValueError",
+        lines[0],
+    )
+
+
+def test_log_jobs_false_leaves_the_lines_to_the_observer(conn9, reg: Registry, caplog):
+    reports = Reports()
+    switchyard_rq.schedule_action("demo.boom", {"x": 2}, registry=reg)
+    caplog.set_level(logging.INFO, logger="switchyard.jobs")
+    with switchyard_rq.Consumer(
+        conn9, ["default"], registry=reg, name="t-nolog", observer=reports, log_jobs=False
+    ) as consumer:
+        consumer.run(max_jobs=1, idle_timeout=0.2)
+    assert [r for r in caplog.records if r.name == "switchyard.jobs"] == []
+    assert [r.outcome for r in reports.items] == ["failed"]
 
 
 def test_job_stats_count_and_publish_what_top_reads(conn9, reg: Registry):

@@ -69,7 +69,8 @@ class Consumer:
 
     ``registry`` defaults to switchyard's default registry; ``name`` (default
     ``<host>.<pid>.<random>``) names its processing list and heartbeat key. ``observer`` gets a
-    :class:`JobReport` per job (metrics); each outcome is also one line on ``switchyard.jobs``.
+    :class:`JobReport` per job (metrics); each outcome is also one line on ``switchyard.jobs``,
+    unless ``log_jobs`` is False (for a caller whose observer writes the lines itself).
     ``redis_errors`` and ``reconnects`` count the Redis trouble ``run`` got over.
     """
 
@@ -81,6 +82,7 @@ class Consumer:
         registry: Registry | None = None,
         name: str | None = None,
         observer: JobObserver | None = None,
+        log_jobs: bool = True,
     ) -> None:
         names = tuple(queues)
         if not names:
@@ -89,6 +91,7 @@ class Consumer:
             if not queue or "," in queue or any(c.isspace() for c in queue):
                 raise ValueError(f"bad queue name {queue!r}: no commas, spaces or empty names")
         self.connection = connection
+        self.log_jobs = log_jobs
         self.queues: tuple[str, ...] = names
         self.registry = registry if registry is not None else default_registry()
         self.name = name or f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
@@ -364,7 +367,9 @@ class Consumer:
         begun = time.time() if job.enqueued_at else 0.0
         outcome = execute(self, job)
         self._send_outcome(outcome.ack)
-        if self.observer is not None or JOB_LOG.isEnabledFor(logging.INFO):
+        if self.observer is not None or (
+            self.log_jobs and JOB_LOG.isEnabledFor(logging.INFO if outcome.ok else logging.WARNING)
+        ):
             self._report(job, outcome, begun)
         self._avg_seconds = max(0.8 * self._avg_seconds + 0.2 * outcome.seconds, 1e-5)
         self.processed += 1
@@ -395,7 +400,8 @@ class Consumer:
                 self.observer.job_done(report)
             except Exception:  # metrics must never stop the jobs
                 log.exception("the job observer failed")
-        log_job(report)
+        if self.log_jobs:
+            log_job(report)
 
     # The hot path keeps one connection (the "link"): each job's outcome is written to it as soon
     # as the job ends, without waiting for the reply, and the replies are read with the next

@@ -28,6 +28,15 @@ class JobReport(NamedTuple):
     waited: float | None
     error_type: str | None
 
+    def message(self) -> str:
+        """The job's log line: ``succeeded geo.distance job=<id> queue=default attempt=1
+        0.4ms`` (a failure or retry ends with the error's type)."""
+        error = f" {self.error_type}" if self.error_type else ""
+        return (
+            f"{self.outcome} {self.action or '?'} job={self.job_id} queue={self.queue} "
+            f"attempt={self.attempt} {self.seconds * 1000:.1f}ms{error}"
+        )
+
 
 class JobObserver(Protocol):
     """Receives a report per job, in the consumer's thread, right after the job ran: keep it
@@ -58,18 +67,5 @@ def wait_seconds(enqueued_at: bytes | None, started: float) -> float | None:
 def log_job(report: JobReport) -> None:
     """The job's one log line: INFO for a success, WARNING for a failure or retry."""
     level = logging.INFO if report.outcome == "succeeded" else logging.WARNING
-    if not JOB_LOG.isEnabledFor(level):
-        return
-    error = f" {report.error_type}" if report.error_type else ""
-    JOB_LOG.log(
-        level,
-        "%s %s job=%s queue=%s attempt=%d %.1fms%s",
-        report.outcome,
-        report.action or "?",
-        report.job_id,
-        report.queue,
-        report.attempt,
-        report.seconds * 1000,
-        error,
-        extra={"job": report},
-    )
+    if JOB_LOG.isEnabledFor(level):
+        JOB_LOG.log(level, "%s", report.message(), extra={"job": report})

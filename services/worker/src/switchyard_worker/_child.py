@@ -23,7 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Final, Protocol, final
+from typing import TYPE_CHECKING, Final, Protocol, final
+
+if TYPE_CHECKING:
+    import switchyard_rq
 
 __all__ = ["ChildSpec", "child_main"]
 
@@ -57,6 +60,17 @@ class ChildSpec:
     metrics_dir: str | None = None
 
 
+class _Observers:
+    """Reports to each observer in turn (the job's log line first: it cannot fail)."""
+
+    def __init__(self, *observers: switchyard_rq.JobObserver | None) -> None:
+        self._observers = [o for o in observers if o is not None]
+
+    def job_done(self, report: switchyard_rq.JobReport) -> None:
+        for observer in self._observers:
+            observer.job_done(report)
+
+
 def _watch_parent(stop: threading.Event, log: logging.Logger) -> None:
     """Stop (gracefully) if the supervisor disappears: a pool never outlives its supervisor."""
     parent = os.getppid()
@@ -76,9 +90,9 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
     ``ready`` is set once the consumer is registered with Redis and waiting for jobs.
     """
     started = time.perf_counter()
-    from ._logs import configure_logging
+    from ._logs import JobLines, configure_logging
 
-    configure_logging(spec.log_level, spec.log_format, spec.name, job_log=spec.job_log)
+    handler = configure_logging(spec.log_level, spec.log_format, spec.name, job_log=spec.job_log)
     log = logging.getLogger("switchyard_worker.child")
     stop = threading.Event()
 
@@ -110,6 +124,8 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
         connection = switchyard_rq.get_connection(spec.redis_url)
         metrics = ChildMetrics(spec.name, spec.metrics_dir, connection)
 
+    observer = _Observers(JobLines(handler, spec.job_log), metrics)
+
     remaining = spec.max_jobs
     backoff = 0.1
     done = 0
@@ -121,7 +137,8 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
                 spec.queues,
                 registry=registry,
                 name=spec.name,
-                observer=metrics,
+                observer=observer,
+                log_jobs=False,  # JobLines writes them
             )
             if metrics is not None:
                 metrics.attach(consumer)
