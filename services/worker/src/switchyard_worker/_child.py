@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Final, Protocol, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 if TYPE_CHECKING:
     import switchyard_rq
 
-__all__ = ["ChildSpec", "child_main"]
+__all__ = ["ChildSpec", "child_main", "start_forkserver"]
 
 #: exit code of a child whose registry could not be built (the supervisor does not respawn it fast)
 EXIT_BOOT_FAILED: Final = 3
@@ -82,6 +82,21 @@ def _watch_parent(stop: threading.Event, log: logging.Logger) -> None:
                 stop.set()
 
     threading.Thread(target=watch, name="switchyard-worker-parent", daemon=True).start()
+
+
+def start_forkserver() -> Any:
+    """The forkserver context, its server started now (idempotent).
+
+    Each child is forked from a small server process that imported the transport once (never
+    the plugins, never a Redis connection), so a replacement or an extra process is serving in
+    milliseconds instead of re-importing everything. Started before the supervisor's own heavy
+    imports, the server's imports run beside them on another core."""
+    from multiprocessing import forkserver, get_context
+
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["switchyard_worker._child", "switchyard_rq"])
+    forkserver.ensure_running()
+    return context
 
 
 def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:

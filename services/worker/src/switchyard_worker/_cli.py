@@ -102,6 +102,10 @@ def _run(args: dict[str, Any]) -> int:
     except SettingsError as exc:
         raise _UserError(_settings_error(exc), 2) from exc
 
+    from ._child import start_forkserver
+
+    start_forkserver()  # its imports run beside ours, on another core
+
     import switchyard
     import switchyard_rq
 

@@ -17,7 +17,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing import connection as mp_connection
-from multiprocessing import get_context
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any, Final, final
@@ -26,7 +25,7 @@ import switchyard_rq
 
 from ._autoscale import Observation, ScaleState, decide
 from ._boot import Boot
-from ._child import EXIT_BOOT_FAILED, ChildSpec, child_main
+from ._child import EXIT_BOOT_FAILED, ChildSpec, child_main, start_forkserver
 from ._metrics import MetricsDir, PoolExposition
 from ._settings import WorkerSettings
 
@@ -72,11 +71,7 @@ class Supervisor:
         self.queues = queues
         self.redis_url = redis_url
         self.counters = _Counters()
-        # forkserver: each child is forked from a small server process that imported the
-        # transport once (never the plugins, never a Redis connection), so a replacement or an
-        # extra process is serving in milliseconds instead of re-importing everything
-        self._ctx = get_context("forkserver")
-        self._ctx.set_forkserver_preload(["switchyard_worker._child", "switchyard_rq"])
+        self._ctx = start_forkserver()
         self._policy = settings.policy()
         self._state = ScaleState()
         self._target = settings.min_processes
