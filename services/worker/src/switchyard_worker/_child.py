@@ -63,6 +63,8 @@ class ChildSpec:
 class _Observers:
     """Reports to each observer in turn (the job's log line first: it cannot fail)."""
 
+    __slots__ = ("_observers",)
+
     def __init__(self, *observers: switchyard_rq.JobObserver | None) -> None:
         self._observers = [o for o in observers if o is not None]
 

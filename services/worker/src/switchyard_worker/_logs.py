@@ -147,6 +147,8 @@ class JobLines:
     passing it through the logging machinery (on a trivial job, that was a quarter of the
     pool process's CPU). Use it with ``Consumer(log_jobs=False)``."""
 
+    __slots__ = ("_failures", "_handler", "_line", "_successes")
+
     def __init__(self, handler: logging.StreamHandler, job_log: str) -> None:  # type: ignore[type-arg]
         formatter = handler.formatter
         assert isinstance(formatter, TextFormatter | JsonFormatter)
