@@ -387,13 +387,33 @@ def latency(
     return out
 
 
+def busy_loops(count: int, nice: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` processes spinning on a CPU each (at ``nice``): other work on the machine."""
+    spin = "import os, sys; os.nice(int(sys.argv[1]))\nwhile True: pass"
+    return [subprocess.Popen([sys.executable, "-c", spin, str(nice)]) for _ in range(count)]
+
+
 def report_latency(
-    conn: redis.Redis, registry: Any, env: dict[str, str], seconds: float, runs: int
+    conn: redis.Redis,
+    registry: Any,
+    env: dict[str, str],
+    seconds: float,
+    runs: int,
+    *,
+    busy: int = 0,
+    busy_nice: int = 0,
 ) -> None:
-    """Print :func:`latency` ``runs`` times, then the median of each figure over the runs."""
+    """Print :func:`latency` ``runs`` times, then the median of each figure over the runs;
+    with ``busy`` spinning processes (at ``busy_nice``) beside it while it measures."""
     results = []
+    if busy:
+        print(f"\n{busy} busy loop(s) at nice {busy_nice} run beside the latency measurement")
     for run in range(runs):
-        stages = latency(conn, registry, env, rate=200, seconds=seconds)
+        spinners = busy_loops(busy, busy_nice)
+        try:
+            stages = latency(conn, registry, env, rate=200, seconds=seconds)
+        finally:
+            stop(spinners)
         results.append(stages)
         print(f"\n(d) at a steady 200 jobs/s, run {run + 1}, ms: stage p50 / p99 / max")
         for name, (p50, p99, worst) in stages.items():
@@ -433,6 +453,13 @@ def main() -> None:
         default=1,
         help="repeat the latency measurement of (d) this many times (median of each figure)",
     )
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="run this many busy loops (one core each) during the latency measurement",
+    )
+    parser.add_argument("--busy-nice", type=int, default=0, help="the busy loops' nice value")
     parser.add_argument(
         "--latency-only",
         action="store_true",
@@ -488,7 +515,15 @@ def main() -> None:
                 ),
             ]
         if args.latency_only:
-            report_latency(server.conn, registry, env, args.latency_seconds, args.latency_runs)
+            report_latency(
+                server.conn,
+                registry,
+                env,
+                args.latency_seconds,
+                args.latency_runs,
+                busy=args.busy,
+                busy_nice=args.busy_nice,
+            )
             return
         runs: list[Run] = []
         for rep in range(args.reps):
@@ -523,7 +558,15 @@ def main() -> None:
             return
         report(runs, chosen)
         if "d" in args.only:
-            report_latency(server.conn, registry, env, args.latency_seconds, args.latency_runs)
+            report_latency(
+                server.conn,
+                registry,
+                env,
+                args.latency_seconds,
+                args.latency_runs,
+                busy=args.busy,
+                busy_nice=args.busy_nice,
+            )
             rates = [schedule_many_rate(server.conn, registry, args.jobs) for _ in range(3)]
             print(
                 f"schedule_many from one producer: median {statistics.median(rates):,.0f} jobs/s "
