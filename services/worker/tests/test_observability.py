@@ -256,6 +256,18 @@ def test_json_logs_have_one_line_per_job_outcome(start_worker, registry):
     assert all("message" in e for e in entries if e.get("event") != "job")
 
 
+def test_job_log_failures_without_metrics_keeps_the_failure_lines(start_worker, registry):
+    worker = start_worker("--min", "1", "--max", "1", "--no-metrics", "--job-log", "failures")
+    worker.wait_children(1)
+    run_known_sequence(registry)
+    time.sleep(0.4)  # job lines reach stderr in batches, every 0.25 s
+    assert worker.stop() == 0
+    text = worker.text()
+    assert text.count("failed otest.fail job=") == 2
+    assert text.count("retried otest.flaky job=") == 1
+    assert "succeeded" not in text
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
