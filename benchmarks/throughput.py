@@ -33,6 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -514,16 +515,18 @@ def main() -> None:
                     name="(d) metrics off, no success log",
                 ),
             ]
+        latencies = partial(
+            report_latency,
+            server.conn,
+            registry,
+            env,
+            args.latency_seconds,
+            args.latency_runs,
+            busy=args.busy,
+            busy_nice=args.busy_nice,
+        )
         if args.latency_only:
-            report_latency(
-                server.conn,
-                registry,
-                env,
-                args.latency_seconds,
-                args.latency_runs,
-                busy=args.busy,
-                busy_nice=args.busy_nice,
-            )
+            latencies()
             return
         runs: list[Run] = []
         for rep in range(args.reps):
@@ -558,15 +561,7 @@ def main() -> None:
             return
         report(runs, chosen)
         if "d" in args.only:
-            report_latency(
-                server.conn,
-                registry,
-                env,
-                args.latency_seconds,
-                args.latency_runs,
-                busy=args.busy,
-                busy_nice=args.busy_nice,
-            )
+            latencies()
             rates = [schedule_many_rate(server.conn, registry, args.jobs) for _ in range(3)]
             print(
                 f"schedule_many from one producer: median {statistics.median(rates):,.0f} jobs/s "

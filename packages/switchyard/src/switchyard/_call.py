@@ -39,6 +39,24 @@ def _prepare(
     return context, hooks
 
 
+def _enter(
+    action: Action, data: Any, context: Context | None, hooks: Hooks
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Validate the input, run the before-call hooks; the handler's arguments."""
+    data_model = action.validate_input(data)
+    if context is not None:
+        hooks.before_call(action, context, data_model)
+    return action.call_args(data_model, context)
+
+
+def _leave(action: Action, result: Any, context: Context | None, hooks: Hooks) -> BaseModel:
+    """Validate the handler's result, run the after-call hooks; the output model."""
+    output = action.validate_output(result)
+    if context is not None:
+        hooks.after_call(action, context, output)
+    return output
+
+
 async def _wait(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
@@ -80,24 +98,18 @@ def run_action(
         _check_no_running_loop(action)
     context, hooks = _prepare(action, context, hooks)
     try:
-        data_model = action.validate_input(data)
-        if context is not None:
-            hooks.before_call(action, context, data_model)
-        args, kwargs = action.call_args(data_model, context)
+        args, kwargs = _enter(action, data, context, hooks)
         try:
             result = action.handler(*args, **kwargs)
             if isinstance(result, Awaitable):
                 result = _run_awaitable(result)
         except Exception as error:
             raise HandlerError(action.name, error) from error
-        output = action.validate_output(result)
-        if context is not None:
-            hooks.after_call(action, context, output)
+        return _leave(action, result, context, hooks)
     except SwitchyardError as error:
         if context is not None:
             hooks.on_error(action, context, error)
         raise
-    return output
 
 
 async def arun_action(
@@ -110,24 +122,18 @@ async def arun_action(
     """Like :func:`run_action`, for async callers: awaits async handlers, runs sync ones inline."""
     context, hooks = _prepare(action, context, hooks)
     try:
-        data_model = action.validate_input(data)
-        if context is not None:
-            hooks.before_call(action, context, data_model)
-        args, kwargs = action.call_args(data_model, context)
+        args, kwargs = _enter(action, data, context, hooks)
         try:
             result = action.handler(*args, **kwargs)
             if isinstance(result, Awaitable):
                 result = await result
         except Exception as error:
             raise HandlerError(action.name, error) from error
-        output = action.validate_output(result)
-        if context is not None:
-            hooks.after_call(action, context, output)
+        return _leave(action, result, context, hooks)
     except SwitchyardError as error:
         if context is not None:
             hooks.on_error(action, context, error)
         raise
-    return output
 
 
 def _registry(registry: Registry | None) -> Registry:
