@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 import switchyard
 from pydantic import BaseModel
-from switchyard import Action, ActionDefinitionError, Context, InvalidInputError, action, define
+from switchyard import (
+    Action,
+    ActionDefinitionError,
+    Context,
+    InvalidInputError,
+    Rate,
+    action,
+    define,
+)
 
 
 class In(BaseModel):
@@ -35,20 +43,18 @@ def test_decorator_returns_a_frozen_action_with_inferred_models():
     assert handler.input_model is In
     assert handler.output_model is Out
     assert handler.description == "Count characters."
-    assert (handler.queue, handler.retries, handler.backoff, handler.timeout) == (
-        "fast",
-        2,
-        0.5,
-        3.0,
-    )
+    policy = handler.policy
+    assert (policy.queue, policy.retries, policy.backoff, policy.timeout) == ("fast", 2, 0.5, 3.0)
     assert handler.version == "2"
-    assert handler.idempotent is True
+    assert policy.idempotent is True
     assert handler.is_async is False
     assert handler.wants_context is False
     with pytest.raises(AttributeError, match="frozen"):
         handler.name = "text.other"  # type: ignore[misc]
     with pytest.raises(AttributeError):
-        del handler.queue  # type: ignore[misc]
+        del handler.policy  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="frozen"):
+        policy.retries = 5  # type: ignore[misc]
 
 
 def test_action_pickles_and_copies():
@@ -58,14 +64,14 @@ def test_action_pickles_and_copies():
     built = define("text.length").queue("fast").handler(length).build()
     assert copy.deepcopy(built) is built
     again = pickle.loads(pickle.dumps(built))
-    assert (again.name, again.queue, again.input_model, again.handler) == (
+    assert (again.name, again.policy.queue, again.input_model, again.handler) == (
         "text.length",
         "fast",
         In,
         length,
     )
     with pytest.raises(AttributeError):
-        again.queue = "slow"  # type: ignore[misc]
+        again.policy = again.policy  # type: ignore[misc]
 
 
 def test_context_parameter_and_async_are_detected():
@@ -83,8 +89,9 @@ def test_builder_is_immutable_and_builds_a_frozen_action():
     slow = base.queue("slow")
     assert base is not fast
     a, b, c = base.build(), fast.build(), slow.build()
-    assert a.queue is None
-    assert (b.queue, b.retries, b.backoff, b.timeout, b.version, b.idempotent) == (
+    assert a.policy.queue is None
+    p = b.policy
+    assert (p.queue, p.retries, p.backoff, p.timeout, b.version, p.idempotent) == (
         "fast",
         3,
         2.0,
@@ -92,8 +99,10 @@ def test_builder_is_immutable_and_builds_a_frozen_action():
         "7",
         False,
     )
-    assert c.queue == "slow"
-    assert base.retries(1).build().backoff == 1.0
+    assert c.policy.queue == "slow"
+    assert base.retries(1).build().policy.backoff == 1.0
+    limited = base.options(concurrency=3, rate="10/s", priority="high").build().policy
+    assert (limited.concurrency, limited.rate, limited.priority) == (3, Rate(10, 1.0), "high")
     with pytest.raises(AttributeError):
         base._options = {}  # type: ignore[misc]
 
@@ -156,6 +165,16 @@ def test_models_must_be_pydantic_models():
         ({"version": ""}, "version must be"),
         ({"idempotent": "yes"}, "idempotent must be"),
         ({"description": 5}, "description must be a string"),
+        ({"retry": 3}, "unknown option 'retry' \\(did you mean 'retries'\\?\\)"),
+        ({"concurrency": 0}, "concurrency must be an integer >= 1"),
+        ({"rate": "fast"}, "rate must be '<count>/<period>'"),
+        ({"rate": "0/s"}, "rate"),
+        ({"priority": "urgent"}, "priority must be 'high', 'normal' or 'low'"),
+        ({"breaker": "yes"}, "breaker must be True, a failure count"),
+        ({"concurrency_key": "text"}, "concurrency_key needs concurrency"),
+        ({"concurrency": 2, "concurrency_key": "user"}, "no field 'user'"),
+        ({"rate": "5/s", "rate_key": "text.x"}, "rate_key"),
+        ({"io_bound": 1}, "io_bound must be True or False"),
     ],
 )
 def test_bad_options_name_the_action(options, message):

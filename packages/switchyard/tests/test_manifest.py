@@ -42,7 +42,8 @@ def test_write_and_read_back_without_metadata_scan(plugins, math_plugin, tmp_pat
     add = next(a for a in document["actions"] if a["name"] == "math.add")
     assert add["target"] == "sytest_math:add"
     assert (add["distribution"], add["dist_version"]) == ("sytest-math", "0.1.0")
-    assert (add["queue"], add["retries"], add["version"]) == ("fast", 2, "1")
+    assert (add["queue"], add["policy"]["retries"], add["version"]) == ("fast", 2, "1")
+    assert add["policy"] == Registry.from_entry_points().resolve("math.add").policy.to_json()
     assert add["input_schema"]["required"] == ["a", "b"]
     assert add["output_schema"]["title"] == "AddOut"
 

@@ -14,6 +14,8 @@ import zlib
 from datetime import UTC, datetime
 from typing import Final, final
 
+from switchyard import ActionPolicy
+
 from ._keys import DISPATCHER
 from ._settings import TransportSettings
 from ._wire import bulk
@@ -90,17 +92,14 @@ def job_shape(
     action: str,
     queue: str,
     scheduled: bool,
-    timeout: float | None,
-    retries: int,
-    backoff: float,
-    idempotent: bool,
+    policy: ActionPolicy,
     settings: TransportSettings,
 ) -> JobShape:
-    """The (cached) :class:`JobShape` of a job of ``action`` on ``queue``.
+    """The (cached) :class:`JobShape` of a job of ``action`` on ``queue`` under ``policy``.
 
     Retries follow RQ's ``Retry(max=retries, interval=[...])``: intervals ``backoff * 2**n``.
     """
-    key = (action, queue, scheduled, timeout, retries, backoff, idempotent, settings)
+    key = (action, queue, scheduled, policy, settings)
     shape = _SHAPES.get(key)
     if shape is not None:
         return shape
@@ -108,14 +107,15 @@ def job_shape(
         "status": "scheduled" if scheduled else "queued",
         "origin": queue,
         "description": action,
-        "timeout": math.ceil(timeout) if timeout else -1,  # RQ: -1 is "no timeout"
+        "timeout": math.ceil(policy.timeout) if policy.timeout else -1,  # RQ: -1 is "no timeout"
         "result_ttl": settings.result_ttl,
         "failure_ttl": settings.failure_ttl,
     }
+    retries, backoff = policy.retries, policy.backoff
     if retries > 0:
         fields["retries_left"] = retries
         fields["retry_intervals"] = json.dumps([backoff * 2**n for n in range(retries)])
-    if not idempotent:
+    if not policy.idempotent:
         fields["sy_idempotent"] = "0"
     if len(_SHAPES) >= 4096:
         _SHAPES.clear()

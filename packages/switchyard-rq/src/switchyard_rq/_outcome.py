@@ -142,7 +142,7 @@ def _logger(action: str) -> logging.Logger:
 
 def _run(consumer: Consumer, action: Action, payload: str, context: Context) -> str:
     hooks = consumer.registry.hooks
-    timeout = action.timeout
+    timeout = action.policy.timeout
     if action.is_async:
         coroutine: Any = arun_action(action, payload, context=context, hooks=hooks)
         if timeout:

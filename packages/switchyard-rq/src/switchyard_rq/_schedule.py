@@ -101,15 +101,12 @@ def _prepare(
     ):
         raise ValueError(f"key must be a non-empty string of at most {_MAX_KEY} characters")
     due = _due(call.delay, call.at, now)
-    queue = route(action.name, action.queue, config=config)
+    queue = route(action.name, action.policy.queue, config=config)
     shape = job_shape(
         action=action.name,
         queue=queue,
         scheduled=due is not None,
-        timeout=action.timeout,
-        retries=action.retries,
-        backoff=action.backoff,
-        idempotent=action.idempotent,
+        policy=action.policy,
         settings=settings,
     )
     key_ttl = 0

@@ -28,6 +28,7 @@ from ._errors import (
     UnknownActionError,
 )
 from ._hooks import Hooks
+from ._policy import ActionPolicy, Breaker, Rate
 from ._registry import ActionInfo, HookEntry, Registry
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ __all__ = [
     "ActionBuilder",
     "ActionDefinitionError",
     "ActionInfo",
+    "ActionPolicy",
+    "Breaker",
     "Config",
     "ConfigError",
     "Context",
@@ -56,6 +59,7 @@ __all__ = [
     "PluginConflictError",
     "PluginLoadError",
     "PluginValidationError",
+    "Rate",
     "Registry",
     "StaleManifestError",
     "SwitchyardError",

@@ -11,11 +11,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, NoReturn, final
 
 from ._errors import ActionDefinitionError, FieldError, InvalidInputError, InvalidOutputError
+from ._policy import ActionPolicy, build_policy
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
 __all__ = ["NAME_PATTERN", "Action", "ActionBuilder", "action", "define", "validate_name"]
+
 
 NAME_PATTERN: Final = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 _UNSET: Final[Any] = object()
@@ -25,12 +27,8 @@ _FIELDS: Final = (
     "input_model",
     "output_model",
     "description",
-    "queue",
-    "retries",
-    "backoff",
-    "timeout",
     "version",
-    "idempotent",
+    "policy",
     "is_async",
     "wants_context",
 )
@@ -76,12 +74,8 @@ class Action:
     input_model: type[BaseModel]
     output_model: type[BaseModel]
     description: str | None
-    queue: str | None
-    retries: int
-    backoff: float
-    timeout: float | None
     version: str
-    idempotent: bool
+    policy: ActionPolicy
     is_async: bool
     wants_context: bool
     _context_param: str | None
@@ -95,28 +89,30 @@ class Action:
         input_model: type[BaseModel] | None = None,
         output_model: type[BaseModel] | None = None,
         description: str | None = None,
-        queue: str | None = None,
-        retries: int = 0,
-        backoff: float = 1.0,
-        timeout: float | None = None,
         version: str = "1",
-        idempotent: bool = True,
+        policy: ActionPolicy | None = None,
+        **options: Any,
     ) -> None:
+        """``options`` are the policy's (``retries=3``, ``rate="100/s"``...; see
+        :class:`ActionPolicy`), applied over ``policy`` when both are given."""
         validate_name(name)
-        options = _check_options(
-            name,
-            description=description,
-            queue=queue,
-            retries=retries,
-            backoff=backoff,
-            timeout=timeout,
-            version=version,
-            idempotent=idempotent,
-        )
+        _check_text(name, description, version)
+        if policy is None:
+            policy = build_policy(name, options)
+        elif options:
+            policy = build_policy(name, {**dict(policy.items()), **options})
         spec = _inspect_handler(name, handler, input_model, output_model)
-        if options["description"] is None:
-            options["description"] = _first_paragraph(getattr(handler, "__doc__", None))
-        values: dict[str, Any] = {"name": name, "handler": handler, **options, **spec}
+        _check_policy(name, policy, spec)
+        if description is None:
+            description = _first_paragraph(getattr(handler, "__doc__", None))
+        values: dict[str, Any] = {
+            "name": name,
+            "handler": handler,
+            "description": description,
+            "version": version,
+            "policy": policy,
+            **spec,
+        }
         for key, value in values.items():
             object.__setattr__(self, key, value)
         object.__setattr__(self, "_distribution", None)
@@ -213,36 +209,41 @@ def _first_paragraph(doc: str | None) -> str | None:
     return " ".join(text.split()) or None
 
 
-def _check_options(name: str, **options: Any) -> dict[str, Any]:
+def _check_text(name: str, description: object, version: object) -> None:
+    if description is not None and not isinstance(description, str):
+        raise ActionDefinitionError(
+            f"action {name}: description must be a string, got {type(description).__name__}",
+            action=name,
+        )
+    if not isinstance(version, str) or not version:
+        raise ActionDefinitionError(
+            f"action {name}: version must be a non-empty string, got {version!r}", action=name
+        )
+
+
+def _check_policy(name: str, policy: ActionPolicy, spec: Mapping[str, Any]) -> None:
+    """The options that depend on the handler: key fields exist in the input model, and
+    ``io_bound`` is for sync handlers."""
+
     def fail(message: str) -> NoReturn:
         raise ActionDefinitionError(f"action {name}: {message}", action=name)
 
-    description, queue = options["description"], options["queue"]
-    if description is not None and not isinstance(description, str):
-        fail(f"description must be a string, got {type(description).__name__}")
-    if queue is not None and (not isinstance(queue, str) or not queue.strip()):
-        fail(f"queue must be a non-empty string or None, got {queue!r}")
-    retries = options["retries"]
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        fail(f"retries must be an integer >= 0, got {retries!r}")
-    backoff = options["backoff"]
-    if isinstance(backoff, bool) or not isinstance(backoff, int | float) or backoff < 0:
-        fail(f"backoff must be a number of seconds >= 0, got {backoff!r}")
-    timeout = options["timeout"]
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        fail(f"timeout must be a number of seconds > 0 or None, got {timeout!r}")
-    version = options["version"]
-    if not isinstance(version, str) or not version:
-        fail(f"version must be a non-empty string, got {version!r}")
-    if not isinstance(options["idempotent"], bool):
-        fail(f"idempotent must be True or False, got {options['idempotent']!r}")
-    return {
-        **options,
-        "backoff": float(backoff),
-        "timeout": None if timeout is None else float(timeout),
-    }
+    if policy.io_bound and spec["is_async"]:
+        fail("io_bound is for sync handlers; an async handler already runs beside others")
+    for option in ("concurrency_key", "rate_key"):
+        path = getattr(policy, option)
+        if path is None:
+            continue
+        model: Any = spec["input_model"]
+        for part in path.split("."):
+            fields = getattr(model, "model_fields", None)
+            if not isinstance(fields, dict) or part not in fields:
+                known = ", ".join(sorted(fields)) if isinstance(fields, dict) else "none"
+                fail(
+                    f"{option} {path!r}: the input model {spec['input_model'].__name__} has no "
+                    f"field {part!r} (fields: {known})"
+                )
+            model = fields[part].annotation
 
 
 def _is_model(obj: object) -> bool:
@@ -364,20 +365,19 @@ def action(
     name: str,
     *,
     description: str | None = None,
-    queue: str | None = None,
-    retries: int = 0,
-    backoff: float = 1.0,
-    timeout: float | None = None,
     version: str = "1",
-    idempotent: bool = True,
     input: type[BaseModel] | None = None,
     output: type[BaseModel] | None = None,
+    **options: Any,
 ) -> Callable[[Callable[..., Any]], Action]:
     """Decorate a handler into an :class:`Action` (the decorator returns the Action).
 
-    The name is checked now, so a typo fails at the decorator line, not at first call.
+    ``options`` are the action's policy (``queue``, ``retries``, ``timeout``, ``rate``...: see
+    :class:`ActionPolicy`). The name and the options are checked now, so a typo fails at the
+    decorator line, not at first call.
     """
     validate_name(name)
+    policy = build_policy(name, options)
 
     def decorate(handler: Callable[..., Any]) -> Action:
         return Action(
@@ -386,12 +386,8 @@ def action(
             input_model=input,
             output_model=output,
             description=description,
-            queue=queue,
-            retries=retries,
-            backoff=backoff,
-            timeout=timeout,
             version=version,
-            idempotent=idempotent,
+            policy=policy,
         )
 
     return decorate
@@ -426,22 +422,28 @@ class ActionBuilder:
     def output(self, model: type[BaseModel]) -> ActionBuilder:
         return self._with(output_model=model)
 
+    def options(self, **options: Any) -> ActionBuilder:
+        """Set policy options (``rate="100/s"``, ``concurrency=5``...: see ActionPolicy)."""
+        merged = {**self._options.get("options", {}), **options}
+        build_policy(self._options["name"], merged)  # a bad option fails at this line
+        return self._with(options=merged)
+
     def queue(self, name: str | None) -> ActionBuilder:
-        return self._with(queue=name)
+        return self.options(queue=name)
 
     def retries(self, count: int, *, backoff: float = _UNSET) -> ActionBuilder:
         if backoff is _UNSET:
-            return self._with(retries=count)
-        return self._with(retries=count, backoff=backoff)
+            return self.options(retries=count)
+        return self.options(retries=count, backoff=backoff)
 
     def timeout(self, seconds: float | None) -> ActionBuilder:
-        return self._with(timeout=seconds)
+        return self.options(timeout=seconds)
 
     def version(self, version: str) -> ActionBuilder:
         return self._with(version=version)
 
     def idempotent(self, value: bool = True) -> ActionBuilder:
-        return self._with(idempotent=value)
+        return self.options(idempotent=value)
 
     def handler(self, fn: Callable[..., Any]) -> ActionBuilder:
         return self._with(handler=fn)
@@ -449,12 +451,13 @@ class ActionBuilder:
     def build(self) -> Action:
         """The finished, frozen Action (raises ActionDefinitionError if anything is wrong)."""
         options = dict(self._options)
+        policy = build_policy(options["name"], options.pop("options", {}))
         if "handler" not in options:
             raise ActionDefinitionError(
                 f"action {options['name']}: no handler; call .handler(fn) before .build()",
                 action=options["name"],
             )
-        return Action(**options)
+        return Action(**options, policy=policy)
 
 
 def define(name: str) -> ActionBuilder:

@@ -97,12 +97,9 @@ def _actions_show(args: argparse.Namespace) -> int:
         "dist_version": info.dist_version,
         "target": info.target,
         "version": item.version,
-        "queue": item.queue,
-        "routed_queue": load_config().route(item.name, item.queue),
-        "retries": item.retries,
-        "backoff": item.backoff,
-        "timeout": item.timeout,
-        "idempotent": item.idempotent,
+        "queue": item.policy.queue,
+        "routed_queue": load_config().route(item.name, item.policy.queue),
+        "policy": item.policy.to_json(),
         "async": item.is_async,
         "input_schema": item.input_schema(),
         "output_schema": item.output_schema(),
@@ -112,10 +109,14 @@ def _actions_show(args: argparse.Namespace) -> int:
         return 0
     print(f"{item.name}: {item.description or '(no description)'}")
     origin = f"{info.distribution} {info.dist_version}" if info.distribution else "in memory"
-    print(f"  from      {origin} ({info.target})")
-    hint = f" (hint {item.queue})" if item.queue else ""
-    queue = f"{described['routed_queue']}{hint}"
-    print(f"  version   {item.version}, queue {queue}, retries {item.retries}")
+    print(f"  from             {origin} ({info.target})")
+    hint = f" (hint {item.policy.queue})" if item.policy.queue else ""
+    print(f"  version          {item.version}")
+    print(f"  queue            {described['routed_queue']}{hint}")
+    print(f"  handler          {'async' if item.is_async else 'sync'}")
+    for option, value in item.policy.items():
+        if option != "queue":
+            print(f"  {option:<16} {'-' if value is None else value}")
     for key in ("input_schema", "output_schema"):
         print(f"  {key.replace('_', ' ')}:")
         for line in json.dumps(described[key], indent=2).splitlines():

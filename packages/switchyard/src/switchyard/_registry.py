@@ -173,7 +173,9 @@ class Registry:
             names.add(item.name)
             handler = item.handler
             target = f"{handler.__module__}:{getattr(handler, '__qualname__', handler)}"
-            infos.append(ActionInfo(item.name, target, None, None, item.queue, item.description))
+            infos.append(
+                ActionInfo(item.name, target, None, None, item.policy.queue, item.description)
+            )
         return cls(infos, actions=actions, source="in-memory")
 
     @classmethod
