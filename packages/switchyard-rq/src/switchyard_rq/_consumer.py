@@ -37,10 +37,10 @@ from switchyard import Action, Registry, default_registry
 from . import _keys as keys
 from ._config import current_config
 from ._observe import JOB_LOG, JobObserver, JobReport, log_job, wait_seconds
-from ._outcome import Ack, Job, Outcome, execute, on_alarm
+from ._outcome import Job, Outcome, execute, on_alarm
 from ._recovery import NOT_IDEMPOTENT
 from ._recovery import died_text as _died_text
-from ._scripts import PROMOTE, RECOVER, RELEASE, STEP
+from ._scripts import ACK_FIELDS, PROMOTE, RECOVER, RELEASE, STEP, Ack
 from ._settings import TransportSettings
 from ._wire import pack, pack_args, roundtrip
 
@@ -56,7 +56,7 @@ _MAX_BATCH: Final = 16
 _BATCH_BUDGET: Final = 0.005  # prefetch only what runs within ~5 ms: no job waits behind a slow one
 _PROMOTE_LIMIT: Final = 500
 _MAX_BACKOFF: Final = 2.0
-_ACK_SIZE: Final = 14  # values per outcome (see _scripts.STEP)
+_ACK_SIZE: Final = len(ACK_FIELDS)
 
 
 def _now() -> tuple[str, float]:
@@ -576,7 +576,7 @@ def _lost_script(reply: Any) -> bool:
 
 
 def _outcomes(acks: list[Ack]) -> list[Any]:
-    """The outcome part of STEP's arguments: the count, then 14 values per outcome."""
+    """The outcome part of STEP's arguments: the count, then each outcome's fields."""
     args: list[Any] = [len(acks)]
     for ack in acks:
         args.extend(ack)

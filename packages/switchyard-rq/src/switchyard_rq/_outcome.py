@@ -24,6 +24,7 @@ from switchyard import HandlerError, SwitchyardError, arun_action, run_action
 
 from ._errors import ActionTimeoutError, JobError
 from ._jobs import BadJobError, decode_job_data
+from ._scripts import Ack
 from ._tracing import start_job_span
 
 if TYPE_CHECKING:
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Ack", "Job", "Outcome", "execute", "on_alarm"]
 
-# The outcome part of the STEP script's arguments (see _scripts.STEP).
-Ack = tuple[str, str, str, str, str, float, int, bytes | str, str, str, float, int | str,
-            int | str, float | str]  # fmt: skip
 
 _LOGGERS: dict[str, logging.Logger] = {}
 
@@ -226,8 +224,8 @@ def _success(consumer: Consumer, job: Job, result: str) -> Ack:
     ended, ended_ts = _stamp()
     ttl = job.result_ttl if job.result_ttl is not None else consumer.settings.result_ttl
     value = b64encode(json.dumps(result).encode())
-    return ("ok", job.id, job.queue, job.execution, ended, ended_ts, ttl, value,
-            "", "", job.started_ts, "", "", "")  # fmt: skip
+    return Ack("ok", job.id, job.queue, job.execution, ended, ended_ts, ttl, value,
+               "", "", job.started_ts, "", "", "")  # fmt: skip
 
 
 def _failure(consumer: Consumer, job: Job, error: JobError) -> Ack:
@@ -235,8 +233,8 @@ def _failure(consumer: Consumer, job: Job, error: JobError) -> Ack:
     ttl = job.failure_ttl if job.failure_ttl is not None else consumer.settings.failure_ttl
     text = str(error)
     exc_string = b64encode(zlib.compress(text.encode()))
-    return ("fail", job.id, job.queue, job.execution, ended, ended_ts, ttl, exc_string,
-            text, error.to_json(), job.started_ts, "", "", "")  # fmt: skip
+    return Ack("fail", job.id, job.queue, job.execution, ended, ended_ts, ttl, exc_string,
+               text, error.to_json(), job.started_ts, "", "", "")  # fmt: skip
 
 
 def _retry(consumer: Consumer, job: Job, error: JobError) -> Ack:
@@ -250,6 +248,6 @@ def _retry(consumer: Consumer, job: Job, error: JobError) -> Ack:
         if interval > 0:
             due = ended_ts + interval
             consumer.due_at(due)
-    return ("retry", job.id, job.queue, job.execution, ended, ended_ts, 0, "",
-            str(error), error.to_json(), job.started_ts, job.retries_left - 1,
-            job.number_of_retries + 1, due)  # fmt: skip
+    return Ack("retry", job.id, job.queue, job.execution, ended, ended_ts, 0, "",
+               str(error), error.to_json(), job.started_ts, job.retries_left - 1,
+               job.number_of_retries + 1, due)  # fmt: skip

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, Final, final
+from typing import Any, Final, NamedTuple, final
 
 import redis
 
 __all__ = [
+    "ACK_FIELDS",
     "CANCEL",
     "PROMOTE",
     "RECOVER",
@@ -21,8 +22,34 @@ __all__ = [
     "REQUEUE",
     "SCHEDULE_KEYED",
     "STEP",
+    "Ack",
     "Script",
 ]
+
+
+class Ack(NamedTuple):
+    """One job's outcome as STEP takes it: the field names are the Lua locals it reads them into
+    (``ACK_LOCALS``), so Python and the script share names, not positions."""
+
+    mode: str  # 'ok', 'fail' or 'retry'
+    id: str
+    q: str  # the job's queue
+    exec: str  # its execution id
+    ended: str  # RQ format
+    ended_ts: float  # unix seconds
+    ttl: int  # of the job hash, result and registry entry
+    text: bytes | str  # RQ's base64 return value, or exc_string
+    exc_info: str
+    err: str  # the error as JSON
+    started_ts: float
+    left: int | str  # retries_left after this attempt ('' when not a retry)
+    tries: int | str  # number_of_retries after this attempt
+    due: float | str  # when a retry is due (unix seconds), or '' for now
+
+
+ACK_FIELDS: Final = Ack._fields
+# Reads the outcome at ARGV offset b into locals named as Ack's fields.
+ACK_LOCALS: Final = f"local {', '.join(ACK_FIELDS)} = unpack(ARGV, b + 1, b + {len(ACK_FIELDS)})"
 
 
 @final
@@ -74,10 +101,8 @@ if #held > 0 then redis.call('DEL', KEYS[1]) end
 
 # STEP: store the outcomes of the jobs just run, then dequeue the next batch, in one call.
 # KEYS: processing list, n queue lists, n doorbells.
-# ARGV[1] = m, then m outcomes of 14 values each: mode ('ok', 'fail', 'retry'), job id, queue,
-#   execution id, ended (RQ format), ended (unix s), TTL, result text (RQ's base64 return value or
-#   exc_string), exc_info, error JSON, started (unix s), retries_left, number_of_retries, due
-#   (unix s) or ''.  An outcome is stored only for a job still in the processing list, and takes
+# ARGV[1] = m, then m outcomes, each the fields of one :class:`Ack` (read into locals of the same
+#   names).  An outcome is stored only for a job still in the processing list, and takes
 #   it out (so an outcome sent twice, after a lost reply, is stored once).
 # Then the dequeue: now (RQ format), now (unix s), worker name, n, execution id prefix, k,
 #   n queue names, was-idle ('1' when the consumer waited on the doorbells since its last call),
@@ -98,10 +123,10 @@ STEP: Final = Script(
     """
 local m = tonumber(ARGV[1])
 for o = 0, m - 1 do
-  local b = 1 + o * 14
-  local mode, id, q, exec = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local b = 1 + o * ACK_SIZE
+  ACK_LOCALS
   local jk, rk = 'rq:job:' .. id, 'rq:results:' .. id
-  local ttl = tonumber(ARGV[b + 7])
+  ttl = tonumber(ttl)
   local registry = nil
   -- only a job still in the processing list gets this outcome: an outcome sent again after a
   -- lost reply (or a job a recovery took back meanwhile) changes nothing
@@ -109,26 +134,26 @@ for o = 0, m - 1 do
     mode = 'done'
   end
   if mode == 'ok' then
-    redis.call('HSET', jk, 'status', 'finished', 'ended_at', ARGV[b + 5])
-    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '1', 'return_value', ARGV[b + 8],
-      'execution_id', exec, 'execution_started_at', ARGV[b + 11],
-      'execution_ended_at', ARGV[b + 6])
+    redis.call('HSET', jk, 'status', 'finished', 'ended_at', ended)
+    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '1', 'return_value', text,
+      'execution_id', exec, 'execution_started_at', started_ts,
+      'execution_ended_at', ended_ts)
     registry = 'rq:finished:'
   elseif mode == 'fail' then
-    redis.call('HSET', jk, 'status', 'failed', 'ended_at', ARGV[b + 5], 'exc_info', ARGV[b + 9],
-      'sy_error', ARGV[b + 10])
-    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '2', 'exc_string', ARGV[b + 8],
-      'execution_id', exec, 'execution_started_at', ARGV[b + 11],
-      'execution_ended_at', ARGV[b + 6])
+    redis.call('HSET', jk, 'status', 'failed', 'ended_at', ended, 'exc_info', exc_info,
+      'sy_error', err)
+    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '2', 'exc_string', text,
+      'execution_id', exec, 'execution_started_at', started_ts,
+      'execution_ended_at', ended_ts)
     registry = 'rq:failed:'
   elseif mode == 'retry' then
-    redis.call('HSET', jk, 'retries_left', ARGV[b + 12], 'number_of_retries', ARGV[b + 13],
-      'exc_info', ARGV[b + 9], 'sy_error', ARGV[b + 10])
-    if ARGV[b + 14] ~= '' then
+    redis.call('HSET', jk, 'retries_left', left, 'number_of_retries', tries,
+      'exc_info', exc_info, 'sy_error', err)
+    if due ~= '' then
       redis.call('HSET', jk, 'status', 'scheduled')
-      redis.call('ZADD', 'rq:scheduled:' .. q, ARGV[b + 14], id)
+      redis.call('ZADD', 'rq:scheduled:' .. q, due, id)
     else
-      redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ARGV[b + 5])
+      redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ended)
       redis.call('RPUSH', 'rq:queue:' .. q, id)
       redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
     end
@@ -137,14 +162,14 @@ for o = 0, m - 1 do
     if ttl > 0 then
       redis.call('EXPIRE', jk, ttl)
       redis.call('EXPIRE', rk, ttl)
-      redis.call('ZADD', registry .. q, tonumber(ARGV[b + 6]) + ttl, id)
+      redis.call('ZADD', registry .. q, tonumber(ended_ts) + ttl, id)
     else
       redis.call('ZADD', registry .. q, '+inf', id)
     end
   end
   if mode ~= 'done' then redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. exec) end
 end
-local d = 2 + m * 14
+local d = 2 + m * ACK_SIZE
 local stamp, now, worker = ARGV[d], tonumber(ARGV[d + 1]), ARGV[d + 2]
 local n, prefix, k = tonumber(ARGV[d + 3]), ARGV[d + 4], tonumber(ARGV[d + 5])
 local got, count = {}, 0
@@ -212,6 +237,8 @@ if count == 0 and k > 0 then
 end
 return got
 """.replace("GIVE_BACK", _GIVE_BACK)
+    .replace("ACK_LOCALS", ACK_LOCALS)
+    .replace("ACK_SIZE", str(len(ACK_FIELDS)))
 )
 
 
