@@ -224,3 +224,45 @@ def test_long_jobs_in_a_batch_with_health_checks_due(conn, reg):
     assert [conn.xlen(f"rq:results:{h.id}") for h in handles] == [1, 1, 1]
     assert conn.llen("switchyard:consumer:patient:processing") == 0
     client.close()
+
+
+def test_jobs_share_per_process_resources_closed_with_the_consumer(conn):
+    import switchyard
+    from switchyard import Context
+
+    events: list[str] = []
+
+    @switchyard.resource
+    def counter():  # type: ignore[no-untyped-def]
+        events.append("open")
+        yield [0]
+        events.append("close")
+
+    @switchyard.resource
+    async def apool():  # type: ignore[no-untyped-def]
+        events.append("aopen")
+        yield [0]
+        events.append("aclose")
+
+    @action("res.sync")
+    def use_sync(data: In, ctx: Context) -> Out:
+        shared = ctx.resource(counter)
+        shared[0] += data.x
+        return Out(y=shared[0])
+
+    @action("res.async")
+    async def use_async(data: In, ctx: Context) -> Out:
+        shared = await ctx.aresource(apool)
+        shared[0] += data.x
+        return Out(y=shared[0])
+
+    reg = make_registry(use_sync, use_async)
+    handles = [
+        switchyard_rq.schedule_action(name, {"x": 1}, registry=reg)
+        for name in ("res.sync", "res.async", "res.sync", "res.async")
+    ]
+    with switchyard_rq.Consumer(conn, ["default"], registry=reg, name="res-consumer") as worker:
+        assert worker.run(max_jobs=4, idle_timeout=0.1) == 4
+        assert events == ["open", "aopen"]
+    assert [h.result(timeout=1).y for h in handles] == [1, 1, 2, 2]  # type: ignore[attr-defined]
+    assert sorted(events) == ["aclose", "aopen", "close", "open"]

@@ -275,9 +275,16 @@ class Consumer:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, self._old_alarm)
                 self._old_alarm = None
+            # the process's resources close with its consumer: async ones on their loop first
+            from switchyard._resource import aclose_resources, close_resources
+
             if self._loop is not None:
-                self._loop.close()
-                self._loop = None
+                try:
+                    self._loop.run_until_complete(aclose_resources())
+                finally:
+                    self._loop.close()
+                    self._loop = None
+            close_resources()
 
     def __enter__(self) -> Consumer:
         return self

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ._context import Context
     from ._hookspecs import hookimpl
     from ._manifest import write_manifest
+    from ._resource import Resource, close_resources, resource
 
 __version__ = "0.1.0"
 
@@ -61,6 +62,7 @@ __all__ = [
     "PluginValidationError",
     "Rate",
     "Registry",
+    "Resource",
     "StaleManifestError",
     "SwitchyardError",
     "UnknownActionError",
@@ -68,10 +70,12 @@ __all__ = [
     "action",
     "arun_action",
     "call_action",
+    "close_resources",
     "default_registry",
     "define",
     "hookimpl",
     "load_config",
+    "resource",
     "run_action",
     "set_default_registry",
     "write_manifest",
@@ -83,6 +87,9 @@ _LAZY = {
     "Context": "_context",
     "hookimpl": "_hookspecs",
     "write_manifest": "_manifest",
+    "Resource": "_resource",
+    "resource": "_resource",
+    "close_resources": "_resource",
 }
 
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from ._resource import Resource
+
+T = TypeVar("T")
 
 __all__ = ["Context", "new_context"]
 
@@ -23,6 +29,18 @@ class Context:
     logger: logging.Logger
     job_id: str | None = None
     queue: str | None = None
+
+    def resource(self, res: Resource[T]) -> T:
+        """This process's instance of the sync resource ``res``, opened on first use."""
+        from ._resource import get
+
+        return get(res)
+
+    async def aresource(self, res: Resource[T]) -> T:
+        """This event loop's instance of resource ``res`` (async or sync), opened on first use."""
+        from ._resource import aget
+
+        return await aget(res)
 
 
 def new_call_id() -> str:
