@@ -135,7 +135,7 @@ async def aclose_resources() -> None:
     for res, (_, gen) in reversed(list(opened.items())):
         try:
             await anext(gen, None)  # runs the code after its yield, as a context manager's exit
-            await gen.aclose() 
+            await gen.aclose()
         except Exception:
             log.exception("closing resource %s failed", res.name)
 
@@ -157,7 +157,7 @@ def close_resources() -> None:
     for res, (_, gen) in reversed(list(opened.items())):
         try:
             next(gen, None)  # runs the code after its yield, as a context manager's exit
-            gen.close() 
+            gen.close()
         except Exception:
             log.exception("closing resource %s failed", res.name)
 
