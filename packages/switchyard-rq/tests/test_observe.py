@@ -186,7 +186,7 @@ def test_job_stats_count_and_publish_what_top_reads(conn9, reg: Registry):
         consumer.run(max_jobs=3, idle_timeout=0.2)
     stats.publish(conn9, "t-stats")
     switchyard_rq.publish_pool_stats(conn9, "host.1", {"processes": 2, "busy": 1})
-    from switchyard_rq._stats import read_snapshot, run_buckets
+    from switchyard_rq._ops.stats import read_snapshot, run_buckets
 
     snap = read_snapshot(conn9)
     rows = snap.consumers["t-stats"]

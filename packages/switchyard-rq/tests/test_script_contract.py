@@ -6,7 +6,7 @@ import re
 
 import redis
 
-from switchyard_rq._scripts import ACK_FIELDS, STEP, Ack
+from switchyard_rq._wire.scripts import ACK_FIELDS, STEP, Ack
 
 
 def test_every_ack_field_is_read_by_name_and_none_by_position():

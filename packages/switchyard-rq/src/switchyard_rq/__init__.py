@@ -3,8 +3,8 @@ consumer, on pooled connections (or an embedded Redis when none is configured)."
 
 from __future__ import annotations
 
-from ._connection import get_connection, redact_url, redis_url
-from ._consumer import Consumer
+from ._consumer.consumer import Consumer
+from ._consumer.recovery import QueueStats, queue_stats, recover_orphans
 from ._dispatch import dispatch
 from ._errors import (
     ActionTimeoutError,
@@ -16,12 +16,12 @@ from ._errors import (
     ResultTimeoutError,
     TransportError,
 )
-from ._handle import JobHandle
 from ._observe import JobObserver, JobReport
-from ._recovery import QueueStats, queue_stats, recover_orphans
-from ._schedule import Call, route, schedule_action, schedule_many
+from ._ops.stats import JobStats, publish_pool_stats
+from ._producer.handle import JobHandle
+from ._producer.schedule import Call, route, schedule_action, schedule_many
 from ._serializer import JSONSerializer
-from ._stats import JobStats, publish_pool_stats
+from ._wire.connection import get_connection, redact_url, redis_url
 
 __all__ = [
     "ActionTimeoutError",

@@ -15,12 +15,12 @@ from typing import Any
 
 from switchyard import SwitchyardError, default_registry
 
-from . import _keys as keys
-from ._config import current_config
-from ._connection import get_connection, redis_errors
-from ._errors import JobFailedError, JobNotFoundError, TransportError
-from ._handle import JobHandle
-from ._schedule import route, schedule_action
+from switchyard_rq._config import current_config
+from switchyard_rq._errors import JobFailedError, JobNotFoundError, TransportError
+from switchyard_rq._producer.handle import JobHandle
+from switchyard_rq._producer.schedule import route, schedule_action
+from switchyard_rq._wire import keys
+from switchyard_rq._wire.connection import get_connection, redis_errors
 
 __all__ = ["register"]
 
@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
     routes.add_argument("--json", action="store_true", help="print JSON")
     routes.set_defaults(func=_routes)
 
-    from ._top import register as register_top
+    from .top import register as register_top
 
     register_top(subparsers)
 

@@ -15,10 +15,11 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from switchyard import Config
 
-from ._config import current_config
-from ._embedded import embedded_url
-from ._errors import REFUSED, RedisUnavailableError
-from ._settings import TransportSettings
+from switchyard_rq._config import current_config
+from switchyard_rq._errors import REFUSED, RedisUnavailableError
+from switchyard_rq._settings import TransportSettings
+
+from .embedded import embedded_url
 
 __all__ = ["get_connection", "redact_url", "redis_errors", "redis_url", "reset_pools"]
 

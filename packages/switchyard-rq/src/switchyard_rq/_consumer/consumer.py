@@ -34,15 +34,16 @@ from typing import TYPE_CHECKING, Any, Final
 import redis
 from switchyard import Action, Registry, default_registry
 
-from . import _keys as keys
-from ._config import current_config
-from ._observe import JOB_LOG, JobObserver, JobReport, log_job, wait_seconds
-from ._outcome import Job, Outcome, execute, on_alarm
-from ._recovery import NOT_IDEMPOTENT
-from ._recovery import died_text as _died_text
-from ._scripts import ACK_FIELDS, PROMOTE, RECOVER, RELEASE, STEP, Ack
-from ._settings import TransportSettings
-from ._wire import pack, pack_args, roundtrip
+from switchyard_rq._config import current_config
+from switchyard_rq._observe import JOB_LOG, JobObserver, JobReport, log_job, wait_seconds
+from switchyard_rq._settings import TransportSettings
+from switchyard_rq._wire import keys
+from switchyard_rq._wire.resp import pack, pack_args, roundtrip
+from switchyard_rq._wire.scripts import ACK_FIELDS, PROMOTE, RECOVER, RELEASE, STEP, Ack
+
+from .execute import Job, Outcome, execute, on_alarm
+from .recovery import NOT_IDEMPOTENT
+from .recovery import died_text as _died_text
 
 if TYPE_CHECKING:
     from redis.client import Pipeline

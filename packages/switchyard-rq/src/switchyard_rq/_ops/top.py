@@ -23,8 +23,9 @@ from typing import Any, Final, TextIO
 
 import redis
 
-from ._connection import get_connection, redis_errors, url_of
-from ._stats import StatsSnapshot, quantile, read_snapshot, run_buckets
+from switchyard_rq._wire.connection import get_connection, redis_errors, url_of
+
+from .stats import StatsSnapshot, quantile, read_snapshot, run_buckets
 
 __all__ = ["register"]
 
@@ -297,6 +298,6 @@ def _strip(line: str) -> str:
 
 
 def _usage(message: str) -> Exception:
-    from ._cli import UsageError
+    from .cli import UsageError
 
     return UsageError(message)

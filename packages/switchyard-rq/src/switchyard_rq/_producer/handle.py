@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Final, final
 import redis
 from switchyard import Registry, default_registry
 
-from . import _keys as keys
-from ._connection import get_connection, redis_errors
-from ._errors import JobError, JobFailedError, JobNotFoundError, ResultTimeoutError
-from ._jobs import BadJobError, decode_job_data
-from ._scripts import CANCEL, REQUEUE
+from switchyard_rq._errors import JobError, JobFailedError, JobNotFoundError, ResultTimeoutError
+from switchyard_rq._wire import keys
+from switchyard_rq._wire.connection import get_connection, redis_errors
+from switchyard_rq._wire.jobs import BadJobError, decode_job_data
+from switchyard_rq._wire.scripts import CANCEL, REQUEUE
 
 if TYPE_CHECKING:
     from pydantic import BaseModel

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from ._errors import REFUSED
+from switchyard_rq._errors import REFUSED
 
 __all__ = ["bulk", "pack", "pack_args", "roundtrip"]
 

@@ -14,16 +14,17 @@ from typing import Any, Final, final
 import redis
 from switchyard import Config, Registry, default_registry
 
-from . import _keys as keys
-from ._config import current_config
-from ._connection import get_connection, redis_errors, redis_url
-from ._errors import PayloadTooLargeError
-from ._handle import JobHandle
-from ._jobs import JobShape, job_shape, utcformat
-from ._scripts import SCHEDULE_KEYED
-from ._settings import TransportSettings
-from ._tracing import current_carrier
-from ._wire import bulk, pack, roundtrip
+from switchyard_rq._config import current_config
+from switchyard_rq._errors import PayloadTooLargeError
+from switchyard_rq._settings import TransportSettings
+from switchyard_rq._tracing import current_carrier
+from switchyard_rq._wire import keys
+from switchyard_rq._wire.connection import get_connection, redis_errors, redis_url
+from switchyard_rq._wire.jobs import JobShape, job_shape, utcformat
+from switchyard_rq._wire.resp import bulk, pack, roundtrip
+from switchyard_rq._wire.scripts import SCHEDULE_KEYED
+
+from .handle import JobHandle
 
 __all__ = ["Call", "route", "schedule_action", "schedule_many"]
 

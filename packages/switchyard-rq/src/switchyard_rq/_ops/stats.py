@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final, final
 
 import redis
 
-from ._observe import JobReport
+from switchyard_rq._observe import JobReport
 
 __all__ = [
     "BUCKETS",
@@ -145,7 +145,7 @@ def _text(raw: Any) -> str:
 
 def read_snapshot(connection: redis.Redis, queues: Iterable[str] | None = None) -> StatsSnapshot:
     """Read every live consumer's stats, every pool's gauges and the queues' state."""
-    from ._recovery import queue_stats
+    from switchyard_rq._consumer.recovery import queue_stats
 
     names = sorted(_text(n) for n in connection.smembers(STATS_SET))
     pools = sorted(_text(n) for n in connection.smembers(POOLS_SET))

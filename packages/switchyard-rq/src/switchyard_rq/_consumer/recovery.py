@@ -11,8 +11,8 @@ from typing import Final, final
 
 import redis
 
-from . import _keys as keys
-from ._scripts import RECOVER
+from switchyard_rq._wire import keys
+from switchyard_rq._wire.scripts import RECOVER
 
 __all__ = ["NOT_IDEMPOTENT", "QueueStats", "died_text", "queue_stats", "recover_orphans"]
 

@@ -16,9 +16,10 @@ from typing import Final, final
 
 from switchyard import ActionPolicy
 
-from ._keys import DISPATCHER
-from ._settings import TransportSettings
-from ._wire import bulk
+from switchyard_rq._settings import TransportSettings
+
+from .keys import DISPATCHER
+from .resp import bulk
 
 __all__ = ["BadJobError", "JobShape", "decode_job_data", "job_shape", "utcformat"]
 

@@ -22,16 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 from switchyard import HandlerError, SwitchyardError, arun_action, run_action
 
-from ._errors import ActionTimeoutError, JobError
-from ._jobs import BadJobError, decode_job_data
-from ._scripts import Ack
-from ._tracing import start_job_span
+from switchyard_rq._errors import ActionTimeoutError, JobError
+from switchyard_rq._tracing import start_job_span
+from switchyard_rq._wire.jobs import BadJobError, decode_job_data
+from switchyard_rq._wire.scripts import Ack
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
     from switchyard import Action, Context
 
-    from ._consumer import Consumer
+    from .consumer import Consumer
 
 __all__ = ["Ack", "Job", "Outcome", "execute", "on_alarm"]
 

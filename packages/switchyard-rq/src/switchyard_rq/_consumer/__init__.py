@@ -1,0 +1,1 @@
+"""The consumer side: the job loop, running a job, presence and recovery of dead consumers."""

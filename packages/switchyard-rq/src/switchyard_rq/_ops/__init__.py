@@ -1,0 +1,1 @@
+"""Operations: the ``switchyard`` subcommands of the transport, ``top`` and the job statistics."""
