@@ -77,8 +77,9 @@ def stop_after(seconds: float) -> threading.Event:
 def _orphan(conn: redis.Redis, consumer: str, handle: switchyard_rq.JobHandle) -> None:
     """As a consumer that took ``handle``'s job leaves it: in its processing list, started."""
     assert conn.lmove("rq:queue:default", f"switchyard:consumer:{consumer}:processing") is not None
-    conn.hset(f"rq:job:{handle.id}", mapping={"status": "started", "sy_exec": "e-1"})
-    conn.hset(f"rq:worker:{consumer}", "sy_running", f"{handle.id}:e-1")
+    conn.hset(
+        f"rq:job:{handle.id}", mapping={"status": "started", "sy_exec": "e-1", "sy_run": "e-1"}
+    )
     conn.sadd("switchyard:consumers", consumer)
 
 
@@ -349,7 +350,7 @@ def _dead_with(conn: redis.Redis, consumer: str, handles: list[switchyard_rq.Job
             mapping={"status": "started", "sy_exec": f"b-{n}", "sy_attempt": 1},
         )
         conn.zadd("rq:wip:default", {f"{handle.id}:b-{n}": time.time() + 60})
-    conn.hset(f"rq:worker:{consumer}", "sy_running", f"{handles[0].id}:b-1")
+    conn.hset(f"rq:job:{handles[0].id}", "sy_run", "b-1")  # the running mark
     conn.sadd("switchyard:consumers", consumer)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ._consumer.consumer import Consumer
 from ._consumer.recovery import QueueStats, queue_stats, recover_orphans
+from ._consumer.source import JobSource
 from ._dispatch import dispatch
 from ._errors import (
     ActionTimeoutError,
@@ -34,6 +35,7 @@ __all__ = [
     "JobNotFoundError",
     "JobObserver",
     "JobReport",
+    "JobSource",
     "JobStats",
     "PayloadTooLargeError",
     "QueueStats",

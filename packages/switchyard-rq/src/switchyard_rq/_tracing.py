@@ -16,7 +16,7 @@ from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from ._consumer.execute import Job
+    from ._consumer.source import Job
 
 __all__ = ["JobSpan", "current_carrier", "start_job_span"]
 

@@ -1,74 +1,78 @@
-"""The consumer: one worker process's job loop, lean and reliable, on RQ's data layout.
+"""The consumer: one worker process's job loop, many jobs at once when they wait on I/O.
 
-One call of the STEP script per batch stores the outcomes of the jobs just run (result or
-failure, registries, TTLs, removal from the processing list) and takes the next jobs (moved into
-this consumer's processing list, marked started, their hashes read). Batches are small and
-adaptive: only what runs within ~5 ms, so trivial jobs share a round trip and none waits behind a
-slow one, and never more than one job while another consumer of the queue sits idle. A job
-leaves the processing list only in the call that records its outcome, so a consumer that dies
-mid-job leaves a safety copy that :func:`recover_orphans` puts back; whatever is in that list
-when the consumer holds nothing (a dequeue whose reply was lost) goes back to its queue before
-the next dequeue.
+The loop takes jobs from a :class:`JobSource` (Redis through :class:`RedisLink`, or memory in
+tests), runs each in one of three lanes, and settles its outcome with the source:
 
-Idle consumers block on the queues' doorbell lists (one token per pushed job); jobs pushed by other
-tools (``rq requeue``) ring no bell and are found within ``idle_timeout``. Due scheduled jobs
-(``delay``/``at``, retries with backoff) are moved onto their queues by every consumer, at least
-once a second and right when the earliest one is due.
+- a sync handler runs inline, one at a time (CPU-bound work gains nothing from running beside
+  another in one process);
+- an async handler is a task on the consumer's event loop, beside up to ``concurrency - 1``
+  others;
+- a sync handler of an ``io_bound`` action runs in the consumer's thread pool.
+
+The loop itself is a coroutine on that event loop: between jobs it lets running tasks progress,
+and when every slot is busy or no job waits it sleeps until a job ends or a doorbell rings.
+Prefetch is bounded by free slots; while the jobs that run are mostly inline ones, only what
+runs within ~5 ms is taken at once (no job waits behind a slow one), and one at a time until a
+job's run time is known.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
 import signal
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
-import redis
-from switchyard import Action, Registry, default_registry
+from switchyard import Registry, default_registry
 
 from switchyard_rq._config import current_config
+from switchyard_rq._consumer.execute import (
+    Resolver,
+    Run,
+    ThreadSlot,
+    on_alarm,
+    prepare,
+    run_async,
+    run_inline,
+    run_threaded,
+)
+from switchyard_rq._consumer.link import LEASE_SECONDS, RedisLink
+from switchyard_rq._consumer.presence import Presence
+from switchyard_rq._consumer.source import (
+    Job,
+    JobSource,
+    Outcome,
+    SourceUnavailable,
+    WorkerCounts,
+)
 from switchyard_rq._observe import JOB_LOG, JobObserver, JobReport, log_job, wait_seconds
 from switchyard_rq._settings import TransportSettings
-from switchyard_rq._wire import keys
-from switchyard_rq._wire.resp import pack, pack_args, roundtrip
-from switchyard_rq._wire.scripts import ACK_FIELDS, PROMOTE, RECOVER, RELEASE, STEP, Ack
-
-from .execute import Job, Outcome, execute, on_alarm
-from .recovery import NOT_IDEMPOTENT
-from .recovery import died_text as _died_text
 
 if TYPE_CHECKING:
-    from redis.client import Pipeline
+    import redis
 
 __all__ = ["Consumer"]
 
 log = logging.getLogger("switchyard_rq.consumer")
 
-_PROMOTE_EVERY: Final = 1.0
-_MAX_BATCH: Final = 16
+_MAX_BATCH: Final = 16  # inline jobs taken at once
+_MAX_TAKE: Final = 128  # concurrent jobs taken at once
 _BATCH_BUDGET: Final = 0.005  # prefetch only what runs within ~5 ms: no job waits behind a slow one
-_PROMOTE_LIMIT: Final = 500
 _MAX_BACKOFF: Final = 2.0
-_ACK_SIZE: Final = len(ACK_FIELDS)
-
-
-def _now() -> tuple[str, float]:
-    moment = datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), moment.timestamp()
 
 
 class Consumer:
     """One process's job loop over ``queues`` (in priority order), registered as an RQ worker.
 
-    ``registry`` defaults to switchyard's default registry; ``name`` (default
+    ``source`` is a Redis connection (the usual case) or any :class:`JobSource`, such as
+    :class:`switchyard_rq.testing.MemorySource`. ``concurrency`` bounds the jobs running at once
+    (async handlers, and sync handlers of ``io_bound`` actions; other sync handlers run one at a
+    time). ``registry`` defaults to switchyard's default registry; ``name`` (default
     ``<host>.<pid>.<random>``) names its processing list and heartbeat key. ``observer`` gets a
     :class:`JobReport` per job (metrics); each outcome is also one line on ``switchyard.jobs``,
     unless ``log_jobs`` is False (for a caller whose observer writes the lines itself).
@@ -77,215 +81,116 @@ class Consumer:
 
     def __init__(
         self,
-        connection: redis.Redis,
-        queues: Sequence[str],
+        source: redis.Redis | JobSource,
+        queues: Sequence[str] = (),
         *,
         registry: Registry | None = None,
         name: str | None = None,
         observer: JobObserver | None = None,
         log_jobs: bool = True,
+        concurrency: int = 1,
     ) -> None:
-        names = tuple(queues)
-        if not names:
-            raise ValueError("a Consumer needs at least one queue name")
-        for queue in names:
-            if not queue or "," in queue or any(c.isspace() for c in queue):
-                raise ValueError(f"bad queue name {queue!r}: no commas, spaces or empty names")
-        self.connection = connection
-        self.log_jobs = log_jobs
-        self.queues: tuple[str, ...] = names
-        self.registry = registry if registry is not None else default_registry()
-        self.name = name or f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
-        if ":" in self.name or not self.name.strip():
-            raise ValueError(f"bad consumer name {self.name!r}: no colons")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be an integer >= 1, got {concurrency!r}")
         self.settings = TransportSettings.from_env()
-        self.max_payload_bytes = current_config().max_payload_bytes
-        self._processing = keys.processing(self.name)
-        self._dequeue_keys = [
-            self._processing,
-            *(keys.queue(q) for q in names),
-            *(keys.wake(q) for q in names),
-        ]
-        self._wake_keys = [keys.wake(q) for q in names]
-        self._step_head: list[Any] = [
-            b"EVALSHA",
-            STEP.sha,
-            len(self._dequeue_keys),
-            *self._dequeue_keys,
-        ]
-        self._flush_head: list[Any] = [b"EVALSHA", STEP.sha, 1, self._processing]
-        self._outcome_head = b"*%d\r\n" % (len(self._flush_head) + 1 + _ACK_SIZE + 6) + pack_args(
-            [*self._flush_head, 1]
-        )
-        self._outcome_tail = pack_args(self._no_dequeue())
-        self._exec_prefix = secrets.token_hex(4)
-        self._counter = 0
-        self._pending: list[Ack] = []  # outcomes not sent yet (a lost connection)
-        self._unread: list[Ack] = []  # outcomes sent on the link, replies not read yet
-        self._link: Any = None
-        self._buffer: deque[Job] = deque()
-        self._idle = False  # counted in the queues' idle sets (see STEP)
-        self._idle_for = 2.0
-        self._avg_seconds = 0.001
-        self._registered = False
-        self._next_promote = 0.0
-        self._next_due: float | None = None
-        self._hb_stop = threading.Event()
-        self._hb_thread: threading.Thread | None = None
+        if hasattr(source, "take"):
+            self._source: JobSource = source  # type: ignore[assignment]
+            self.connection: Any = getattr(source, "connection", None)
+        else:
+            link = RedisLink(source, queues, name=name, settings=self.settings)
+            self._source = link
+            self.connection = source
+        self.name = self._source.name
+        self.queues = self._source.queues
+        self.concurrency = concurrency
+        self.log_jobs = log_jobs
+        self.observer = observer
+        self.registry = registry if registry is not None else default_registry()
+        self._resolver = Resolver(self.registry, current_config().max_payload_bytes)
+        self.processed = 0
+        self._errors = 0
+        self._buffer: deque[Job] = deque()  # taken, not started (inline batches)
+        self._running: dict[str, Job] = {}  # started in a task or thread, not settled
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._done: deque[Outcome] = deque()  # ended in a task or thread, not settled yet
+        self._abandoned = False
+        self._inline_seconds: float | None = None  # average run time of inline jobs
+        self._concurrent_share = 0.0  # how many of the recent jobs ran in a task or thread
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._bell: asyncio.Future[None] | None = None
+        self._bell_pool: ThreadPoolExecutor | None = None
+        self._threads: ThreadPoolExecutor | None = None
         self._old_alarm: Any = None
         self._main_ident = threading.main_thread().ident
-        self._stats_lock = threading.Lock()
-        self._succeeded = 0
-        self._failed = 0
-        self._busy_seconds = 0.0
-        self.processed = 0
-        self.redis_errors = 0
-        self.reconnects = 0
-        self.observer = observer
-        self._actions: dict[str, Action] = {}
+        self._counts_lock = threading.Lock()
+        self._counts = WorkerCounts()
+        self._presence = Presence(
+            self._source,
+            heartbeat_ttl=self.settings.heartbeat_ttl,
+            lease_seconds=LEASE_SECONDS,
+            running=self._running_jobs,
+            counts=self._take_counts,
+        )
 
-    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def redis_errors(self) -> int:
+        return self._errors + getattr(self._source, "redis_errors", 0)
+
+    @property
+    def reconnects(self) -> int:
+        return int(getattr(self._source, "reconnects", 0))
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     def register(self) -> None:
         """Announce this consumer (RQ worker hash and sets, heartbeat) and start its heartbeat
         thread. ``run``/``work_one`` call it on first use."""
-        if self._registered:
+        if self._presence.registered:
             return
-        self._take_over()
-        self._announce()
+        self._presence.start()
         if threading.current_thread() is threading.main_thread():
             self._old_alarm = signal.signal(signal.SIGALRM, on_alarm) or signal.SIG_DFL
-        self._registered = True
-        self._hb_stop.clear()
-        self._hb_thread = threading.Thread(
-            target=self._heartbeat_loop, name=f"switchyard-heartbeat-{self.name}", daemon=True
-        )
-        self._hb_thread.start()
-
-    def _take_over(self) -> None:
-        """Settle what an earlier consumer of this name left in its processing list (a process
-        that died, then started again under the same name): as :func:`recover_orphans` would."""
-        if self.connection.exists(self._processing):
-            taken = RECOVER(
-                self.connection,
-                [self._processing, keys.CONSUMERS_SET, keys.consumer_queues(self.name)],
-                [self.name, *_now(), NOT_IDEMPOTENT, _died_text()],
-            )
-            if taken:
-                log.warning(
-                    "%s: settled %d job(s) an earlier consumer of this name left",
-                    self.name,
-                    len(taken),
-                )
-
-    def _announce(self) -> None:
-        STEP.load(self.connection)
-        PROMOTE.load(self.connection)
-        stamp, _ = _now()
-        worker = keys.WORKER_PREFIX + self.name
-        with self.connection.pipeline(transaction=False) as pipe:
-            pipe.delete(worker)
-            pipe.hset(
-                worker,
-                mapping={
-                    "birth": stamp,
-                    "last_heartbeat": stamp,
-                    "queues": ",".join(self.queues),
-                    "pid": os.getpid(),
-                    "hostname": socket.gethostname(),
-                    "ip_address": "",
-                    "version": "switchyard-rq",
-                    "python_version": "",
-                    "state": "idle",
-                },
-            )
-            pipe.sadd(keys.WORKERS_SET, worker)
-            for queue in self.queues:
-                pipe.sadd(keys.WORKERS_BY_QUEUE + queue, worker)
-                pipe.sadd(keys.QUEUES_SET, keys.queue(queue))
-            pipe.sadd(keys.consumer_queues(self.name), *self.queues)
-            pipe.sadd(keys.CONSUMERS_SET, self.name)
-            self._heartbeat_commands(pipe, stamp)
-            pipe.execute()
-
-    def heartbeat(self) -> None:
-        """Refresh ``switchyard:consumer:<name>:alive`` and the RQ worker hash's TTL."""
-        with self.connection.pipeline(transaction=False) as pipe:
-            self._heartbeat_commands(pipe, _now()[0])
-            pipe.execute()
-
-    def _heartbeat_commands(self, pipe: Pipeline, stamp: str) -> None:
-        ttl = self.settings.heartbeat_ttl
-        worker = keys.WORKER_PREFIX + self.name
-        with self._stats_lock:
-            ok, failed, busy = self._succeeded, self._failed, self._busy_seconds
-            self._succeeded = self._failed = 0
-            self._busy_seconds = 0.0
-        pipe.set(keys.alive(self.name), stamp, ex=ttl)
-        state = "busy" if ok or failed else "idle"  # since the last heartbeat, for `rq info`
-        pipe.hset(worker, mapping={"last_heartbeat": stamp, "state": state})
-        if ok:
-            pipe.hincrby(worker, "successful_job_count", ok)
-        if failed:
-            pipe.hincrby(worker, "failed_job_count", failed)
-        if busy:
-            pipe.hincrbyfloat(worker, "total_working_time", busy)
-        pipe.expire(worker, ttl + 60)
-        pipe.expire(keys.consumer_queues(self.name), ttl + 86_400)
-
-    def _heartbeat_loop(self) -> None:
-        interval = max(self.settings.heartbeat_ttl / 3, 0.5)
-        while not self._hb_stop.wait(interval):
-            try:
-                self.heartbeat()
-            except redis.RedisError as exc:  # the main loop reports and retries Redis trouble
-                log.debug("heartbeat of %s failed: %s", self.name, exc)
 
     def close(self) -> None:
         """Store any outcome not yet stored, give back the jobs it holds but did not run (in
-        order, to the front of their queues), stop the heartbeat, unregister from RQ's sets.
+        order, to the front of their queues), stop the heartbeat, unregister from RQ's sets;
+        close the process's resources.
 
         Call it from the thread that runs jobs. When Redis cannot be reached, what is left in
         the processing list stays there for :func:`recover_orphans` (or this name's next
         consumer).
         """
-        if not self._registered:
+        if not self._presence.registered:
             return
-        self._hb_stop.set()
-        if self._hb_thread is not None:
-            self._hb_thread.join(timeout=5)
+        self._presence.stop()
         try:
-            self._flush()
-            self._release(everything=True)
-            if self._link is not None:
-                self.connection.connection_pool.release(self._link)
-                self._link = None
-            worker = keys.WORKER_PREFIX + self.name
-            with self.connection.pipeline(transaction=False) as pipe:
-                pipe.srem(keys.WORKERS_SET, worker)
-                for queue in self.queues:
-                    pipe.srem(keys.WORKERS_BY_QUEUE + queue, worker)
-                    pipe.zrem(keys.idle(queue), self.name)
-                pipe.delete(worker, keys.alive(self.name), keys.consumer_queues(self.name))
-                pipe.srem(keys.CONSUMERS_SET, self.name)
-                pipe.execute()
+            self._source.flush()
+            self._source.give_back(list(self._running))
+            self._buffer.clear()
+            self._source.retire()
         finally:
-            self._registered = False
             if self._old_alarm is not None:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, self._old_alarm)
                 self._old_alarm = None
-            # the process's resources close with its consumer: async ones on their loop first
-            from switchyard._resource import aclose_resources, close_resources
+            for pool in (self._bell_pool, self._threads):
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+            self._bell_pool = self._threads = None
+            self._close_resources()
 
-            if self._loop is not None:
-                try:
-                    self._loop.run_until_complete(aclose_resources())
-                finally:
-                    self._loop.close()
-                    self._loop = None
-            close_resources()
+    def _close_resources(self) -> None:
+        """The process's resources close with its consumer: async ones on their loop first."""
+        from switchyard._resource import aclose_resources, close_resources
+
+        if self._loop is not None:
+            try:
+                self._loop.run_until_complete(aclose_resources())
+            finally:
+                self._loop.close()
+                self._loop = None
+        close_resources()
 
     def __enter__(self) -> Consumer:
         return self
@@ -293,7 +198,7 @@ class Consumer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the loop --------------------------------------------------------------------------
+    # -- the loop ------------------------------------------------------------------------------
 
     def run(
         self,
@@ -301,98 +206,272 @@ class Consumer:
         stop: threading.Event | None = None,
         max_jobs: int | None = None,
         idle_timeout: float = 1.0,
+        grace: float | None = None,
     ) -> int:
         """Serve jobs until ``stop`` is set or ``max_jobs`` ran; return the number run.
 
         Redis errors are logged and retried with backoff (the consumer reconnects); a job's
-        outcome is always stored before its safety copy goes. Prefetched jobs that will not run
-        (``stop`` was set) go back to the head of their queues.
+        outcome is always stored before its safety copy goes. When stopping, jobs taken and not
+        started go back to the head of their queues, and running ones get ``grace`` seconds
+        (None: as long as they take) to end; after that async ones are cancelled and every job
+        still running is given up as a dead worker's would be (run again, or failed when not
+        idempotent).
         """
         self.register()
-        done = 0
-        backoff = 0.0
+        loop = self.event_loop()
         try:
-            while (stop is None or not stop.is_set()) and (max_jobs is None or done < max_jobs):
-                try:
-                    if backoff:
-                        self._resume()
-                        backoff = 0.0
-                    limit = _MAX_BATCH if max_jobs is None else max_jobs - done
-                    if self._step(idle_timeout, flush=False, limit=limit):
-                        done += 1
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
-                    self.redis_errors += 1
-                    backoff = min(max(backoff * 2, 0.05), _MAX_BACKOFF)
-                    log.warning("Redis unavailable (%s); retrying in %.2f s", exc, backoff)
-                    if stop is not None:
-                        stop.wait(backoff)
-                    else:
-                        time.sleep(backoff)
+            return loop.run_until_complete(self._serve(stop, max_jobs, idle_timeout, grace))
         finally:
             self._settle()
-        return done
-
-    def _settle(self) -> None:
-        """Store pending outcomes and give back prefetched jobs, retrying Redis errors a while."""
-        backoff = 0.05
-        for _ in range(20):
-            try:
-                self._flush()
-                self._release(everything=True)
-                return
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("cannot store the last outcomes yet (%s)", exc)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF)
-
-    def _resume(self) -> None:
-        """After a lost connection: store pending outcomes, give back prefetched jobs and any
-        job whose dequeue reply was lost (it sits in our processing list), and announce
-        ourselves again (a restarted Redis may have lost the registration)."""
-        self._flush()
-        self.reconnects += 1
-        # every job still in our list never ran here: back to its queue, even if not idempotent
-        reclaimed = self._release(everything=True)
-        if reclaimed:
-            log.warning("gave back %d job(s) whose dequeue reply was lost", reclaimed)
-        self._announce()
 
     def work_one(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s for one job, run it, store its outcome; True if one ran."""
         self.register()
-        return self._step(timeout, flush=True, limit=1)
+        return self.event_loop().run_until_complete(self._one(timeout))
 
-    def _step(self, timeout: float, *, flush: bool, limit: int) -> bool:
-        if not self._buffer:
-            size = max(1, min(limit, _MAX_BATCH, int(_BATCH_BUDGET / self._avg_seconds)))
-            self._idle_for = timeout + 1.0
-            self._fetch(size)
-            if not self._buffer:
-                self._wait_for_job(timeout, size)
-                if not self._buffer:
-                    return False
-        job = self._buffer.popleft()
-        begun = time.time() if job.enqueued_at else 0.0
-        outcome = execute(self, job)
-        self._send_outcome(outcome.ack)
+    async def _one(self, timeout: float) -> bool:
+        job = self._next(1, 1, timeout)
+        if job is None:
+            self._source.wait(timeout)
+            job = self._next(1, 1, timeout)
+        if job is None:
+            return False
+        self._start(job)
+        await self._drain(None)
+        self._source.flush()
+        return True
+
+    async def _serve(
+        self,
+        stop: threading.Event | None,
+        max_jobs: int | None,
+        idle_timeout: float,
+        grace: float | None,
+    ) -> int:
+        started = 0
+        backoff = 0.0
+        source = self._source
+        while (stop is None or not stop.is_set()) and (max_jobs is None or started < max_jobs):
+            try:
+                if backoff:
+                    given = source.resume(list(self._running))
+                    self._buffer.clear()
+                    if given:
+                        log.warning("gave back %d job(s) whose dequeue reply was lost", given)
+                    backoff = 0.0
+                if self._done:
+                    self._collect()
+                free = self.concurrency - len(self._running)
+                if free <= 0:
+                    await self._until_one_ends(idle_timeout)
+                    continue
+                left = None if max_jobs is None else max_jobs - started
+                job = self._next(free, left, idle_timeout)
+                if job is None:
+                    if source.more():
+                        continue
+                    if self._running:
+                        await self._until_one_ends(idle_timeout, bell=True)
+                    else:
+                        source.wait(idle_timeout)
+                    continue
+                started += 1
+                self._start(job)
+                if self._tasks:
+                    await asyncio.sleep(0)  # the running tasks' turn
+            except SourceUnavailable as exc:
+                self._errors += 1
+                backoff = min(max(backoff * 2, 0.05), _MAX_BACKOFF)
+                log.warning("Redis unavailable (%s); retrying in %.2f s", exc, backoff)
+                await self._pause(backoff, stop)
+        await self._drain(grace)
+        return started
+
+    async def _pause(self, seconds: float, stop: threading.Event | None) -> None:
+        """Sleep (running tasks go on meanwhile), waking early when ``stop`` is set."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and (stop is None or not stop.is_set()):
+            await asyncio.sleep(min(0.05, deadline - time.monotonic()))
+
+    def _next(self, free: int, left: int | None, idle_timeout: float) -> Job | None:
+        """The next job to start: from the batch in hand, else from the source. ``free``: slots
+        free for jobs that run beside others; ``left``: jobs left to run (None: no end)."""
+        if self._buffer:
+            return self._buffer.popleft()
+        concurrent = self._concurrent_share > 0.5
+        if concurrent:  # they start at once, each in a free slot
+            size = min(free, _MAX_TAKE)
+        elif self._inline_seconds is None:
+            size = 1  # the run time is not known yet: one at a time
+        else:  # they run one after another: only what runs within the budget
+            size = max(1, min(_MAX_BATCH, int(_BATCH_BUDGET / self._inline_seconds)))
+        if left is not None:
+            size = min(size, left)
+        jobs = self._source.take(
+            size,
+            running=size if concurrent else 1,
+            held=len(self._running),
+            idle_for=idle_timeout,
+        )
+        if not jobs:
+            return None
+        self._buffer.extend(jobs[1:])
+        return jobs[0]
+
+    def _start(self, job: Job) -> None:
+        run = prepare(self._resolver, job)
+        if isinstance(run, Outcome):
+            self._finish(run)
+            return
+        hooks = self.registry.hooks
+        if run.action.is_async:
+            self._spawn(job, run_async(run, hooks))
+        elif run.action.policy.io_bound:
+            self._spawn(job, self._threaded(run))
+        else:
+            self._concurrent_share *= 0.9
+            outcome = run_inline(run, hooks, can_alarm=self.can_alarm)
+            seconds = max(outcome.seconds, 1e-5)
+            avg = self._inline_seconds
+            self._inline_seconds = seconds if avg is None else 0.8 * avg + 0.2 * seconds
+            self._finish(outcome)
+
+    def _spawn(self, job: Job, work: Any) -> None:
+        self._concurrent_share = 0.9 * self._concurrent_share + 0.1
+        loop = self.event_loop()
+        task = loop.create_task(work)
+        self._running[job.id] = job
+        self._tasks.add(task)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or self._abandoned:
+            return
+        error = task.exception()
+        if error is not None:  # pragma: no cover - the runners turn errors into outcomes
+            log.error("a job's task failed", exc_info=error)
+            return
+        self._done.append(task.result())
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def _threaded(self, run: Run) -> Outcome:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                self.concurrency, thread_name_prefix=f"switchyard-{self.name}"
+            )
+        loop = asyncio.get_running_loop()
+        slot = ThreadSlot()
+        timeout = run.action.policy.timeout
+        timer = loop.call_later(timeout, slot.interrupt) if timeout else None
+        try:
+            return await loop.run_in_executor(
+                self._threads, run_threaded, run, self.registry.hooks, slot
+            )
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _collect(self) -> None:
+        """Settle the outcomes of the jobs that ended in a task or thread."""
+        done = self._done
+        while done:
+            outcome = done.popleft()
+            self._running.pop(outcome.job.id, None)
+            self._finish(outcome)
+
+    def _finish(self, outcome: Outcome) -> None:
+        self._source.settle(outcome)
         if self.observer is not None or (
             self.log_jobs and JOB_LOG.isEnabledFor(logging.INFO if outcome.ok else logging.WARNING)
         ):
-            self._report(job, outcome, begun)
-        self._avg_seconds = max(0.8 * self._avg_seconds + 0.2 * outcome.seconds, 1e-5)
+            self._report(outcome)
         self.processed += 1
-        with self._stats_lock:
+        with self._counts_lock:
+            counts = self._counts
             if outcome.ok:
-                self._succeeded += 1
+                counts.succeeded += 1
             else:
-                self._failed += 1
-            self._busy_seconds += outcome.seconds
-        if flush:
-            self._flush()
-        return True
+                counts.failed += 1
+            counts.busy_seconds += outcome.seconds
 
-    def _report(self, job: Job, outcome: Outcome, begun: float) -> None:
-        mode = outcome.ack[0]
+    async def _until_one_ends(self, timeout: float, *, bell: bool = False) -> None:
+        """Sleep until a running job ends (or, with ``bell``, a doorbell rings), at most
+        ``timeout`` seconds; running tasks go on meanwhile."""
+        if self._done:
+            return
+        if self._wakeup is None:
+            self._wakeup = asyncio.Event()
+        self._wakeup.clear()
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wakeup.wait())}
+        if bell:
+            if self._bell is None:
+                if self._bell_pool is None:
+                    self._bell_pool = ThreadPoolExecutor(1, thread_name_prefix="switchyard-bell")
+                loop = asyncio.get_running_loop()
+                self._bell = loop.run_in_executor(self._bell_pool, self._source.wait, timeout)
+            waiters.add(self._bell)
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                if waiter is not self._bell:
+                    waiter.cancel()
+        if self._bell is not None and self._bell.done():
+            bell_rang, self._bell = self._bell, None
+            error = bell_rang.exception()
+            if error is not None:
+                raise error
+
+    async def _drain(self, grace: float | None) -> None:
+        """Wait for the running jobs (at most ``grace`` seconds); give up the rest."""
+        deadline = None if grace is None else time.monotonic() + grace
+        while True:
+            self._collect()
+            if not self._running:
+                return
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            await self._until_one_ends(0.5 if left is None else min(left, 0.5))
+        self._abandoned = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+        try:
+            self._source.flush()
+            abandoned = self._source.abandon()
+        except SourceUnavailable as exc:
+            log.warning("cannot give up the running jobs (%s): recovery will", exc)
+            return
+        log.warning(
+            "%s: gave up %d job(s) still running after %s s: %s",
+            self.name,
+            len(abandoned),
+            grace,
+            ", ".join(abandoned[:5]) + (" ..." if len(abandoned) > 5 else ""),
+        )
+        self._running.clear()
+
+    def _settle(self) -> None:
+        """Store pending outcomes and give back taken jobs, retrying Redis errors a while."""
+        backoff = 0.05
+        for _ in range(20):
+            try:
+                self._source.flush()
+                if self._buffer or not self._running:
+                    self._source.give_back(list(self._running))
+                    self._buffer.clear()
+                return
+            except SourceUnavailable as exc:
+                log.warning("cannot store the last outcomes yet (%s)", exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    def _report(self, outcome: Outcome) -> None:
+        job = outcome.job
+        mode = outcome.mode
         report = JobReport(
             outcome.action,
             job.id,
@@ -400,7 +479,7 @@ class Consumer:
             job.attempt,
             "succeeded" if mode == "ok" else ("retried" if mode == "retry" else "failed"),
             outcome.seconds,
-            wait_seconds(job.enqueued_at, begun) if begun else None,
+            wait_seconds(job.enqueued_at, job.started_ts) if job.enqueued_at else None,
             outcome.error_type,
         )
         if self.observer is not None:
@@ -411,149 +490,24 @@ class Consumer:
         if self.log_jobs:
             log_job(report)
 
-    # The hot path keeps one connection (the "link"): each job's outcome is written to it as soon
-    # as the job ends, without waiting for the reply, and the replies are read with the next
-    # fetch. A crash after a job ended therefore never reruns it, and there is still one
-    # blocking round trip per batch.
+    def _running_jobs(self) -> list[Job]:
+        """The jobs running in tasks and threads now (from the heartbeat thread)."""
+        for _ in range(5):
+            try:
+                return list(self._running.values())
+            except RuntimeError:  # changed size while copying: try again
+                continue
+        return []
 
-    def _link_get(self) -> Any:
-        if self._link is None:
-            self._link = self.connection.connection_pool.get_connection()
-        return self._link
+    def _take_counts(self) -> WorkerCounts:
+        with self._counts_lock:
+            counts, self._counts = self._counts, WorkerCounts()
+        return counts
 
-    def _drop_link(self) -> None:
-        """Close the link after an error; outcomes whose replies were not read are sent again."""
-        link, self._link = self._link, None
-        self._pending[:0] = self._unread
-        self._unread = []
-        if link is not None:
-            link.disconnect()
-            self.connection.connection_pool.release(link)
-
-    def _send_outcome(self, ack: Ack) -> None:
-        # one outcome, no dequeue: the constant head and tail are packed once
-        packed = self._outcome_head + pack_args(ack) + self._outcome_tail
-        try:
-            # A health check (PING) would read an unread reply as its answer: only when none is.
-            self._link_get().send_packed_command([packed], check_health=not self._unread)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.debug("cannot send the outcome of job %s yet: %s", ack[1], exc)
-            self._drop_link()
-            self._pending.append(ack)  # stored by the next fetch or flush
-            return
-        self._unread.append(ack)
-
-    def _exchange(self, packed: bytes) -> Any:
-        """Send one STEP call on the link; read the replies of the outcomes sent before it, then
-        its own. Outcomes whose fate a lost connection hides are sent again later."""
-        link = self._link_get()
-        unread = self._unread
-        replies: list[Any] = []
-        try:
-            link.send_packed_command([packed], check_health=not unread)
-            for _ in range(len(unread) + 1):
-                try:
-                    replies.append(link.read_response())
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-        except BaseException:
-            self._drop_link()  # the unread outcomes go back to pending
-            raise
-        self._unread = []
-        again = [a for a, r in zip(unread, replies, strict=False) if _lost_script(r)]
-        for ack, reply in zip(unread, replies, strict=False):
-            if isinstance(reply, Exception) and not _lost_script(reply):
-                log.error("storing the outcome of job %s failed: %s", ack[1], reply)
-        reply = replies[-1]
-        if again or _lost_script(reply):  # a restarted server lost the script: nothing applied
-            STEP.load(self.connection)
-            if again:
-                self._call([*self._flush_head, *_outcomes(again), *self._no_dequeue()])
-            if _lost_script(reply):
-                reply = roundtrip(self.connection, [packed])[0]
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    def _no_dequeue(self) -> list[Any]:
-        return ["", 0, self.name, 0, "", 0]
-
-    def _flush(self) -> None:
-        """Store (and confirm) every outcome sent or pending, without dequeuing another job."""
-        if self._pending or self._unread:
-            self._exchange(
-                pack([*self._flush_head, *_outcomes(self._pending), *self._no_dequeue()])
-            )
-            self._pending = []
-
-    def _release(self, *, everything: bool = False) -> int:
-        """Give prefetched jobs that will not run here back to their queues, in order (with
-        ``everything``, also jobs whose dequeue reply was lost); return how many of the latter.
-        Only with every outcome stored: the processing list then holds nothing that ran."""
-        if not (self._buffer or everything):
-            return 0
-        given = int(RELEASE(self.connection, [self._processing], []))
-        lost = max(given - len(self._buffer), 0)
-        self._buffer.clear()
-        return lost
-
-    def _call(self, args: list[Any]) -> Any:
-        """One STEP call on the pool; loads the script again if the server lost it."""
-        reply = roundtrip(self.connection, [pack(args)])[0]
-        if _lost_script(reply):
-            STEP.load(self.connection)
-            reply = roundtrip(self.connection, [pack(args)])[0]
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
-
-    def _fetch(self, size: int) -> None:
-        """One round trip: store pending outcomes, confirm sent ones, take up to ``size`` jobs."""
-        if time.monotonic() >= self._next_promote:
-            self._promote()
-        stamp, ts = _now()
-        self._counter += 1
-        prefix = f"{self._exec_prefix}{self._counter}"
-        reply = self._exchange(
-            pack(
-                [
-                    *self._step_head,
-                    *_outcomes(self._pending),
-                    stamp, ts, self.name, len(self.queues), prefix, size, *self.queues,
-                    b"1" if self._idle else b"0", ts + self._idle_for,
-                ]
-            )
-        )  # fmt: skip
-        self._pending = []
-        # with nothing to take, the script counted us idle (other consumers then prefetch less)
-        self._idle = not reply
-        if reply:
-            self._buffer.extend(Job.batch(reply, self.queues, prefix, stamp, ts))
-
-    def _wait_for_job(self, timeout: float, size: int) -> None:
-        """Idle: block on the doorbells (no longer than the next scheduled job is due)."""
-        wait = timeout
-        if self._next_due is not None:
-            wait = min(wait, max(self._next_due - time.time(), 0.0))
-        if wait > 0:
-            self.connection.blpop(self._wake_keys, timeout=max(wait, 0.001))
-        self._fetch(size)
-
-    def _promote(self) -> None:
-        stamp, ts = _now()
-        moved, next_due = PROMOTE(self.connection, [], [ts, stamp, _PROMOTE_LIMIT, *self.queues])
-        self._next_due = float(next_due) if next_due else None
-        delay = _PROMOTE_EVERY
-        if self._next_due is not None:
-            delay = min(delay, max(self._next_due - ts, 0.0))
-        if int(moved) >= _PROMOTE_LIMIT:
-            delay = 0.0
-        self._next_promote = time.monotonic() + delay
-
-    # -- used by _outcome ------------------------------------------------------------------
+    # -- the event loop ------------------------------------------------------------------------
 
     def event_loop(self) -> asyncio.AbstractEventLoop:
-        """The consumer's one event loop for async handlers (kept across jobs)."""
+        """The consumer's one event loop (kept across jobs): async handlers run on it."""
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         return self._loop
@@ -562,30 +516,3 @@ class Consumer:
     def can_alarm(self) -> bool:
         """SIGALRM reaches only the main thread: timeouts of sync handlers need to run there."""
         return self._old_alarm is not None and threading.get_ident() == self._main_ident
-
-    def resolve(self, name: str) -> Action:
-        """The registered action ``name`` (cached): the only code a job can make this run."""
-        found = self._actions.get(name)
-        if found is None:
-            found = self._actions[name] = self.registry.resolve(name)
-        return found
-
-    def due_at(self, when: float) -> None:
-        """A job of ours is scheduled for ``when`` (unix seconds): promote it on time."""
-        if self._next_due is None or when < self._next_due:
-            self._next_due = when
-            self._next_promote = min(
-                self._next_promote, time.monotonic() + max(when - time.time(), 0)
-            )
-
-
-def _lost_script(reply: Any) -> bool:
-    return isinstance(reply, redis.exceptions.NoScriptError)
-
-
-def _outcomes(acks: list[Ack]) -> list[Any]:
-    """The outcome part of STEP's arguments: the count, then each outcome's fields."""
-    args: list[Any] = [len(acks)]
-    for ack in acks:
-        args.extend(ack)
-    return args

@@ -95,32 +95,37 @@ def _parse(stamp: bytes | None) -> float | None:
 
 
 def queue_stats(connection: redis.Redis, queues: Sequence[str]) -> dict[str, QueueStats]:
-    """Depth, oldest-job age, scheduled and started counts of ``queues``, in two round trips."""
+    """Depth (every priority), oldest-job age, scheduled and started counts of ``queues``, in
+    two round trips."""
     names = list(dict.fromkeys(queues))
     with connection.pipeline(transaction=False) as pipe:
         for name in names:
-            pipe.llen(keys.queue(name))
-            pipe.lindex(keys.queue(name), 0)
+            for key in keys.queue_lists(name):
+                pipe.llen(key)
+                pipe.lindex(key, 0)
             pipe.zcard(keys.SCHEDULED + name)
             pipe.zcard(keys.STARTED + name)
         replies = pipe.execute()
-    heads = [replies[i * 4 + 1] for i in range(len(names))]
+    per = 8  # replies per queue: (length, head) of its three lists, scheduled, started
+    heads = [
+        [h for h in replies[i * per + 1 : i * per + 6 : 2] if h is not None]
+        for i in range(len(names))
+    ]
     with connection.pipeline(transaction=False) as pipe:
-        for head in heads:
-            if head is None:
-                pipe.echo("")
-            else:
+        for found in heads:
+            for head in found:
                 pipe.hget(keys.job(_text(head)), "enqueued_at")
-        stamps = pipe.execute()
+        stamps = iter(pipe.execute())
     now = datetime.now(UTC).timestamp()
     out: dict[str, QueueStats] = {}
     for i, name in enumerate(names):
-        enqueued = _parse(stamps[i]) if heads[i] is not None else None
+        times = [t for t in (_parse(next(stamps)) for _ in heads[i]) if t is not None]
+        base = i * per
         out[name] = QueueStats(
             name=name,
-            depth=int(replies[i * 4]),
-            oldest_age=max(now - enqueued, 0.0) if enqueued is not None else 0.0,
-            scheduled=int(replies[i * 4 + 2]),
-            started=int(replies[i * 4 + 3]),
+            depth=int(replies[base]) + int(replies[base + 2]) + int(replies[base + 4]),
+            oldest_age=max(now - min(times), 0.0) if times else 0.0,
+            scheduled=int(replies[base + 6]),
+            started=int(replies[base + 7]),
         )
     return out

@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
     routes.add_argument("--json", action="store_true", help="print JSON")
     routes.set_defaults(func=_routes)
 
-    from .top import register as register_top
+    from switchyard_rq._ops.top import register as register_top
 
     register_top(subparsers)
 

@@ -23,9 +23,8 @@ from typing import Any, Final, TextIO
 
 import redis
 
+from switchyard_rq._ops.stats import StatsSnapshot, quantile, read_snapshot, run_buckets
 from switchyard_rq._wire.connection import get_connection, redis_errors, url_of
-
-from .stats import StatsSnapshot, quantile, read_snapshot, run_buckets
 
 __all__ = ["register"]
 
@@ -298,6 +297,6 @@ def _strip(line: str) -> str:
 
 
 def _usage(message: str) -> Exception:
-    from .cli import UsageError
+    from switchyard_rq._ops.cli import UsageError
 
     return UsageError(message)

@@ -13,9 +13,9 @@ from switchyard import Registry, default_registry
 
 from switchyard_rq._errors import JobError, JobFailedError, JobNotFoundError, ResultTimeoutError
 from switchyard_rq._wire import keys
+from switchyard_rq._wire.admin import CANCEL, REQUEUE
 from switchyard_rq._wire.connection import get_connection, redis_errors
 from switchyard_rq._wire.jobs import BadJobError, decode_job_data
-from switchyard_rq._wire.scripts import CANCEL, REQUEUE
 
 if TYPE_CHECKING:
     from pydantic import BaseModel

@@ -16,15 +16,16 @@ from switchyard import Config, Registry, default_registry
 
 from switchyard_rq._config import current_config
 from switchyard_rq._errors import PayloadTooLargeError
+from switchyard_rq._producer.handle import JobHandle
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._tracing import current_carrier
 from switchyard_rq._wire import keys
+from switchyard_rq._wire.admin import SCHEDULE_KEYED
 from switchyard_rq._wire.connection import get_connection, redis_errors, redis_url
+from switchyard_rq._wire.flow import directives
 from switchyard_rq._wire.jobs import JobShape, job_shape, utcformat
+from switchyard_rq._wire.keys import PRIORITY_CODE
 from switchyard_rq._wire.resp import bulk, pack, roundtrip
-from switchyard_rq._wire.scripts import SCHEDULE_KEYED
-
-from .handle import JobHandle
 
 __all__ = ["Call", "route", "schedule_action", "schedule_many"]
 
@@ -36,13 +37,15 @@ _ROUTES: dict[tuple[Any, ...], str] = {}
 @final
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One call for :func:`schedule_many`: the action's name, its data, and when/how."""
+    """One call for :func:`schedule_many`: the action's name, its data, and when/how
+    (``priority``, high/normal/low, overrides the action's own)."""
 
     name: str
     data: Any
     delay: float | timedelta | None = None
     at: datetime | None = None
     key: str | None = None
+    priority: str | None = None
 
 
 def route(name: str, hint: str | None = None, *, config: Config | None = None) -> str:
@@ -86,6 +89,7 @@ class _Prepared:
     due: float | None
     key: str | None
     key_ttl: int
+    flow: str | None
 
 
 def _prepare(
@@ -93,7 +97,8 @@ def _prepare(
 ) -> _Prepared:
     """Everything that can fail, before anything reaches Redis."""
     action = registry.resolve(call.name)
-    payload = action.validate_input(call.data).model_dump_json()
+    model = action.validate_input(call.data)
+    payload = model.model_dump_json()
     size = len(payload) if payload.isascii() else len(payload.encode())
     if size > config.max_payload_bytes:
         raise PayloadTooLargeError(action.name, size, config.max_payload_bytes)
@@ -101,22 +106,27 @@ def _prepare(
         not isinstance(call.key, str) or not call.key or len(call.key) > _MAX_KEY
     ):
         raise ValueError(f"key must be a non-empty string of at most {_MAX_KEY} characters")
+    if call.priority is not None and call.priority not in PRIORITY_CODE:
+        raise ValueError(f"priority must be 'high', 'normal' or 'low', not {call.priority!r}")
     due = _due(call.delay, call.at, now)
-    queue = route(action.name, action.policy.queue, config=config)
+    policy = action.policy
+    queue = route(action.name, policy.queue, config=config)
     shape = job_shape(
         action=action.name,
         queue=queue,
         scheduled=due is not None,
-        policy=action.policy,
+        policy=policy,
         settings=settings,
+        priority=call.priority,
     )
+    flow = directives(action.name, policy, model) if policy.flow_controlled else None
     key_ttl = 0
     if call.key is not None:
         keep = max(settings.result_ttl, settings.failure_ttl)
         key_ttl = 10 * 365 * 86_400 if -1 in (settings.result_ttl, settings.failure_ttl) else keep
         if due is not None:
             key_ttl += math.ceil(due - now)
-    return _Prepared(os.urandom(16).hex(), queue, shape, payload, due, call.key, key_ttl)
+    return _Prepared(os.urandom(16).hex(), queue, shape, payload, due, call.key, key_ttl, flow)
 
 
 def _as_call(item: Call | tuple[str, Any]) -> Call:
@@ -155,7 +165,7 @@ def _write(
     commands = [_register(queue) for queue in {p.queue for p in prepared}]
     keyed: list[tuple[int, int]] = []  # (index in prepared, index of its reply)
     stamp_bulk = bulk(stamp)
-    pushed: dict[str, list[str]] = {}
+    pushed: dict[tuple[str, str], list[str]] = {}
     scheduled: dict[str, list[float | str]] = {}
     for index, item in enumerate(prepared):
         if item.key is not None:
@@ -163,14 +173,16 @@ def _write(
             keys_, args = _keyed_call(item, stamp, trace)
             commands.append(pack((b"EVALSHA", SCHEDULE_KEYED.sha, len(keys_), *keys_, *args)))
             continue
-        commands.append(item.shape.hset(keys.job(item.job_id), item.payload, stamp_bulk, trace))
+        commands.append(
+            item.shape.hset(keys.job(item.job_id), item.payload, stamp_bulk, trace, item.flow)
+        )
         if item.due is not None:
             scheduled.setdefault(item.queue, []).extend((item.due, item.job_id))
         else:
-            pushed.setdefault(item.queue, []).append(item.job_id)
+            pushed.setdefault((item.queue, item.shape.priority), []).append(item.job_id)
     # After every hash: one push per queue (in order), one doorbell token per job (capped).
-    for queue, ids in pushed.items():
-        commands.append(pack((b"RPUSH", keys.queue(queue), *ids)))
+    for (queue, priority), ids in pushed.items():
+        commands.append(pack((b"RPUSH", keys.queue_list(queue, priority), *ids)))
         commands.append(_ring(queue, min(len(ids), _MAX_TOKENS)))
     for queue, pairs in scheduled.items():
         commands.append(pack((b"ZADD", keys.SCHEDULED + queue, *pairs)))
@@ -201,9 +213,12 @@ def _ring(queue: str, tokens: int) -> bytes:
 
 def _keyed_call(item: _Prepared, stamp: str, trace: str | None) -> tuple[list[str], list[Any]]:
     assert item.key is not None
-    target = keys.SCHEDULED + item.queue if item.due is not None else keys.queue(item.queue)
+    if item.due is not None:
+        target = keys.SCHEDULED + item.queue
+    else:
+        target = keys.queue_list(item.queue, item.shape.priority)
     flat: list[Any] = []
-    for field, value in item.shape.mapping(item.payload, stamp, trace).items():
+    for field, value in item.shape.mapping(item.payload, stamp, trace, item.flow).items():
         flat.extend((field, value))
     return (
         [
@@ -231,6 +246,7 @@ def schedule_action(
     delay: float | timedelta | None = None,
     at: datetime | None = None,
     key: str | None = None,
+    priority: str | None = None,
     registry: Registry | None = None,
     connection: redis.Redis | None = None,
 ) -> JobHandle:
@@ -238,8 +254,9 @@ def schedule_action(
 
     ``delay`` (seconds or timedelta) or ``at`` (an aware datetime) defers it; ``key`` is an
     idempotency key: while a job scheduled with that key is pending, running or finished, that
-    job's handle is returned instead of a new job. Bad input raises here (InvalidInputError,
+    job's handle is returned instead of a new job; ``priority`` (high, normal, low) overrides
+    the action's own within its queue. Bad input raises here (InvalidInputError,
     UnknownActionError, PayloadTooLargeError, ValueError) and nothing reaches Redis.
     """
-    call = Call(name, data, delay=delay, at=at, key=key)
+    call = Call(name, data, delay=delay, at=at, key=key, priority=priority)
     return schedule_many([call], registry=registry, connection=connection)[0]

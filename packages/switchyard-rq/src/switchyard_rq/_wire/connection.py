@@ -18,8 +18,7 @@ from switchyard import Config
 from switchyard_rq._config import current_config
 from switchyard_rq._errors import REFUSED, RedisUnavailableError
 from switchyard_rq._settings import TransportSettings
-
-from .embedded import embedded_url
+from switchyard_rq._wire.embedded import embedded_url
 
 __all__ = ["get_connection", "redact_url", "redis_errors", "redis_url", "reset_pools"]
 

@@ -17,9 +17,8 @@ from typing import Final, final
 from switchyard import ActionPolicy
 
 from switchyard_rq._settings import TransportSettings
-
-from .keys import DISPATCHER
-from .resp import bulk
+from switchyard_rq._wire.keys import DISPATCHER, PRIORITY_CODE
+from switchyard_rq._wire.resp import bulk
 
 __all__ = ["BadJobError", "JobShape", "decode_job_data", "job_shape", "utcformat"]
 
@@ -46,16 +45,19 @@ class JobShape:
     timeout, retry policy), with their RESP encoding packed once: a job adds only its data, its
     timestamps and (maybe) a trace context. Built by :func:`job_shape`, which caches them."""
 
-    __slots__ = ("action", "fields", "packed", "scheduled")
+    __slots__ = ("action", "fields", "packed", "priority", "scheduled")
 
-    def __init__(self, action: str, fields: dict[str, str | int], *, scheduled: bool) -> None:
+    def __init__(
+        self, action: str, fields: dict[str, str | int], *, scheduled: bool, priority: str
+    ) -> None:
         self.action = action
+        self.priority = priority
         self.fields = fields
         self.scheduled = scheduled
         self.packed = b"".join(bulk(name) + bulk(value) for name, value in fields.items())
 
     def mapping(
-        self, payload: str, created_at: str, trace: str | None
+        self, payload: str, created_at: str, trace: str | None, flow: str | None = None
     ) -> dict[str, str | bytes | int]:
         """The whole ``rq:job:<id>`` hash of one job, with RQ's field names and formats."""
         mapping: dict[str, str | bytes | int] = {
@@ -67,9 +69,13 @@ class JobShape:
             mapping["enqueued_at"] = created_at
         if trace is not None:
             mapping["sy_trace"] = trace  # the caller's trace context: the worker continues it
+        if flow is not None:
+            mapping["sy_flow"] = flow  # the job's limiters (see _wire/flow.py)
         return mapping
 
-    def hset(self, job_key: str, payload: str, stamp: bytes, trace: str | None) -> bytes:
+    def hset(
+        self, job_key: str, payload: str, stamp: bytes, trace: str | None, flow: str | None
+    ) -> bytes:
         """``HSET rq:job:<id> ...`` for one job, packed; ``stamp`` is ``bulk(created_at)``."""
         count = len(self.fields) + (3 if self.scheduled else 4)
         head = b"%b$4\r\ndata\r\n%b$10\r\ncreated_at\r\n%b" % (
@@ -82,6 +88,9 @@ class JobShape:
         if trace is not None:
             count += 1
             head += b"$8\r\nsy_trace\r\n%b" % bulk(trace)
+        if flow is not None:
+            count += 1
+            head += b"$7\r\nsy_flow\r\n%b" % bulk(flow)
         return b"*%d\r\n$4\r\nHSET\r\n%b%b" % (2 * count, head, self.packed)
 
 
@@ -95,12 +104,14 @@ def job_shape(
     scheduled: bool,
     policy: ActionPolicy,
     settings: TransportSettings,
+    priority: str | None = None,
 ) -> JobShape:
-    """The (cached) :class:`JobShape` of a job of ``action`` on ``queue`` under ``policy``.
+    """The (cached) :class:`JobShape` of a job of ``action`` on ``queue`` under ``policy``
+    (``priority`` overrides the policy's).
 
     Retries follow RQ's ``Retry(max=retries, interval=[...])``: intervals ``backoff * 2**n``.
     """
-    key = (action, queue, scheduled, policy, settings)
+    key = (action, queue, scheduled, policy, settings, priority)
     shape = _SHAPES.get(key)
     if shape is not None:
         return shape
@@ -118,9 +129,14 @@ def job_shape(
         fields["retry_intervals"] = json.dumps([backoff * 2**n for n in range(retries)])
     if not policy.idempotent:
         fields["sy_idempotent"] = "0"
+    code = PRIORITY_CODE[priority or policy.priority]
+    if code:
+        fields["sy_prio"] = code
     if len(_SHAPES) >= 4096:
         _SHAPES.clear()
-    shape = _SHAPES[key] = JobShape(action, fields, scheduled=scheduled)
+    shape = _SHAPES[key] = JobShape(
+        action, fields, scheduled=scheduled, priority=priority or policy.priority
+    )
     return shape
 
 

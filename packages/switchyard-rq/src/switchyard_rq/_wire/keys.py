@@ -1,4 +1,8 @@
-"""Redis key names: RQ's own layout, plus the few keys Switchyard adds (prefix ``switchyard:``)."""
+"""Redis key names: RQ's own layout, plus the few keys Switchyard adds (prefix ``switchyard:``).
+
+The Lua scripts build some keys from a job id or queue name inside Redis; the functions that do
+that are generated here (:data:`LUA_KEYS`), so that Python and Lua share one spelling.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +27,42 @@ CANCELED: Final = "rq:canceled:"
 CONSUMERS_SET: Final = "switchyard:consumers"
 IDEMPOTENCY_PREFIX: Final = "switchyard:key:"
 
+#: jobs of high and low priority wait in lists of their own beside RQ's queue list (which holds
+#: the normal ones, so that RQ's tools still see every job of a queue without priorities)
+PRIORITY_SUFFIX: Final = {"high": ":high", "low": ":low"}
+#: how a job hash records its priority (``sy_prio``); normal jobs have no such field
+PRIORITY_CODE: Final = {"high": "h", "normal": "", "low": "l"}
+
+#: flow control (see _wire/flow.py): limiter state lives under this prefix
+FLOW_PREFIX: Final = "switchyard:flow:"
+#: hash: limiter key -> its kind (``c:<limit>`` or ``b``), for every limiter with parked jobs
+FLOW_PARKED: Final = "switchyard:flow:parked"
+#: set of the circuit breakers' state keys that ever opened (for top, stats and metrics)
+FLOW_BREAKERS: Final = "switchyard:flow:breakers"
+
 
 def job(job_id: str) -> str:
     return JOB_PREFIX + job_id
 
 
 def queue(name: str) -> str:
+    """RQ's list of a queue's (normal priority) waiting jobs."""
     return QUEUE_PREFIX + name
+
+
+def queue_lists(name: str) -> tuple[str, str, str]:
+    """The lists of a queue's waiting jobs, high, normal and low priority."""
+    return (
+        f"switchyard:queue:{name}:high",
+        QUEUE_PREFIX + name,
+        f"switchyard:queue:{name}:low",
+    )
+
+
+def queue_list(name: str, priority: str) -> str:
+    """The list a job of ``priority`` (high, normal, low) waits in on queue ``name``."""
+    suffix = PRIORITY_SUFFIX.get(priority)
+    return f"switchyard:queue:{name}{suffix}" if suffix else QUEUE_PREFIX + name
 
 
 def results(job_id: str) -> str:
@@ -47,7 +80,7 @@ def idle(queue_name: str) -> str:
 
 
 def processing(consumer: str) -> str:
-    """A consumer's processing list: the safety copy of the job it is running."""
+    """A consumer's processing list: the safety copy of the jobs it holds."""
     return f"switchyard:consumer:{consumer}:processing"
 
 
@@ -62,3 +95,21 @@ def consumer_queues(consumer: str) -> str:
 
 def idempotency(key: str) -> str:
     return IDEMPOTENCY_PREFIX + key
+
+
+#: Lua: the key functions every script shares (pasted at the top of each script)
+LUA_KEYS: Final = f"""
+local function qkey(q, p)
+  if p == '{PRIORITY_CODE["high"]}' then return 'switchyard:queue:' .. q .. '{PRIORITY_SUFFIX["high"]}' end
+  if p == '{PRIORITY_CODE["low"]}' then return 'switchyard:queue:' .. q .. '{PRIORITY_SUFFIX["low"]}' end
+  return '{QUEUE_PREFIX}' .. q
+end
+local function requeue(id, q, p, front)
+  redis.call(front and 'LPUSH' or 'RPUSH', qkey(q, p), id)
+  redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
+end
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+"""  # noqa: E501 - Lua text, one rule a line

@@ -1,8 +1,12 @@
-"""The Lua scripts: each is one atomic round trip that keeps RQ's keys consistent.
+"""The consumer's Lua scripts: each is one atomic round trip that keeps RQ's keys consistent.
 
 Keys that a script derives from a job id or queue name (``rq:job:<id>``, ``rq:wip:<queue>``) are
 built inside the script, as RQ's own layout needs; Switchyard targets a single Redis (not Cluster),
 as RQ does.
+
+Python and Lua share names, not positions: an outcome's fields (:class:`Ack`), the dequeue's
+arguments (:class:`Take`) and the fields returned for each job (:class:`Taken`) are NamedTuples
+whose field names are the Lua locals the scripts read them into (tests/test_script_contract.py).
 """
 
 from __future__ import annotations
@@ -13,17 +17,21 @@ from typing import Any, Final, NamedTuple, final
 
 import redis
 
+from switchyard_rq._wire.flow import LUA_FLOW
+from switchyard_rq._wire.keys import LUA_KEYS
+
 __all__ = [
     "ACK_FIELDS",
-    "CANCEL",
     "PROMOTE",
     "RECOVER",
     "RELEASE",
-    "REQUEUE",
-    "SCHEDULE_KEYED",
+    "RENEW",
     "STEP",
+    "TAKEN_FIELDS",
     "Ack",
     "Script",
+    "Take",
+    "Taken",
 ]
 
 
@@ -45,11 +53,52 @@ class Ack(NamedTuple):
     left: int | str  # retries_left after this attempt ('' when not a retry)
     tries: int | str  # number_of_retries after this attempt
     due: float | str  # when a retry is due (unix seconds), or '' for now
+    flow: bytes | str  # the job's sy_flow (its limiters), or ''
+    trip: int  # 1: a failure that counts for a circuit breaker
+
+
+class Take(NamedTuple):
+    """The dequeue's arguments (after the outcomes): named as the Lua locals of ``TAKE_LOCALS``;
+    the queue names follow them."""
+
+    stamp: str  # now, RQ format
+    now: float  # now, unix seconds (the consumer's clock: RQ's registries)
+    worker: str  # the consumer's name
+    n: int  # how many queue names follow
+    prefix: str  # execution ids are <prefix>-<count>
+    k: int  # take up to k jobs (0: store outcomes only)
+    held: int  # how many jobs the consumer holds (running or waiting in its hands)
+    marks: int  # the first `marks` jobs taken start now (running marks, see RECOVER)
+    tick: int  # the consumer's count of jobs taken: turns the priority wheel
+    was_idle: int  # 1: the consumer waited on the doorbells since its last call
+    idle_until: float  # unix seconds: an idle consumer counts as idle until then
+    lease: float  # seconds a concurrency lease lasts unless renewed
+
+
+class Taken(NamedTuple):
+    """What STEP returns for each job it took, in this order (``TAKEN`` in the script)."""
+
+    id: bytes
+    qi: int  # the index (1-based) of its queue among the Take's queue names
+    data: bytes | None
+    left: bytes | None  # retries_left
+    intervals: bytes | None  # retry_intervals
+    tries: bytes | None  # number_of_retries
+    result_ttl: bytes | None
+    failure_ttl: bytes | None
+    attempt: int
+    enqueued: bytes | None  # enqueued_at
+    trace: bytes | None  # sy_trace
+    flow: bytes | None  # sy_flow
 
 
 ACK_FIELDS: Final = Ack._fields
+TAKE_FIELDS: Final = Take._fields
+TAKEN_FIELDS: Final = Taken._fields
 # Reads the outcome at ARGV offset b into locals named as Ack's fields.
 ACK_LOCALS: Final = f"local {', '.join(ACK_FIELDS)} = unpack(ARGV, b + 1, b + {len(ACK_FIELDS)})"
+# Reads the dequeue's arguments at ARGV offset d into locals named as Take's fields.
+TAKE_LOCALS: Final = f"local {', '.join(TAKE_FIELDS)} = unpack(ARGV, d, d + {len(TAKE_FIELDS) - 1})"
 
 
 @final
@@ -69,59 +118,76 @@ class Script:
             client.script_load(self.source)
             return client.evalsha(self.sha, len(keys), *keys, *args)
 
-    def queue(self, pipe: redis.client.Pipeline, keys: Sequence[str], args: Sequence[Any]) -> None:
-        """Add the call to ``pipe``; run ``execute(raise_on_error=False)`` and :meth:`retry`."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
-
     def load(self, client: redis.Redis) -> None:
         client.script_load(self.source)
 
 
-# Gives every job in the processing list KEYS[1] back to the front of its queue, in their order,
-# as they were before their dequeue (attempt count, no execution, a doorbell token), and empties
-# the list. Jobs already finished, failed or canceled just leave the list. (Part of STEP and
-# RELEASE: for jobs a consumer holds but will not run, or never knew it had.)
+def _script(body: str) -> Script:
+    """A script with the shared Lua functions (keys, flow control) above ``body``."""
+    return Script(LUA_KEYS + LUA_FLOW + body)
+
+
+# Gives every job in the processing list KEYS[1] but those in the table `keep` back to the front
+# of its queue, in their order, as they were before their dequeue (attempt count, no execution, a
+# doorbell token), and releases the leases they took; the list keeps only `keep`'s. Jobs already
+# finished, failed or canceled just leave the list. (Part of STEP and RELEASE: for jobs a
+# consumer holds but will not run, or never knew it had.)
 _GIVE_BACK: Final = """
-local held = redis.call('LRANGE', KEYS[1], 0, -1)
-for h = #held, 1, -1 do
-  local hid = held[h]
+local listed = redis.call('LRANGE', KEYS[1], 0, -1)
+local gnow, kept, given = nil, {}, 0
+for h = #listed, 1, -1 do
+  local hid = listed[h]
   local hk = 'rq:job:' .. hid
-  local g = redis.call('HMGET', hk, 'origin', 'sy_exec', 'sy_attempt', 'status')
-  if g[1] and g[4] ~= 'finished' and g[4] ~= 'failed' and g[4] ~= 'canceled' then
-    if g[2] then redis.call('ZREM', 'rq:wip:' .. g[1], hid .. ':' .. g[2]) end
+  local g = keep[hid] and {} or redis.call('HMGET', hk, 'origin', 'sy_exec', 'sy_attempt',
+    'status', 'sy_prio', 'sy_flow')
+  if keep[hid] then
+    table.insert(kept, 1, hid)
+  elseif g[1] and g[4] ~= 'finished' and g[4] ~= 'failed' and g[4] ~= 'canceled' then
+    given = given + 1
+    if g[2] then
+      redis.call('ZREM', 'rq:wip:' .. g[1], hid .. ':' .. g[2])
+      if g[6] then
+        gnow = gnow or clock()
+        flow_done(cjson.decode(g[6]), hid .. ':' .. g[2], '', gnow)
+      end
+    end
     redis.call('HSET', hk, 'status', 'queued',
       'sy_attempt', math.max((tonumber(g[3]) or 1) - 1, 0))
-    redis.call('HDEL', hk, 'started_at', 'worker_name', 'sy_exec')
-    redis.call('LPUSH', 'rq:queue:' .. g[1], hid)
-    redis.call('RPUSH', 'switchyard:wake:' .. g[1], '1')
+    redis.call('HDEL', hk, 'started_at', 'worker_name', 'sy_exec', 'sy_run')
+    requeue(hid, g[1], g[5], true)
   end
 end
-if #held > 0 then redis.call('DEL', KEYS[1]) end
+if #listed > 0 then
+  redis.call('DEL', KEYS[1])
+  if #kept > 0 then redis.call('RPUSH', KEYS[1], unpack(kept)) end
+end
 """
 
 # STEP: store the outcomes of the jobs just run, then dequeue the next batch, in one call.
-# KEYS: processing list, n queue lists, n doorbells.
+# KEYS: processing list, n queue lists (normal priority), n doorbells.
 # ARGV[1] = m, then m outcomes, each the fields of one :class:`Ack` (read into locals of the same
-#   names).  An outcome is stored only for a job still in the processing list, and takes
-#   it out (so an outcome sent twice, after a lost reply, is stored once).
-# Then the dequeue: now (RQ format), now (unix s), worker name, n, execution id prefix, k,
-#   n queue names, was-idle ('1' when the consumer waited on the doorbells since its last call),
-#   idle-until (unix s).  With k > 0 the consumer holds no job: whatever its processing list
-#   still has (a dequeue whose reply was lost) goes back to the front of its queue first.  The
-#   first job of the batch is marked running (``sy_running`` in the RQ worker hash); more are
-#   taken from a queue only while it holds more jobs than consumers idle on it
+#   names).  An outcome is stored only for a job still in the processing list, and takes it out
+#   (so an outcome sent twice, after a lost reply, is stored once); its leases are released and
+#   its circuit breaker told.
+# Then the dequeue: the fields of :class:`Take`, then n queue names.  When the consumer holds no
+#   job (held = 0), whatever its processing list still has (a dequeue whose reply was lost) goes
+#   back to the front of its queue first.  Within a queue, jobs of high, normal and low priority
+#   are taken 4:2:1 while all three wait (a wheel turned by `tick`), so none starves.  More than
+#   one job is taken from a queue only while it holds more jobs than consumers idle on it
 #   (``switchyard:idle:<queue>``, a sorted set by idle-until), and a consumer that finds nothing
-#   joins those sets until idle-until.  Moves up to k job ids, first queue first, into the
-#   processing list, marks them started (RQ's fields, the started registry) and returns 11
-#   values per job: id, queue index, data, retries_left, retry_intervals, number_of_retries,
-#   result_ttl, failure_ttl, attempt, enqueued_at, sy_trace (the producer's trace context, or
-#   nil).  A job that is not idempotent is only ever taken first in a batch, and ends it (so a
-#   crash never fails one that had not started).  Jobs whose hash is gone or that were
-#   canceled are dropped.  With every queue empty it clears the doorbells (a later job rings
-#   again) and returns an empty list.
-STEP: Final = Script(
+#   joins those sets until idle-until.  A job whose limiters do not let it start (see flow.py) is
+#   deferred instead (at most DEFER_LIMIT a call) and not counted.  Moves up to k job ids, first
+#   queue first, into the processing list, marks them started (RQ's fields, the started
+#   registry; the first `marks` also ``sy_run``: they start now) and returns the earliest time a
+#   job it deferred for its rate may start (or ''), how many it deferred, then the fields of
+#   :class:`Taken` per job.  A
+#   job that is not idempotent is only ever taken first in a batch, and ends it (so a crash never
+#   fails one that had not started).  Jobs whose hash is gone or that were canceled are dropped.
+#   With every queue empty it clears the doorbells (a later job rings again).
+STEP: Final = _script(
     """
 local m = tonumber(ARGV[1])
+local fnow = nil
 for o = 0, m - 1 do
   local b = 1 + o * ACK_SIZE
   ACK_LOCALS
@@ -154,8 +220,7 @@ for o = 0, m - 1 do
       redis.call('ZADD', 'rq:scheduled:' .. q, due, id)
     else
       redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ended)
-      redis.call('RPUSH', 'rq:queue:' .. q, id)
-      redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
+      requeue(id, q, redis.call('HGET', jk, 'sy_prio'), false)
     end
   end
   if registry then
@@ -167,91 +232,151 @@ for o = 0, m - 1 do
       redis.call('ZADD', registry .. q, '+inf', id)
     end
   end
-  if mode ~= 'done' then redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. exec) end
-end
-local d = 2 + m * ACK_SIZE
-local stamp, now, worker = ARGV[d], tonumber(ARGV[d + 1]), ARGV[d + 2]
-local n, prefix, k = tonumber(ARGV[d + 3]), ARGV[d + 4], tonumber(ARGV[d + 5])
-local got, count = {}, 0
-if k > 0 then
-  -- the consumer holds nothing now: what its list still has came from a dequeue whose reply
-  -- was lost (never started): back to the front of its queue, to be taken again below
-  GIVE_BACK
-  if ARGV[d + 6 + n] == '1' then  -- it was waiting on the doorbells: no longer idle
-    for i = 1, n do redis.call('ZREM', 'switchyard:idle:' .. ARGV[d + 5 + i], worker) end
+  if mode ~= 'done' then
+    redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. exec)
+    if flow ~= '' then
+      local verdict = ''
+      if mode == 'ok' then verdict = 'ok' elseif trip == '1' then verdict = 'failed' end
+      fnow = fnow or clock()
+      flow_done(cjson.decode(flow), id .. ':' .. exec, verdict, fnow)
+    end
   end
 end
+local d = 2 + m * ACK_SIZE
+TAKE_LOCALS
+n, k, marks, tick = tonumber(n), tonumber(k), tonumber(marks), tonumber(tick)
+local qname = function(i) return ARGV[d + TAKE_SIZE - 1 + i] end
+local got, count, deferred, nextdue = {'', 0}, 0, 0, nil
+if k > 0 and tonumber(held) == 0 then
+  -- the consumer holds nothing now: what its list still has came from a dequeue whose reply
+  -- was lost (never started): back to the front of its queue, to be taken again below
+  local keep = {}
+  GIVE_BACK
+  if was_idle == '1' then  -- it was waiting on the doorbells: no longer idle
+    for i = 1, n do redis.call('ZREM', 'switchyard:idle:' .. qname(i), worker) end
+  end
+end
+local WHEEL = {'h', '', 'h', 'l', 'h', '', 'h'}
 for i = 1, n do
-  local qkey = KEYS[1 + i]
+  local q = qname(i)
+  local lists = {['h'] = qkey(q, 'h'), [''] = KEYS[1 + i], ['l'] = qkey(q, 'l')}
+  local some = {['h'] = redis.call('EXISTS', lists['h']) == 1, [''] = true,
+    ['l'] = redis.call('EXISTS', lists['l']) == 1}
   local spare = nil
-  while count < k do
+  while count < k and deferred < DEFER_LIMIT do
     if count > 0 then
       -- beyond a batch's first job, take one only if no idle consumer of this queue is left
       -- without one: a prefetched job must not wait behind ours while another consumer idles
       if spare == nil then
-        local idle = redis.call('ZCOUNT', 'switchyard:idle:' .. ARGV[d + 5 + i], now, '+inf')
+        local idle = redis.call('ZCOUNT', 'switchyard:idle:' .. q, now, '+inf')
         spare = k
-        if idle > 0 then spare = redis.call('LLEN', qkey) - idle end
+        if idle > 0 then
+          spare = redis.call('LLEN', KEYS[1 + i]) - idle
+          if some['h'] then spare = spare + redis.call('LLEN', lists['h']) end
+          if some['l'] then spare = spare + redis.call('LLEN', lists['l']) end
+        end
       end
       if spare <= 0 then break end
       spare = spare - 1
     end
-    local id = redis.call('LMOVE', qkey, KEYS[1], 'LEFT', 'RIGHT')
+    -- the wheel names the preferred level; the others follow, highest first
+    local first = WHEEL[tick % 7 + 1]
+    local id, src = nil, nil
+    for _, p in ipairs({first, 'h', '', 'l'}) do
+      if some[p] then
+        id = redis.call('LMOVE', lists[p], KEYS[1], 'LEFT', 'RIGHT')
+        if id then src = lists[p]; break end
+        if p ~= '' then some[p] = false end
+      end
+    end
     if not id then break end
     local jk = 'rq:job:' .. id
     local f = redis.call('HMGET', jk, 'data', 'status', 'retries_left', 'retry_intervals',
       'number_of_retries', 'result_ttl', 'failure_ttl', 'sy_attempt', 'timeout', 'sy_idempotent',
-      'enqueued_at', 'sy_trace')
+      'enqueued_at', 'sy_trace', 'sy_flow', 'sy_rated')
     if not f[1] or f[2] == 'canceled' then
-      redis.call('LREM', KEYS[1], -1, id)
+      redis.call('RPOP', KEYS[1])
     elseif count > 0 and f[10] == '0' then
-      redis.call('LMOVE', KEYS[1], qkey, 'RIGHT', 'LEFT')
+      redis.call('LMOVE', KEYS[1], src, 'RIGHT', 'LEFT')
       k = count
     else
-      count = count + 1
-      local exec = prefix .. '-' .. count
-      local attempt = (tonumber(f[8]) or 0) + 1
-      redis.call('HSET', jk, 'status', 'started', 'started_at', stamp, 'last_heartbeat', stamp,
-        'worker_name', worker, 'sy_attempt', attempt, 'sy_exec', exec)
-      local t = tonumber(f[9]) or -1
-      if t <= 0 then t = 86400 end
-      redis.call('ZADD', 'rq:wip:' .. ARGV[d + 5 + i], now + t * count + 60, id .. ':' .. exec)
-      if count == 1 then  -- the job that runs now: recovery fails only this one if not idempotent
-        redis.call('HSET', 'rq:worker:' .. worker, 'sy_running', id .. ':' .. exec)
+      local exec = prefix .. '-' .. (count + 1)
+      local verdict = nil
+      if f[13] then
+        fnow = fnow or clock()
+        verdict = admit(id, jk, id .. ':' .. exec, cjson.decode(f[13]), f[14], fnow, q,
+          tonumber(lease))
       end
-      for _, v in ipairs({id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt, f[11], f[12]}) do
-        table.insert(got, v)
+      if verdict then  -- deferred: not taken, not an attempt
+        redis.call('RPOP', KEYS[1])
+        deferred = deferred + 1
+        if verdict ~= 'parked' and (nextdue == nil or verdict < nextdue) then nextdue = verdict end
+      else
+        count = count + 1
+        tick = tick + 1
+        local attempt = (tonumber(f[8]) or 0) + 1
+        redis.call('HSET', jk, 'status', 'started', 'started_at', stamp, 'last_heartbeat', stamp,
+          'worker_name', worker, 'sy_attempt', attempt, 'sy_exec', exec)
+        if count <= marks then redis.call('HSET', jk, 'sy_run', exec) end
+        local t = tonumber(f[9]) or -1
+        if t <= 0 then t = 86400 end
+        redis.call('ZADD', 'rq:wip:' .. q, now + t * count + 60, id .. ':' .. exec)
+        for _, v in ipairs({TAKEN}) do table.insert(got, v) end
+        if f[10] == '0' then k = count end
       end
-      if f[10] == '0' then k = count end
     end
   end
-  if count >= k then break end
+  if count >= k or deferred >= DEFER_LIMIT then break end
 end
-if count == 0 and k > 0 then
+if nextdue then got[1] = string.format('%.6f', nextdue) end
+got[2] = deferred
+if count == 0 and k > 0 and deferred == 0 then
   for i = 1, n do
     redis.call('DEL', KEYS[1 + n + i])
-    local ik = 'switchyard:idle:' .. ARGV[d + 5 + i]
+    local ik = 'switchyard:idle:' .. qname(i)
     redis.call('ZREMRANGEBYSCORE', ik, '-inf', now)
-    redis.call('ZADD', ik, ARGV[d + 7 + n], worker)
+    redis.call('ZADD', ik, idle_until, worker)
   end
 end
 return got
 """.replace("GIVE_BACK", _GIVE_BACK)
     .replace("ACK_LOCALS", ACK_LOCALS)
     .replace("ACK_SIZE", str(len(ACK_FIELDS)))
+    .replace("TAKE_LOCALS", TAKE_LOCALS)
+    .replace("TAKE_SIZE", str(len(TAKE_FIELDS)))
+    .replace("DEFER_LIMIT", "64")
+    .replace(
+        "{TAKEN}",
+        "{id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt, f[11], f[12], f[13]}",
+    )
 )
 
+# KEYS: processing list.  ARGV: ids to keep (jobs still running).  Gives every other job in it
+# back to the head of its queue, in order, as it was: prefetched jobs that will not run here, and
+# jobs whose dequeue reply was lost.  The consumer calls it only with every outcome stored;
+# calling it twice changes nothing more.  Returns how many it gave back.
+RELEASE: Final = _script(
+    "local keep = {}\nfor i = 1, #ARGV do keep[ARGV[i]] = true end\n"
+    + _GIVE_BACK
+    + "return given\n"
+)
 
-# KEYS: processing list.  Gives every job in it back to the head of its queue, in order, as it
-# was: prefetched jobs that will not run here, and jobs whose dequeue reply was lost.  The
-# consumer calls it only with every outcome stored; calling it twice changes nothing more.
-RELEASE: Final = Script(_GIVE_BACK + "return #held\n")
+# ARGV: lease seconds, then (key, member) pairs.  Extends the concurrency leases of running jobs
+# (on Redis's clock, as the dequeue took them); a lease that already lapsed stays gone.
+RENEW: Final = _script("""
+local now = clock()
+for i = 2, #ARGV, 2 do
+  redis.call('ZADD', ARGV[i], 'XX', now + tonumber(ARGV[1]), ARGV[i + 1])
+end
+return 1
+""")
 
 
 # ARGV: now (unix seconds), now (RQ format), limit per queue, queue names...  Moves due jobs from
-# RQ's scheduled registries onto their queues (ZREM decides who moves a job: never twice) and
-# returns {jobs moved, the earliest remaining due time or ''}.
-PROMOTE: Final = Script("""
+# RQ's scheduled registries onto their queues (ZREM decides who moves a job: never twice), lets
+# parked jobs whose limiter has room again back onto theirs (flow.py's sweep), and returns {jobs
+# moved, the earliest remaining due time or ''}.
+PROMOTE: Final = _script("""
 local moved = 0
 local nextdue = nil
 for i = 4, #ARGV do
@@ -260,9 +385,9 @@ for i = 4, #ARGV do
   local ids = redis.call('ZRANGEBYSCORE', sk, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
   for _, id in ipairs(ids) do
     if redis.call('ZREM', sk, id) == 1 and redis.call('EXISTS', 'rq:job:' .. id) == 1 then
-      redis.call('HSET', 'rq:job:' .. id, 'status', 'queued', 'enqueued_at', ARGV[2])
-      redis.call('RPUSH', 'rq:queue:' .. q, id)
-      redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
+      local jk = 'rq:job:' .. id
+      redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ARGV[2])
+      requeue(id, q, redis.call('HGET', jk, 'sy_prio'), false)
       moved = moved + 1
     end
   end
@@ -272,76 +397,36 @@ for i = 4, #ARGV do
     if nextdue == nil or s < nextdue then nextdue = s end
   end
 end
+sweep(clock())
 return {moved, nextdue and string.format('%.6f', nextdue) or ''}
-""")
-
-# KEYS: idempotency key, job hash, queue list or scheduled zset, doorbell, rq:queues.
-# ARGV: job id, key TTL, 'queue'|'schedule', score, queue key, then the hash's field/value pairs.
-# Returns the id of the pending, running or finished job holding the key, else creates this one.
-SCHEDULE_KEYED: Final = Script("""
-local existing = redis.call('GET', KEYS[1])
-if existing then
-  local st = redis.call('HGET', 'rq:job:' .. existing, 'status')
-  if st == 'queued' or st == 'scheduled' or st == 'started' or st == 'finished'
-      or st == 'deferred' then
-    return existing
-  end
-end
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
-if ARGV[3] == 'schedule' then
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-else
-  redis.call('RPUSH', KEYS[3], ARGV[1])
-  redis.call('RPUSH', KEYS[4], '1')
-end
-redis.call('SADD', KEYS[5], ARGV[5])
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return ARGV[1]
-""")
-
-# KEYS: job hash.  ARGV: job id, now (RQ format), now (unix seconds).
-# 1: canceled (was queued or scheduled), 0: already running or done, -1: no such job.
-CANCEL: Final = Script("""
-local f = redis.call('HMGET', KEYS[1], 'status', 'origin', 'failure_ttl')
-if not f[1] then return -1 end
-if f[1] == 'queued' or f[1] == 'scheduled' or f[1] == 'deferred' then
-  local q = f[2] or ''
-  redis.call('LREM', 'rq:queue:' .. q, 0, ARGV[1])
-  redis.call('ZREM', 'rq:scheduled:' .. q, ARGV[1])
-  redis.call('HSET', KEYS[1], 'status', 'canceled', 'ended_at', ARGV[2])
-  local ttl = tonumber(f[3]) or 604800
-  if ttl > 0 then
-    redis.call('EXPIRE', KEYS[1], ttl)
-    redis.call('ZADD', 'rq:canceled:' .. q, tonumber(ARGV[3]) + ttl, ARGV[1])
-  else
-    redis.call('ZADD', 'rq:canceled:' .. q, '+inf', ARGV[1])
-  end
-  return 1
-end
-return 0
 """)
 
 # KEYS: the dead consumer's processing list, switchyard:consumers, its queue set.
 # ARGV: consumer name, now (RQ format), now (unix seconds), failure text, failure as RQ's
-# base64(zlib) result text.  Requeues (at the front, in their order) each job it held; the job
-# it was running (``sy_running`` in its RQ worker hash: id and execution) is failed instead when
-# its action is not idempotent.  Jobs it had prefetched and not started go back as they were
-# (their attempt not counted).  Without a running mark (a consumer of an older version, or its
-# worker hash expired) every non-idempotent job is failed, as it might have started.
-# Unregisters the consumer; returns the job ids.
-RECOVER: Final = Script("""
+# base64(zlib) result text.  Requeues (at the front, in their order) each job it held; a job it
+# was running (its ``sy_run`` mark is its execution: it started) is failed instead when its
+# action is not idempotent.  Jobs it had prefetched and not started go back as they were (their
+# attempt not counted).  Leases the jobs held are released (a breaker probe among them lets the
+# next job probe).  Unregisters the consumer; returns the job ids.
+RECOVER: Final = _script("""
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 local out = {}
-local running = redis.call('HGET', 'rq:worker:' .. ARGV[1], 'sy_running')
+local fnow = nil
 for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
   local id = ids[n]
   local jk = 'rq:job:' .. id
   local f = redis.call('HMGET', jk, 'origin', 'sy_idempotent', 'sy_exec', 'failure_ttl',
-    'description', 'status')
+    'description', 'status', 'sy_run', 'sy_prio', 'sy_flow')
   if f[1] and f[6] ~= 'finished' and f[6] ~= 'failed' and f[6] ~= 'canceled' then
     local q = f[1]
-    if f[3] then redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. f[3]) end
-    local started = not running or running == id .. ':' .. (f[3] or '')
+    if f[3] then
+      redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. f[3])
+      if f[9] then
+        fnow = fnow or clock()
+        flow_done(cjson.decode(f[9]), id .. ':' .. f[3], '', fnow)
+      end
+    end
+    local started = f[3] and f[7] == f[3]
     if f[2] == '0' and started then
       local err = cjson.encode({type = 'WorkerDiedError', message = ARGV[4], action = f[5] or ''})
       redis.call('HSET', jk, 'status', 'failed', 'ended_at', ARGV[2], 'exc_info',
@@ -361,10 +446,9 @@ for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
       if not started then  -- prefetched, never run: as it was before its dequeue
         local a = tonumber(redis.call('HGET', jk, 'sy_attempt'))
         if a and a > 0 then redis.call('HSET', jk, 'sy_attempt', a - 1) end
-        redis.call('HDEL', jk, 'started_at', 'worker_name', 'sy_exec')
       end
-      redis.call('LPUSH', 'rq:queue:' .. q, id)
-      redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
+      redis.call('HDEL', jk, 'started_at', 'worker_name', 'sy_exec', 'sy_run')
+      requeue(id, q, f[8], true)
     end
     table.insert(out, id)
   end
@@ -377,22 +461,4 @@ redis.call('SREM', 'rq:workers', wk)
 redis.call('DEL', KEYS[1], KEYS[3], wk)
 redis.call('SREM', KEYS[2], ARGV[1])
 return out
-""")
-
-# KEYS: job hash.  ARGV: job id, now (RQ format).  Puts a failed (or canceled) job back on its
-# queue, as `rq requeue` does.  1: requeued, 0: not failed, -1: no such job.
-REQUEUE: Final = Script("""
-local f = redis.call('HMGET', KEYS[1], 'status', 'origin')
-if not f[1] then return -1 end
-if f[1] ~= 'failed' and f[1] ~= 'canceled' then return 0 end
-local q = f[2] or 'default'
-redis.call('ZREM', 'rq:failed:' .. q, ARGV[1])
-redis.call('ZREM', 'rq:canceled:' .. q, ARGV[1])
-redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[2])
-redis.call('HDEL', KEYS[1], 'sy_error', 'exc_info', 'ended_at')
-redis.call('PERSIST', KEYS[1])
-redis.call('RPUSH', 'rq:queue:' .. q, ARGV[1])
-redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
-redis.call('SADD', 'rq:queues', 'rq:queue:' .. q)
-return 1
 """)

@@ -1,0 +1,522 @@
+"""The consumer's link to Redis: the one part of the consumer that speaks Redis.
+
+One call of the STEP script per batch stores the outcomes of the jobs just run (result or
+failure, registries, TTLs, leases, removal from the processing list) and takes the next jobs
+(moved into this consumer's processing list, marked started, their hashes read). A job leaves
+the processing list only in the call that records its outcome, so a consumer that dies mid-job
+leaves a safety copy that :func:`recover_orphans` puts back.
+
+The hot path keeps one connection (the "link"): each job's outcome is written to it as soon as
+the job ends, without waiting for the reply, and the replies are read with the next take. A
+crash after a job ended therefore never reruns it, and there is still one blocking round trip
+per batch.
+
+Idle consumers block on the queues' doorbell lists (one token per pushed job); jobs pushed by
+other tools (``rq requeue``) ring no bell and are found within the wait's timeout. Due scheduled
+jobs (``delay``/``at``, retries with backoff, jobs waiting for their rate) are moved onto their
+queues by every consumer, at least once a second and right when the earliest one is due.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+import zlib
+from base64 import b64encode
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final, final
+
+import redis
+
+from switchyard_rq._consumer.recovery import NOT_IDEMPOTENT, died_text
+from switchyard_rq._consumer.source import Job, Outcome, SourceUnavailable, WorkerCounts
+from switchyard_rq._settings import TransportSettings
+from switchyard_rq._wire import keys
+from switchyard_rq._wire.resp import pack, pack_args, roundtrip
+from switchyard_rq._wire.scripts import (
+    ACK_FIELDS,
+    PROMOTE,
+    RECOVER,
+    RELEASE,
+    RENEW,
+    STEP,
+    TAKEN_FIELDS,
+    Ack,
+    Take,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["LEASE_SECONDS", "RedisLink"]
+
+log = logging.getLogger("switchyard_rq.consumer")
+
+_PROMOTE_EVERY: Final = 1.0
+_PROMOTE_LIMIT: Final = 500
+_ACK_SIZE: Final = len(ACK_FIELDS)
+_TAKEN_SIZE: Final = len(TAKEN_FIELDS)
+#: a concurrency lease lapses this long after its worker last renewed it (a dead worker's slot
+#: comes back within this time even when nobody recovers its jobs)
+LEASE_SECONDS: Final = 6.0
+_NO_TAKE: Final = Take("", 0, "", 0, "", 0, 0, 0, 0, 0, 0.0, 0.0)
+
+
+def _now() -> tuple[str, float]:
+    moment = datetime.now(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), moment.timestamp()
+
+
+def _int(raw: Any, default: int | None) -> int | None:
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return default
+
+
+def _intervals(raw: Any) -> list[float] | None:
+    if not raw:
+        return None
+    try:
+        loaded = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(loaded, list) and all(isinstance(v, int | float) for v in loaded):
+        return [float(v) for v in loaded]
+    return None
+
+
+def _lost_script(reply: Any) -> bool:
+    return isinstance(reply, redis.exceptions.NoScriptError)
+
+
+class _Down:
+    """Turns redis-py's connection errors into :class:`SourceUnavailable`."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if exc is not None and isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+            raise SourceUnavailable(str(exc)) from exc
+
+
+_DOWN: Final = _Down()
+
+
+@final
+class RedisLink:
+    """A :class:`~switchyard_rq._consumer.source.JobSource` over Redis, in RQ's data layout."""
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        queues: Sequence[str],
+        *,
+        name: str | None = None,
+        settings: TransportSettings | None = None,
+    ) -> None:
+        names = tuple(queues)
+        if not names:
+            raise ValueError("a Consumer needs at least one queue name")
+        for queue in names:
+            if not queue or "," in queue or any(c.isspace() for c in queue):
+                raise ValueError(f"bad queue name {queue!r}: no commas, spaces or empty names")
+        self.connection = connection
+        self.queues: tuple[str, ...] = names
+        self.name = name or f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
+        if ":" in self.name or not self.name.strip():
+            raise ValueError(f"bad consumer name {self.name!r}: no colons")
+        self.settings = settings or TransportSettings.from_env()
+        self.redis_errors = 0
+        self.reconnects = 0
+        self._processing = keys.processing(self.name)
+        step_keys = [
+            self._processing,
+            *(keys.queue(q) for q in names),
+            *(keys.wake(q) for q in names),
+        ]
+        self._wake_keys = [keys.wake(q) for q in names]
+        self._step_head: list[Any] = [b"EVALSHA", STEP.sha, len(step_keys), *step_keys]
+        self._flush_head: list[Any] = [b"EVALSHA", STEP.sha, 1, self._processing]
+        count = len(self._flush_head) + 1 + _ACK_SIZE + len(_NO_TAKE)
+        self._outcome_head = b"*%d\r\n" % count + pack_args([*self._flush_head, 1])
+        self._outcome_tail = pack_args(_NO_TAKE)
+        self._exec_prefix = secrets.token_hex(4)
+        self._counter = 0
+        self._taken = 0  # jobs taken: turns the priority wheel
+        self._pending: list[Ack] = []  # outcomes not sent yet (a lost connection)
+        self._unread: list[Ack] = []  # outcomes sent on the link, replies not read yet
+        self._link: Any = None
+        self._idle = False  # counted in the queues' idle sets (see STEP)
+        self._more = False
+        self._idle_for = 2.0
+        self._next_promote = 0.0
+        self._next_due: float | None = None
+        self._lock = threading.Lock()  # beat/renew (heartbeat thread) vs retire
+
+    # -- taking jobs ---------------------------------------------------------------------------
+
+    def take(self, size: int, *, running: int, held: int, idle_for: float) -> list[Job]:
+        """Store pending outcomes, confirm sent ones, take up to ``size`` jobs (one round trip).
+        ``held``: jobs the consumer holds now (running or waiting); ``idle_for``: how long it
+        will wait if nothing comes (how long other consumers may count it idle)."""
+        with _DOWN:
+            if time.monotonic() >= self._next_promote:
+                self._promote()
+            stamp, ts = _now()
+            self._counter += 1
+            prefix = f"{self._exec_prefix}{self._counter}"
+            take = Take(
+                stamp, ts, self.name, len(self.queues), prefix, size, held, running,
+                self._taken, 1 if self._idle else 0, ts + idle_for + 1.0, LEASE_SECONDS,
+            )  # fmt: skip
+            reply = self._exchange(
+                pack([*self._step_head, *self._outcome_args(self._pending), *take, *self.queues])
+            )
+            self._pending = []
+        due, deferred = reply[0], int(reply[1])
+        if due:
+            self.due_at(float(due))
+        jobs = self._jobs(reply, prefix, stamp, ts)
+        self._taken += len(jobs)
+        # with nothing to take, the script counted us idle (other consumers then prefetch less)
+        self._idle = not jobs and not deferred
+        self._more = not jobs and deferred > 0
+        return jobs
+
+    def more(self) -> bool:
+        return self._more
+
+    def _jobs(self, reply: list[Any], prefix: str, stamp: str, ts: float) -> list[Job]:
+        jobs = []
+        queues = self.queues
+        for n in range((len(reply) - 2) // _TAKEN_SIZE):
+            start = 2 + n * _TAKEN_SIZE
+            (raw_id, index, data, left, intervals, retries, result_ttl, failure_ttl, attempt,
+             enqueued_at, trace, flow) = reply[start : start + _TAKEN_SIZE]  # fmt: skip
+            jobs.append(
+                Job(
+                    id=raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id),
+                    queue=queues[int(index) - 1],
+                    data=data,
+                    retries_left=_int(left, None),
+                    retry_intervals=_intervals(intervals),
+                    number_of_retries=_int(retries, 0) or 0,
+                    result_ttl=_int(result_ttl, None),
+                    failure_ttl=_int(failure_ttl, None),
+                    attempt=int(attempt),
+                    execution=f"{prefix}-{n + 1}",
+                    started_at=stamp,
+                    started_ts=ts,
+                    enqueued_at=enqueued_at,
+                    trace=trace,
+                    flow=flow,
+                )
+            )
+        return jobs
+
+    def wait(self, timeout: float) -> None:
+        """Idle: block on the doorbells (no longer than the next scheduled job is due)."""
+        wait = timeout
+        if self._next_due is not None:
+            wait = min(wait, max(self._next_due - time.time(), 0.0))
+        if wait > 0:
+            with _DOWN:
+                self.connection.blpop(self._wake_keys, timeout=max(wait, 0.001))
+
+    def _promote(self) -> None:
+        stamp, ts = _now()
+        moved, next_due = PROMOTE(self.connection, [], [ts, stamp, _PROMOTE_LIMIT, *self.queues])
+        self._next_due = float(next_due) if next_due else None
+        delay = _PROMOTE_EVERY
+        if self._next_due is not None:
+            delay = min(delay, max(self._next_due - ts, 0.0))
+        if int(moved) >= _PROMOTE_LIMIT:
+            delay = 0.0
+        self._next_promote = time.monotonic() + delay
+
+    def due_at(self, when: float) -> None:
+        """A job of ours is scheduled for ``when`` (unix seconds): promote it on time."""
+        if self._next_due is None or when < self._next_due:
+            self._next_due = when
+            self._next_promote = min(
+                self._next_promote, time.monotonic() + max(when - time.time(), 0)
+            )
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    def settle(self, outcome: Outcome) -> None:
+        """Write the outcome on the link now, its reply read with the next take or flush."""
+        ack = self._ack(outcome)
+        # one outcome, no dequeue: the constant head and tail are packed once
+        packed = self._outcome_head + pack_args(ack) + self._outcome_tail
+        try:
+            # A health check (PING) would read an unread reply as its answer: only when none is.
+            self._link_get().send_packed_command([packed], check_health=not self._unread)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.debug("cannot send the outcome of job %s yet: %s", ack.id, exc)
+            self._drop_link()
+            self._pending.append(ack)  # stored by the next take or flush
+            return
+        self._unread.append(ack)
+
+    def _ack(self, outcome: Outcome) -> Ack:
+        job = outcome.job
+        ended, ended_ts = _now()
+        flow = job.flow or ""
+        if outcome.mode == "ok":
+            ttl = job.result_ttl if job.result_ttl is not None else self.settings.result_ttl
+            value = b64encode(json.dumps(outcome.result).encode())
+            return Ack("ok", job.id, job.queue, job.execution, ended, ended_ts, ttl, value,
+                       "", "", job.started_ts, "", "", "", flow, 0)  # fmt: skip
+        error = outcome.error
+        assert error is not None
+        text = str(error)
+        trip = 1 if outcome.trips else 0
+        if outcome.mode == "fail":
+            ttl = job.failure_ttl if job.failure_ttl is not None else self.settings.failure_ttl
+            exc_string = b64encode(zlib.compress(text.encode()))
+            return Ack("fail", job.id, job.queue, job.execution, ended, ended_ts, ttl, exc_string,
+                       text, error.to_json(), job.started_ts, "", "", "", flow, trip)  # fmt: skip
+        due: float | str = ""
+        if outcome.retry_due is not None:
+            due = outcome.retry_due
+            self.due_at(due)
+        left = (job.retries_left or 1) - 1
+        return Ack("retry", job.id, job.queue, job.execution, ended, ended_ts, 0, "", text,
+                   error.to_json(), job.started_ts, left, job.number_of_retries + 1, due, flow,
+                   trip)  # fmt: skip
+
+    def flush(self) -> None:
+        """Store (and confirm) every outcome sent or pending, without dequeuing another job."""
+        if self._pending or self._unread:
+            with _DOWN:
+                self._exchange(
+                    pack([*self._flush_head, *self._outcome_args(self._pending), *_NO_TAKE])
+                )
+            self._pending = []
+
+    @staticmethod
+    def _outcome_args(acks: list[Ack]) -> list[Any]:
+        """The outcome part of STEP's arguments: the count, then each outcome's fields."""
+        args: list[Any] = [len(acks)]
+        for ack in acks:
+            args.extend(ack)
+        return args
+
+    def _link_get(self) -> Any:
+        if self._link is None:
+            self._link = self.connection.connection_pool.get_connection()
+        return self._link
+
+    def _drop_link(self) -> None:
+        """Close the link after an error; outcomes whose replies were not read are sent again."""
+        link, self._link = self._link, None
+        self._pending[:0] = self._unread
+        self._unread = []
+        if link is not None:
+            link.disconnect()
+            self.connection.connection_pool.release(link)
+
+    def _exchange(self, packed: bytes) -> Any:
+        """Send one STEP call on the link; read the replies of the outcomes sent before it, then
+        its own. Outcomes whose fate a lost connection hides are sent again later."""
+        link = self._link_get()
+        unread = self._unread
+        replies: list[Any] = []
+        try:
+            link.send_packed_command([packed], check_health=not unread)
+            for _ in range(len(unread) + 1):
+                try:
+                    replies.append(link.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            self._drop_link()  # the unread outcomes go back to pending
+            raise
+        self._unread = []
+        again = [a for a, r in zip(unread, replies, strict=False) if _lost_script(r)]
+        for ack, reply in zip(unread, replies, strict=False):
+            if isinstance(reply, Exception) and not _lost_script(reply):
+                log.error("storing the outcome of job %s failed: %s", ack.id, reply)
+        reply = replies[-1]
+        if again or _lost_script(reply):  # a restarted server lost the script: nothing applied
+            STEP.load(self.connection)
+            if again:
+                self._call([*self._flush_head, *self._outcome_args(again), *_NO_TAKE])
+            if _lost_script(reply):
+                reply = roundtrip(self.connection, [packed])[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def _call(self, args: list[Any]) -> Any:
+        """One STEP call on the pool; loads the script again if the server lost it."""
+        reply = roundtrip(self.connection, [pack(args)])[0]
+        if _lost_script(reply):
+            STEP.load(self.connection)
+            reply = roundtrip(self.connection, [pack(args)])[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    def give_back(self, keep: Sequence[str] = ()) -> int:
+        """Give the jobs in the processing list but ``keep`` (still running) back to their
+        queues, in order. Only with every outcome stored: the list then holds nothing that ran
+        (but ``keep``)."""
+        with _DOWN:
+            return int(RELEASE(self.connection, [self._processing], list(keep)))
+
+    def abandon(self) -> list[str]:
+        """Settle the jobs still in the processing list as a dead consumer's (see RECOVER):
+        running ones go back, or fail when not idempotent; prefetched ones go back as they
+        were. Unregisters the consumer."""
+        with _DOWN:
+            return [_text(i) for i in self._recover()]
+
+    def resume(self, keep: Sequence[str] = ()) -> int:
+        """After a lost connection: store pending outcomes, give back jobs the consumer does not
+        hold (``keep`` are the ones it does: running), and announce the consumer again (a
+        restarted Redis may have lost the registration). Returns how many it gave back."""
+        self.flush()
+        self.reconnects += 1
+        given = self.give_back(keep)
+        with _DOWN:
+            self._announce()
+        return given
+
+    # -- presence ------------------------------------------------------------------------------
+
+    def announce(self) -> int:
+        """Settle what an earlier consumer of this name left (a process that died, then started
+        again under the same name) as :func:`recover_orphans` would, then register as an RQ
+        worker. Returns how many jobs were settled."""
+        with _DOWN:
+            taken = self._recover() if self.connection.exists(self._processing) else []
+            self._announce()
+        return len(taken)
+
+    def _recover(self) -> Any:
+        stamp, ts = _now()
+        return RECOVER(
+            self.connection,
+            [self._processing, keys.CONSUMERS_SET, keys.consumer_queues(self.name)],
+            [self.name, stamp, ts, NOT_IDEMPOTENT, died_text()],
+        )
+
+    def _announce(self) -> None:
+        STEP.load(self.connection)
+        PROMOTE.load(self.connection)
+        stamp, _ = _now()
+        worker = keys.WORKER_PREFIX + self.name
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.delete(worker)
+            pipe.hset(
+                worker,
+                mapping={
+                    "birth": stamp,
+                    "last_heartbeat": stamp,
+                    "queues": ",".join(self.queues),
+                    "pid": os.getpid(),
+                    "hostname": socket.gethostname(),
+                    "ip_address": "",
+                    "version": "switchyard-rq",
+                    "python_version": "",
+                    "state": "idle",
+                },
+            )
+            pipe.sadd(keys.WORKERS_SET, worker)
+            for queue in self.queues:
+                pipe.sadd(keys.WORKERS_BY_QUEUE + queue, worker)
+                pipe.sadd(keys.QUEUES_SET, keys.queue(queue))
+            pipe.sadd(keys.consumer_queues(self.name), *self.queues)
+            pipe.sadd(keys.CONSUMERS_SET, self.name)
+            self._beat_commands(pipe, stamp, WorkerCounts())
+            pipe.execute()
+
+    def beat(self, counts: WorkerCounts) -> None:
+        """Refresh ``switchyard:consumer:<name>:alive`` and the RQ worker hash's TTL."""
+        with _DOWN, self._lock, self.connection.pipeline(transaction=False) as pipe:
+            self._beat_commands(pipe, _now()[0], counts)
+            pipe.execute()
+
+    def _beat_commands(self, pipe: Any, stamp: str, counts: WorkerCounts) -> None:
+        ttl = self.settings.heartbeat_ttl
+        worker = keys.WORKER_PREFIX + self.name
+        pipe.set(keys.alive(self.name), stamp, ex=ttl)
+        state = "busy" if counts.succeeded or counts.failed else "idle"  # for `rq info`
+        pipe.hset(worker, mapping={"last_heartbeat": stamp, "state": state})
+        if counts.succeeded:
+            pipe.hincrby(worker, "successful_job_count", counts.succeeded)
+        if counts.failed:
+            pipe.hincrby(worker, "failed_job_count", counts.failed)
+        if counts.busy_seconds:
+            pipe.hincrbyfloat(worker, "total_working_time", counts.busy_seconds)
+        pipe.expire(worker, ttl + 60)
+        pipe.expire(keys.consumer_queues(self.name), ttl + 86_400)
+
+    def renew(self, jobs: Sequence[Job]) -> None:
+        """Extend the concurrency leases these running jobs hold."""
+        pairs: list[str] = []
+        for job in jobs:
+            for key in _lease_keys(job.flow):
+                pairs.extend((key, f"{job.id}:{job.execution}"))
+        if pairs:
+            with _DOWN, self._lock:
+                RENEW(self.connection, [], [LEASE_SECONDS, *pairs])
+
+    def retire(self) -> None:
+        """Unregister: RQ's worker sets and hash, the heartbeat, the idle sets."""
+        if self._link is not None:
+            self.connection.connection_pool.release(self._link)
+            self._link = None
+        worker = keys.WORKER_PREFIX + self.name
+        with _DOWN, self._lock, self.connection.pipeline(transaction=False) as pipe:
+            pipe.srem(keys.WORKERS_SET, worker)
+            for queue in self.queues:
+                pipe.srem(keys.WORKERS_BY_QUEUE + queue, worker)
+                pipe.zrem(keys.idle(queue), self.name)
+            pipe.delete(worker, keys.alive(self.name), keys.consumer_queues(self.name))
+            pipe.srem(keys.CONSUMERS_SET, self.name)
+            pipe.execute()
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+_LEASES: dict[bytes, tuple[str, ...]] = {}
+
+
+def _lease_keys(flow: bytes | None) -> tuple[str, ...]:
+    """The concurrency limiters' keys among a job's flow directives (cached: jobs of one action
+    and key share them)."""
+    if not flow:
+        return ()
+    found = _LEASES.get(flow)
+    if found is None:
+        found = tuple(d[1] for d in _directives(flow) if d[0] == "c")
+        if len(_LEASES) > 4096:
+            _LEASES.clear()
+        _LEASES[flow] = found
+    return found
+
+
+def _directives(flow: bytes) -> Iterator[list[Any]]:
+    try:
+        loaded = json.loads(flow)
+    except ValueError:
+        return
+    if isinstance(loaded, list):
+        yield from (d for d in loaded if isinstance(d, list) and len(d) >= 2)
