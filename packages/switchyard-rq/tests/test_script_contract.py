@@ -69,7 +69,8 @@ def test_the_reply_has_every_taken_field_in_order():
     for name, value in zip(TAKEN_FIELDS, values, strict=True):
         if name in meaning:
             assert value == f"f[{fields.index(meaning[name]) + 1}]", name
-    assert values[:2] == ["id", "i"] and values[TAKEN_FIELDS.index("attempt")] == "attempt"
+    assert values[:2] == ["id", "i"]
+    assert values[TAKEN_FIELDS.index("attempt")] == "attempt"
 
 
 def test_a_dequeue_returns_the_named_fields(conn: redis.Redis):
