@@ -5,9 +5,11 @@ that has imported the transport but holds no Redis sockets, locks or threads. Ha
 imported between jobs; the process leaves after ``max_jobs`` jobs (exit 0, the supervisor starts
 a fresh one) or when told to stop.
 
-SIGTERM and SIGINT set the stop event: the consumer finishes the job in hand, takes no new one,
-and the process exits 0. Redis errors are retried with backoff (by the consumer, and here for
-anything that escapes it), so a Redis restart costs a reconnect, not a process.
+SIGTERM and SIGINT set the stop event: the consumer takes no new job, gives back the ones it took
+and did not start, lets the running ones end (for up to ``grace`` seconds; then it gives them up,
+to run again or, if not idempotent, fail), and the process exits 0. Redis errors are retried with
+backoff (by the consumer, and here for anything that escapes it), so a Redis restart costs a
+reconnect, not a process.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class ChildSpec:
     metrics: bool = False
     #: prometheus_client's multiprocess folder (None: no Prometheus files, Redis stats only)
     metrics_dir: str | None = None
+    concurrency: int = 1
+    #: seconds the running jobs get to end once the process is told to stop (None: no limit)
+    grace: float | None = None
 
 
 class _Observers:
@@ -156,6 +161,7 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
                 name=spec.name,
                 observer=observer,
                 log_jobs=False,  # JobLines writes them
+                concurrency=spec.concurrency,
             )
             if metrics is not None:
                 metrics.attach(consumer)
@@ -168,7 +174,12 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
                     gc.freeze()
                     ready.set()
                     log.debug("ready in %.0f ms", (time.perf_counter() - started) * 1000)
-                ran = consumer.run(stop=stop, max_jobs=remaining, idle_timeout=spec.idle_timeout)
+                ran = consumer.run(
+                    stop=stop,
+                    max_jobs=remaining,
+                    idle_timeout=spec.idle_timeout,
+                    grace=spec.grace,
+                )
             finally:
                 consumer.close()
         except Exception as exc:  # Redis down or restarting: back off and reconnect

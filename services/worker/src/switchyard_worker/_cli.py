@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     add("--min", dest="min_processes", type=int, metavar="N", help="fewest processes (1)")
     add("--max", dest="max_processes", type=int, metavar="N", help="most processes (cores, >= 2)")
     add("--max-jobs", type=int, metavar="N", help="recycle a process after N jobs (never)")
+    add(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="jobs at once per process: async or io_bound ones (16)",
+    )
     add("--grace", type=float, metavar="S", help="seconds for in-flight jobs on SIGTERM (30)")
     add("--health-port", type=int, metavar="P", help="serve /healthz, /readyz, /metrics (0 = off)")
     add("--health-host", metavar="H", help="address for the health server (127.0.0.1)")
@@ -142,9 +148,10 @@ def _run(args: dict[str, Any]) -> int:
             raise _UserError(f"--health-port: cannot listen on {where}: {exc.strerror}", 1) from exc
     boot_ms = (time.perf_counter() - _T0) * 1000
     procs = f"{settings.min_processes}-{settings.max_processes}"
+    each = f" x {settings.concurrency} jobs" if settings.concurrency > 1 else ""
     print(
         f"switchyard-worker: {len(boot.registry)} actions ({boot.source}), "
-        f"queues {','.join(queues)}, redis {switchyard_rq.redact_url(url)}, {procs} processes"
+        f"queues {','.join(queues)}, redis {switchyard_rq.redact_url(url)}, {procs} processes{each}"
         + (f", health http://{health.address[0]}:{health.address[1]}" if health else "")
         + f", booted in {boot_ms:.1f} ms (registry {registry_ms:.1f} ms)",
         flush=True,

@@ -140,6 +140,7 @@ _RULES: Final[dict[str, _Rule]] = {
     "min_processes": _Rule(_integer, low=1, high=256),
     "max_processes": _Rule(_integer, low=1, high=256),
     "max_jobs": _Rule(_integer, low=1, optional=True),
+    "concurrency": _Rule(_integer, low=1, high=10_000),
     "grace": _Rule(_number, low=0),
     "health_port": _Rule(_integer, low=0, high=65535),
     "health_host": _Rule(_text),
@@ -173,6 +174,9 @@ class WorkerSettings:
     max_processes: int = field(default_factory=_default_max)
     #: recycle a process after this many jobs (None: never)
     max_jobs: int | None = None
+    #: jobs running at once in each process: async handlers, and sync ones of io_bound actions
+    #: (other sync handlers run one at a time); see docs/workers.md
+    concurrency: int = 16
     #: seconds in-flight jobs get to finish on SIGTERM/SIGINT
     grace: float = 30.0
     #: 0 turns the health server off
@@ -254,6 +258,7 @@ FLAGS: Final[dict[str, str]] = {
     "min_processes": "--min",
     "max_processes": "--max",
     "max_jobs": "--max-jobs",
+    "concurrency": "--concurrency",
     "grace": "--grace",
     "health_port": "--health-port",
     "health_host": "--health-host",

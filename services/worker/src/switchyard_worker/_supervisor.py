@@ -279,6 +279,9 @@ class Supervisor:
             manifest=os.fspath(self.boot.manifest) if self.boot.manifest else None,
             max_jobs=self.settings.max_jobs,
             idle_timeout=_IDLE_TIMEOUT,
+            concurrency=self.settings.concurrency,
+            # a child gives up its running jobs itself a little before it would be killed
+            grace=max(self.settings.grace - 1.0, self.settings.grace * 0.5),
             log_level=logging.DEBUG if self.settings.debug else logging.INFO,
             log_format=self.settings.log_format,
             job_log=self.settings.job_log,
