@@ -93,6 +93,48 @@ def once(data: Job) -> Runs:
     conn.set(f"wtest:started:{data.id}", os.getpid())
     time.sleep(data.seconds)
     return Runs(runs=conn.incr(f"wtest:runs:{data.id}"))
+
+
+def _span(conn, data: Job, mark: str) -> None:
+    """The run's start (+) or end (-) on Redis's clock: ``pid id mark seconds``."""
+    now = conn.time()
+    conn.rpush("wtest:spans", f"{os.getpid()} {data.id} {mark} {now[0] + now[1] / 1e6:.6f}")
+
+
+@action("wtest.await")
+async def await_(data: Job) -> Runs:
+    conn = get_connection()
+    conn.sadd(f"wtest:runs:{data.id}", os.urandom(8).hex())
+    conn.sadd("wtest:started", data.id)
+    await asyncio.sleep(data.seconds)
+    return Runs(runs=conn.scard(f"wtest:runs:{data.id}"))
+
+
+@action("wtest.aonce", idempotent=False)
+async def aonce(data: Job) -> Runs:
+    conn = get_connection()
+    conn.sadd(f"wtest:runs:{data.id}", os.urandom(8).hex())
+    conn.sadd("wtest:started", data.id)
+    await asyncio.sleep(data.seconds)
+    return Runs(runs=conn.scard(f"wtest:runs:{data.id}"))
+
+
+@action("wtest.threaded", io_bound=True)
+def threaded(data: Job) -> Runs:
+    conn = get_connection()
+    conn.sadd("wtest:started", data.id)
+    time.sleep(data.seconds)
+    return Runs(runs=1)
+
+
+@action("wtest.limited", concurrency=3)
+async def limited(data: Job) -> Runs:
+    conn = get_connection()
+    conn.sadd(f"wtest:runs:{data.id}", os.urandom(8).hex())
+    _span(conn, data, "+")
+    await asyncio.sleep(data.seconds)
+    _span(conn, data, "-")
+    return Runs(runs=conn.scard(f"wtest:runs:{data.id}"))
 '''
 
 ENTRY_POINTS = """\
@@ -102,6 +144,10 @@ wtest.aecho = wtest_plugin:aecho
 wtest.count = wtest_plugin:count
 wtest.sleep = wtest_plugin:sleep
 wtest.once = wtest_plugin:once
+wtest.await = wtest_plugin:await_
+wtest.aonce = wtest_plugin:aonce
+wtest.threaded = wtest_plugin:threaded
+wtest.limited = wtest_plugin:limited
 wtest.broken = wtest_broken:thing
 """
 BROKEN = "wtest.broken = wtest_broken:thing\n"
