@@ -4,6 +4,7 @@ limits (per action and per key), rates, circuit breakers, leases of dead consume
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -219,3 +220,42 @@ def test_recovering_a_dead_consumer_releases_its_leases_at_once(conn):
     recovered = switchyard_rq.recover_orphans(conn, alive_names=[])
     assert len(recovered) == 2
     assert conn.zcard("switchyard:flow:c:flow.limited") == 0
+
+
+def test_limits_and_breakers_show_in_stats_and_top(conn, monkeypatch, capsys):
+    import runpy
+
+    from switchyard_rq._ops.stats import read_snapshot
+    from switchyard_rq._ops.top import build_view, render
+
+    switchyard_rq.schedule_many(
+        [("flow.guarded", {"n": n, "fail": True}) for n in range(3)], registry=REG
+    )
+    with serving(conn, 1, concurrency=1):
+        deadline = time.monotonic() + 10
+        while conn.hget("switchyard:flow:b:flow.guarded", "state") != b"open":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    switchyard_rq.schedule_action("flow.limited", {"n": 1}, registry=REG)
+    conn.zadd("switchyard:flow:c:flow.limited", {"x:1": time.time() + 60, "x:2": time.time() + 60})
+    conn.hset("switchyard:flow:limits", "switchyard:flow:c:flow.limited", 2)
+    states = {s.name: s for s in switchyard_rq.flow_stats(conn)}
+    assert states["flow.guarded"].kind == "breaker"
+    assert states["flow.guarded"].state == "open"
+    assert states["flow.guarded"].opened == 1
+    assert 0 <= (states["flow.guarded"].probe_in or 0) <= 1
+    assert (states["flow.limited"].in_use, states["flow.limited"].limit) == (2, 2)
+
+    monkeypatch.setenv("SWITCHYARD_REDIS_URL", os.environ["SWITCHYARD_REDIS_URL"])
+    monkeypatch.setattr(sys, "argv", ["switchyard", "stats", "--json", "--window", "0.05"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("switchyard", run_name="__main__", alter_sys=True)
+    assert exited.value.code in (0, None)
+    flow = {f["name"]: f for f in json.loads(capsys.readouterr().out)["flow"]}
+    assert flow["flow.guarded"]["state"] == "open"
+    assert flow["flow.limited"]["in_use"] == 2
+
+    snap = read_snapshot(conn)
+    lines = "\n".join(render(build_view(snap, snap, "redis"), 200, 100))
+    assert "flow.guarded" in lines
+    assert "2/2" in lines

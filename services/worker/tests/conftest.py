@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))  # switchyard_worker_testkit
+
 MACHINE_REDIS_PORT = 6379  # the machine's Redis: db 8 only, never db 0
 OWN_REDIS_PORT = 6422  # ours, when the machine has none
 WORKER = Path(sys.executable).parent / "switchyard-worker"

@@ -10,6 +10,7 @@ import time
 
 import pytest
 import switchyard_rq
+from switchyard_worker_testkit import free_port, scrape
 
 
 def wait_until(predicate, timeout, message):
@@ -99,7 +100,10 @@ def _overlap(spans, kills):
 def test_a_concurrency_limit_holds_across_three_processes_under_kill_9(
     start_worker, registry, redis_db
 ):
-    worker = start_worker("--min", "3", "--max", "3", "--concurrency", "16")
+    port = free_port()
+    worker = start_worker(
+        "--min", "3", "--max", "3", "--concurrency", "16", "--health-port", str(port)
+    )
     worker.wait_ready(3, redis_db)
     ids = [f"l{i}" for i in range(60)]
     handles = switchyard_rq.schedule_many(
@@ -124,6 +128,16 @@ def test_a_concurrency_limit_holds_across_three_processes_under_kill_9(
     assert min(counts.values()) == 1
     assert worker.text().count("was killed by SIGKILL") == len(kills)
     assert redis_db.zcard("switchyard:flow:c:wtest.limited") == 0
+    # the limit and its use are on /metrics (read by the supervisor each tick)
+    wait_until(
+        lambda: (
+            scrape(port).get(("switchyard_concurrency_limit", (("limit", "wtest.limited"),))) == 3.0
+        ),
+        10,
+        worker.text,
+    )
+    metrics = scrape(port)
+    assert metrics[("switchyard_concurrency_in_use", (("limit", "wtest.limited"),))] == 0.0
     assert worker.stop() == 0
 
 

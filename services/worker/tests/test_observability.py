@@ -12,12 +12,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import switchyard_rq
+from switchyard_worker_testkit import free_port, scrape
 
 SWITCHYARD = Path(sys.executable).parent / "switchyard"
 WORKER = Path(sys.executable).parent / "switchyard-worker"
@@ -97,24 +97,6 @@ def plugin_dir(clean_plugin_dir, tmp_path_factory) -> Path:
     entry_points = root / "wtest_plugin-0.1.dist-info" / "entry_points.txt"
     entry_points.write_text(entry_points.read_text() + OBS_ENTRY_POINTS)
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples
 
 
 def value(samples, name: str, **labels: str) -> float:

@@ -18,6 +18,7 @@ from ._errors import (
     TransportError,
 )
 from ._observe import JobObserver, JobReport
+from ._ops.flow import FlowState, flow_stats
 from ._ops.stats import JobStats, publish_pool_stats
 from ._producer.handle import JobHandle
 from ._producer.schedule import Call, route, schedule_action, schedule_many
@@ -28,6 +29,7 @@ __all__ = [
     "ActionTimeoutError",
     "Call",
     "Consumer",
+    "FlowState",
     "JSONSerializer",
     "JobError",
     "JobFailedError",
@@ -43,6 +45,7 @@ __all__ = [
     "ResultTimeoutError",
     "TransportError",
     "dispatch",
+    "flow_stats",
     "get_connection",
     "publish_pool_stats",
     "queue_stats",

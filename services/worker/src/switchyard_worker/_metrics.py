@@ -296,8 +296,45 @@ class _SupervisorCollector:
             for queue, stat in sorted(stats.items()):
                 gauge.add_metric([queue], float(getattr(stat, field)))
             yield gauge
+        yield from _flow_metrics(list(sup.flow))
 
 
+def _flow_metrics(flow: list[switchyard_rq.FlowState]) -> Iterator[Any]:
+    """Flow control: each concurrency limit's leases in use and its limit, each breaker's state
+    and how often it opened, and the jobs waiting on either."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    in_use = GaugeMetricFamily(
+        "switchyard_concurrency_in_use", "Runs holding a slot of the limit", labels=["limit"]
+    )
+    limit = GaugeMetricFamily(
+        "switchyard_concurrency_limit", "Runs allowed at once across every worker", labels=["limit"]
+    )
+    state = GaugeMetricFamily(
+        "switchyard_breaker_state",
+        "Circuit breaker state: 0 closed, 1 half-open (one probe runs), 2 open",
+        labels=["action"],
+    )
+    opened = CounterMetricFamily(
+        "switchyard_breaker_opened", "Times the circuit breaker opened", labels=["action"]
+    )
+    waiting = GaugeMetricFamily(
+        "switchyard_flow_waiting",
+        "Jobs deferred until a concurrency limit or a breaker lets them start",
+        labels=["limit", "kind"],
+    )
+    for f in flow:
+        if f.kind == "concurrency":
+            in_use.add_metric([f.name], float(f.in_use or 0))
+            limit.add_metric([f.name], float(f.limit or 0))
+        else:
+            state.add_metric([f.name], float(BREAKER_STATES.get(f.state or "closed", 0)))
+            opened.add_metric([f.name], float(f.opened))
+        waiting.add_metric([f.name, f.kind], float(f.waiting))
+    yield from (in_use, limit, state, opened, waiting)
+
+
+BREAKER_STATES: Final = {"closed": 0, "half-open": 1, "open": 2}
 _QUEUE_GAUGES: Final = (
     ("switchyard_queue_depth", "Jobs waiting in the queue", "depth"),
     (

@@ -89,6 +89,8 @@ class Supervisor:
         self._connection: Any = None
         #: the last queue_stats of the served queues (for /metrics)
         self.queue_stats: dict[str, switchyard_rq.QueueStats] = {}
+        #: flow control's limits and breakers at the last tick (for /metrics)
+        self.flow: list[switchyard_rq.FlowState] = []
         self._metrics_dir: MetricsDir | None = None
         self._exposition: PoolExposition | None = None
         if settings.metrics and settings.health_port:
@@ -214,6 +216,11 @@ class Supervisor:
             return
         self._redis_ok = True
         self.queue_stats = stats
+        if self._metrics_dir is not None:
+            try:
+                self.flow = switchyard_rq.flow_stats(self._connection)
+            except Exception as exc:
+                log.debug("cannot read the flow control state: %s", exc)
         depth = sum(s.depth for s in stats.values())
         age = max((s.oldest_age for s in stats.values()), default=0.0)
         self._depth, self._age = depth, age

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Final, final
 import redis
 
 from switchyard_rq._observe import JobReport
+from switchyard_rq._ops.flow import FlowState, flow_stats
 
 __all__ = [
     "BUCKETS",
@@ -137,6 +138,8 @@ class StatsSnapshot:
     queues: dict[str, tuple[int, float, int, int]] = field(default_factory=dict)
     #: pool name -> gauges
     pools: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: flow control now: concurrency limits and circuit breakers
+    flow: list[FlowState] = field(default_factory=list)
 
 
 def _text(raw: Any) -> str:
@@ -187,6 +190,7 @@ def read_snapshot(connection: redis.Redis, queues: Iterable[str] | None = None) 
         )
     for queue, stat in queue_stats(connection, list(queues)).items():
         snap.queues[queue] = (stat.depth, stat.oldest_age, stat.started, stat.scheduled)
+    snap.flow = flow_stats(connection)
     return snap
 
 

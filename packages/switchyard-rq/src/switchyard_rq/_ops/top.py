@@ -144,6 +144,7 @@ def build_view(old: StatsSnapshot, new: StatsSnapshot, redis_text: str) -> dict[
         "actions": actions,
         "workers": workers,
         "pools": pools,
+        "flow": [state.to_dict() for state in new.flow],
     }
 
 
@@ -202,6 +203,19 @@ def render(view: dict[str, Any], width: int, height: int) -> list[str]:
         )
     if not view["actions"]:
         lines.append(_DIM + "(no job stats: start a worker with metrics on)" + _RESET)
+    if view["flow"]:
+        lines += ["", _BOLD + f"{'LIMIT':<32} {'KIND':<12} {'STATE':>10} {'WAITING':>8}" + _RESET]
+        for f in view["flow"]:
+            if f["kind"] == "concurrency":
+                state = f"{f['in_use']}/{f['limit']}".rjust(10)
+            else:
+                state = f["state"].rjust(10)
+                if f["state"] == "open":
+                    state = _RED + state + _RESET
+            line = f"{f['name'][:32]:<32} {f['kind']:<12} {state} {f['waiting']:>8}"
+            if f["probe_in"] is not None:
+                line += f"  probe in {f['probe_in']:.0f}s"
+            lines.append(line)
     cut = lines[: max(height - 1, 1)]
     return [_clip(line, width) for line in cut]
 

@@ -5,8 +5,9 @@ limiters in its hash as ``sy_flow``, a JSON list of directives written by the pr
 the action's policy and the job's input; a worker that has not imported the plugin yet knows
 neither):
 
-- ``["c", key, limit]``: at most ``limit`` jobs hold a lease in the sorted set ``key`` (member
-  ``<id>:<execution>``, scored by when the lease lapses unless its worker renews it);
+- ``["c", key, limit, keyed]``: at most ``limit`` jobs hold a lease in the sorted set ``key``
+  (member ``<id>:<execution>``, scored by when the lease lapses unless its worker renews it);
+  ``keyed`` is 1 for a limit per key value (those are not listed in ``switchyard:flow:limits``);
 - ``["r", key, interval, burst]``: job starts spaced ``interval`` seconds apart, bursts of up to
   ``burst`` (GCRA: ``key`` holds the theoretical arrival time of the next start);
 - ``["b", key, failures, ratio, min_calls, window, cooldown]``: a circuit breaker (hash ``key``:
@@ -30,7 +31,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Final
 
-from switchyard_rq._wire.keys import FLOW_BREAKERS, FLOW_PARKED, FLOW_PREFIX
+from switchyard_rq._wire.keys import FLOW_BREAKERS, FLOW_LIMITS, FLOW_PARKED, FLOW_PREFIX
 
 if TYPE_CHECKING:
     from switchyard import ActionPolicy
@@ -92,7 +93,8 @@ def directives(action: str, policy: ActionPolicy, data: Any) -> str | None:
         )
     if policy.concurrency is not None:
         value = None if policy.concurrency_key is None else _field(data, policy.concurrency_key)
-        found.append(["c", concurrency_key(action, value), policy.concurrency])
+        keyed = 0 if policy.concurrency_key is None else 1
+        found.append(["c", concurrency_key(action, value), policy.concurrency, keyed])
     if policy.rate is not None:
         value = None if policy.rate_key is None else _field(data, policy.rate_key)
         found.append(["r", rate_key(action, value), policy.rate.interval, policy.rate.burst])
@@ -102,7 +104,7 @@ def directives(action: str, policy: ActionPolicy, data: Any) -> str | None:
 #: Lua: admission at dequeue, release at the outcome, the sweep of parked jobs. Needs LUA_KEYS.
 LUA_FLOW: Final = (
     """
-local PARKED, BREAKERS = 'FLOW_PARKED', 'FLOW_BREAKERS'
+local PARKED, BREAKERS, LIMITS = 'FLOW_PARKED', 'FLOW_BREAKERS', 'FLOW_LIMITS'
 
 -- a job that may not start now waits, parked on the limiter that stopped it
 local function park(key, kind, id, jk, now)
@@ -220,6 +222,7 @@ local function admit(id, jk, member, flow, rated, now, q, lease)
     local kind, key = d[1], d[2]
     if kind == 'c' then
       redis.call('ZADD', key, now + lease, member)
+      if d[4] ~= 1 then redis.call('HSET', LIMITS, key, d[3]) end
     elseif kind == 'b' then
       local st = redis.call('HMGET', key, 'state', 'until')
       if st[1] then  -- cooldown over, or the last probe overdue: this job probes
@@ -259,5 +262,6 @@ local function sweep(now)
 end
 """.replace("FLOW_PARKED", FLOW_PARKED)
     .replace("FLOW_BREAKERS", FLOW_BREAKERS)
+    .replace("FLOW_LIMITS", FLOW_LIMITS)
     .replace("EARLY", repr(EARLY))
 )

@@ -39,6 +39,8 @@ FLOW_PREFIX: Final = "switchyard:flow:"
 FLOW_PARKED: Final = "switchyard:flow:parked"
 #: set of the circuit breakers' state keys that ever opened (for top, stats and metrics)
 FLOW_BREAKERS: Final = "switchyard:flow:breakers"
+#: hash: concurrency limiter key (per action, not per key value) -> its limit (for top, stats)
+FLOW_LIMITS: Final = "switchyard:flow:limits"
 
 
 def job(job_id: str) -> str:
