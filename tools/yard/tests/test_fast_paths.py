@@ -22,6 +22,8 @@ from yard._workspace import _matches
         ["affected", "--json", "--base", "origin/main", "--head", "HEAD~2", "--explain"],
         ["affected", "--base", "a", "--format", "github-matrix", "--shard", "2/3", "--debug"],
         ["affected", "--base", "a", "--base", "b", "--root", "some/where", "--format=names"],
+        ["--root", ".", "affected", "--base", "main"],
+        ["--debug", "--root", "x", "affected", "--root", "y", "--base", "main"],
     ],
 )
 def test_the_quick_affected_reading_matches_argparse(argv):
@@ -42,7 +44,8 @@ def test_the_quick_affected_reading_matches_argparse(argv):
         ["affected", "--base=", "--json"],
         ["affected", "--base", "main", "--json=yes"],
         ["affected", "--base", "main", "extra"],
-        ["--root", ".", "affected", "--base", "main"],
+        ["--json", "affected", "--base", "main"],  # a command's option before the command
+        ["--root", ".", "list"],
         ["list"],
         [],
     ],
