@@ -263,9 +263,14 @@ def _command(
     elif args.command == "order":
         waves = graph.waves()
         if args.json:
-            out = json.dumps({"waves": waves}, indent=2)
+            out = json.dumps({"waves": waves, "cycles": graph.cycles}, indent=2)
         else:
-            out = "\n".join(f"wave {i}: {' '.join(w)}" for i, w in enumerate(waves, 1))
+            lines = []
+            for i, wave in enumerate(waves, 1):
+                lines.append(f"wave {i}: {' '.join(wave)}")
+                in_wave = set(wave)
+                lines.extend(f"  cycle: {' '.join(c)}" for c in graph.cycles if c[0] in in_wave)
+            out = "\n".join(lines)
     elif args.command == "affected":
         assert pending is not None
         out = _affected(args, workspace, graph, pending, shard)
@@ -321,15 +326,18 @@ def _check(args: argparse.Namespace, workspace: Workspace) -> int:
     from ._check import check
 
     findings = check(workspace)
+    errors = [f for f in findings if f.severity == "error"]
     if args.json:
         print(json.dumps([f.as_dict() for f in findings], indent=2))
     else:
         for f in findings:
-            print(f"{f.where}: {f.member}: {f.message}")
+            severity = "warning: " if f.severity == "warning" else ""
+            print(f"{f.where}: {f.member}: {severity}{f.message}")
         count = len(workspace.members)
-        print(
-            f"yard check: {len(findings)} problem(s) in {count} member(s)"
-            if findings
-            else f"yard check: {count} member(s), imports match declared dependencies"
-        )
-    return EXIT_FINDINGS if findings else 0
+        warnings = len(findings) - len(errors)
+        noted = f", {warnings} warning(s)" if warnings else ""
+        if errors:
+            print(f"yard check: {len(errors)} problem(s){noted} in {count} member(s)")
+        else:
+            print(f"yard check: {count} member(s), imports match declared dependencies{noted}")
+    return EXIT_FINDINGS if errors else 0

@@ -29,6 +29,7 @@ DEFAULTS: Record = {
     "allow_unused": [],
     "workspace": None,
     "global_inputs": {},
+    "cycles": "warn",
 }
 """Every record field and its value when a pyproject does not set it."""
 
@@ -98,6 +99,7 @@ def read(text: str, where: str) -> Record:
         ],
         "workspace": None,
         "global_inputs": _global_inputs(reader),
+        "cycles": _cycles(reader, yard),
     }
     if "workspace" in uv:
         workspace = reader.table("tool", "uv", "workspace")
@@ -164,6 +166,18 @@ def _sources(reader: _Reader) -> dict[str, list[dict[str, Any]]]:
             raise reader.fail(key, f"tool.uv.sources.{key} must be a table or a list of tables")
         sources[normalize(key)] = entries
     return sources
+
+
+CYCLES = ("warn", "error", "allow")
+"""What ``yard check`` does with a dependency cycle (``[tool.yard] cycles``): warn (the
+default), fail, or say nothing."""
+
+
+def _cycles(reader: _Reader, yard: dict[str, Any]) -> str:
+    value = yard.get("cycles", "warn")
+    if value not in CYCLES:
+        raise reader.fail("cycles", 'tool.yard.cycles must be "warn", "error" or "allow"')
+    return str(value)
 
 
 def _global_inputs(reader: _Reader) -> dict[str, list[str] | None]:

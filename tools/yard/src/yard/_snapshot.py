@@ -29,7 +29,7 @@ from typing import Any
 
 from . import _pyproject
 
-_FORMAT = 5
+_FORMAT = 6
 _SETTLED_NS = 2_000_000_000
 """A file's stat is trusted for its content key only when its last change is older than this
 (two writes within one timestamp tick must not look alike; git's "racily clean" rule)."""

@@ -39,6 +39,8 @@ class Config(NamedTuple):
     """Globs, relative to each member folder, of files that are no member's input."""
     global_inputs: Mapping[str, tuple[str, ...] | None]
     """Globs, relative to the root, of files that affect all members (None) or named ones."""
+    cycles: str = "warn"
+    """What ``yard check`` does with a dependency cycle: ``warn``, ``error`` or ``allow``."""
 
 
 class Workspace(NamedTuple):
@@ -119,7 +121,7 @@ def load_workspace(root: Path) -> Workspace:
         if built[-1]:  # it depends on no more than the files (no symlinks were followed)
             snapshot.remember_workspace(signature, built)
     snapshot.save()
-    members_data, ignore, global_inputs, allow, _ = built
+    members_data, ignore, global_inputs, allow, cycles, _ = built
     directory = str(root)
     members = {
         data[0]: Member(
@@ -137,7 +139,7 @@ def load_workspace(root: Path) -> Workspace:
     return Workspace(
         root=root,
         members=members,
-        config=Config(ignore=ignore, global_inputs=global_inputs),
+        config=Config(ignore=ignore, global_inputs=global_inputs, cycles=cycles),
         allow_unused=allow,
     )
 
@@ -147,11 +149,12 @@ Built = tuple[
     tuple[str, ...],
     dict[str, tuple[str, ...] | None],
     dict[str, tuple[str, ...]],
+    str,
     bool,
 ]
 """A workspace as marshal-able builtins: each member's fields (edges as plain tuples), the
-ignore globs, the global inputs, the allowed unused dependencies, and whether it can be
-cached (it depends on the files' contents only)."""
+ignore globs, the global inputs, the allowed unused dependencies, the cycle setting, and
+whether it can be cached (it depends on the files' contents only)."""
 
 
 def _build(
@@ -194,7 +197,8 @@ def _build(
         )
         for _, m in sorted(members.items())
     )
-    return members_data, tuple(top["ignore"]), global_inputs, allow, not builder.followed_paths
+    cacheable = not builder.followed_paths
+    return members_data, tuple(top["ignore"]), global_inputs, allow, top["cycles"], cacheable
 
 
 def _member_folders(root: Path, includes: list[str], excludes: list[str]) -> list[str]:
