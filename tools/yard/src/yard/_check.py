@@ -106,8 +106,8 @@ def check(workspace: Workspace) -> list[Finding]:
                     "unused",
                     edge.to,
                     f"{member.path}/pyproject.toml",
-                    f"declares {edge.to} ({edge.label()}) but never imports it; remove it or "
-                    "list it in [tool.yard] allow-unused",
+                    f"{'depends on' if edge.origin else 'declares'} {edge.to} ({edge.label()}) "
+                    "but never imports it; remove it or list it in [tool.yard] allow-unused",
                 )
             )
     return findings

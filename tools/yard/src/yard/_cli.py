@@ -222,7 +222,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         from ._graph import Graph
 
-        workspace = load_workspace(root)
+        # what a change affects is read in the workspace as of its head
+        head = args.head if args.command == "affected" else None
+        workspace = load_workspace(root, rev=head)
+        if args.command != "affected":  # affected reports them with its own
+            warn(workspace.warnings)
         graph = Graph(workspace.members)
         return _command(args, workspace, graph, pending, shard)
     finally:
@@ -294,6 +298,7 @@ def _affected(
 
     fmt = args.format or ("json" if args.json else "names")
     result = compute_affected(workspace, graph, base=args.base, head=args.head, pending=pending)
+    warn(result.warnings)
     if shard is not None:
         result = result.shard(*shard)
     if args.explain and fmt == "names":
@@ -309,6 +314,12 @@ def _affected(
         ]
         return json.dumps({"include": include})
     return "\n".join(result.affected)
+
+
+def warn(warnings: Sequence[str]) -> None:
+    """Print what yard worked around on stderr, one line each (stdout stays the answer)."""
+    for line in warnings:
+        print(f"yard: warning: {line}", file=sys.stderr)
 
 
 def _shard(text: str) -> tuple[int, int]:

@@ -198,7 +198,7 @@ def lock_closures(lock_text: str | None, members: Iterable[str]) -> dict[str, st
         stack: list[tuple[int, str]] = []
         for index in starts:
             package = lock.packages[index]
-            _lock._details(package, "uv.lock")
+            _lock.details(package, "uv.lock")
             refs = list(package.deps)
             for extra_refs in package.optional.values():
                 refs.extend(extra_refs)
@@ -211,7 +211,7 @@ def lock_closures(lock_text: str | None, members: Iterable[str]) -> dict[str, st
             index, extra = state
             seen.add(index)
             package = lock.packages[index]
-            _lock._details(package, "uv.lock")
+            _lock.details(package, "uv.lock")
             refs = list(package.optional.get(extra, ())) if extra else list(package.deps)
             stack.extend(_targets(lock, refs, member_set))
         out[name] = _digest("\n\0".join(sorted(lock.packages[i].text for i in seen)))

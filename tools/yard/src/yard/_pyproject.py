@@ -30,6 +30,7 @@ DEFAULTS: Record = {
     "workspace": None,
     "global_inputs": {},
     "cycles": "warn",
+    "dynamic": [],
 }
 """Every record field and its value when a pyproject does not set it."""
 
@@ -143,6 +144,8 @@ def _project(reader: _Reader, project: dict[str, Any], record: Record) -> None:
     if reader.table("project", "gui-scripts"):
         provides.append("gui_scripts")
     record["provides"] = provides
+    dynamic = reader.strings(project.get("dynamic", []), "project.dynamic", "dynamic")
+    record["dynamic"] = sorted(set(dynamic) & DYNAMIC_EDGES)
 
 
 def _checked(reader: _Reader, requirements: list[str], where: str) -> list[tuple[str, str]]:
@@ -167,6 +170,9 @@ def _sources(reader: _Reader) -> dict[str, list[dict[str, Any]]]:
         sources[normalize(key)] = entries
     return sources
 
+
+DYNAMIC_EDGES = frozenset({"dependencies", "optional-dependencies"})
+"""The ``project.dynamic`` fields that hold internal edges (groups cannot be dynamic)."""
 
 CYCLES = ("warn", "error", "allow")
 """What ``yard check`` does with a dependency cycle (``[tool.yard] cycles``): warn (the

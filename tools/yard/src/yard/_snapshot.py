@@ -29,7 +29,7 @@ from typing import Any
 
 from . import _pyproject
 
-_FORMAT = 6
+_FORMAT = 7
 _SETTLED_NS = 2_000_000_000
 """A file's stat is trusted for its content key only when its last change is older than this
 (two writes within one timestamp tick must not look alike; git's "racily clean" rule)."""
@@ -61,6 +61,7 @@ class Snapshot:
     """The records of one workspace's pyproject files, loaded from and saved to the cache."""
 
     __slots__ = (
+        "_adding",
         "_blob",
         "_dirty",
         "_path",
@@ -74,7 +75,11 @@ class Snapshot:
         "_workspace",
     )
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, adding: bool = False) -> None:
+        """The cache of the workspace at ``root``. ``adding``: a save adds the records this
+        run read to those kept and changes nothing else (a commit's files, read beside the
+        working tree's, must not drop the working tree's records)."""
+        self._adding = adding
         self._blob: bytes | None = None
         self._records: dict[int, _pyproject.Record] | None = {}
         self._requirements: dict[str, Requirement] = {}
@@ -199,15 +204,20 @@ class Snapshot:
         """Write the cache back (atomically) when this run added to it.
 
         The records kept are the ones this run used: files that changed or left the workspace
-        drop out, so the cache does not grow without end.
+        drop out, so the cache does not grow without end (a snapshot that is ``adding`` keeps
+        the others too; the next ordinary save drops what no run uses any more).
         """
         if self._path is None or not self._dirty:
             return
+        stats = self._stats if self._adding else self._stats_used
         if self._records is None:  # nothing missed: the records stay as they were
             blob = self._blob
+        elif self._adding:
+            records = {**self._records, **self._used}
+            blob = marshal.dumps((records, {**self._requirements, **self._used_requirements}))
         else:
             blob = marshal.dumps((self._used, self._used_requirements))
-        data: Any = (_FORMAT, self._top, self._workspace, self._stats_used, blob)
+        data: Any = (_FORMAT, self._top, self._workspace, stats, blob)
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")

@@ -1,0 +1,140 @@
+"""A git commit's files below the workspace root, read from git objects (no checkout).
+
+``yard affected --head REV`` reads the workspace as of REV, and the base of a change as of
+its merge base: the member globs are matched against the commit's tree as ``glob`` matches
+them on disk, and the pyproject files and uv.lock are read as blobs, in two git processes
+(``ls-tree``, then one ``cat-file --batch`` for every file wanted).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import tempfile
+from collections.abc import Iterable
+from fnmatch import translate
+from pathlib import Path
+
+from . import _git
+from ._errors import GitError
+
+_IGNORABLE = (".pyc", ".pyo")
+
+
+class Tree:
+    """The files of commit ``rev`` in the folder ``root`` (paths relative to it)."""
+
+    __slots__ = ("_blobs", "_children", "_dirs", "_root", "rev")
+
+    def __init__(self, root: Path, rev: str) -> None:
+        _git.check_refs(rev)
+        self._root = root
+        self.rev = rev
+        result = _git.run(root, "ls-tree", "-r", "-z", "--full-tree", f"{rev}:./")
+        if result.returncode:
+            message = result.stderr.decode(errors="replace")
+            if "not a valid object name" in message.lower():
+                known = _git.run(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+                if known.returncode == 0:
+                    raise GitError(f"{root} did not exist at {rev}: no workspace to read there")
+            raise _git.failure(root, result, rev)
+        self._blobs: dict[str, str] = {}
+        self._children: dict[str, set[str]] = {"": set()}
+        for entry in result.stdout.decode("utf-8", "surrogateescape").split("\0"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition("\t")
+            _mode, kind, oid = meta.split(" ")
+            if kind != "blob":  # a submodule: its files are not in this repository
+                continue
+            self._blobs[path] = oid
+            folder, _, name = path.rpartition("/")
+            while True:
+                children = self._children.setdefault(folder, set())
+                if name in children:  # a folder seen before: its parents are known
+                    break
+                children.add(name)
+                if not folder:
+                    break
+                folder, _, name = folder.rpartition("/")
+        self._dirs = set(self._children)
+
+    def label(self, path: str) -> str:
+        """How messages name a file of this commit: ``REV:path``, as git spells it."""
+        return f"{self.rev}:{path}"
+
+    def is_file(self, path: str) -> bool:
+        return path in self._blobs
+
+    def is_dir(self, path: str) -> bool:
+        return path in self._dirs
+
+    def files_below(self, folder: str) -> list[str]:
+        """Every file in ``folder`` and its subfolders."""
+        prefix = f"{folder}/"
+        return [p for p in self._blobs if p.startswith(prefix)]
+
+    def only_ignorable(self, folder: str) -> bool:
+        """Whether a folder holds nothing but caches (as uv skips such member folders)."""
+        return all(
+            p.endswith(_IGNORABLE) or "/__pycache__/" in f"/{p}" for p in self.files_below(folder)
+        )
+
+    def read(self, paths: Iterable[str]) -> dict[str, bytes]:
+        """The contents of those of ``paths`` that are files of the commit."""
+        wanted = [p for p in dict.fromkeys(paths) if p in self._blobs]
+        if not wanted:
+            return {}
+        fd, listing = tempfile.mkstemp(prefix="yard-", suffix=".oids")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write("".join(f"{self._blobs[p]}\n" for p in wanted))
+            result = _git.run_with_input(self._root, listing, "cat-file", "--batch")
+        finally:
+            os.unlink(listing)
+        if result.returncode:
+            raise _git.failure(self._root, result, self.rev)
+        data = result.stdout
+        found: dict[str, bytes] = {}
+        pos = 0
+        for path in wanted:
+            end = data.index(b"\n", pos)
+            header = data[pos:end].split(b" ")
+            if len(header) != 3:
+                raise GitError(f"git cat-file: cannot read {self.label(path)}")
+            size = int(header[2])
+            found[path] = data[end + 1 : end + 1 + size]
+            pos = end + 1 + size + 1
+        return found
+
+    def glob(self, pattern: str) -> list[str]:
+        """What ``glob.glob(pattern, recursive=True, include_hidden=True)`` finds in a checkout
+        of the commit, sorted, as normalized ``/``-separated relative paths."""
+        pattern = posixpath.normpath(pattern)
+        if pattern.startswith(("/", "../")) or pattern == "..":
+            return []
+        parts = [] if pattern == "." else pattern.split("/")
+        current = {""}
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            found: set[str] = set()
+            if part == "**":
+                for folder in current:
+                    found.add(folder)
+                    found.update(self._below(folder, files=last))
+            else:
+                match = re.compile(translate(part)).match
+                for folder in current:
+                    for name in self._children.get(folder, ()):
+                        if match(name):
+                            found.add(f"{folder}/{name}" if folder else name)
+            current = found if last else {p for p in found if p in self._dirs}
+        return sorted(p or "." for p in current)
+
+    def _below(self, folder: str, *, files: bool) -> set[str]:
+        prefix = f"{folder}/" if folder else ""
+        found = {d for d in self._dirs if d and d.startswith(prefix)}
+        if files:
+            found.update(p for p in self._blobs if p.startswith(prefix))
+        return found

@@ -1,0 +1,145 @@
+"""What a change affects, read in the workspace as of each end of the range: members added and
+removed between the base and the head, whatever the working tree holds."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from yard import load_workspace
+
+
+@pytest.fixture
+def history(patterns, tmp_path, repo_at):
+    """A copy of the generated history (base, head, later; locked by the real uv), checked
+    out at ``later``: a, c, e, z, where the head had a, c, d, z and the base a, b, c, z."""
+    repo = repo_at(tmp_path / "history")
+    shutil.copytree(patterns["history"].path, repo.path)
+    repo.revs = dict(patterns["history"].revs)
+    return repo
+
+
+def test_a_range_is_read_as_of_its_head_not_the_working_tree(history):
+    data = history.affected("--base", history.revs["base"], "--head", history.revs["head"])
+    assert data["removed"] == ["b"]
+    assert data["affected"] == ["c", "d"]  # d: added at the head, gone from the working tree
+    assert data["reasons"]["c"] == [
+        "file packages/c/pyproject.toml",
+        "uv.lock: its own locked entry changed",  # it needs a now, not b
+        "depended on b, which left the workspace",
+    ]
+    assert data["reasons"]["d"] == [
+        "file packages/d/pyproject.toml",
+        "file packages/d/src/d/__init__.py",
+        "file packages/d/tests/test_d.py",
+    ]
+    assert "e" not in data["reasons"]  # only in the working tree
+    assert not any("uv.lock: b " in r for rs in data["reasons"].values() for r in rs)
+    text = history.yard(
+        "affected", "--base", history.revs["base"], "--head", history.revs["head"], "--explain"
+    ).out
+    assert "removed from the workspace: b\n" in text
+
+
+def test_github_matrix_paths_are_the_heads(history):
+    out = history.yard(
+        "affected",
+        "--base",
+        history.revs["base"],
+        "--head",
+        history.revs["head"],
+        "--format",
+        "github-matrix",
+    )
+    assert out.json() == {
+        "include": [{"member": "c", "path": "packages/c"}, {"member": "d", "path": "packages/d"}]
+    }
+
+
+def test_the_later_range_removes_what_the_head_added(history):
+    data = history.affected("--base", history.revs["head"], "--head", history.revs["later"])
+    assert data["removed"] == ["d"]
+    assert data["affected"] == ["e"]
+
+
+def test_a_member_removed_in_the_working_tree_affects_its_dependents(history):
+    history.git("checkout", "-q", history.revs["base"])
+    shutil.rmtree(history.path / "packages/b")
+    data = history.affected("--base", "HEAD")
+    assert data["removed"] == ["b"]
+    assert data["affected"] == ["c"]
+    assert data["reasons"]["c"] == ["depended on b, which left the workspace"]
+
+
+def test_a_renamed_member_is_one_that_left_and_one_that_came(history):
+    history.git("checkout", "-q", history.revs["base"])
+    path = history.path / "packages/b/pyproject.toml"
+    path.write_text(path.read_text().replace('name = "b"', 'name = "b2"'))
+    data = history.affected("--base", "HEAD")
+    assert data["removed"] == ["b"]
+    assert data["affected"] == ["b2", "c"]
+    assert data["reasons"]["b2"] == ["file packages/b/pyproject.toml"]
+    assert data["reasons"]["c"] == ["depended on b, which left the workspace"]
+
+
+def test_a_base_that_was_no_workspace_is_a_warning(repo):
+    repo.write("pyproject.toml", "[tool.other]\n")
+    before = repo.commit("not a workspace yet")
+    repo.write("pyproject.toml", '[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    repo.member("packages/a", "a")
+    after = repo.commit("a workspace")
+    result = repo.yard("affected", "--base", before, "--head", after, "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["affected"] == ["a"]
+    assert data["warnings"] == [
+        f"the workspace at the merge base {before[:12]} cannot be read ({before}:pyproject.toml: "
+        "neither [tool.uv.workspace] nor [project]: not a uv workspace root): members that left "
+        "the workspace since are not known"
+    ]
+    assert result.err == f"yard: warning: {data['warnings'][0]}\n"
+
+
+def test_bad_refs_for_the_heads_workspace_are_one_line(history):
+    result = history.yard("affected", "--base", "HEAD", "--head", "nosuch")
+    assert result.code == 2
+    assert (
+        result.err
+        == "yard: error: unknown git ref 'nosuch'; check the name (git branch -a, git tag)\n"
+    )
+
+
+def test_a_root_that_did_not_exist_at_the_head(history, repo_at):
+    sub = history.path / "sub"
+    sub.mkdir()
+    shutil.move(history.path / "packages", sub / "packages")
+    shutil.move(history.path / "pyproject.toml", sub / "pyproject.toml")
+    history.commit("move the workspace down")
+    result = repo_at(sub).yard("affected", "--base", "HEAD", "--head", history.revs["base"])
+    assert result.code == 2
+    assert result.err == (
+        f"yard: error: {sub} did not exist at {history.revs['base']}: no workspace to read there\n"
+    )
+
+
+def test_a_commits_workspace_is_read_without_a_checkout(history):
+    before = sorted(p.name for p in (history.path / "packages").iterdir())
+    workspace = load_workspace(history.path, rev=history.revs["base"])
+    assert sorted(workspace.members) == ["a", "b", "c", "z"]
+    assert workspace.members["c"].depends_on == ["b"]
+    assert sorted(p.name for p in (history.path / "packages").iterdir()) == before
+    assert history.git("status", "--porcelain") == ""
+
+
+def test_errors_in_a_commits_files_name_the_commit(history):
+    history.write("packages/z/pyproject.toml", "[project\n")
+    bad = history.commit("broken z")
+    result = history.yard("affected", "--base", "HEAD~1", "--head", bad)
+    assert result.code == 2
+    assert result.err.startswith(f"yard: error: {bad}:packages/z/pyproject.toml:1:")
+    history.write("packages/y/README.md", "no pyproject\n")
+    missing = history.commit("a member folder without pyproject")
+    result = history.yard("affected", "--base", "HEAD~1", "--head", missing)
+    assert result.err.startswith(
+        f"yard: error: {missing}:packages/y: workspace member folder has no pyproject.toml"
+    )
