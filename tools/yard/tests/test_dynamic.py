@@ -111,3 +111,33 @@ def test_a_static_workspace_reads_no_lock(repo, monkeypatch):
     repo.write("uv.lock", "not a lock at all")
     workspace = load_workspace(repo.path)
     assert workspace.warnings == ()
+
+
+FILE_HOOK = """\
+from pathlib import Path
+
+from hatchling.metadata.plugin.interface import MetadataHookInterface
+
+
+class CustomMetadataHook(MetadataHookInterface):
+    def update(self, metadata):
+        listed = Path(self.root, "..", "..", "deps", "dyn.txt").read_text().split()
+        metadata["dependencies"] = listed
+"""
+
+
+def test_a_hook_input_outside_the_member_reaches_it_through_its_own_lock_entry(dynamic, relock):
+    """dyn's hook reads its dependencies from deps/dyn.txt, a file of no member: when it
+    lists one more member, the only trace is dyn's own block in the re-locked uv.lock (no
+    third-party package changed)."""
+    dynamic.write("packages/dyn/hatch_build.py", FILE_HOOK)
+    dynamic.write("deps/dyn.txt", "core\n")
+    relock(dynamic, "--refresh-package", "dyn")
+    dynamic.commit("dyn's dependencies from a file")
+    dynamic.write("deps/dyn.txt", "core\nlib\n")
+    relock(dynamic, "--refresh-package", "dyn")
+    data = dynamic.affected("--base", "HEAD")
+    assert data["changed_files"] == ["deps/dyn.txt", "uv.lock"]
+    assert data["affected"] == ["dyn", "top"]
+    assert data["reasons"]["dyn"] == ["uv.lock: its own locked entry changed"]
+    assert data["reasons"]["top"] == ["depends on dyn"]
