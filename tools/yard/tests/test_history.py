@@ -143,3 +143,28 @@ def test_errors_in_a_commits_files_name_the_commit(history):
     assert result.err.startswith(
         f"yard: error: {missing}:packages/y: workspace member folder has no pyproject.toml"
     )
+
+
+def test_a_dependency_bump_does_not_read_the_whole_merge_base(history, monkeypatch):
+    """A member's pyproject edited with its name kept cannot make a member leave: yard reads
+    that one file as of the merge base, not the merge base's workspace. A deletion can."""
+    from yard import _workspace
+
+    read_at: list[str | None] = []
+    load = _workspace.load_workspace
+
+    def spy(root, *, rev=None):
+        read_at.append(rev)
+        return load(root, rev=rev)
+
+    monkeypatch.setattr(_workspace, "load_workspace", spy)
+    path = history.path / "packages/c/pyproject.toml"
+    path.write_text(path.read_text().replace('"a"', '"a", "z"'))
+    data = history.affected("--base", "HEAD")
+    assert data["affected"] == ["c"]
+    assert data["removed"] == []
+    assert read_at == [None]  # the working tree only
+    shutil.rmtree(history.path / "packages/e")
+    data = history.affected("--base", "HEAD")
+    assert data["removed"] == ["e"]
+    assert read_at[1:] == [None, history.git("rev-parse", "HEAD")]

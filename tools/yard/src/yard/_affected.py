@@ -177,9 +177,9 @@ def compute_affected(
 def _before(
     workspace: Workspace, change: _git.Change, warnings: list[str]
 ) -> tuple[Workspace | None, tuple[str, ...]]:
-    """The workspace as of the merge base, and the members it has that the head's has not;
-    read only when a pyproject.toml changed (members can come and go only then)."""
-    if not any(p == "pyproject.toml" or p.endswith("/pyproject.toml") for p in change.files):
+    """The workspace as of the merge base and the members it has that the head's has not,
+    when a member can have left: read (from git objects) only then."""
+    if not _may_have_left(workspace, change):
         return None, ()
     from ._workspace import load_workspace
 
@@ -192,6 +192,42 @@ def _before(
         )
         return None, ()
     return before, tuple(sorted(set(before.members) - set(workspace.members)))
+
+
+def _may_have_left(workspace: Workspace, change: _git.Change) -> bool:
+    """Whether a member of the merge base's workspace may be missing from the head's.
+
+    Members come and go only with a pyproject.toml. With the root's unchanged (the same
+    member globs), every member of the merge base is still one unless the pyproject of its
+    folder changed so that its folder holds no member of that name now; only those changed
+    pyprojects are read as of the merge base (the usual edit, a dependency bump, costs one
+    blob, not the whole workspace).
+    """
+    changed = [p for p in change.files if p == "pyproject.toml" or p.endswith("/pyproject.toml")]
+    if not changed:
+        return False
+    if "pyproject.toml" in changed:
+        return True
+    from ._snapshot import Snapshot
+    from ._tree import read_at
+
+    by_path = {m.path: m for m in workspace.members.values()}
+    snapshot = Snapshot(workspace.root, adding=True)
+    try:
+        for path, content in read_at(workspace.root, change.merge_base, changed).items():
+            if content is None:  # no pyproject there at the merge base: no member left
+                continue
+            record = snapshot.record(content, f"{change.merge_base}:{path}")
+            if not (record["project"] and record["managed"]):
+                continue
+            now = by_path.get(path.rsplit("/", 1)[0])
+            if now is None or now.name != record["name"]:
+                return True
+    except YardError:
+        return True  # the full read says what is wrong
+    finally:
+        snapshot.save()
+    return False
 
 
 def _owning(path: str, owners: list[dict[str, Member]]) -> Member | None:

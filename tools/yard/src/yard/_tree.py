@@ -25,22 +25,35 @@ _IGNORABLE = (".pyc", ".pyo")
 class Tree:
     """The files of commit ``rev`` in the folder ``root`` (paths relative to it)."""
 
-    __slots__ = ("_blobs", "_children", "_dirs", "_root", "rev")
+    __slots__ = ("_blobs", "_children", "_dirs", "_root", "oid", "rev")
 
     def __init__(self, root: Path, rev: str) -> None:
         _git.check_refs(rev)
         self._root = root
         self.rev = rev
-        result = _git.run(root, "ls-tree", "-r", "-z", "--full-tree", f"{rev}:./")
+        found = _git.run(root, "rev-parse", "--verify", "--quiet", f"{rev}:./")
+        if found.returncode:
+            known = _git.run(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+            if known.returncode == 0:
+                raise GitError(f"{root} did not exist at {rev}: no workspace to read there")
+            if known.stderr.strip():  # not a repository, ...
+                raise _git.failure(root, known, rev)
+            raise GitError(f"unknown git ref {rev!r}; check the name (git branch -a, git tag)")
+        self.oid = found.stdout.decode().strip()
+        """The id of the root folder's tree in the commit: what the workspace is read from."""
+        self._blobs: dict[str, str] | None = None
+        self._children: dict[str, set[str]] = {}
+        self._dirs: set[str] = set()
+
+    def _list(self) -> dict[str, str]:
+        """The commit's files (path -> blob id), listed once, when first needed."""
+        if self._blobs is not None:
+            return self._blobs
+        result = _git.run(self._root, "ls-tree", "-r", "-z", "--full-tree", self.oid)
         if result.returncode:
-            message = result.stderr.decode(errors="replace")
-            if "not a valid object name" in message.lower():
-                known = _git.run(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
-                if known.returncode == 0:
-                    raise GitError(f"{root} did not exist at {rev}: no workspace to read there")
-            raise _git.failure(root, result, rev)
-        self._blobs: dict[str, str] = {}
-        self._children: dict[str, set[str]] = {"": set()}
+            raise _git.failure(self._root, result, self.rev)
+        blobs: dict[str, str] = {}
+        children: dict[str, set[str]] = {"": set()}
         for entry in result.stdout.decode("utf-8", "surrogateescape").split("\0"):
             if not entry:
                 continue
@@ -48,32 +61,34 @@ class Tree:
             _mode, kind, oid = meta.split(" ")
             if kind != "blob":  # a submodule: its files are not in this repository
                 continue
-            self._blobs[path] = oid
+            blobs[path] = oid
             folder, _, name = path.rpartition("/")
             while True:
-                children = self._children.setdefault(folder, set())
-                if name in children:  # a folder seen before: its parents are known
+                names = children.setdefault(folder, set())
+                if name in names:  # a folder seen before: its parents are known
                     break
-                children.add(name)
+                names.add(name)
                 if not folder:
                     break
                 folder, _, name = folder.rpartition("/")
-        self._dirs = set(self._children)
+        self._blobs, self._children, self._dirs = blobs, children, set(children)
+        return blobs
 
     def label(self, path: str) -> str:
         """How messages name a file of this commit: ``REV:path``, as git spells it."""
         return f"{self.rev}:{path}"
 
     def is_file(self, path: str) -> bool:
-        return path in self._blobs
+        return path in self._list()
 
     def is_dir(self, path: str) -> bool:
+        self._list()
         return path in self._dirs
 
     def files_below(self, folder: str) -> list[str]:
         """Every file in ``folder`` and its subfolders."""
         prefix = f"{folder}/"
-        return [p for p in self._blobs if p.startswith(prefix)]
+        return [p for p in self._list() if p.startswith(prefix)]
 
     def only_ignorable(self, folder: str) -> bool:
         """Whether a folder holds nothing but caches (as uv skips such member folders)."""
@@ -81,31 +96,31 @@ class Tree:
             p.endswith(_IGNORABLE) or "/__pycache__/" in f"/{p}" for p in self.files_below(folder)
         )
 
+    def file(self, path: str) -> bytes | None:
+        """One file of the commit, or None when it has none there (no listing needed)."""
+        result = _git.run(self._root, "cat-file", "blob", f"{self.oid}:{path}")
+        return result.stdout if result.returncode == 0 else None
+
     def read(self, paths: Iterable[str]) -> dict[str, bytes]:
         """The contents of those of ``paths`` that are files of the commit."""
-        wanted = [p for p in dict.fromkeys(paths) if p in self._blobs]
+        blobs = self._list()
+        wanted = [p for p in dict.fromkeys(paths) if p in blobs]
         if not wanted:
             return {}
         fd, listing = tempfile.mkstemp(prefix="yard-", suffix=".oids")
         try:
             with os.fdopen(fd, "w", encoding="ascii") as out:
-                out.write("".join(f"{self._blobs[p]}\n" for p in wanted))
-            result = _git.run_with_input(self._root, listing, "cat-file", "--batch")
+                out.write("".join(f"{blobs[p]}\n" for p in wanted))
+            result = _git.run_with_input(self._root, listing, "cat-file", "--batch", "--buffer")
         finally:
             os.unlink(listing)
         if result.returncode:
             raise _git.failure(self._root, result, self.rev)
-        data = result.stdout
         found: dict[str, bytes] = {}
-        pos = 0
-        for path in wanted:
-            end = data.index(b"\n", pos)
-            header = data[pos:end].split(b" ")
-            if len(header) != 3:
+        for path, data in zip(wanted, _batch(result.stdout, len(wanted)), strict=True):
+            if data is None:
                 raise GitError(f"git cat-file: cannot read {self.label(path)}")
-            size = int(header[2])
-            found[path] = data[end + 1 : end + 1 + size]
-            pos = end + 1 + size + 1
+            found[path] = data
         return found
 
     def glob(self, pattern: str) -> list[str]:
@@ -115,6 +130,7 @@ class Tree:
         if pattern.startswith(("/", "../")) or pattern == "..":
             return []
         parts = [] if pattern == "." else pattern.split("/")
+        self._list()
         current = {""}
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -136,5 +152,41 @@ class Tree:
         prefix = f"{folder}/" if folder else ""
         found = {d for d in self._dirs if d and d.startswith(prefix)}
         if files:
-            found.update(p for p in self._blobs if p.startswith(prefix))
+            found.update(p for p in self._list() if p.startswith(prefix))
         return found
+
+
+def read_at(root: Path, rev: str, paths: Iterable[str]) -> dict[str, bytes | None]:
+    """A few files of commit ``rev`` (paths relative to ``root``), None for those it lacks,
+    in one ``git cat-file --batch`` and without listing the commit's tree."""
+    _git.check_refs(rev)
+    wanted = list(dict.fromkeys(paths))
+    if not wanted:
+        return {}
+    fd, listing = tempfile.mkstemp(prefix="yard-", suffix=".names")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
+            out.write("".join(f"{rev}:./{p}\n" for p in wanted))
+        result = _git.run_with_input(root, listing, "cat-file", "--batch", "--buffer")
+    finally:
+        os.unlink(listing)
+    if result.returncode:
+        raise _git.failure(root, result, rev)
+    return dict(zip(wanted, _batch(result.stdout, len(wanted)), strict=True))
+
+
+def _batch(data: bytes, count: int) -> list[bytes | None]:
+    """The objects of ``git cat-file --batch`` output, None for each ``missing`` one."""
+    found: list[bytes | None] = []
+    pos = 0
+    for _ in range(count):
+        end = data.index(b"\n", pos)
+        header = data[pos:end]
+        if header.endswith((b" missing", b" ambiguous")):
+            found.append(None)
+            pos = end + 1
+            continue
+        size = int(header.rsplit(b" ", 1)[1])
+        found.append(data[end + 1 : end + 1 + size])
+        pos = end + 1 + size + 1
+    return found

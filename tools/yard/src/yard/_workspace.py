@@ -143,15 +143,30 @@ def _spec(top: Record, where: str) -> dict[str, list[str]]:
 
 def _load_at(root: Path, rev: str) -> Workspace:
     """The workspace as of commit ``rev``: member globs matched against its tree, pyproject
-    files and uv.lock read as blobs; their records are added to the cache."""
+    files and uv.lock read as blobs. What is built is cached under the tree's id (a commit
+    never changes), and the records read are added to the cache."""
     from ._tree import Tree
 
     tree = Tree(root, rev)
     snapshot = Snapshot(root, adding=True)
+    built = snapshot.tree(tree.oid)
+    if built is None:
+        built = _build_at(root, tree, snapshot)
+        snapshot.remember_tree(tree.oid, built)
+        snapshot.save()
+
+    def lock() -> str | None:
+        data = tree.file("uv.lock")
+        return None if data is None else data.decode("utf-8", "replace")
+
+    return _assemble(root, built, lock, tree.label("uv.lock"))
+
+
+def _build_at(root: Path, tree: Tree, snapshot: Snapshot) -> Built:
     where = tree.label("pyproject.toml")
-    content = tree.read(["pyproject.toml"]).get("pyproject.toml")
+    content = tree.file("pyproject.toml")
     if content is None:
-        raise WorkspaceError(f"{where}: no such file: {root} was no workspace root at {rev}")
+        raise WorkspaceError(f"{where}: no such file: {tree.rev} has no workspace root there")
     top = snapshot.record(content, where)
     spec = _spec(top, where)
     folders = _member_folders(tree.glob, spec["members"], spec["exclude"])
@@ -166,14 +181,7 @@ def _load_at(root: Path, rev: str) -> Workspace:
                 f"{tree.label(folder)}: workspace member folder has no pyproject.toml "
                 "(matched by [tool.uv.workspace] members); add one or exclude the folder"
             )
-    built = _build(root, top, found, snapshot, tree=tree)
-    snapshot.save()
-
-    def lock() -> str | None:
-        data = tree.read(["uv.lock"]).get("uv.lock")
-        return None if data is None else data.decode("utf-8", "replace")
-
-    return _assemble(root, built, lock, tree.label("uv.lock"))
+    return _build(root, top, found, snapshot, tree=tree)
 
 
 def _assemble(
