@@ -168,3 +168,66 @@ def test_a_dependency_bump_does_not_read_the_whole_merge_base(history, monkeypat
     data = history.affected("--base", "HEAD")
     assert data["removed"] == ["e"]
     assert read_at[1:] == [None, history.git("rev-parse", "HEAD")]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "packages/*",
+        "./packages/*",
+        "packages//*",
+        "packages/../packages/*",
+        "packages/[ab]*",
+        "packages/?",
+        "**/pyproject.toml",
+        "packages/**",
+        "**",
+        "*",
+        "nowhere/*",
+        "packages/a",
+    ],
+)
+def test_a_commits_tree_matches_globs_as_glob_matches_a_checkout(history, pattern):
+    import glob
+    import os
+
+    from yard._tree import Tree
+
+    history.write("packages/.hidden/pyproject.toml", "")
+    history.write("packages/a/deep/er/file.txt", "")
+    history.write("packages/file.txt", "")
+    commit = history.commit("more shapes")
+    root = str(history.path)
+    expected = sorted(
+        os.path.normpath(os.path.relpath(m, root))
+        for m in glob.glob(f"{root}/{pattern}", recursive=True, include_hidden=True)
+        if "/.git/" not in m + "/" and not m.endswith("/.git")
+    )
+    assert Tree(history.path, commit).glob(pattern) == expected
+
+
+def test_the_root_project_does_not_own_the_files_of_a_member_that_left(history):
+    """With a root project every path has an owner at the head (the root); a file of a
+    member folder that left belongs to that member, as of the merge base, not to the root."""
+    history.git("checkout", "-q", history.revs["base"])
+    history.write(
+        "pyproject.toml",
+        '[project]\nname = "top"\nversion = "1"\n\n[tool.uv.workspace]\nmembers = ["packages/*"]\n',
+    )
+    history.commit("a root project")
+    shutil.rmtree(history.path / "packages/b")
+    data = history.affected("--base", "HEAD")
+    assert data["removed"] == ["b"]
+    assert "top" not in data["affected"]
+    assert data["affected"] == ["c"]
+
+
+def test_a_moved_branch_is_read_again(history):
+    """What is read from a commit is cached under its tree: a ref that moves is read anew."""
+    first = history.affected("--base", history.revs["base"], "--head", "main")
+    assert "e" in first["affected"]
+    history.git("checkout", "-q", "main")
+    history.member("packages/f", "f")
+    history.commit("f")
+    second = history.affected("--base", history.revs["base"], "--head", "main")
+    assert second["affected"] == sorted([*first["affected"], "f"])
