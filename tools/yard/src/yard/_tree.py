@@ -17,7 +17,17 @@ from fnmatch import translate
 from pathlib import Path
 
 from . import _git
-from ._errors import GitError
+from ._errors import GitError, WorkspaceError
+from ._snapshot import Snapshot, key
+from ._workspace import (
+    Built,
+    Workspace,
+    assemble,
+    build_members,
+    hidden,
+    member_folders,
+    workspace_spec,
+)
 
 _IGNORABLE = (".pyc", ".pyo")
 
@@ -154,6 +164,47 @@ class Tree:
         if files:
             found.update(p for p in self._list() if p.startswith(prefix))
         return found
+
+
+def load_at(root: Path, rev: str) -> Workspace:
+    """The workspace as of commit ``rev``: member globs matched against its tree, pyproject
+    files and uv.lock read as blobs. What is built is cached under the tree's id (a commit
+    never changes), and the records read are added to the cache."""
+    tree = Tree(root, rev)
+    snapshot = Snapshot(root, adding=True)
+    built = snapshot.tree(tree.oid)
+    if built is None:
+        built = _build_at(root, tree, snapshot)
+        snapshot.remember_tree(tree.oid, built)
+        snapshot.save()
+
+    def lock() -> str | None:
+        data = tree.file("uv.lock")
+        return None if data is None else data.decode("utf-8", "replace")
+
+    return assemble(root, built, lock, tree.label("uv.lock"))
+
+
+def _build_at(root: Path, tree: Tree, snapshot: Snapshot) -> Built:
+    where = tree.label("pyproject.toml")
+    content = tree.file("pyproject.toml")
+    if content is None:
+        raise WorkspaceError(f"{where}: no such file: {tree.rev} has no workspace root there")
+    top = snapshot.record(content, where)
+    spec = workspace_spec(top, where)
+    folders = member_folders(tree.glob, spec["members"], spec["exclude"])
+    contents = tree.read(f"{folder}/pyproject.toml" for folder in folders)
+    found: list[tuple[str, int, bytes | None]] = []
+    for folder in folders:
+        data = contents.get(f"{folder}/pyproject.toml")
+        if data is not None:
+            found.append((folder, key(data), data))
+        elif tree.is_dir(folder) and not hidden(folder) and not tree.only_ignorable(folder):
+            raise WorkspaceError(
+                f"{tree.label(folder)}: workspace member folder has no pyproject.toml "
+                "(matched by [tool.uv.workspace] members); add one or exclude the folder"
+            )
+    return build_members(root, top, found, snapshot, tree=tree)
 
 
 def read_at(root: Path, rev: str, paths: Iterable[str]) -> dict[str, bytes | None]:

@@ -102,7 +102,9 @@ def load_workspace(root: Path, *, rev: str | None = None) -> Workspace:
     with ``rev``, as of that git commit (from git objects, without a checkout)."""
     root = Path(os.path.abspath(root))
     if rev is not None:
-        return _load_at(root, rev)
+        from ._tree import load_at
+
+        return load_at(root, rev)
     snapshot = Snapshot(root)
     try:
         content = _read(f"{root}/pyproject.toml")
@@ -115,24 +117,24 @@ def load_workspace(root: Path, *, rev: str | None = None) -> Workspace:
     top_key = key(content)
     top = snapshot.record(content, "pyproject.toml", content_key=top_key)
     snapshot.remember_top(top_key)
-    spec = _spec(top, "pyproject.toml")
+    spec = workspace_spec(top, "pyproject.toml")
     found: list[tuple[str, int, bytes | None]] = []
     matches = functools.partial(_matches, str(root))
-    for folder in _member_folders(matches, spec["members"], spec["exclude"]):
+    for folder in member_folders(matches, spec["members"], spec["exclude"]):
         keyed = _member_key(root, folder, snapshot)
         if keyed is not None:
             found.append((folder, *keyed))
     signature = (top_key, tuple(f[0] for f in found), tuple(f[1] for f in found))
     built = snapshot.workspace(signature)
     if built is None:
-        built = _build(root, top, found, snapshot)
+        built = build_members(root, top, found, snapshot)
         if built[-1]:  # it depends on no more than the files (no symlinks were followed)
             snapshot.remember_workspace(signature, built)
     snapshot.save()
-    return _assemble(root, built, lambda: _lock_text(root), "uv.lock")
+    return assemble(root, built, lambda: _lock_text(root), "uv.lock")
 
 
-def _spec(top: Record, where: str) -> dict[str, list[str]]:
+def workspace_spec(top: Record, where: str) -> dict[str, list[str]]:
     if top["workspace"] is None and not top["project"]:
         raise WorkspaceError(
             f"{where}: neither [tool.uv.workspace] nor [project]: not a uv workspace root"
@@ -141,52 +143,7 @@ def _spec(top: Record, where: str) -> dict[str, list[str]]:
     return spec
 
 
-def _load_at(root: Path, rev: str) -> Workspace:
-    """The workspace as of commit ``rev``: member globs matched against its tree, pyproject
-    files and uv.lock read as blobs. What is built is cached under the tree's id (a commit
-    never changes), and the records read are added to the cache."""
-    from ._tree import Tree
-
-    tree = Tree(root, rev)
-    snapshot = Snapshot(root, adding=True)
-    built = snapshot.tree(tree.oid)
-    if built is None:
-        built = _build_at(root, tree, snapshot)
-        snapshot.remember_tree(tree.oid, built)
-        snapshot.save()
-
-    def lock() -> str | None:
-        data = tree.file("uv.lock")
-        return None if data is None else data.decode("utf-8", "replace")
-
-    return _assemble(root, built, lock, tree.label("uv.lock"))
-
-
-def _build_at(root: Path, tree: Tree, snapshot: Snapshot) -> Built:
-    where = tree.label("pyproject.toml")
-    content = tree.file("pyproject.toml")
-    if content is None:
-        raise WorkspaceError(f"{where}: no such file: {tree.rev} has no workspace root there")
-    top = snapshot.record(content, where)
-    spec = _spec(top, where)
-    folders = _member_folders(tree.glob, spec["members"], spec["exclude"])
-    contents = tree.read(f"{folder}/pyproject.toml" for folder in folders)
-    found: list[tuple[str, int, bytes | None]] = []
-    for folder in folders:
-        data = contents.get(f"{folder}/pyproject.toml")
-        if data is not None:
-            found.append((folder, key(data), data))
-        elif tree.is_dir(folder) and not _hidden(folder) and not tree.only_ignorable(folder):
-            raise WorkspaceError(
-                f"{tree.label(folder)}: workspace member folder has no pyproject.toml "
-                "(matched by [tool.uv.workspace] members); add one or exclude the folder"
-            )
-    return _build(root, top, found, snapshot, tree=tree)
-
-
-def _assemble(
-    root: Path, built: Built, lock: Callable[[], str | None], lock_name: str
-) -> Workspace:
+def assemble(root: Path, built: Built, lock: Callable[[], str | None], lock_name: str) -> Workspace:
     """The workspace from what was built (or cached), with the edges that uv.lock gives
     members whose dependencies are dynamic (read only when there are such members)."""
     members_data, ignore, global_inputs, allow, cycles, _ = built
@@ -252,7 +209,7 @@ ignore globs, the global inputs, the allowed unused dependencies, the cycle sett
 whether it can be cached (it depends on the files' contents only)."""
 
 
-def _build(
+def build_members(
     root: Path,
     top: Record,
     found: list[tuple[str, int, bytes | None]],
@@ -303,7 +260,7 @@ def _build(
     return members_data, tuple(top["ignore"]), global_inputs, allow, top["cycles"], cacheable
 
 
-def _member_folders(
+def member_folders(
     matches: Callable[[str], list[str]], includes: list[str], excludes: list[str]
 ) -> list[str]:
     """The folders the member globs match (``matches`` finds a glob's matches), less the
@@ -363,7 +320,7 @@ def _member_key(root: Path, folder: str, snapshot: Snapshot) -> tuple[int, bytes
             return known, None
         content = _read(path)
     except (FileNotFoundError, NotADirectoryError):
-        if not os.path.isdir(absolute) or _hidden(folder) or _only_ignorable(absolute):
+        if not os.path.isdir(absolute) or hidden(folder) or _only_ignorable(absolute):
             return None
         raise WorkspaceError(
             f"{folder}: workspace member folder has no pyproject.toml "
@@ -376,7 +333,7 @@ def _member_key(root: Path, folder: str, snapshot: Snapshot) -> tuple[int, bytes
     return content_key, content
 
 
-def _hidden(folder: str) -> bool:
+def hidden(folder: str) -> bool:
     return folder.rsplit("/", 1)[-1].startswith(".")
 
 
