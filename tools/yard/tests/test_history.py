@@ -231,3 +231,21 @@ def test_a_moved_branch_is_read_again(history):
     history.commit("f")
     second = history.affected("--base", history.revs["base"], "--head", "main")
     assert second["affected"] == sorted([*first["affected"], "f"])
+
+
+def test_build_affected_as_of_a_head_that_the_working_tree_lacks_is_one_line(history, tmp_path):
+    result = history.yard(
+        "build",
+        "--affected",
+        "--base",
+        history.revs["base"],
+        "--head",
+        history.revs["head"],
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
+    assert result.code == 2
+    assert result.err == (
+        f"yard: error: d: affected as of {history.revs['head']} but not in the working tree, "
+        f"which yard build builds; check out {history.revs['head']} to build them\n"
+    )
