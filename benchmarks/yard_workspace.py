@@ -10,7 +10,12 @@ resolution is reproducible) writes the uv.lock, which is committed with everythi
 A second lock is prepared for the lock-only change: ``uv lock --upgrade-package certifi`` with a
 later date, a package the members reach only transitively (through requests and httpx).
 
-Run directly to make one: ``python benchmarks/yard_workspace.py DIR N``.
+With ``cycles=True`` the workspace also has the cycles real workspaces have, which uv locks:
+the first member is a core package whose ``all`` extra lists the plugins that depend on it
+(5% of the members, in one cycle), and every 50th library has a ``test`` group using a
+test-utils member that depends on the library (a cycle of two).
+
+Run directly to make one: ``python benchmarks/yard_workspace.py DIR N [--cycles]``.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ POOL = (
 EXTRAS_POOL = ("orjson", "rich", "pyyaml", "msgpack")
 
 
-def generate(root: Path, count: int, seed: int = 7) -> list[str]:
+def generate(root: Path, count: int, seed: int = 7, *, cycles: bool = False) -> list[str]:
     """Write the workspace, lock it with uv and commit it; returns the member names.
 
     The lock for the lock-only change is left at ``upgraded_lock(root)``.
@@ -57,20 +62,28 @@ def generate(root: Path, count: int, seed: int = 7) -> list[str]:
     )
     (root / "noxfile.py").write_text("# the CI entry points\n")
     (root / ".gitignore").write_text(".venv/\n__pycache__/\n")
+    plugins, testutils = _cycle_plan(names, layer_of) if cycles else (set(), {})
     for index, name in enumerate(names):
         lower = [i for i in range(index) if layer_of[i] < layer_of[index]]
         picks = {names[rng.choice(lower)] for _ in range(rng.randint(1, 4))} if lower else set()
+        if name in plugins:
+            picks.add(names[0])  # a plugin of the core package
+        if name in testutils.values():
+            picks.add(next(lib for lib, utils in testutils.items() if utils == name))
         internal = sorted(picks)
         optional: dict[str, list[str]] = {}
-        if internal and rng.random() < 0.15:
+        if internal and rng.random() < 0.15 and internal[-1] not in (names[0], *testutils):
             optional["extra"] = [internal.pop()]
         if rng.random() < 0.2:
             optional.setdefault("fast", []).append(rng.choice(EXTRAS_POOL))
+        if name == names[0] and plugins:
+            optional["all"] = sorted(plugins)
         third = sorted({rng.choice(POOL) for _ in range(rng.randint(2, 6))})
         dev = ["pytest>=8"]
         if lower and rng.random() < 0.1:
             dev.append(names[rng.choice(lower)])
-        write_member(root, name, internal, third, optional, dev)
+        groups = {"test": [testutils[name]]} if name in testutils else {}
+        write_member(root, name, internal, third, optional, dev, groups)
     _run(root, "uv", "lock", "--quiet", f"--exclude-newer={LOCKED_AT}")
     _run(root, "git", "init", "-q", "-b", "main")
     _run(root, "git", "add", "-A")
@@ -79,6 +92,16 @@ def generate(root: Path, count: int, seed: int = 7) -> list[str]:
     upgraded_lock(root).write_bytes((root / "uv.lock").read_bytes())
     _run(root, "git", "checkout", "-q", "--", "uv.lock")
     return names
+
+
+def _cycle_plan(names: list[str], layer_of: list[int]) -> tuple[set[str], dict[str, str]]:
+    """The plugins of the core package (the first member), and each library with a test
+    group's test-utils member (libraries: the second layer; test-utils: the third)."""
+    step = 20  # 5% of the members are plugins
+    plugins = {n for i, n in enumerate(names) if layer_of[i] >= 2 and i % step == 0}
+    libraries = [n for i, n in enumerate(names) if layer_of[i] == 1][::50]
+    utils = [n for i, n in enumerate(names) if layer_of[i] == 2 and n not in plugins][1::50]
+    return plugins, dict(zip(libraries, utils, strict=False))
 
 
 def upgraded_lock(root: Path) -> Path:
@@ -93,6 +116,7 @@ def write_member(
     third: list[str],
     optional: dict[str, list[str]],
     dev: list[str],
+    groups: dict[str, list[str]] | None = None,
 ) -> None:
     """One member: pyproject (with workspace sources), a src package, a test, a README."""
     folder = root / "packages" / name
@@ -107,8 +131,10 @@ def write_member(
         text += "\n[project.optional-dependencies]\n"
         text += "".join(f"{k} = {json.dumps(v)}\n" for k, v in optional.items())
     text += f"\n[dependency-groups]\ndev = {json.dumps(dev)}\n"
+    text += "".join(f"{k} = {json.dumps(v)}\n" for k, v in (groups or {}).items())
     text += '\n[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
-    deps = internal + optional.get("extra", []) + dev
+    deps = internal + [d for ds in optional.values() for d in ds] + dev
+    deps += [d for ds in (groups or {}).values() for d in ds]
     workspace = sorted({d for d in deps if re.fullmatch(r"m\d{4}", d)})
     if workspace:
         text += "\n[tool.uv.sources]\n"
@@ -128,4 +154,5 @@ def _run(root: Path, *args: str) -> None:
 
 
 if __name__ == "__main__":
-    print(len(generate(Path(sys.argv[1]), int(sys.argv[2]))), "members")
+    made = generate(Path(sys.argv[1]), int(sys.argv[2]), cycles="--cycles" in sys.argv[3:])
+    print(len(made), "members")

@@ -23,7 +23,10 @@ def test_leaf_change_affects_only_the_leaf(chain):
         "changed",
         "affected",
         "reasons",
+        "removed",
+        "warnings",
     }
+    assert data["warnings"] == data["removed"] == []
 
 
 def test_base_change_affects_its_dependents_with_paths(chain):

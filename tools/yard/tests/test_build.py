@@ -384,3 +384,50 @@ def test_a_bad_manifest_command_fails_the_build_with_its_output(shared, tmp_path
     assert result.code == 1
     assert "yard: error: manifest for host: the manifest command python -c" in result.err
     assert "no plugins here" in result.err
+
+
+def make_cyclic(repo_at, path: Path):
+    """core's ``all`` extra lists plug, which depends on core (a run-time cycle uv accepts);
+    app depends on plug; base is below them all."""
+    repo = repo_at(path)
+    path.mkdir(parents=True)
+    repo.write("pyproject.toml", '[tool.uv.workspace]\nmembers = ["packages/*"]\n')
+    repo.write(".gitignore", "__pycache__/\n*.pyc\n.venv/\ndist/\n")
+    repo.git("init", "-q", "-b", "main")
+    all_extra = '[project.optional-dependencies]\nall = ["plug"]\n'
+    repo.member("packages/base", "base", extra=HATCH)
+    repo.member("packages/core", "core", ("base",), extra=HATCH + all_extra)
+    repo.member("packages/plug", "plug", ("core",), extra=HATCH)
+    repo.member("packages/app", "app", ("plug",), extra=HATCH)
+    repo.commit("init")
+    return repo
+
+
+def test_a_run_time_cycle_builds_in_one_step_and_rebuilds_together(shared, tmp_path, repo_at):
+    repo = make_cyclic(repo_at, tmp_path / "cyclic")
+    cache = fresh_cache(shared, tmp_path)
+    result = build(repo, cache, "--all", "--json", "-j", "3")
+    assert result.code == 0, result.err
+    assert states(result) == dict.fromkeys(["base", "core", "plug", "app"], "built")
+    names = [m["name"] for m in result.json()["members"]]
+    assert names == ["base", "core", "plug", "app"]  # the cycle after base, before app
+    repo.write("packages/plug/src/plug/__init__.py", "PLUG = 2\n")
+    again = build(repo, cache, "--all", "--json")
+    assert states(again) == {"base": "cache", "core": "built", "plug": "built", "app": "built"}
+
+
+def test_a_failure_in_a_cycle_skips_the_rest_of_it_and_its_dependents(shared, tmp_path, repo_at):
+    repo = make_cyclic(repo_at, tmp_path / "cyclic")
+    path = repo.path / "packages/plug/pyproject.toml"
+    path.write_text(path.read_text().replace('"hatchling.build"', '"hatchling.nosuch"'))
+    result = build(repo, fresh_cache(shared, tmp_path), "--all", "--json", "-j", "3")
+    assert result.code == 1
+    assert states(result) == {
+        "base": "built",
+        "core": "skipped",
+        "plug": "failed",
+        "app": "skipped",
+    }
+    reasons = {m["name"]: m.get("reason") for m in result.json()["members"]}
+    assert reasons["core"] == "needs plug, which failed"
+    assert reasons["app"] == "needs plug, which failed"

@@ -217,3 +217,17 @@ def test_a_missing_lock_is_stable_and_a_bad_one_an_error(ws):
     assert keys(ws, no_lock=True) != keys(ws)
     with pytest.raises(YardError, match=r"uv\.lock:1: invalid TOML"):
         keys(ws, lock="not = [valid")
+
+
+def test_a_run_time_cycle_shares_its_changes_and_nothing_else(ws):
+    """base's ``all`` extra lists leaf (leaf -> mid -> base -> leaf): a change anywhere in
+    the cycle changes every key in it; other stays."""
+    ws.member(
+        "packages/base", "base", extra=HATCH + '[project.optional-dependencies]\nall = ["leaf"]\n'
+    )
+    before = keys(ws)
+    assert keys(ws) == before  # stable
+    ws.write("packages/leaf/src/leaf/extra.py", "X = 1\n")
+    assert changed(before, keys(ws)) == ["base", "leaf", "mid"]
+    ws.remove("packages/leaf/src/leaf/extra.py")
+    assert keys(ws) == before

@@ -31,6 +31,7 @@ def test_a_declared_dependency_never_imported(chain):
             "where": "packages/leaf/pyproject.toml",
             "message": "declares mid (dependency) but never imports it; remove it or list it in "
             "[tool.yard] allow-unused",
+            "severity": "error",
         }
     ]
     chain.member("packages/leaf", "leaf", ("mid",), extra='[tool.yard]\nallow-unused = ["Mid"]\n')

@@ -82,7 +82,8 @@ def test_order_in_waves(diamond):
         "wave 3: app",
     ]
     assert diamond.yard("order", "--json").json() == {
-        "waves": [["core", "solo"], ["db", "web"], ["app"]]
+        "waves": [["core", "solo"], ["db", "web"], ["app"]],
+        "cycles": [],
     }
 
 

@@ -29,10 +29,10 @@ PACKAGES = {
 }
 
 
-def render(packages=PACKAGES, *, hashes="", revision=3, root_group=""):
-    """A uv.lock in uv's own layout for the MEMBERS and these third-party packages."""
+def render(packages=PACKAGES, *, hashes="", revision=3, root_group="", members=MEMBERS):
+    """A uv.lock in uv's own layout for the members and these third-party packages."""
     blocks = []
-    for name, deps in MEMBERS.items():
+    for name, deps in members.items():
         text = f'name = "{name}"\nversion = "0.1.0"\nsource = {{ editable = "packages/{name}" }}\n'
         if deps:
             text += "dependencies = [\n"
@@ -68,7 +68,7 @@ def render(packages=PACKAGES, *, hashes="", revision=3, root_group=""):
             text += "".join(f'    {{ name = "{r}" }},\n' for r in reqs) + "]\n"
         blocks.append((name, text))
     header = f'version = 1\nrevision = {revision}\nrequires-python = ">=3.11"\n\n[manifest]\n'
-    header += "members = [\n" + "".join(f'    "{m}",\n' for m in MEMBERS) + "]\n"
+    header += "members = [\n" + "".join(f'    "{m}",\n' for m in members) + "]\n"
     if root_group:
         header += f"\n[manifest.dependency-groups]\ndev = [{root_group}]\n"
     return header + "".join(f"\n[[package]]\n{text}" for _, text in sorted(blocks))
@@ -158,6 +158,19 @@ def test_the_virtual_roots_dev_tools_reach_every_member(locked):
         "uv.lock: pluggy 1.4.0 -> 1.5.0, via pytest",
         "uv.lock: pluggy 1.4.0 -> 1.5.0, via the workspace root's dependency groups -> pytest",
     ]
+
+
+def test_a_members_own_entry_that_changed_alone_affects_it(locked):
+    """cli's locked dependencies now include certifi, which was locked already (for
+    requests): no third-party block changed, only cli's own (a dependency added by a build
+    hook from a file outside the member, or a re-resolution onto a package already locked)."""
+    members = {**MEMBERS, "cli": [("click", None), ("certifi", None)]}
+    locked.write("uv.lock", render(members=members))
+    assert reasons(locked) == {"cli": ["uv.lock: its own locked entry changed"]}
+    lock = render(members=members)
+    old, new = _lock.parse_lock(render()), _lock.parse_lock(lock)
+    assert _lock.changed_packages(old, new, MEMBERS) == []
+    assert _lock.changed_member_blocks(old, new, MEMBERS) == ["cli"]
 
 
 def test_a_header_only_change_affects_nothing(locked):

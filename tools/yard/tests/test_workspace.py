@@ -169,13 +169,15 @@ def test_entry_point_edges(repo):
     }
 
 
-def test_a_cycle_is_an_error_that_prints_it(repo):
+def test_a_cycle_of_any_declared_kind_is_read_as_uv_reads_it(repo):
+    """uv locks and syncs a workspace with cycles through dependencies, extras and groups;
+    yard reads it too (no error), and `order` puts the cycle in one wave."""
     repo.member("packages/a", "a", ("b",))
     repo.member("packages/b", "b", ("c",))
     repo.member("packages/c", "c", extra='[dependency-groups]\ndev = ["a"]\n')
     result = repo.yard("order")
-    assert result.code == 2
-    assert result.err == "yard: error: dependency cycle between members: a -> b -> c -> a\n"
+    assert (result.code, result.err) == (0, "")
+    assert result.out == "wave 1: a b c\n  cycle: a b c\n"
 
 
 def test_malformed_toml_names_file_and_line(repo):

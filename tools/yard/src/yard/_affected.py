@@ -9,6 +9,7 @@ from typing import NamedTuple
 from . import _git
 from ._errors import YardError
 from ._graph import Graph
+from ._model import Member
 from ._names import glob_match
 from ._workspace import Workspace
 
@@ -27,9 +28,14 @@ class Affected(NamedTuple):
     changed: tuple[str, ...]
     affected: tuple[str, ...]
     reasons: dict[str, list[str]]
+    warnings: tuple[str, ...] = ()
+    """What yard could not read and worked around (also printed on stderr)."""
+    removed: tuple[str, ...] = ()
+    """Members of the workspace at the merge base that the head's workspace no longer has."""
 
     def as_dict(self) -> dict[str, object]:
-        """The JSON form: base, head, merge_base, changed_files, changed, affected, reasons."""
+        """The JSON form: base, head, merge_base, changed_files, changed, affected, reasons,
+        removed, warnings."""
         return {
             "base": self.base,
             "head": self.head,
@@ -38,6 +44,8 @@ class Affected(NamedTuple):
             "changed": list(self.changed),
             "affected": list(self.affected),
             "reasons": {name: self.reasons[name] for name in self.affected},
+            "removed": list(self.removed),
+            "warnings": list(self.warnings),
         }
 
     def shard(self, index: int, count: int) -> Affected:
@@ -57,6 +65,8 @@ class Affected(NamedTuple):
             changed=tuple(n for n in self.changed if n in keep),
             affected=keep,
             reasons={n: self.reasons[n] for n in keep},
+            warnings=self.warnings,
+            removed=self.removed,
         )
 
     def explain(self) -> str:
@@ -66,6 +76,8 @@ class Affected(NamedTuple):
             f"{len(self.changed_files)} changed file(s) between {self.base} "
             f"(merge base {self.merge_base[:12]}) and {head}",
         ]
+        if self.removed:
+            lines.append(f"removed from the workspace: {' '.join(self.removed)}")
         if not self.affected:
             lines.append("nothing is affected")
             return "\n".join(lines)
@@ -91,14 +103,24 @@ def compute_affected(
 ) -> Affected:
     """The members that the change from the merge base of ``base`` to ``head`` affects.
 
-    Without ``head``, the working tree counts: commits since the merge base, staged, unstaged
-    and untracked files. ``pending`` is the git query already started for the same refs.
+    ``workspace`` (and ``graph``, its graph) is the workspace as of ``head``: read with
+    ``load_workspace(root, rev=head)``, or from the working tree without ``head``. Without
+    ``head`` the working tree counts: commits since the merge base, staged, unstaged and
+    untracked files. ``pending`` is the git query already started for the same refs.
+
+    When a pyproject.toml changed, the workspace as of the merge base is read too (from git
+    objects): files of members that left the workspace, and members that depended on them,
+    are found there.
     """
     if pending is None:
         pending = _git.PendingChange(workspace.root, base, head)
     change = pending.result()
     reasons: dict[str, list[str]] = {}
-    by_path = {m.path: m for m in workspace.members.values()}
+    warnings = list(workspace.warnings)
+    owners = [{m.path: m for m in workspace.members.values()}]
+    before, removed = _before(workspace, change, warnings)
+    if before is not None:
+        owners.append({m.path: m for m in before.members.values()})
     everyone = list(workspace.members)
     lock_changed = False
     for path in change.files:
@@ -109,17 +131,24 @@ def compute_affected(
             if glob_match(path, (pattern,)):
                 for name in targets if targets is not None else everyone:
                     reasons.setdefault(name, []).append(f"global input {path} changed")
-        owner = _owner(path, by_path)
-        if owner is None:
+        member = _owning(path, owners)
+        if member is None:
             continue
-        member = by_path[owner]
-        inner = path if owner == "." else path[len(owner) + 1 :]
+        inner = path if member.path == "." else path[len(member.path) + 1 :]
         if glob_match(inner, workspace.config.ignore) or glob_match(inner, member.ignore):
             continue
-        reasons.setdefault(member.name, []).append(f"file {path}")
+        if member.name in workspace.members:  # else it left the workspace (see removed)
+            reasons.setdefault(member.name, []).append(f"file {path}")
     if lock_changed:
         for name, why in _lock_reasons(workspace, change.merge_base, head).items():
             reasons.setdefault(name, []).extend(why)
+    if before is not None and removed:
+        graph_before = Graph(before.members)
+        for name in removed:
+            for dependent in graph_before.dependents(name, direct=True):
+                if dependent in workspace.members:
+                    text = f"depended on {name}, which left the workspace"
+                    reasons.setdefault(dependent, []).append(text)
 
     changed = sorted(reasons)
     for name, chain in graph.dependent_paths(changed).items():
@@ -140,7 +169,80 @@ def compute_affected(
         changed=tuple(changed),
         affected=tuple(sorted(reasons)),
         reasons=reasons,
+        warnings=tuple(warnings),
+        removed=removed,
     )
+
+
+def _before(
+    workspace: Workspace, change: _git.Change, warnings: list[str]
+) -> tuple[Workspace | None, tuple[str, ...]]:
+    """The workspace as of the merge base and the members it has that the head's has not,
+    when a member can have left: read (from git objects) only then."""
+    if not _may_have_left(workspace, change):
+        return None, ()
+    from ._workspace import load_workspace
+
+    try:
+        before = load_workspace(workspace.root, rev=change.merge_base)
+    except YardError as exc:
+        warnings.append(
+            f"the workspace at the merge base {change.merge_base[:12]} cannot be read ({exc}): "
+            "members that left the workspace since are not known"
+        )
+        return None, ()
+    return before, tuple(sorted(set(before.members) - set(workspace.members)))
+
+
+def _may_have_left(workspace: Workspace, change: _git.Change) -> bool:
+    """Whether a member of the merge base's workspace may be missing from the head's.
+
+    Members come and go only with a pyproject.toml. With the root's unchanged (the same
+    member globs), every member of the merge base is still one unless the pyproject of its
+    folder changed so that its folder holds no member of that name now; only those changed
+    pyprojects are read as of the merge base (the usual edit, a dependency bump, costs one
+    blob, not the whole workspace).
+    """
+    changed = [p for p in change.files if p == "pyproject.toml" or p.endswith("/pyproject.toml")]
+    if not changed:
+        return False
+    if "pyproject.toml" in changed:
+        return True
+    from ._snapshot import Snapshot
+    from ._tree import read_at
+
+    by_path = {m.path: m for m in workspace.members.values()}
+    snapshot = Snapshot(workspace.root, adding=True)
+    try:
+        for path, content in read_at(workspace.root, change.merge_base, changed).items():
+            if content is None:  # no pyproject there at the merge base: no member left
+                continue
+            record = snapshot.record(content, f"{change.merge_base}:{path}")
+            if not (record["project"] and record["managed"]):
+                continue
+            now = by_path.get(path.rsplit("/", 1)[0])
+            if now is None or now.name != record["name"]:
+                return True
+    except YardError:
+        return True  # the full read says what is wrong
+    finally:
+        snapshot.save()
+    return False
+
+
+def _owning(path: str, owners: list[dict[str, Member]]) -> Member | None:
+    """The member whose folder holds ``path``: the deepest folder as of the head or, for a
+    file of a folder that left, as of the merge base (the head's wins a tie)."""
+    best: Member | None = None
+    for by_path in owners:
+        owner = _owner(path, by_path)
+        if owner is not None and (best is None or _depth(owner) > _depth(best.path)):
+            best = by_path[owner]
+    return best
+
+
+def _depth(folder: str) -> int:
+    return 0 if folder == "." else folder.count("/") + 1
 
 
 def _owner(path: str, by_path: Mapping[str, object]) -> str | None:

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, Final, Literal, Protocol
 
 from ._cache import BuildCache, Entry, copy_atomic
 from ._errors import YardError
+from ._graph import component_waves, components
 from ._keys import compute_keys, runtime_closure, runtime_deps
 from ._toolchain import BuildSpec, backend_python, build_specs, toolchain
 from ._workspace import Workspace
@@ -155,18 +156,11 @@ def check_out_dir(out: Path) -> None:
 
 
 def plan_order(workspace: Workspace, names: Iterable[str]) -> list[str]:
-    """``names`` in a dependencies-first order (by run-time edges), ties by name."""
+    """``names`` in a dependencies-first order (by run-time edges), ties by name; the members
+    of a run-time cycle come together, in the step after what the cycle depends on."""
     selected = set(names)
-    pending = {n: set(runtime_deps(workspace, n)) & selected for n in selected}
-    order: list[str] = []
-    while pending:
-        ready = sorted(n for n, deps in pending.items() if not deps)
-        order.extend(ready)
-        for name in ready:
-            del pending[name]
-        for deps in pending.values():
-            deps.difference_update(ready)
-    return order
+    forward = {n: [d for d in runtime_deps(workspace, n) if d in selected] for n in selected}
+    return [name for wave in component_waves(forward) for group in wave for name in group]
 
 
 def build(
@@ -281,10 +275,12 @@ def _run_misses(
     keys, and those are known), so nothing waits for a dependency to *build*. What keeps
     dependencies first is completion: a member's wheel is stored and delivered only once its
     dependencies are done, and when one of them failed it is skipped (not built at all if it
-    had not started yet; its finished wheel discarded if it had).
+    had not started yet; its finished wheel discarded if it had). The members of a run-time
+    cycle complete together, once all of them are built.
     """
     missing = set(misses)
     deps = {n: set(runtime_deps(workspace, n)) & missing for n in misses}
+    peers = {n: group for group in components(deps) for n in group}
     wanted = {n for task in after for n in task.needs}  # start what a manifest waits for first
     queue = sorted(misses, key=lambda n: (n not in wanted, -_downstream(n, deps), misses.index(n)))
     held: dict[str, tuple[int, Path, float]] = {}
@@ -319,7 +315,9 @@ def _run_misses(
                     _uv_build, workspace.root, name, directory, constraint, options
                 )
                 running[future] = name
-            if _complete_held(held, deps, failed, results, cache, suffixes, options, reporter):
+            if _complete_held(
+                held, deps, peers, failed, results, cache, suffixes, options, reporter
+            ):
                 continue
             if not running:
                 if any(all(done(n) for n in t.needs) for t in pending_after):
@@ -339,6 +337,7 @@ def _run_misses(
 def _complete_held(
     held: dict[str, tuple[int, Path, float]],
     deps: Mapping[str, set[str]],
+    peers: Mapping[str, list[str]],
     failed: dict[str, str],
     results: dict[str, MemberResult],
     cache: BuildCache,
@@ -346,25 +345,43 @@ def _complete_held(
     options: BuildOptions,
     reporter: Reporter,
 ) -> bool:
-    """Store and report the finished builds whose dependencies are done; True if any was."""
+    """Store and report the finished builds whose dependencies are done; True if any was.
+
+    A member completes with its cycle (``peers``, itself alone when in none): once every one of
+    them has finished building and everything outside the cycle they need is done. A failure
+    in the cycle skips the others.
+    """
     progressed = False
     for name in sorted(held):
-        if any(results[d].state not in DONE for d in deps[name]):
+        if name not in held:  # completed with its cycle
             continue
-        code, folder, seconds = held.pop(name)
-        result = results[name]
-        result.seconds = seconds
-        blocker = next((d for d in sorted(deps[name]) if d in failed), None)
-        if blocker is not None:
-            failed[name] = failed[blocker]
-            _finish(result, "skipped", f"needs {failed[blocker]}, which failed", reporter)
-        elif code == 0 and _store(result, folder, cache, suffixes, options):
-            _finish(result, "built", "", reporter)
-        else:
-            failed[name] = name
-            result.log_tail = _tail(folder / "build.log")
-            _finish(result, "failed", f"uv build exited with {code}", reporter)
-        shutil.rmtree(folder, ignore_errors=True)
+        group = peers[name]
+        if any(m not in held and results[m].state not in DONE for m in group):
+            continue
+        inside = set(group)
+        outside = sorted({d for m in group for d in deps[m]} - inside)
+        if any(results[d].state not in DONE for d in outside):
+            continue
+        finished = {m: held.pop(m) for m in group if m in held}
+        blocker = next((d for d in outside if d in failed), None)
+        broken = [m for m in sorted(finished) if finished[m][0] != 0]
+        for member in sorted(finished, key=lambda m: m not in broken):
+            code, folder, seconds = finished[member]
+            result = results[member]
+            result.seconds = seconds
+            if blocker is not None:
+                failed[member] = failed[blocker]
+                _finish(result, "skipped", f"needs {failed[blocker]}, which failed", reporter)
+            elif broken and member not in broken:
+                failed[member] = broken[0]
+                _finish(result, "skipped", f"needs {broken[0]}, which failed", reporter)
+            elif code == 0 and _store(result, folder, cache, suffixes, options):
+                _finish(result, "built", "", reporter)
+            else:
+                failed[member] = member
+                result.log_tail = _tail(folder / "build.log")
+                _finish(result, "failed", f"uv build exited with {code}", reporter)
+            shutil.rmtree(folder, ignore_errors=True)
         progressed = True
     return progressed
 

@@ -110,9 +110,11 @@ def run(args: argparse.Namespace, root: Path) -> int:
         from ._cli import _shard
 
         args.shard = _shard(args.shard)
+    from ._cli import warn
     from ._workspace import load_workspace
 
     workspace = load_workspace(root)
+    warn(workspace.warnings)
     if args.command == "slice":
         return _slice(args, workspace, jobs)
     return _build(args, workspace, jobs)
@@ -150,15 +152,25 @@ def _select(args: argparse.Namespace, workspace: Workspace) -> list[str]:
     if not args.base:
         raise YardError("--affected needs --base REF (e.g. --base origin/main)")
     from ._affected import compute_affected
+    from ._cli import warn
     from ._git import PendingChange
     from ._graph import Graph
+    from ._workspace import load_workspace
 
     pending = PendingChange(workspace.root, args.base, args.head)
     try:
-        graph = Graph(workspace.members)
-        found = compute_affected(workspace, graph, base=args.base, head=args.head, pending=pending)
+        at_head = workspace if args.head is None else load_workspace(workspace.root, rev=args.head)
+        graph = Graph(at_head.members)
+        found = compute_affected(at_head, graph, base=args.base, head=args.head, pending=pending)
     finally:
         pending.close()  # stops git when an error came first
+    warn(found.warnings)
+    missing = [name for name in found.affected if name not in workspace.members]
+    if missing:
+        raise YardError(
+            f"{', '.join(missing)}: affected as of {args.head} but not in the working tree, "
+            f"which yard build builds; check out {args.head} to build them"
+        )
     return list(found.affected)
 
 

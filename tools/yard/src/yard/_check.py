@@ -21,11 +21,14 @@ class Finding(NamedTuple):
 
     member: str
     kind: str
-    """``undeclared`` (imports a member it does not declare) or ``unused`` (never imports a
-    declared one) or ``unparsable`` (a Python file ast cannot read)."""
+    """``undeclared`` (imports a member it does not declare), ``unused`` (never imports a
+    declared one), ``unparsable`` (a Python file ast cannot read) or ``cycle`` (the member is
+    the first of a dependency cycle)."""
     target: str
     where: str
     message: str
+    severity: str = "error"
+    """``error`` (``yard check`` fails) or ``warning`` (reported only)."""
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -34,6 +37,7 @@ class Finding(NamedTuple):
             "target": self.target,
             "where": self.where,
             "message": self.message,
+            "severity": self.severity,
         }
 
 
@@ -44,10 +48,11 @@ def check(workspace: Workspace) -> list[Finding]:
     or an extra; other files (tests, scripts) may also use dependency groups. A declared
     internal dependency (of any kind) that no file imports is reported as unused unless the
     member lists it in ``[tool.yard] allow-unused``. Entry-point edges are not declarations.
+    A dependency cycle is a warning, an error or nothing, as ``[tool.yard] cycles`` says.
     """
+    findings = _cycles(workspace)
     providers = _import_map(workspace)
     member_paths = {m.path for m in workspace.members.values()}
-    findings: list[Finding] = []
     for member in workspace.members.values():
         own = {name for name, owners in providers.items() if owners == [member.name]}
         package_dirs = _package_dirs(member)
@@ -101,10 +106,37 @@ def check(workspace: Workspace) -> list[Finding]:
                     "unused",
                     edge.to,
                     f"{member.path}/pyproject.toml",
-                    f"declares {edge.to} ({edge.label()}) but never imports it; remove it or "
-                    "list it in [tool.yard] allow-unused",
+                    f"{'depends on' if edge.origin else 'declares'} {edge.to} ({edge.label()}) "
+                    "but never imports it; remove it or list it in [tool.yard] allow-unused",
                 )
             )
+    return findings
+
+
+def _cycles(workspace: Workspace) -> list[Finding]:
+    """One finding per dependency cycle, on its first member, unless cycles are allowed."""
+    if workspace.config.cycles == "allow":
+        return []
+    from ._graph import Graph
+
+    graph = Graph(workspace.members)
+    severity = "error" if workspace.config.cycles == "error" else "warning"
+    findings = []
+    for cycle in graph.cycles:
+        first = workspace.members[cycle[0]]
+        steps = graph.cycle_path(cycle)
+        way = " ".join(f"{name} -[{label}]->" for name, label in steps)
+        findings.append(
+            Finding(
+                first.name,
+                "cycle",
+                " ".join(cycle[1:]),
+                f"{'' if first.path == '.' else first.path + '/'}pyproject.toml",
+                f"dependency cycle of {len(cycle)} members ({', '.join(cycle)}): "
+                f"{way} {first.name}",
+                severity,
+            )
+        )
     return findings
 
 

@@ -6,7 +6,7 @@ import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from ._errors import EXIT_ERROR, EXIT_FINDINGS, YardError
 
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from ._workspace import Workspace
 
 
+_P = TypeVar("_P", bound="argparse.ArgumentParser")
+
+
 def _parser() -> argparse.ArgumentParser:
     import argparse  # here: the usual `yard affected` line is read without it
 
@@ -25,18 +28,14 @@ def _parser() -> argparse.ArgumentParser:
         def error(self, message: str) -> None:  # type: ignore[override]
             raise YardError(message)
 
-    common = _Parser(add_help=False)
-    common.add_argument(
-        "--root",
-        type=Path,
-        help="the workspace root (default: the workspace enclosing the current folder)",
-    )
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser = _Parser(
         prog="yard",
         description="The uv workspace graph, what a git change affects and why, import checks.",
-        parents=[common],
+        parents=[_global_options(_Parser, default=None)],
     )
+    # The same options again after the command: there they only set what they are given, so
+    # that `yard --root WS list` keeps WS (a subcommand's default would overwrite it).
+    common = _global_options(_Parser, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -91,6 +90,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _global_options(parser_class: type[_P], *, default: object) -> _P:
+    """The options every command takes, before or after its name (``--root``, ``--debug``)."""
+    common = parser_class(add_help=False)
+    common.add_argument(
+        "--root",
+        type=Path,
+        default=default,
+        help="the workspace root (default: the workspace enclosing the current folder)",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if default is None else default,
+        help="show tracebacks on errors",
+    )
+    return common
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 findings, 2 errors)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -115,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 _AFFECTED_VALUES = ("--base", "--head", "--format", "--shard", "--root")
 _AFFECTED_FLAGS = ("--json", "--explain", "--debug")
+_GLOBAL_VALUES: tuple[str, ...] = ("--root",)
+_GLOBAL_FLAGS: tuple[str, ...] = ("--debug",)
 _FORMATS = ("names", "json", "github-matrix")
 
 
@@ -123,15 +142,13 @@ def _quick_affected(argv: list[str]) -> argparse.Namespace | None:
     whole argparse parser (CI runs this command on every push; argparse and the other
     commands' modules cost it start-up time), or None for anything else.
 
-    It takes exactly what argparse would take the same way: the command first, then known
-    options spelled out in full (``--base REF`` or ``--base=REF``). Anything else (help,
-    abbreviations, a missing or odd value, an unknown word) is left to argparse, which
-    accepts it or says what is wrong.
+    It takes exactly what argparse would take the same way: the global options (``--root``,
+    ``--debug``) then the command, then known options spelled out in full (``--base REF`` or
+    ``--base=REF``). Anything else (help, abbreviations, a missing or odd value, an unknown
+    word) is left to argparse, which accepts it or says what is wrong.
     """
-    if not argv or argv[0] != "affected":
-        return None
     values: dict[str, object] = {
-        "command": "affected",
+        "command": None,
         "root": None,
         "debug": False,
         "base": None,
@@ -141,14 +158,20 @@ def _quick_affected(argv: list[str]) -> argparse.Namespace | None:
         "format": None,
         "shard": None,
     }
-    i = 1
+    i = 0
+    flags, options = _GLOBAL_FLAGS, _GLOBAL_VALUES
     while i < len(argv):
+        if values["command"] is None and argv[i] == "affected":
+            values["command"] = "affected"
+            flags, options = _AFFECTED_FLAGS, _AFFECTED_VALUES
+            i += 1
+            continue
         option, equals, value = argv[i].partition("=")
-        if option in _AFFECTED_FLAGS and not equals:
+        if option in flags and not equals:
             values[option[2:]] = True
             i += 1
             continue
-        if option not in _AFFECTED_VALUES:
+        if option not in options:
             return None
         if not equals:
             if i + 1 == len(argv):
@@ -159,7 +182,9 @@ def _quick_affected(argv: list[str]) -> argparse.Namespace | None:
             return None
         values[option[2:]] = value
         i += 1
-    if values["base"] is None or values["format"] not in (None, *_FORMATS):
+    if values["command"] is None or values["base"] is None:
+        return None
+    if values["format"] not in (None, *_FORMATS):
         return None
     if values["root"] is not None:
         values["root"] = Path(str(values["root"]))
@@ -197,7 +222,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         from ._graph import Graph
 
-        workspace = load_workspace(root)
+        # what a change affects is read in the workspace as of its head
+        head = args.head if args.command == "affected" else None
+        workspace = load_workspace(root, rev=head)
+        if args.command != "affected":  # affected reports them with its own
+            warn(workspace.warnings)
         graph = Graph(workspace.members)
         return _command(args, workspace, graph, pending, shard)
     finally:
@@ -238,9 +267,14 @@ def _command(
     elif args.command == "order":
         waves = graph.waves()
         if args.json:
-            out = json.dumps({"waves": waves}, indent=2)
+            out = json.dumps({"waves": waves, "cycles": graph.cycles}, indent=2)
         else:
-            out = "\n".join(f"wave {i}: {' '.join(w)}" for i, w in enumerate(waves, 1))
+            lines = []
+            for i, wave in enumerate(waves, 1):
+                lines.append(f"wave {i}: {' '.join(wave)}")
+                in_wave = set(wave)
+                lines.extend(f"  cycle: {' '.join(c)}" for c in graph.cycles if c[0] in in_wave)
+            out = "\n".join(lines)
     elif args.command == "affected":
         assert pending is not None
         out = _affected(args, workspace, graph, pending, shard)
@@ -264,6 +298,7 @@ def _affected(
 
     fmt = args.format or ("json" if args.json else "names")
     result = compute_affected(workspace, graph, base=args.base, head=args.head, pending=pending)
+    warn(result.warnings)
     if shard is not None:
         result = result.shard(*shard)
     if args.explain and fmt == "names":
@@ -281,6 +316,12 @@ def _affected(
     return "\n".join(result.affected)
 
 
+def warn(warnings: Sequence[str]) -> None:
+    """Print what yard worked around on stderr, one line each (stdout stays the answer)."""
+    for line in warnings:
+        print(f"yard: warning: {line}", file=sys.stderr)
+
+
 def _shard(text: str) -> tuple[int, int]:
     index, _, count = text.partition("/")
     if not (index.isdigit() and count.isdigit()) or int(count) < 1:
@@ -296,15 +337,18 @@ def _check(args: argparse.Namespace, workspace: Workspace) -> int:
     from ._check import check
 
     findings = check(workspace)
+    errors = [f for f in findings if f.severity == "error"]
     if args.json:
         print(json.dumps([f.as_dict() for f in findings], indent=2))
     else:
         for f in findings:
-            print(f"{f.where}: {f.member}: {f.message}")
+            severity = "warning: " if f.severity == "warning" else ""
+            print(f"{f.where}: {f.member}: {severity}{f.message}")
         count = len(workspace.members)
-        print(
-            f"yard check: {len(findings)} problem(s) in {count} member(s)"
-            if findings
-            else f"yard check: {count} member(s), imports match declared dependencies"
-        )
-    return EXIT_FINDINGS if findings else 0
+        warnings = len(findings) - len(errors)
+        noted = f", {warnings} warning(s)" if warnings else ""
+        if errors:
+            print(f"yard check: {len(errors)} problem(s){noted} in {count} member(s)")
+        else:
+            print(f"yard check: {count} member(s), imports match declared dependencies{noted}")
+    return EXIT_FINDINGS if errors else 0

@@ -19,7 +19,7 @@ class YardError(Exception):
 
 
 class WorkspaceError(YardError):
-    """The workspace cannot be read: a missing or malformed pyproject, a dependency cycle."""
+    """The workspace cannot be read: a missing or malformed pyproject, a bad member glob."""
 
 
 class GitError(YardError):

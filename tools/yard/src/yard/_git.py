@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import subprocess
@@ -42,7 +42,9 @@ class _Process:
 
     __slots__ = ("_pid", "_pipes", "_popen", "_result")
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], stdin: str | None = None) -> None:
+        """Start ``args``; ``stdin`` is a file the command reads as its standard input (a file,
+        not a pipe: nothing has to be written while the output is read)."""
         self._result: _Result | None = None
         self._popen: subprocess.Popen[bytes] | None = None
         self._pid = 0
@@ -51,23 +53,27 @@ class _Process:
             if not hasattr(os, "posix_spawnp"):  # Windows
                 import subprocess
 
-                self._popen = subprocess.Popen(
-                    args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-                )
+                with open(stdin or os.devnull, "rb") as source:
+                    self._popen = subprocess.Popen(
+                        args, stdin=source, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+                    )
                 return
             import signal
 
             out_read, out_write = os.pipe()  # both ends close in the child when it execs
             err_read, err_write = os.pipe()
+            actions: list[tuple[Any, ...]] = [
+                (os.POSIX_SPAWN_DUP2, out_write, 1),
+                (os.POSIX_SPAWN_DUP2, err_write, 2),
+            ]
+            if stdin is not None:
+                actions.append((os.POSIX_SPAWN_OPEN, 0, stdin, os.O_RDONLY, 0))
             try:
                 self._pid = os.posix_spawnp(
                     args[0],
                     args,
                     env,
-                    file_actions=[
-                        (os.POSIX_SPAWN_DUP2, out_write, 1),
-                        (os.POSIX_SPAWN_DUP2, err_write, 2),
-                    ],
+                    file_actions=actions,
                     setsigdef=(signal.SIGPIPE,),  # Python ignores it; git must not
                 )
             except BaseException:
@@ -129,6 +135,26 @@ def _read_both(out: int, err: int) -> tuple[bytes, bytes]:
 
 def _run(root: Path, *args: str) -> _Result:
     return _Process(["git", "-C", str(root), *args], _env()).result()
+
+
+def run(root: Path, *args: str) -> _Result:
+    """Run ``git -C root ARGS`` and wait for it: its exit status, output and error."""
+    return _run(root, *args)
+
+
+def run_with_input(root: Path, stdin: str, *args: str) -> _Result:
+    """Like :func:`run`, with the file ``stdin`` as the command's standard input."""
+    return _Process(["git", "-C", str(root), *args], _env(), stdin).result()
+
+
+def failure(root: Path, result: _Result, ref: str) -> GitError:
+    """The one-line error for a failed git command about ``ref``."""
+    return _fail(root, result, ref)
+
+
+def check_refs(*refs: str) -> None:
+    """Refuse a ref git would read as an option."""
+    _check_refs(*refs)
 
 
 def _fail(root: Path, result: _Result, ref: str) -> GitError:

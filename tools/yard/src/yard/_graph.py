@@ -13,11 +13,14 @@ class Graph:
     """The internal dependency graph of a workspace's members.
 
     Edges point from a member to what it depends on. Declared edges (dependencies, extras,
-    groups) must form no cycle: a cycle is an error that prints it. Entry-point edges only
-    widen what a change affects and take no part in cycles or build order.
+    groups) may form cycles, as uv allows: a core package whose ``all`` extra lists the plugins
+    that depend on it, a package whose test group uses a test-utils member that depends on the
+    package. Each cycle is a strongly connected component (:attr:`cycles`): what a change
+    affects runs through it, and :meth:`waves` puts its members in one wave. Entry-point edges
+    only widen what a change affects and take no part in cycles or order.
     """
 
-    __slots__ = ("_dependents", "_forward", "members")
+    __slots__ = ("_declared", "_dependents", "_forward", "cycles", "members")
 
     def __init__(self, members: Mapping[str, Member]) -> None:
         self.members = members
@@ -34,8 +37,10 @@ class Graph:
                 declared[name] = sorted({e.to for e in edges if e.kind in DECLARED_KINDS})
             else:
                 declared[name] = targets
-        if not _acyclic(declared):
-            _check_cycles(members)
+        self._declared = declared
+        self.cycles: list[list[str]] = [] if _acyclic(declared) else find_cycles(declared)
+        """The members of each dependency cycle (strongly connected component of declared
+        edges with more than one member), each sorted, sorted by their first member."""
 
     def dependencies(self, name: str, *, direct: bool = False) -> list[str]:
         """What ``name`` depends on: directly, or transitively (the default), sorted."""
@@ -75,28 +80,56 @@ class Graph:
         return paths
 
     def waves(self, names: Iterable[str] | None = None) -> list[list[str]]:
-        """A topological order in parallel waves: each wave depends only on earlier ones.
+        """A topological order in parallel waves: each wave depends only on earlier ones and
+        on itself (the members of a cycle are in one wave, as they can only be built and
+        installed together).
 
         Only declared edges count; with ``names``, the order of that subset of members.
         """
         selected = set(self.members if names is None else names)
-        pending = {
-            name: {
-                e.to
-                for e in self.members[name].edges
-                if e.kind in DECLARED_KINDS and e.to in selected
-            }
-            for name in selected
+        forward = {
+            name: [d for d in self._declared[name] if d in selected] for name in sorted(selected)
         }
-        waves: list[list[str]] = []
-        while pending:
-            ready = sorted(name for name, deps in pending.items() if not deps)
-            waves.append(ready)
-            for name in ready:
-                del pending[name]
-            for deps in pending.values():
-                deps.difference_update(ready)
-        return waves
+        return [sorted(m for group in wave for m in group) for wave in component_waves(forward)]
+
+    def cycles_among(self, names: Iterable[str]) -> list[list[str]]:
+        """The dependency cycles within ``names`` alone (part of a cycle may be none)."""
+        if not self.cycles:
+            return []
+        selected = set(names)
+        return find_cycles({n: [d for d in self._declared[n] if d in selected] for n in selected})
+
+    def cycle_path(self, members: Iterable[str]) -> list[tuple[str, str]]:
+        """One shortest way round a cycle, from its first member back to it: each step is
+        (member, the label of the edge that leaves it)."""
+        inside = set(members)
+        start = min(inside)
+        parent: dict[str, str] = {}
+        queue = deque([start])
+        while queue:
+            name = queue.popleft()
+            for target in self._declared[name]:
+                if target == start:
+                    path = [name]
+                    while path[-1] != start:
+                        path.append(parent[path[-1]])
+                    path.reverse()
+                    ring = [*path, start]
+                    return [(m, self._label(m, ring[i + 1])) for i, m in enumerate(path)]
+                if target in inside and target not in parent:
+                    parent[target] = name
+                    queue.append(target)
+        raise WorkspaceError(f"internal error: {sorted(inside)} is not a cycle")  # pragma: no cover
+
+    def _label(self, name: str, target: str) -> str:
+        labels = sorted(
+            {
+                e.label()
+                for e in self.members[name].edges
+                if e.to == target and e.kind in DECLARED_KINDS
+            }
+        )
+        return ", ".join(labels)
 
     def focus(self, name: str) -> list[str]:
         """The member, everything it depends on and everything that depends on it."""
@@ -119,7 +152,7 @@ def _reach(adjacency: Mapping[str, list[str]], start: str, *, direct: bool) -> l
 
 def _acyclic(forward: Mapping[str, list[str]]) -> bool:
     """Whether the graph has no cycle: Kahn's walk, which removes members nothing depends on
-    until none are left (the quick test; :func:`_check_cycles` finds the cycle to print)."""
+    until none are left (the quick test; :func:`find_cycles` finds the cycles when it fails)."""
     waiting = dict.fromkeys(forward, 0)
     for targets in forward.values():
         for target in targets:
@@ -135,38 +168,84 @@ def _acyclic(forward: Mapping[str, list[str]]) -> bool:
     return removed == len(forward)
 
 
-def _check_cycles(members: Mapping[str, Member]) -> None:
-    """Raise WorkspaceError printing the first cycle of declared edges (``a -> b -> a``)."""
-    forward = {
-        name: sorted({e.to for e in m.edges if e.kind in DECLARED_KINDS})
-        for name, m in members.items()
-    }
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
+def find_cycles(forward: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one member, each sorted, sorted."""
+    return sorted(c for c in components(forward) if len(c) > 1)
+
+
+def components(forward: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """The strongly connected components of a graph (Tarjan's, without recursion), each
+    sorted, dependencies first: a component comes after every component it reaches.
+
+    ``forward`` maps each node to the nodes it points to (its dependencies), all of them keys.
+    """
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
     for start in sorted(forward):
-        if start in state:
+        if start in index:
             continue
-        path: list[str] = [start]
-        iterators = [iter(forward[start])]
-        state[start] = 1
-        while iterators:
-            target = next(iterators[-1], None)
-            if target is None:
-                state[path.pop()] = 2
-                iterators.pop()
-            elif state.get(target) == 1:
-                cycle = [*path[path.index(target) :], target]
-                raise WorkspaceError(f"dependency cycle between members: {' -> '.join(cycle)}")
-            elif target not in state:
-                state[target] = 1
-                path.append(target)
-                iterators.append(iter(forward[target]))
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        work = [(start, iter(sorted(forward[start])))]
+        while work:
+            node, targets = work[-1]
+            target = next(targets, None)
+            if target is not None:
+                if target not in index:
+                    index[target] = low[target] = len(index)
+                    stack.append(target)
+                    on_stack.add(target)
+                    work.append((target, iter(sorted(forward[target]))))
+                elif target in on_stack:
+                    low[node] = min(low[node], index[target])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component: list[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                found.append(sorted(component))
+    return found
+
+
+def component_waves(forward: Mapping[str, Iterable[str]]) -> list[list[list[str]]]:
+    """The strongly connected components in waves: each wave's components depend only on
+    components of earlier waves (a graph without cycles: one member per component)."""
+    groups = components(forward)
+    where = {name: i for i, group in enumerate(groups) for name in group}
+    pending = {
+        i: {where[d] for name in group for d in forward[name]} - {i}
+        for i, group in enumerate(groups)
+    }
+    waves: list[list[list[str]]] = []
+    while pending:
+        ready = sorted((i for i, deps in pending.items() if not deps), key=lambda i: groups[i])
+        waves.append([groups[i] for i in ready])
+        for i in ready:
+            del pending[i]
+        for deps in pending.values():
+            deps.difference_update(ready)
+    return waves
 
 
 def render(graph: Graph, fmt: str, names: Iterable[str] | None = None) -> str:
-    """The graph (or the subgraph of ``names``) as text, json, dot or mermaid."""
+    """The graph (or the subgraph of ``names``) as text, json, dot or mermaid; cycles among
+    the members shown are listed (text, json) or boxed (dot, mermaid)."""
     selected = sorted(graph.members if names is None else names)
     keep = set(selected)
     members = [graph.members[n] for n in selected]
+    loops = graph.cycles_among(selected)
     if fmt == "json":
         import json
 
@@ -180,7 +259,8 @@ def render(graph: Graph, fmt: str, names: Iterable[str] | None = None) -> str:
                     "edges": [e.as_dict() for e in m.edges],
                 }
                 for m in members
-            ]
+            ],
+            "cycles": loops,
         }
         return json.dumps(data, indent=2)
     lines: list[str] = []
@@ -190,15 +270,26 @@ def render(graph: Graph, fmt: str, names: Iterable[str] | None = None) -> str:
             for e in sorted(m.edges, key=lambda e: (e.to, e.label())):
                 if e.to in keep:
                     lines.append(f"  -> {e.to}  ({e.label()})")
+        for loop in loops:
+            steps = graph.cycle_path(loop)
+            way = " ".join(f"{name} -[{label}]->" for name, label in steps)
+            lines.append(f"cycle of {len(loop)}: {' '.join(loop)}")
+            lines.append(f"  e.g. {way} {steps[0][0]}")
     elif fmt == "dot":
         lines.append("digraph workspace {")
         lines.append("  rankdir=LR;")
         for m in members:
             lines.append(f'  "{m.name}";')
+        for i, loop in enumerate(loops, 1):
+            inner = " ".join(f'"{name}";' for name in loop)
+            lines.append(f'  subgraph "cluster_cycle_{i}" {{ label="cycle"; color=red; {inner} }}')
+        looped = {name: i for i, loop in enumerate(loops) for name in loop}
         for m in members:
             for e in m.edges:
                 if e.to in keep:
                     style = ", style=dashed" if e.kind != "dependency" else ""
+                    if e.kind in DECLARED_KINDS and looped.get(m.name, -1) == looped.get(e.to):
+                        style += ", color=red"
                     lines.append(f'  "{m.name}" -> "{e.to}" [label="{e.label()}"{style}];')
         lines.append("}")
     elif fmt == "mermaid":
@@ -206,6 +297,10 @@ def render(graph: Graph, fmt: str, names: Iterable[str] | None = None) -> str:
         lines.append("graph LR")
         for m in members:
             lines.append(f'  {ids[m.name]}["{m.name}"]')
+        for i, loop in enumerate(loops, 1):
+            lines.append(f"  subgraph cycle{i} [cycle]")
+            lines.extend(f"    {ids[name]}" for name in loop)
+            lines.append("  end")
         for m in members:
             for e in m.edges:
                 if e.to in keep:

@@ -6,7 +6,9 @@ A member's key covers, and only covers:
   git does not ignore count, since the build backend packs them too), less ``[tool.yard]
   ignore``, each by path and content (its pyproject.toml is one of them);
 - the keys of the members it depends on at run time (``project.dependencies`` and extras;
-  dependency groups are development-only and never reach a wheel);
+  dependency groups are development-only and never reach a wheel); in a run-time cycle (a
+  core package whose extra lists plugins that depend on it), one digest of the whole cycle
+  stands for the members of the cycle;
 - its locked third-party closure: the text of every ``uv.lock`` package block it reaches through
   the lock's own dependency lists (versions, sources, hashes, markers);
 - the toolchain: the uv version, the Python that builds, and the build backend's resolved
@@ -21,12 +23,13 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, NamedTuple
 
 from . import _lock
 from ._errors import YardError
+from ._graph import components
 from ._names import glob_match
 from ._workspace import Workspace
 
@@ -195,7 +198,7 @@ def lock_closures(lock_text: str | None, members: Iterable[str]) -> dict[str, st
         stack: list[tuple[int, str]] = []
         for index in starts:
             package = lock.packages[index]
-            _lock._details(package, "uv.lock")
+            _lock.details(package, "uv.lock")
             refs = list(package.deps)
             for extra_refs in package.optional.values():
                 refs.extend(extra_refs)
@@ -208,7 +211,7 @@ def lock_closures(lock_text: str | None, members: Iterable[str]) -> dict[str, st
             index, extra = state
             seen.add(index)
             package = lock.packages[index]
-            _lock._details(package, "uv.lock")
+            _lock.details(package, "uv.lock")
             refs = list(package.optional.get(extra, ())) if extra else list(package.deps)
             stack.extend(_targets(lock, refs, member_set))
         out[name] = _digest("\n\0".join(sorted(lock.packages[i].text for i in seen)))
@@ -261,23 +264,34 @@ def compute_keys(
     files = input_files(workspace, needed)
     closures = lock_closures(lock_text, needed)
     keys: dict[str, tuple[str, KeyParts]] = {}
+    forward = {name: runtime_deps(workspace, name) for name in needed}
 
-    def key_of(name: str) -> str:
-        found = keys.get(name)
-        if found is not None:
-            return found[0]
-        member = workspace.members[name]
-        parts = KeyParts(
-            files=file_digests(member.directory, files[name]),
-            deps=tuple((dep, key_of(dep)) for dep in runtime_deps(workspace, name)),
+    def parts_of(name: str, inside: Collection[str], ring: str) -> KeyParts:
+        return KeyParts(
+            files=file_digests(workspace.members[name].directory, files[name]),
+            deps=tuple(
+                (dep, f"cycle {ring}" if dep in inside else keys[dep][0]) for dep in forward[name]
+            ),
             lock=closures[name],
             backend=toolchain.backends[requires[name]],
             options=tuple(sorted(options)),
         )
-        key = _digest(parts.text(name, member.version, toolchain))
-        keys[name] = (key, parts)
-        return key
 
-    for name in sorted(needed):
-        key_of(name)
+    for group in components(forward):  # dependencies first
+        ring = ""
+        if len(group) > 1:
+            # A run-time cycle: each member's key covers every member of the cycle (its
+            # files, lock closure and the keys of what it needs outside the cycle).
+            ring = _digest(
+                "".join(
+                    parts_of(n, group, "").text(n, workspace.members[n].version, toolchain)
+                    for n in group
+                )
+            )
+        for name in group:
+            parts = parts_of(name, group if ring else (), ring)
+            keys[name] = (
+                _digest(parts.text(name, workspace.members[name].version, toolchain)),
+                parts,
+            )
     return keys

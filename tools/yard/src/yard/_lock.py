@@ -48,12 +48,14 @@ class Package:
 
 
 class Lock(NamedTuple):
-    """A parsed lock: its packages, the packages of each name, and what the dependency groups
-    of a virtual workspace root (``[manifest.dependency-groups]``) require."""
+    """A parsed lock: its packages, the packages of each name, what the dependency groups
+    of a virtual workspace root (``[manifest.dependency-groups]``) require, and the workspace
+    members it was locked for (``[manifest] members``, when uv writes it)."""
 
     packages: list[Package]
     by_name: dict[str, list[int]]
     root_refs: list[DepRef]
+    members: frozenset[str] = frozenset()
 
 
 WORKSPACE_ROOT: Final = ""
@@ -96,7 +98,13 @@ def parse_lock(text: str, where: str = "uv.lock") -> Lock:
         by_name.setdefault(package.name, []).append(len(packages))
         packages.append(package)
         line += block.count("\n") + 2
-    return Lock(packages=packages, by_name=by_name, root_refs=_root_refs(header_data, where))
+    members = header_data.get("manifest", {}).get("members", [])
+    return Lock(
+        packages=packages,
+        by_name=by_name,
+        root_refs=_root_refs(header_data, where),
+        members=frozenset(m for m in members if isinstance(m, str)),
+    )
 
 
 def _root_refs(header: dict[str, Any], where: str) -> list[DepRef]:
@@ -125,7 +133,7 @@ def _loads(text: str, where: str, first_line: int) -> dict[str, Any]:
         raise LockError(f"{where}:{line}: invalid TOML: {_AT_LINE.sub('', message)}") from None
 
 
-def _details(package: Package, where: str) -> None:
+def details(package: Package, where: str) -> None:
     """Fill in a package's source and dependency lists, parsing its block once."""
     cached = _PARSED.get(package.text)
     if cached is None:
@@ -262,8 +270,9 @@ class LockChange(NamedTuple):
 
 def changed_packages(old: Lock, new: Lock, members: Iterable[str]) -> list[LockChange]:
     """Third-party packages whose blocks differ between the locks, or that were added or
-    removed; workspace members' own blocks are left out (their pyprojects speak for them)."""
-    skip = set(members)
+    removed; workspace members' own blocks are left out (their pyprojects speak for them), and
+    so are those of members that joined or left the workspace between the two locks."""
+    skip = set(members) | old.members | new.members
     changes: list[LockChange] = []
     for name in sorted(old.by_name.keys() | new.by_name.keys()):
         if name in skip:
@@ -335,7 +344,7 @@ def reaching_members(
     reverse: dict[State, list[State]] = {}
     blocks: list[tuple[int, list[tuple[str, list[DepRef]]]]] = [(-1, [("*", lock.root_refs)])]
     for index, package in enumerate(packages):
-        _details(package, where)
+        details(package, where)
         if package.name in member_set:
             blocks.append((index, [("*", _all_refs(package))]))
         else:
@@ -417,7 +426,7 @@ def _resolve(lock: Lock, ref: DepRef) -> list[int]:
     if len(candidates) <= 1 or (version is None and source is None):
         return candidates
     for index in candidates:
-        _details(lock.packages[index], "uv.lock")
+        details(lock.packages[index], "uv.lock")
     return [
         i
         for i in candidates

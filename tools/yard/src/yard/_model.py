@@ -34,6 +34,9 @@ class Edge(NamedTuple):
     extras: tuple[str, ...] = ()
     source: str | None = None
     """Where a ``[tool.uv.sources]`` entry for the target is declared: ``member``, ``root``."""
+    origin: str | None = None
+    """Where the edge was read when the pyproject could not say: ``uv.lock`` for a member whose
+    dependencies are ``dynamic`` (filled in by a build hook); None for the pyproject."""
 
     def as_dict(self) -> dict[str, object]:
         """The edge as JSON data, leaving out the fields that do not apply."""
@@ -46,6 +49,7 @@ class Edge(NamedTuple):
             ("entry_point_group", self.entry_point_group),
             ("marker", self.marker),
             ("source", self.source),
+            ("origin", self.origin),
         ):
             if value is not None:
                 data[key] = value
@@ -54,14 +58,17 @@ class Edge(NamedTuple):
         return data
 
     def label(self) -> str:
-        """A short description of how the edge is declared, e.g. ``optional[fast]``."""
+        """A short description of how the edge is declared, e.g. ``optional[fast]``, and where
+        it was read when not in the pyproject (``dependency from uv.lock``)."""
         if self.kind == "optional":
-            return f"optional[{self.extra}]"
-        if self.kind == "group":
-            return f"group:{self.group}"
-        if self.kind == "entry-point":
-            return f"entry-point:{self.entry_point_group}"
-        return "dependency"
+            text = f"optional[{self.extra}]"
+        elif self.kind == "group":
+            text = f"group:{self.group}"
+        elif self.kind == "entry-point":
+            text = f"entry-point:{self.entry_point_group}"
+        else:
+            text = "dependency"
+        return f"{text} from {self.origin}" if self.origin else text
 
 
 class Member(NamedTuple):
@@ -80,6 +87,9 @@ class Member(NamedTuple):
     """Entry-point groups this member loads plugins from (``[tool.yard] consumes``)."""
     ignore: tuple[str, ...] = ()
     """Globs, relative to the member folder, of files that are not inputs of the member."""
+    dynamic: tuple[str, ...] = ()
+    """``dependencies`` and/or ``optional-dependencies`` when ``project.dynamic`` lists them
+    (their edges are read from uv.lock)."""
 
     @property
     def directory(self) -> Path:

@@ -29,6 +29,8 @@ DEFAULTS: Record = {
     "allow_unused": [],
     "workspace": None,
     "global_inputs": {},
+    "cycles": "warn",
+    "dynamic": [],
 }
 """Every record field and its value when a pyproject does not set it."""
 
@@ -98,6 +100,7 @@ def read(text: str, where: str) -> Record:
         ],
         "workspace": None,
         "global_inputs": _global_inputs(reader),
+        "cycles": _cycles(reader, yard),
     }
     if "workspace" in uv:
         workspace = reader.table("tool", "uv", "workspace")
@@ -141,6 +144,8 @@ def _project(reader: _Reader, project: dict[str, Any], record: Record) -> None:
     if reader.table("project", "gui-scripts"):
         provides.append("gui_scripts")
     record["provides"] = provides
+    dynamic = reader.strings(project.get("dynamic", []), "project.dynamic", "dynamic")
+    record["dynamic"] = sorted(set(dynamic) & DYNAMIC_EDGES)
 
 
 def _checked(reader: _Reader, requirements: list[str], where: str) -> list[tuple[str, str]]:
@@ -164,6 +169,21 @@ def _sources(reader: _Reader) -> dict[str, list[dict[str, Any]]]:
             raise reader.fail(key, f"tool.uv.sources.{key} must be a table or a list of tables")
         sources[normalize(key)] = entries
     return sources
+
+
+DYNAMIC_EDGES = frozenset({"dependencies", "optional-dependencies"})
+"""The ``project.dynamic`` fields that hold internal edges (groups cannot be dynamic)."""
+
+CYCLES = ("warn", "error", "allow")
+"""What ``yard check`` does with a dependency cycle (``[tool.yard] cycles``): warn (the
+default), fail, or say nothing."""
+
+
+def _cycles(reader: _Reader, yard: dict[str, Any]) -> str:
+    value = yard.get("cycles", "warn")
+    if value not in CYCLES:
+        raise reader.fail("cycles", 'tool.yard.cycles must be "warn", "error" or "allow"')
+    return str(value)
 
 
 def _global_inputs(reader: _Reader) -> dict[str, list[str] | None]:

@@ -8,7 +8,9 @@ keeps, in one marshal file per workspace under the user's cache folder:
 - each member pyproject's stat (times, size, inode) with its content key, so that a warm
   run need not read a file that has not been touched since;
 - the last workspace yard built from those records (members, edges, settings), under the
-  content keys of every file it came from.
+  content keys of every file it came from;
+- the last few workspaces built from git commits (``--head``, the merge base), under the id of
+  the commit's tree, which never changes.
 
 Everything is a pure function of file contents: an edited file has another key and misses, so
 no stale answer is possible (any write changes a file's ctime, which no tool can set back). A
@@ -29,7 +31,9 @@ from typing import Any
 
 from . import _pyproject
 
-_FORMAT = 5
+_FORMAT = 8
+_TREES_KEPT = 4
+"""How many workspaces built from git trees (the merge base, a --head) the cache keeps."""
 _SETTLED_NS = 2_000_000_000
 """A file's stat is trusted for its content key only when its last change is older than this
 (two writes within one timestamp tick must not look alike; git's "racily clean" rule)."""
@@ -61,6 +65,7 @@ class Snapshot:
     """The records of one workspace's pyproject files, loaded from and saved to the cache."""
 
     __slots__ = (
+        "_adding",
         "_blob",
         "_dirty",
         "_path",
@@ -69,17 +74,25 @@ class Snapshot:
         "_stats",
         "_stats_used",
         "_top",
+        "_trees",
+        "_trees_blob",
         "_used",
         "_used_requirements",
         "_workspace",
     )
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, adding: bool = False) -> None:
+        """The cache of the workspace at ``root``. ``adding``: a save adds the records this
+        run read to those kept and changes nothing else (a commit's files, read beside the
+        working tree's, must not drop the working tree's records)."""
+        self._adding = adding
         self._blob: bytes | None = None
         self._records: dict[int, _pyproject.Record] | None = {}
         self._requirements: dict[str, Requirement] = {}
         self._top: tuple[int, _pyproject.Record] | None = None
         self._workspace: tuple[Signature, Any] | None = None
+        self._trees_blob: bytes | None = None
+        self._trees: dict[str, Any] | None = None
         self._stats: dict[str, Stat] = {}
         self._stats_used: dict[str, Stat] = {}
         self._used: dict[int, _pyproject.Record] = {}
@@ -92,8 +105,8 @@ class Snapshot:
         self._path = cache_dir() / f"workspace-{crc:08x}.marshal"
         try:
             data = marshal.loads(self._path.read_bytes())
-            if isinstance(data, tuple) and len(data) == 5 and data[0] == _FORMAT:
-                _, self._top, self._workspace, self._stats, self._blob = data
+            if isinstance(data, tuple) and len(data) == 6 and data[0] == _FORMAT:
+                _, self._top, self._workspace, self._stats, self._blob, self._trees_blob = data
                 self._records = None  # unpacked from the blob when first needed
         except (OSError, EOFError, ValueError, TypeError):
             pass
@@ -182,6 +195,32 @@ class Snapshot:
         self._workspace = (signature, built)
         self._dirty = True
 
+    def _all_trees(self) -> dict[str, Any]:
+        trees = self._trees
+        if trees is None:
+            try:
+                trees = marshal.loads(self._trees_blob) if self._trees_blob else {}
+            except (EOFError, ValueError, TypeError):
+                trees = {}
+            trees = trees if isinstance(trees, dict) else {}
+            self._trees = trees
+        return trees
+
+    def tree(self, oid: str) -> Any:
+        """The workspace built from the git tree ``oid`` (a commit's root folder), or None.
+
+        A tree never changes, so what was built from it holds for ever (until evicted)."""
+        return self._all_trees().get(oid)
+
+    def remember_tree(self, oid: str, built: Any) -> None:
+        """Keep what was built from the git tree ``oid``, with the last few others."""
+        trees = self._all_trees()
+        trees.pop(oid, None)
+        trees[oid] = built
+        while len(trees) > _TREES_KEPT:
+            del trees[next(iter(trees))]
+        self._dirty = True
+
     def requirement(self, raw: str) -> Requirement | None:
         """A cached parsed requirement, or None when it must be parsed."""
         self._all_records()
@@ -199,15 +238,21 @@ class Snapshot:
         """Write the cache back (atomically) when this run added to it.
 
         The records kept are the ones this run used: files that changed or left the workspace
-        drop out, so the cache does not grow without end.
+        drop out, so the cache does not grow without end (a snapshot that is ``adding`` keeps
+        the others too; the next ordinary save drops what no run uses any more).
         """
         if self._path is None or not self._dirty:
             return
+        stats = self._stats if self._adding else self._stats_used
         if self._records is None:  # nothing missed: the records stay as they were
             blob = self._blob
+        elif self._adding:
+            records = {**self._records, **self._used}
+            blob = marshal.dumps((records, {**self._requirements, **self._used_requirements}))
         else:
             blob = marshal.dumps((self._used, self._used_requirements))
-        data: Any = (_FORMAT, self._top, self._workspace, self._stats_used, blob)
+        trees = self._trees_blob if self._trees is None else marshal.dumps(self._trees)
+        data: Any = (_FORMAT, self._top, self._workspace, stats, blob, trees)
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._path.with_name(f"{self._path.name}.{os.getpid()}.tmp")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _toml
 from ._errors import WorkspaceError
@@ -14,6 +16,9 @@ from ._model import Edge, EdgeKind, Member
 from ._names import glob_match, normalize
 from ._pyproject import Record
 from ._snapshot import Requirement, Snapshot, key
+
+if TYPE_CHECKING:
+    from ._tree import Tree
 
 _BARE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _edge = tuple.__new__  # an Edge from a cached plain tuple, without Edge._make's checks
@@ -39,6 +44,8 @@ class Config(NamedTuple):
     """Globs, relative to each member folder, of files that are no member's input."""
     global_inputs: Mapping[str, tuple[str, ...] | None]
     """Globs, relative to the root, of files that affect all members (None) or named ones."""
+    cycles: str = "warn"
+    """What ``yard check`` does with a dependency cycle: ``warn``, ``error`` or ``allow``."""
 
 
 class Workspace(NamedTuple):
@@ -49,6 +56,9 @@ class Workspace(NamedTuple):
     config: Config
     allow_unused: Mapping[str, tuple[str, ...]]
     """Per member, the declared internal dependencies ``yard check`` may find unused."""
+    warnings: tuple[str, ...] = ()
+    """What yard could not read and worked around, one line each (a member with dynamic
+    dependencies that uv.lock has no entry for)."""
 
     def member(self, name: str) -> Member:
         """The member of that name (any spelling), or a WorkspaceError listing the names."""
@@ -87,9 +97,14 @@ def find_root(start: Path) -> Path:
     )
 
 
-def load_workspace(root: Path) -> Workspace:
-    """Read the workspace whose root pyproject.toml is in ``root``."""
+def load_workspace(root: Path, *, rev: str | None = None) -> Workspace:
+    """Read the workspace whose root pyproject.toml is in ``root``: from the files there, or,
+    with ``rev``, as of that git commit (from git objects, without a checkout)."""
     root = Path(os.path.abspath(root))
+    if rev is not None:
+        from ._tree import load_at
+
+        return load_at(root, rev)
     snapshot = Snapshot(root)
     try:
         content = _read(f"{root}/pyproject.toml")
@@ -102,24 +117,36 @@ def load_workspace(root: Path) -> Workspace:
     top_key = key(content)
     top = snapshot.record(content, "pyproject.toml", content_key=top_key)
     snapshot.remember_top(top_key)
-    if top["workspace"] is None and not top["project"]:
-        raise WorkspaceError(
-            "pyproject.toml: neither [tool.uv.workspace] nor [project]: not a uv workspace root"
-        )
-    spec = top["workspace"] or {"members": [], "exclude": []}
+    spec = workspace_spec(top, "pyproject.toml")
     found: list[tuple[str, int, bytes | None]] = []
-    for folder in _member_folders(root, spec["members"], spec["exclude"]):
+    matches = functools.partial(_matches, str(root))
+    for folder in member_folders(matches, spec["members"], spec["exclude"]):
         keyed = _member_key(root, folder, snapshot)
         if keyed is not None:
             found.append((folder, *keyed))
     signature = (top_key, tuple(f[0] for f in found), tuple(f[1] for f in found))
     built = snapshot.workspace(signature)
     if built is None:
-        built = _build(root, top, found, snapshot)
+        built = build_members(root, top, found, snapshot)
         if built[-1]:  # it depends on no more than the files (no symlinks were followed)
             snapshot.remember_workspace(signature, built)
     snapshot.save()
-    members_data, ignore, global_inputs, allow, _ = built
+    return assemble(root, built, lambda: _lock_text(root), "uv.lock")
+
+
+def workspace_spec(top: Record, where: str) -> dict[str, list[str]]:
+    if top["workspace"] is None and not top["project"]:
+        raise WorkspaceError(
+            f"{where}: neither [tool.uv.workspace] nor [project]: not a uv workspace root"
+        )
+    spec: dict[str, list[str]] = top["workspace"] or {"members": [], "exclude": []}
+    return spec
+
+
+def assemble(root: Path, built: Built, lock: Callable[[], str | None], lock_name: str) -> Workspace:
+    """The workspace from what was built (or cached), with the edges that uv.lock gives
+    members whose dependencies are dynamic (read only when there are such members)."""
+    members_data, ignore, global_inputs, allow, cycles, _ = built
     directory = str(root)
     members = {
         data[0]: Member(
@@ -131,15 +158,42 @@ def load_workspace(root: Path) -> Workspace:
             frozenset(data[4]),
             data[5],
             data[6],
+            data[7],
         )
         for data in members_data
     }
+    warnings: tuple[str, ...] = ()
+    if any(data[7] for data in members_data):
+        members, warnings = _with_lock_edges(members, lock(), lock_name)
     return Workspace(
         root=root,
         members=members,
-        config=Config(ignore=ignore, global_inputs=global_inputs),
+        config=Config(ignore=ignore, global_inputs=global_inputs, cycles=cycles),
         allow_unused=allow,
+        warnings=warnings,
     )
+
+
+def _lock_text(root: Path) -> str | None:
+    try:
+        return Path(root, "uv.lock").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkspaceError(f"uv.lock: cannot read: {exc}") from None
+
+
+def _with_lock_edges(
+    members: dict[str, Member], lock_text: str | None, where: str = "uv.lock"
+) -> tuple[dict[str, Member], tuple[str, ...]]:
+    """The members, those with dynamic dependencies given their edges from the lock; and the
+    warnings for those the lock cannot speak for (see ``_dynamic``)."""
+    from ._dynamic import lock_edges
+
+    found, warnings = lock_edges(members, lock_text, where)
+    for name, edges in found.items():
+        members[name] = members[name]._replace(edges=members[name].edges + tuple(edges))
+    return members, tuple(warnings)
 
 
 Built = tuple[
@@ -147,24 +201,32 @@ Built = tuple[
     tuple[str, ...],
     dict[str, tuple[str, ...] | None],
     dict[str, tuple[str, ...]],
+    str,
     bool,
 ]
 """A workspace as marshal-able builtins: each member's fields (edges as plain tuples), the
-ignore globs, the global inputs, the allowed unused dependencies, and whether it can be
-cached (it depends on the files' contents only)."""
+ignore globs, the global inputs, the allowed unused dependencies, the cycle setting, and
+whether it can be cached (it depends on the files' contents only)."""
 
 
-def _build(
-    root: Path, top: Record, found: list[tuple[str, int, bytes | None]], snapshot: Snapshot
+def build_members(
+    root: Path,
+    top: Record,
+    found: list[tuple[str, int, bytes | None]],
+    snapshot: Snapshot,
+    *,
+    tree: Tree | None = None,
 ) -> Built:
-    """Read the member records and build the members with their edges."""
+    """Read the member records and build the members with their edges (from the files on
+    disk, or from ``tree``, a commit's files, whose names messages give as ``REV:path``)."""
     records: dict[str, tuple[str, Record]] = {}
     if top["project"] and top["managed"]:
         records[top["name"]] = (".", top)
     for folder, content_key, content in found:
-        where = f"{folder}/pyproject.toml"
+        path = f"{folder}/pyproject.toml"
+        where = tree.label(path) if tree is not None else path
         if content is None and not snapshot.has(content_key):  # known by its stat only
-            content = _read(f"{root}/{where}")
+            content = _read(f"{root}/{path}")
         record = snapshot.record(content or b"", where, content_key=content_key)
         if not record["managed"]:
             continue
@@ -173,12 +235,11 @@ def _build(
         name = record["name"]
         if name in records:
             raise WorkspaceError(
-                f"{folder}/pyproject.toml: member name {name!r} is also used by "
-                f"{records[name][0]}/pyproject.toml"
+                f"{where}: member name {name!r} is also used by {records[name][0]}/pyproject.toml"
             )
         records[name] = (folder, record)
 
-    builder = _EdgeBuilder(root, records, top["sources"], snapshot)
+    builder = _EdgeBuilder(root, records, top["sources"], snapshot, tree)
     members = builder.members(top)
     global_inputs = _global_inputs(top, members)
     allow = {name: tuple(rec["allow_unused"]) for name, (_, rec) in records.items()}
@@ -191,20 +252,24 @@ def _build(
             tuple(sorted(m.provides)),
             m.consumes,
             m.ignore,
+            m.dynamic,
         )
         for _, m in sorted(members.items())
     )
-    return members_data, tuple(top["ignore"]), global_inputs, allow, not builder.followed_paths
+    cacheable = not builder.followed_paths
+    return members_data, tuple(top["ignore"]), global_inputs, allow, top["cycles"], cacheable
 
 
-def _member_folders(root: Path, includes: list[str], excludes: list[str]) -> list[str]:
-    """The folders the member globs match, less the excluded ones, deduplicated (as uv does),
-    as ``/``-separated paths relative to the root."""
+def member_folders(
+    matches: Callable[[str], list[str]], includes: list[str], excludes: list[str]
+) -> list[str]:
+    """The folders the member globs match (``matches`` finds a glob's matches), less the
+    excluded ones, deduplicated (as uv does), as ``/``-separated paths relative to the root."""
     seen: set[str] = set()
     found: list[str] = []
     patterns = [e.rstrip("/") for e in excludes]
     for pattern in includes:
-        for relative in _matches(str(root), pattern):
+        for relative in matches(pattern):
             if relative in seen or relative == ".":
                 continue
             seen.add(relative)
@@ -255,8 +320,7 @@ def _member_key(root: Path, folder: str, snapshot: Snapshot) -> tuple[int, bytes
             return known, None
         content = _read(path)
     except (FileNotFoundError, NotADirectoryError):
-        hidden = folder.rsplit("/", 1)[-1].startswith(".")
-        if not os.path.isdir(absolute) or hidden or _only_ignorable(absolute):
+        if not os.path.isdir(absolute) or hidden(folder) or _only_ignorable(absolute):
             return None
         raise WorkspaceError(
             f"{folder}: workspace member folder has no pyproject.toml "
@@ -267,6 +331,10 @@ def _member_key(root: Path, folder: str, snapshot: Snapshot) -> tuple[int, bytes
     content_key = key(content)
     snapshot.learn(path, stat, content_key)
     return content_key, content
+
+
+def hidden(folder: str) -> bool:
+    return folder.rsplit("/", 1)[-1].startswith(".")
 
 
 def _read(path: str) -> bytes:
@@ -306,7 +374,15 @@ def _global_inputs(top: Record, members: Mapping[str, Member]) -> dict[str, tupl
 class _EdgeBuilder:
     """Turns member records into members with their internal edges."""
 
-    __slots__ = ("dirs", "followed_paths", "records", "root", "root_sources", "snapshot")
+    __slots__ = (
+        "dirs",
+        "followed_paths",
+        "records",
+        "root",
+        "root_sources",
+        "snapshot",
+        "tree",
+    )
 
     def __init__(
         self,
@@ -314,11 +390,13 @@ class _EdgeBuilder:
         records: dict[str, tuple[str, Record]],
         root_sources: dict[str, list[dict[str, Any]]],
         snapshot: Snapshot,
+        tree: Tree | None,
     ) -> None:
         self.root = root
         self.records = records
         self.root_sources = root_sources
         self.snapshot = snapshot
+        self.tree = tree
         self.dirs = {name: folder for name, (folder, _) in records.items()}
         self.followed_paths = False
         """Whether a ``path`` source was compared on disk (symlinks: not a file content)."""
@@ -348,6 +426,7 @@ class _EdgeBuilder:
                 provides=frozenset(record["provides"]),
                 consumes=tuple(consumes),
                 ignore=() if folder == "." else tuple(record["ignore"]),
+                dynamic=tuple(record["dynamic"]),
             )
         return out
 
@@ -397,13 +476,17 @@ class _EdgeBuilder:
             if entry.get("workspace") is True:
                 return where
             path = entry.get("path")
-            if isinstance(path, str):
-                self.followed_paths = True
-            if isinstance(path, str) and os.path.realpath(
-                self.root / base / path
-            ) == os.path.realpath(self.root / self.dirs[target]):
+            if isinstance(path, str) and self._same_folder(base, path, self.dirs[target]):
                 return where
         return "external"
+
+    def _same_folder(self, base: str, path: str, folder: str) -> bool:
+        """Whether ``path`` (relative to ``base``) is ``folder``: on disk through symlinks, in
+        a commit's tree by name."""
+        if self.tree is not None:
+            return posixpath.normpath(posixpath.join(base, path)) == folder
+        self.followed_paths = True
+        return os.path.realpath(self.root / base / path) == os.path.realpath(self.root / folder)
 
     def _parse(
         self, raw: str, folder: str, kind: str, extra: str | None, group: str | None
@@ -422,7 +505,11 @@ class _EdgeBuilder:
             parsed = Parsed(raw)
         except InvalidRequirement as exc:
             path = "pyproject.toml" if folder == "." else f"{folder}/pyproject.toml"
-            text = (self.root / path).read_text(encoding="utf-8")
+            if self.tree is not None:
+                text = self.tree.read([path])[path].decode("utf-8")
+                path = self.tree.label(path)
+            else:
+                text = (self.root / path).read_text(encoding="utf-8")
             where = {"optional": f"optional-dependencies.{extra}", "group": f"group {group}"}
             reason = str(exc).splitlines()[0]
             raise WorkspaceError(
