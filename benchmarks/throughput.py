@@ -50,9 +50,9 @@ BIN = Path(sys.executable).parent
 
 
 class RedisServer:
-    """A throwaway redis-server on PORT, so other traffic never pollutes INFO commandstats."""
+    """A throwaway redis-server on ``port``, so other traffic never pollutes INFO commandstats."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, port: int = PORT) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
             sys.exit("error: redis-server is not on PATH (apt-get install redis-server)")
@@ -60,7 +60,7 @@ class RedisServer:
             [
                 exe,
                 "--port",
-                str(PORT),
+                str(port),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -72,29 +72,33 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
         )
-        self.conn = redis.Redis.from_url(URL)
+        self.conn = redis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
         for _ in range(100):
             try:
                 self.conn.ping()
                 return
             except redis.ConnectionError:
                 time.sleep(0.05)
-        sys.exit(f"error: redis-server did not start on port {PORT} (is the port taken?)")
+        sys.exit(f"error: redis-server did not start on port {port} (is the port taken?)")
 
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
 
 
-def write_dist_info(folder: Path) -> None:
-    """Register throughput_actions' 45 actions as entry points, the way an installed wheel does."""
-    dist = folder / "throughput_actions-0.1.dist-info"
+def write_dist_info(
+    folder: Path, module: str = "throughput_actions", actions: dict[str, str] | None = None
+) -> None:
+    """Register a module's actions as entry points, the way an installed wheel does (by default
+    throughput_actions' 45; ``actions`` maps action names to the module's attributes)."""
+    dist = folder / f"{module}-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: throughput-actions\nVersion: 0.1\n"
-    )
+    name = module.replace("_", "-")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    if actions is None:
+        actions = {f"bench.job_{i:02d}": f"job_{i:02d}" for i in range(ACTIONS)}
     lines = ["[switchyard.actions]"]
-    lines += [f"bench.job_{i:02d} = throughput_actions:job_{i:02d}" for i in range(ACTIONS)]
+    lines += [f"{action} = {module}:{attr}" for action, attr in actions.items()]
     (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
 
 
@@ -250,9 +254,17 @@ class Switchyard(System):
     name = "(d) switchyard-worker x2"
     poll_cost: ClassVar[dict[str, int]] = {"zcard": 1}
 
-    def __init__(self, registry: Any, *, args: tuple[str, ...] = (), name: str = "") -> None:
+    def __init__(
+        self,
+        registry: Any,
+        *,
+        args: tuple[str, ...] = (),
+        name: str = "",
+        pythonpath: str | None = None,
+    ) -> None:
         self.registry = registry
         self.args = args
+        self.pythonpath = pythonpath
         if name:
             self.name = name
 
@@ -266,6 +278,8 @@ class Switchyard(System):
     def start(self, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
         cmd = [str(BIN / "switchyard-worker"), "--min", "2", "--max", "2", "--queues", "default"]
         cmd += self.args
+        if self.pythonpath:  # another checkout's code, ahead of this one's
+            env = {**env, "PYTHONPATH": os.pathsep.join([self.pythonpath, env["PYTHONPATH"]])}
         return [
             subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ]
@@ -467,6 +481,12 @@ def main() -> None:
         help="only (d)'s latency at a steady 200 jobs/s: no throughput rows, no schedule_many",
     )
     parser.add_argument(
+        "--compare",
+        metavar="CHECKOUT",
+        help="also run (d) with another checkout's switchyard packages (e.g. the code before a "
+        "change), interleaved with this one's: the A/B of the two",
+    )
+    parser.add_argument(
         "--metrics-overhead",
         action="store_true",
         help="only (d), with per-job metrics on (and /metrics served) vs --no-metrics, "
@@ -504,6 +524,17 @@ def main() -> None:
             "d": Switchyard(registry),
         }
         chosen = [systems[k] for k in args.only]
+        if args.compare:
+            base = Path(args.compare).resolve()
+            srcs = [
+                base / "packages" / "switchyard" / "src",
+                base / "packages" / "switchyard-rq" / "src",
+                base / "services" / "worker" / "src",
+            ]
+            chosen.append(
+                Switchyard(registry, name=f"(d') switchyard-worker x2 at {base.name}",
+                           pythonpath=os.pathsep.join(map(str, srcs)))
+            )  # fmt: skip
         if args.metrics_overhead:
             on = ("--health-port", "6431")
             chosen = [
@@ -591,9 +622,13 @@ def report(runs: list[Run], systems: list[System]) -> None:
     d = medians.get("(d)")
 
     def ratio(k: str) -> str:
-        return f"{d / medians[k]:.1f}x" if d and k in medians else "n/a"
+        return f"{d / medians[k]:.2f}x" if d and k in medians else "n/a"
 
-    print(f"\n(d)/(c) = {ratio('(c)')}, (d)/(a) = {ratio('(a)')}, (d)/(b) = {ratio('(b)')}")
+    base = ratio("(d')")
+    print(
+        f"\n(d)/(c) = {ratio('(c)')}, (d)/(a) = {ratio('(a)')}, (d)/(b) = {ratio('(b)')}, "
+        f"(d)/(d') = {base}"
+    )
 
 
 if __name__ == "__main__":

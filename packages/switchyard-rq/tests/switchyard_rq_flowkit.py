@@ -53,6 +53,7 @@ ORDER: list[int] = []
 def reset() -> None:
     SPANS.events.clear()
     ORDER.clear()
+    RUNS.clear()
 
 
 @action("flow.limited", concurrency=2)
@@ -85,10 +86,20 @@ def guarded(data: Work, ctx: Context) -> Done:
     return Done(n=data.n, attempt=ctx.attempt)
 
 
+RUNS: dict[int, int] = {}
+
+
+@action("flow.counted")
+async def counted(data: Work) -> Done:
+    RUNS[data.n] = RUNS.get(data.n, 0) + 1
+    await asyncio.sleep(data.seconds)
+    return Done(n=data.n, attempt=1)
+
+
 @action("flow.ordered")
 def ordered(data: Work) -> Done:
     ORDER.append(data.n)
     return Done(n=data.n, attempt=1)
 
 
-REG = make_registry(limited, per_tenant, rated, guarded, ordered)
+REG = make_registry(limited, per_tenant, rated, guarded, ordered, counted)

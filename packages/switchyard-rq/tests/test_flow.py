@@ -22,7 +22,7 @@ from switchyard_rq._consumer.link import LEASE_SECONDS
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from switchyard_rq_flowkit import ORDER, REG, SPANS, reset  # noqa: E402
+from switchyard_rq_flowkit import ORDER, REG, RUNS, SPANS, reset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +52,20 @@ def serving(conn: redis.Redis, count: int, *, concurrency: int = 16) -> Iterator
             thread.join(10)
         for consumer in running:
             consumer.close()
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.01])
+def test_every_job_runs_once_with_many_at_once(conn, seconds):
+    """Jobs that end together free their slots before their outcomes are stored: the next take
+    must not give them back as if never started (they would run twice)."""
+    handles = switchyard_rq.schedule_many(
+        [("flow.counted", {"n": n, "seconds": seconds}) for n in range(400)], registry=REG
+    )
+    with switchyard_rq.Consumer(conn, ["default"], registry=REG, concurrency=16,
+                                log_jobs=False) as consumer:  # fmt: skip
+        assert consumer.run(max_jobs=400, idle_timeout=0.1) == 400
+    assert [h.result(timeout=5).n for h in handles] == list(range(400))
+    assert dict.fromkeys(range(400), 1) == RUNS
 
 
 def test_a_concurrency_limit_holds_across_consumers_and_nothing_waits_for_nothing(conn):

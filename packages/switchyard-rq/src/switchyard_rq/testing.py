@@ -119,8 +119,10 @@ class MemorySource:
 
     # -- JobSource -----------------------------------------------------------------------------
 
-    def take(self, size: int, *, running: int, held: int, idle_for: float) -> list[Job]:
-        del running, held, idle_for
+    async def take(
+        self, size: int, *, running: int, held: int, idle_for: float, patient: bool = False
+    ) -> list[Job]:
+        del running, held, idle_for, patient
         now = time.time()
         jobs: list[Job] = []
         with self._cond:
@@ -170,7 +172,7 @@ class MemorySource:
                     return
                 self._cond.wait(left)
 
-    def settle(self, outcome: Outcome) -> None:
+    def settle(self, outcome: Outcome, *, later: bool = False) -> None:
         with self._cond:
             entry = self._taken.pop(outcome.job.id, None)
             if entry is None:
@@ -187,6 +189,9 @@ class MemorySource:
             self._cond.notify_all()
 
     def flush(self) -> None:
+        return None
+
+    def push(self) -> None:
         return None
 
     def give_back(self, keep: Sequence[str]) -> int:

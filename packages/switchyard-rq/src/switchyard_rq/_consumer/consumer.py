@@ -64,6 +64,9 @@ _MAX_BATCH: Final = 16  # inline jobs taken at once
 _MAX_TAKE: Final = 128  # concurrent jobs taken at once
 _BATCH_BUDGET: Final = 0.005  # prefetch only what runs within ~5 ms: no job waits behind a slow one
 _MAX_BACKOFF: Final = 2.0
+#: while a batch of jobs that run beside others starts, the loop lets the new ones begin (their
+#: waits start) every few jobs: a slot freed first does not wait for the whole batch to start
+_YIELD_EVERY: Final = 8
 
 
 class Consumer:
@@ -114,6 +117,7 @@ class Consumer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._done: deque[Outcome] = deque()  # ended in a task or thread, not settled yet
         self._abandoned = False
+        self._spawned = False  # the last job started runs in a task or thread
         self._inline_seconds: float | None = None  # average run time of inline jobs
         self._concurrent_share = 0.0  # how many of the recent jobs ran in a task or thread
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -230,10 +234,10 @@ class Consumer:
         return self.event_loop().run_until_complete(self._one(timeout))
 
     async def _one(self, timeout: float) -> bool:
-        job = self._next(1, 1, timeout)
+        job = await self._next(1, 1, timeout)
         if job is None:
             self._source.wait(timeout)
-            job = self._next(1, 1, timeout)
+            job = await self._next(1, 1, timeout)
         if job is None:
             return False
         self._start(job)
@@ -248,7 +252,7 @@ class Consumer:
         idle_timeout: float,
         grace: float | None,
     ) -> int:
-        started = 0
+        started = batch = 0
         backoff = 0.0
         source = self._source
         while (stop is None or not stop.is_set()) and (max_jobs is None or started < max_jobs):
@@ -259,15 +263,17 @@ class Consumer:
                     if given:
                         log.warning("gave back %d job(s) whose dequeue reply was lost", given)
                     backoff = 0.0
-                if self._done:
-                    self._collect()
-                free = self.concurrency - len(self._running)
+                # jobs that ended free their slots at once; their outcomes are settled after
+                # the next jobs started (their run is the critical path, not the bookkeeping)
+                free = self.concurrency - len(self._running) + len(self._done)
                 if free <= 0:
+                    self._collect()
                     await self._until_one_ends(idle_timeout)
                     continue
                 left = None if max_jobs is None else max_jobs - started
-                job = self._next(free, left, idle_timeout)
+                job = await self._next(free, left, idle_timeout)
                 if job is None:
+                    self._collect()
                     if source.more():
                         continue
                     if self._running:
@@ -277,8 +283,15 @@ class Consumer:
                     continue
                 started += 1
                 self._start(job)
-                if self._tasks:
-                    await asyncio.sleep(0)  # the running tasks' turn
+                batch += 1
+                if self._tasks and (
+                    not self._buffer or not self._spawned or batch % _YIELD_EVERY == 0
+                ):
+                    # the running tasks' turn (the new ones start their waits): every few jobs of
+                    # a batch that runs beside others, or between two inline jobs; then the
+                    # ended ones' outcomes
+                    await asyncio.sleep(0)
+                    self._collect()
             except SourceUnavailable as exc:
                 self._errors += 1
                 backoff = min(max(backoff * 2, 0.05), _MAX_BACKOFF)
@@ -293,7 +306,7 @@ class Consumer:
         while time.monotonic() < deadline and (stop is None or not stop.is_set()):
             await asyncio.sleep(min(0.05, deadline - time.monotonic()))
 
-    def _next(self, free: int, left: int | None, idle_timeout: float) -> Job | None:
+    async def _next(self, free: int, left: int | None, idle_timeout: float) -> Job | None:
         """The next job to start: from the batch in hand, else from the source. ``free``: slots
         free for jobs that run beside others; ``left``: jobs left to run (None: no end)."""
         if self._buffer:
@@ -307,11 +320,12 @@ class Consumer:
             size = max(1, min(_MAX_BATCH, int(_BATCH_BUDGET / self._inline_seconds)))
         if left is not None:
             size = min(size, left)
-        jobs = self._source.take(
+        jobs = await self._source.take(
             size,
             running=size if concurrent else 1,
-            held=len(self._running),
+            held=len(self._running),  # ended ones too: their outcomes are not stored yet
             idle_for=idle_timeout,
+            patient=bool(self._tasks),
         )
         if not jobs:
             return None
@@ -319,6 +333,7 @@ class Consumer:
         return jobs[0]
 
     def _start(self, job: Job) -> None:
+        self._spawned = False
         run = prepare(self._resolver, job)
         if isinstance(run, Outcome):
             self._finish(run)
@@ -337,6 +352,7 @@ class Consumer:
             self._finish(outcome)
 
     def _spawn(self, job: Job, work: Any) -> None:
+        self._spawned = True
         self._concurrent_share = 0.9 * self._concurrent_share + 0.1
         loop = self.event_loop()
         task = loop.create_task(work)
@@ -374,15 +390,19 @@ class Consumer:
                 timer.cancel()
 
     def _collect(self) -> None:
-        """Settle the outcomes of the jobs that ended in a task or thread."""
+        """Settle the outcomes of the jobs that ended in a task or thread, all in one call sent
+        without waiting for its reply (read with the next take)."""
         done = self._done
+        if not done:
+            return
         while done:
             outcome = done.popleft()
             self._running.pop(outcome.job.id, None)
-            self._finish(outcome)
+            self._finish(outcome, later=True)
+        self._source.push()
 
-    def _finish(self, outcome: Outcome) -> None:
-        self._source.settle(outcome)
+    def _finish(self, outcome: Outcome, *, later: bool = False) -> None:
+        self._source.settle(outcome, later=later)
         if self.observer is not None or (
             self.log_jobs and JOB_LOG.isEnabledFor(logging.INFO if outcome.ok else logging.WARNING)
         ):

@@ -19,6 +19,7 @@ queues by every consumer, at least once a second and right when the earliest one
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -98,6 +99,31 @@ def _lost_script(reply: Any) -> bool:
     return isinstance(reply, redis.exceptions.NoScriptError)
 
 
+def _reply(link: Any) -> Any:
+    """The next reply on ``link``; an error reply as the exception object, not raised."""
+    try:
+        return link.read_response()
+    except redis.ResponseError as exc:
+        return exc
+
+
+async def _readable(link: Any) -> None:
+    """Until ``link``'s socket has something to read (the loop runs other tasks meanwhile)."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    fd = link._sock.fileno()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+
+
 class _Down:
     """Turns redis-py's connection errors into :class:`SourceUnavailable`."""
 
@@ -155,8 +181,8 @@ class RedisLink:
         self._exec_prefix = secrets.token_hex(4)
         self._counter = 0
         self._taken = 0  # jobs taken: turns the priority wheel
-        self._pending: list[Ack] = []  # outcomes not sent yet (a lost connection)
-        self._unread: list[Ack] = []  # outcomes sent on the link, replies not read yet
+        self._pending: list[Ack] = []  # outcomes not sent yet (later, or a lost connection)
+        self._unread: list[list[Ack]] = []  # the outcomes of each call sent, reply not read yet
         self._link: Any = None
         self._idle = False  # counted in the queues' idle sets (see STEP)
         self._more = False
@@ -167,10 +193,13 @@ class RedisLink:
 
     # -- taking jobs ---------------------------------------------------------------------------
 
-    def take(self, size: int, *, running: int, held: int, idle_for: float) -> list[Job]:
+    async def take(
+        self, size: int, *, running: int, held: int, idle_for: float, patient: bool = False
+    ) -> list[Job]:
         """Store pending outcomes, confirm sent ones, take up to ``size`` jobs (one round trip).
         ``held``: jobs the consumer holds now (running or waiting); ``idle_for``: how long it
-        will wait if nothing comes (how long other consumers may count it idle)."""
+        will wait if nothing comes (how long other consumers may count it idle); ``patient``:
+        other tasks run on this loop, so wait for the reply without blocking it."""
         with _DOWN:
             if time.monotonic() >= self._next_promote:
                 self._promote()
@@ -181,10 +210,15 @@ class RedisLink:
                 stamp, ts, self.name, len(self.queues), prefix, size, held, running,
                 self._taken, 1 if self._idle else 0, ts + idle_for + 1.0, LEASE_SECONDS,
             )  # fmt: skip
-            reply = self._exchange(
-                pack([*self._step_head, *self._outcome_args(self._pending), *take, *self.queues])
+            packed = pack(
+                [*self._step_head, *self._outcome_args(self._pending), *take, *self.queues]
             )
             self._pending = []
+            try:
+                reply = await self._exchange_async(packed) if patient else self._exchange(packed)
+            except BaseException:
+                self._pending = []  # they went back to pending with the link (see _drop_link)
+                raise
         due, deferred = reply[0], int(reply[1])
         if due:
             self.due_at(float(due))
@@ -256,20 +290,32 @@ class RedisLink:
 
     # -- outcomes ------------------------------------------------------------------------------
 
-    def settle(self, outcome: Outcome) -> None:
-        """Write the outcome on the link now, its reply read with the next take or flush."""
+    def settle(self, outcome: Outcome, *, later: bool = False) -> None:
+        """Write the outcome on the link now (its reply is read with the next take or flush);
+        ``later``: keep it for the next take, push or flush (one call for many outcomes)."""
         ack = self._ack(outcome)
+        if later:
+            self._pending.append(ack)
+            return
         # one outcome, no dequeue: the constant head and tail are packed once
-        packed = self._outcome_head + pack_args(ack) + self._outcome_tail
+        self._send(self._outcome_head + pack_args(ack) + self._outcome_tail, [ack])
+
+    def push(self) -> None:
+        """Send the outcomes kept for later now, in one call, without waiting for its reply."""
+        if self._pending:
+            acks, self._pending = self._pending, []
+            self._send(pack([*self._flush_head, *self._outcome_args(acks), *_NO_TAKE]), acks)
+
+    def _send(self, packed: bytes, acks: list[Ack]) -> None:
         try:
             # A health check (PING) would read an unread reply as its answer: only when none is.
             self._link_get().send_packed_command([packed], check_health=not self._unread)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.debug("cannot send the outcome of job %s yet: %s", ack.id, exc)
+            log.debug("cannot send %d outcome(s) yet: %s", len(acks), exc)
             self._drop_link()
-            self._pending.append(ack)  # stored by the next take or flush
+            self._pending.extend(acks)  # stored by the next take or flush
             return
-        self._unread.append(ack)
+        self._unread.append(acks)
 
     def _ack(self, outcome: Outcome) -> Ack:
         job = outcome.job
@@ -323,7 +369,7 @@ class RedisLink:
     def _drop_link(self) -> None:
         """Close the link after an error; outcomes whose replies were not read are sent again."""
         link, self._link = self._link, None
-        self._pending[:0] = self._unread
+        self._pending[:0] = [ack for acks in self._unread for ack in acks]
         self._unread = []
         if link is not None:
             link.disconnect()
@@ -338,18 +384,38 @@ class RedisLink:
         try:
             link.send_packed_command([packed], check_health=not unread)
             for _ in range(len(unread) + 1):
-                try:
-                    replies.append(link.read_response())
-                except redis.ResponseError as exc:
-                    replies.append(exc)
+                replies.append(_reply(link))
         except BaseException:
             self._drop_link()  # the unread outcomes go back to pending
             raise
+        return self._replied(packed, unread, replies)
+
+    async def _exchange_async(self, packed: bytes) -> Any:
+        """:meth:`_exchange`, waiting for each reply without blocking the event loop."""
+        link = self._link_get()
+        unread = self._unread
+        replies: list[Any] = []
+        try:
+            link.send_packed_command([packed], check_health=not unread)
+            for _ in range(len(unread) + 1):
+                while not link.can_read(timeout=0):
+                    await _readable(link)
+                replies.append(_reply(link))
+        except BaseException:
+            self._drop_link()
+            raise
+        return self._replied(packed, unread, replies)
+
+    def _replied(self, packed: bytes, unread: list[list[Ack]], replies: list[Any]) -> Any:
+        """The reply to ``packed``, after checking the replies to the outcomes sent before."""
         self._unread = []
-        again = [a for a, r in zip(unread, replies, strict=False) if _lost_script(r)]
-        for ack, reply in zip(unread, replies, strict=False):
+        again = [
+            a for acks, r in zip(unread, replies, strict=False) if _lost_script(r) for a in acks
+        ]
+        for acks, reply in zip(unread, replies, strict=False):
             if isinstance(reply, Exception) and not _lost_script(reply):
-                log.error("storing the outcome of job %s failed: %s", ack.id, reply)
+                ids = ", ".join(a.id for a in acks)
+                log.error("storing the outcome of job(s) %s failed: %s", ids, reply)
         reply = replies[-1]
         if again or _lost_script(reply):  # a restarted server lost the script: nothing applied
             STEP.load(self.connection)

@@ -79,19 +79,22 @@ class WorkerCounts:
 class JobSource(Protocol):
     """Where one consumer's jobs come from and where their outcomes go.
 
-    The loop calls every method from one thread, except :meth:`wait`, :meth:`beat` and
-    :meth:`renew`, which a source must allow from a second thread meanwhile. Errors that a
-    later call may get over raise :class:`SourceUnavailable`.
+    The loop calls every method from one thread (``take`` is a coroutine on its event loop),
+    except :meth:`wait`, :meth:`beat` and :meth:`renew`, which a source must allow from a
+    second thread meanwhile. Errors that a later call may get over raise
+    :class:`SourceUnavailable`.
     """
 
     name: str
     queues: tuple[str, ...]
 
-    def take(self, size: int, *, running: int, held: int, idle_for: float) -> list[Job]:
+    async def take(
+        self, size: int, *, running: int, held: int, idle_for: float, patient: bool = False
+    ) -> list[Job]:
         """Store the outcomes settled so far and take up to ``size`` jobs; the first
         ``running`` of them start now (the rest wait in the consumer's hands). ``held``: jobs
         the consumer holds now (running or waiting); ``idle_for``: how long it will wait if
-        nothing comes."""
+        nothing comes; ``patient``: other tasks run on the loop, do not block it."""
         ...
 
     def more(self) -> bool:
@@ -103,8 +106,13 @@ class JobSource(Protocol):
         """Block until a job may be there to take, or ``timeout`` seconds passed."""
         ...
 
-    def settle(self, outcome: Outcome) -> None:
-        """Record an outcome (it may be stored with the next call that reaches the source)."""
+    def settle(self, outcome: Outcome, *, later: bool = False) -> None:
+        """Record an outcome: sent now (stored with the next call that reads a reply), or with
+        ``later`` kept for the next :meth:`take`, :meth:`push` or :meth:`flush`."""
+        ...
+
+    def push(self) -> None:
+        """Send the outcomes kept for later, without waiting for the source to confirm them."""
         ...
 
     def flush(self) -> None:
