@@ -148,3 +148,20 @@ def test_routes(workspace, plugins, run_cli):
     text = run_cli("routes")[1]
     assert "text.*  ->  words" in text
     assert "default queue: main" in text
+
+
+def test_schedule_with_a_priority_and_every_option(conn, workspace, plugins, run_cli):
+    code, out, err = run_cli(
+        "schedule", "text.slugify", "--data", '{"text": "Urgent"}', "--priority", "high",
+        "--key", "k-1", "--delay", "0",
+    )  # fmt: skip
+    assert code == 0, err
+    job_id = out.strip()
+    assert conn.lrange("switchyard:queue:words:high", 0, -1) == [job_id.encode()]
+    assert conn.hget(f"rq:job:{job_id}", "sy_prio") == b"h"
+    code, again, _ = run_cli("schedule", "text.slugify", "--data", '{"text": "x"}', "--key", "k-1")
+    assert again.strip() == job_id  # the idempotency key
+    code, _, err = run_cli("schedule", "text.slugify", "--priority", "urgent")
+    assert code == 2
+    assert "invalid choice: 'urgent'" in err
+    assert err.count("\n") == 1

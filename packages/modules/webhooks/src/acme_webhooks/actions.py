@@ -136,6 +136,7 @@ class DeliverOut(BaseModel):
     "webhooks.deliver",
     description="POST a signed payload; retry timeouts, 429 and 5xx with exponential backoff.",
     idempotent=False,
+    io_bound=True,  # it waits on the receiver: the worker runs it in its thread pool
 )
 def deliver(data: DeliverIn) -> DeliverOut:
     event_id = data.event_id or uuid.uuid4().hex

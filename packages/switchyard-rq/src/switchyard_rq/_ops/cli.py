@@ -48,6 +48,11 @@ def register(subparsers: Any) -> None:
     )
     schedule.add_argument("--delay", type=float, metavar="SECONDS", help="run it later")
     schedule.add_argument("--key", metavar="KEY", help="idempotency key")
+    schedule.add_argument(
+        "--priority",
+        choices=("high", "normal", "low"),
+        help="within its queue (default: the action's own)",
+    )
     schedule.set_defaults(func=_schedule)
 
     jobs = subparsers.add_parser("jobs", help="inspect jobs; list and retry failed ones")
@@ -101,7 +106,9 @@ def _schedule(args: argparse.Namespace) -> int:
     data = _read_data(args.data)
 
     def run() -> int:
-        handle = schedule_action(args.name, data, delay=args.delay, key=args.key)
+        handle = schedule_action(
+            args.name, data, delay=args.delay, key=args.key, priority=args.priority
+        )
         if args.wait is None:
             print(handle.id)
             return 0
