@@ -44,6 +44,7 @@ import redis  # noqa: TID251 - a benchmark of Redis queues talks to Redis direct
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from switchyard_rq._consumer.link import LEASE_SECONDS  # noqa: E402
 from throughput import RedisServer, stop, tree_cpu, write_dist_info  # noqa: E402
 
 PORT = 6432
@@ -97,9 +98,9 @@ def switchyard_system(
         cmd = [str(BIN / "switchyard-worker"), "--min", str(processes), "--max", str(processes),
                "--queues", "default", "--concurrency", str(slots_per_process),
                "--job-log", "failures"]  # fmt: skip
-        return [
-            subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        ]
+        log = os.environ.get("BENCH_WORKER_LOG")  # to see what the workers say
+        err = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps it
+        return [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)]
 
     def done(conn: redis.Redis) -> int:
         return int(conn.zcard("rq:finished:default"))
@@ -308,6 +309,44 @@ def flow_accuracy(conn: redis.Redis, env: dict[str, str], seconds: float) -> Non
         f"concurrency limit 3, 3 worker processes x 16, {n:,} jobs of 20 ms: at most {peak} "
         f"at once (the handlers' own records); {n / took:.0f} jobs/s (the bound: 3 / 0.02 s = "
         f"150/s)"
+    )
+    lease_recovery(conn, env)
+
+
+def lease_recovery(conn: redis.Redis, env: dict[str, str]) -> None:
+    """A consumer holding all 3 slots is SIGKILLed with no supervisor to recover its jobs: how
+    long until a job waiting for a slot runs (the leases lapse on their own)."""
+    import switchyard
+    import switchyard_rq
+
+    conn.flushall()
+    registry = switchyard.Registry.from_entry_points()
+    for i in range(3):
+        switchyard_rq.schedule_action("flow.held", {"n": i}, registry=registry)
+    code = (
+        "import switchyard, switchyard_rq\n"
+        f"c = switchyard_rq.Consumer(switchyard_rq.get_connection({URL!r}), ['default'], "
+        "registry=switchyard.Registry.from_entry_points(), concurrency=8)\n"
+        "c.run()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        while conn.zcard("switchyard:flow:c:flow.held") < 3:
+            time.sleep(0.01)
+    finally:
+        child.kill()
+        child.wait()
+    killed = time.perf_counter()
+    waiting = switchyard_rq.schedule_action("flow.held", {"n": 99, "seconds": 0}, registry=registry)
+    procs = switchyard_system("", "flow.held", 8, processes=1).start(env)
+    try:
+        waiting.result(timeout=60)
+    finally:
+        stop(procs)
+    print(
+        f"a consumer holding every slot of a limit killed with no one to recover its jobs: the "
+        f"next job ran {time.perf_counter() - killed:.1f} s later (leases lapse "
+        f"{LEASE_SECONDS:.0f} s after their last renewal)"
     )
 
 

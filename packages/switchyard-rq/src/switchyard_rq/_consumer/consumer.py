@@ -194,6 +194,7 @@ class Consumer:
             finally:
                 self._loop.close()
                 self._loop = None
+                self._wakeup = self._bell = None  # bound to the loop that closed
         close_resources()
 
     def __enter__(self) -> Consumer:
@@ -223,6 +224,7 @@ class Consumer:
         """
         self.register()
         loop = self.event_loop()
+        self._abandoned = False
         try:
             return loop.run_until_complete(self._serve(stop, max_jobs, idle_timeout, grace))
         finally:
@@ -297,6 +299,7 @@ class Consumer:
                 backoff = min(max(backoff * 2, 0.05), _MAX_BACKOFF)
                 log.warning("Redis unavailable (%s); retrying in %.2f s", exc, backoff)
                 await self._pause(backoff, stop)
+        self._give_back_taken()
         await self._drain(grace)
         return started
 
@@ -443,6 +446,19 @@ class Consumer:
             error = bell_rang.exception()
             if error is not None:
                 raise error
+
+    def _give_back_taken(self) -> None:
+        """Jobs taken and not started go back to their queues at once (not after the running
+        ones end): another consumer may run them meanwhile."""
+        if not self._buffer:
+            return
+        try:
+            self._collect()
+            self._source.flush()
+            self._source.give_back(list(self._running))
+            self._buffer.clear()
+        except SourceUnavailable as exc:  # run()'s last step tries again
+            log.warning("cannot give back the jobs taken and not started yet (%s)", exc)
 
     async def _drain(self, grace: float | None) -> None:
         """Wait for the running jobs (at most ``grace`` seconds); give up the rest."""
