@@ -52,9 +52,11 @@ def remote_settings(
     root: Path, *, url: str | None = None, disabled: bool = False, read_only: bool = False
 ) -> RemoteSettings | None:
     """The remote cache to use, or None for none; bad settings are one clear YardError."""
+    table = _table(root)
+    read_only = _read_only(table) or read_only  # checked even when no remote is used
+    timeout = _timeout(table)
     if disabled:
         return None
-    table = _table(root)
     where = f"{ENV_URL}" if url is None and ENV_URL in os.environ else "--remote-cache"
     if url is None:
         url = os.environ.get(ENV_URL)
@@ -91,8 +93,8 @@ def remote_settings(
         host=host,
         port=port,
         prefix=prefix,
-        read_only=read_only or _read_only(table),
-        timeout=_timeout(table),
+        read_only=read_only,
+        timeout=timeout,
         headers=tuple(headers),
         shown=f"{scheme}://{host}{f':{port}' if port else ''}{prefix}",
     )
