@@ -217,18 +217,38 @@ def root_files(workspace: Workspace) -> list[str]:
     return listed if listed is not None else _walk_files(workspace.root, ["."])
 
 
-def extra_inputs(
-    workspace: Workspace, name: str, config: TestConfig, files: Sequence[str]
-) -> tuple[tuple[str, str], ...]:
-    """The global inputs that apply to ``name`` and the inputs it declares, with digests."""
+class InputFiles:
+    """The repository's files, matched against input globs once per glob (many members share
+    the global ones), with their digests read once."""
+
+    __slots__ = ("_digests", "_matched", "files", "root")
+
+    def __init__(self, root: Path, files: Sequence[str]) -> None:
+        self.root = root
+        self.files = files
+        self._matched: dict[str, list[str]] = {}
+        self._digests: dict[str, str] = {}
+
+    def digests(self, patterns: Iterable[str]) -> FileDigests:
+        chosen: set[str] = set()
+        for pattern in patterns:
+            found = self._matched.get(pattern)
+            if found is None:
+                found = self._matched[pattern] = [p for p in self.files if glob_match(p, [pattern])]
+            chosen.update(found)
+        unknown = sorted(p for p in chosen if p not in self._digests)
+        self._digests.update(file_digests(self.root, unknown))
+        return tuple((p, self._digests[p]) for p in sorted(chosen) if p in self._digests)
+
+
+def input_patterns(workspace: Workspace, name: str, config: TestConfig) -> list[str]:
+    """The global inputs that apply to ``name`` and the inputs it declares."""
     patterns = [
         pattern
         for pattern, targets in workspace.config.global_inputs.items()
         if targets is None or name in targets
     ]
-    patterns.extend(config.inputs)
-    chosen = [path for path in files if glob_match(path, patterns)]
-    return file_digests(workspace.root, chosen)
+    return patterns + list(config.inputs)
 
 
 class TestKeyParts(NamedTuple):
@@ -283,7 +303,7 @@ def test_keys(
     configs = test_configs(workspace, names)
     tests = test_files(workspace, names)
     group_locks = group_lock_digests(lock_text, names, set(workspace.members))
-    files = root_files(workspace)
+    files = InputFiles(workspace.root, root_files(workspace))
     out: dict[str, str] = {}
     for name in names:
         parts = TestKeyParts(
@@ -293,7 +313,7 @@ def test_keys(
             group_lock=group_locks[name],
             runner=the_runner,
             python=python,
-            inputs=extra_inputs(workspace, name, configs[name], files),
+            inputs=files.digests(input_patterns(workspace, name, configs[name])),
             env=env_values(configs[name].env),
             args=tuple(args),
         )
