@@ -176,7 +176,11 @@ def _cache(args: argparse.Namespace) -> int:
             print(json.dumps(info, indent=2))
         else:
             print(f"cache:   {info['path']}")
-            print(f"entries: {info['entries']} ({len(info['members'])} member(s))")
+            kinds = info["kinds"]
+            print(
+                f"entries: {info['entries']} ({len(info['members'])} member(s)): "
+                f"{kinds['build']} build(s), {kinds['test']} test result(s)"
+            )
             print(f"size:    {human_size(info['size'])}")
         return 0
     limit = parse_size(args.max_size)
