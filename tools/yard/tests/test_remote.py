@@ -301,3 +301,45 @@ def test_bad_remote_settings_in_the_environment_are_one_line(
     assert result.err.count("\n") == 1
     build = repo.yard("build", "base", "--cache-dir", str(tmp_path / "c"))
     assert build.err == result.err
+
+
+def test_build_takes_the_remote_options(nginx, clone, tmp_path, monkeypatch):
+    repo = clone()
+    monkeypatch.setenv("YARD_REMOTE_CACHE", "not a url")
+    broken = repo.yard("build", "base", "--cache-dir", str(tmp_path / "c1"))
+    assert broken.err.startswith("yard: error: YARD_REMOTE_CACHE: 'not a url' is not a remote")
+    local = repo.yard(
+        "build", "base", "--json", "--cache-dir", str(tmp_path / "c1"), "--no-remote-cache"
+    )
+    assert local.code == 0, local.err
+    assert "remote" not in local.json()
+    url = f"{nginx.url}/build-ro"
+    before = len(nginx.requests())
+    read_only = repo.yard(
+        "build", "base", "other", "--json", "--cache-dir", str(tmp_path / "c2"),
+        "--remote-cache", url, "--remote-read-only",
+    )  # fmt: skip
+    assert read_only.code == 0, read_only.err
+    assert read_only.json()["remote"] == {**read_only.json()["remote"], "read_only": True}
+    requests = nginx.requests()[before:]
+    assert [r.split()[0] for r in requests] == ["GET", "GET"]  # two lookups, no upload
+
+
+def test_slice_takes_the_remote_options(clone, tmp_path):
+    repo = clone()
+    result = repo.yard(
+        "slice", "--consumer", "nosuch", "--out", str(tmp_path / "s"),
+        "--remote-cache", "http://127.0.0.1:9", "--no-remote-cache", "--remote-read-only",
+    )  # fmt: skip
+    assert result.code == 2
+    assert result.err.startswith("yard: error: no workspace member named 'nosuch'")
+
+
+def test_head_goes_with_affected(clone, marks, tmp_path):
+    repo = clone()
+    repo.write("packages/other/src/other/__init__.py", "VALUE = 1  # edited\n")
+    repo.commit("other")
+    result = ytest(repo, tmp_path / "c", "--affected", "--base", "HEAD~1", "--head", "HEAD")
+    assert how(result) == {"other": "passed/run"}
+    none = ytest(repo, tmp_path / "c", "--affected", "--base", "HEAD", "--head", "HEAD")
+    assert none.json()["members"] == []

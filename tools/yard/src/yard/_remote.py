@@ -25,7 +25,7 @@ import shutil
 import ssl
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
@@ -102,9 +102,11 @@ class RemoteCache:
             return None
         try:
             status, record = self._request("GET", f"/ac/{key}", limit=MAX_RECORD)
-            if status != 200:
+            if status == 404:
                 self._count("misses")
                 return None
+            if status != 200:  # not a cache of this protocol (or not at this path)
+                raise _Unreachable(f"HTTP {status} {http.client.responses.get(status, '')}")
             try:
                 files = _acproto.decode(record)
             except ValueError as exc:
@@ -112,9 +114,11 @@ class RemoteCache:
             blobs: dict[str, bytes] = {}
             for item in files:
                 status, data = self._request("GET", f"/cas/{item.sha256}", limit=item.size)
-                if status != 200:  # evicted by the server: an incomplete entry is a miss
+                if status == 404:  # evicted by the server: an incomplete entry is a miss
                     self._count("misses")
                     return None
+                if status != 200:
+                    raise _Unreachable(f"HTTP {status} {http.client.responses.get(status, '')}")
                 if len(data) != item.size or hashlib.sha256(data).hexdigest() != item.sha256:
                     raise _Refused(f"{item.path} does not match its SHA-256")
                 blobs[item.path] = data
@@ -315,8 +319,3 @@ def _store(cache: BuildCache, key: str, blobs: Mapping[str, bytes], meta: dict[s
         return cache.store(key, paths, meta)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def unique(keys: Iterable[str]) -> list[str]:
-    """``keys`` without repeats, in order."""
-    return list(dict.fromkeys(keys))
