@@ -161,6 +161,8 @@ def measure(
     cold_s: list[float] = []
     loads = [load()]
     for i in range(cold_rounds):  # interleaved: the baseline, then yard with everything empty
+        for venv in (".venv", ".nox"):  # both sides make their environments (uv's cache is warm)
+            shutil.rmtree(root / venv, ignore_errors=True)
         started = time.perf_counter()
         for cmd in baseline:
             timed(cmd, root)
