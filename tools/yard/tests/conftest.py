@@ -203,7 +203,7 @@ class Nginx:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Nginx:
-        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        binary = os.environ.get("YARD_TEST_NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
         if not os.access(binary, os.X_OK):
             missing_service("nginx is not installed (Debian: apt-get install nginx)")
         for sub in ("data", "tmp"):
