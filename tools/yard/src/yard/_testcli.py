@@ -66,10 +66,13 @@ def add_parser(commands: Any, remote: argparse.ArgumentParser) -> None:
         commands._parser_class = default_class
     # --root and --debug as everywhere, without hiding the values given before `test`
     test.add_argument(
-        "--root", type=Path, default=argparse.SUPPRESS, help="the workspace root (default: here)"
+        "--root",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="the workspace root (default: the workspace enclosing the current folder)",
     )
     test.add_argument(
-        "--debug", action="store_true", default=argparse.SUPPRESS, help="tracebacks on errors"
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors"
     )
     test.add_argument("members", nargs="*", metavar="MEMBER", help="members (default: all)")
     test.add_argument("--affected", action="store_true", help="what a git change affects")

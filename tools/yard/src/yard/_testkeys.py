@@ -169,27 +169,44 @@ def group_lock_digests(
     if lock_text is None:
         return {name: _digest("no lock") for name in wanted}
     lock = _lock.parse_lock(lock_text)
+    parsed: dict[int, dict[str, Any]] = {}
+
+    def block(index: int) -> dict[str, Any]:
+        found = parsed.get(index)
+        if found is None:
+            found = parsed[index] = _block(lock.packages[index])
+        return found
+
+    def targets(entries: list[dict[str, Any]]) -> list[tuple[int, tuple[str, ...]]]:
+        out: list[tuple[int, tuple[str, ...]]] = []
+        for entry in entries:
+            ref = (entry["name"], entry.get("version"), None, ())
+            extras = tuple(entry.get("extra", ()))
+            out.extend((i, extras) for i in _lock._resolve(lock, ref))
+        return out
+
     out: dict[str, str] = {}
     for name in wanted:
-        refs: list[_lock.DepRef] = []
+        stack: list[tuple[int, tuple[str, ...]]] = []
         for index in lock.by_name.get(name, []):
-            package = lock.packages[index]
-            _lock._details(package, "uv.lock")
-            for group_refs in package.groups.values():
-                refs.extend(group_refs)
+            groups = block(index).get("package", {}).get("dev-dependencies", {})
+            for entries in groups.values():
+                stack.extend(targets(entries))
         seen: set[int] = set()
-        stack = [(i, ref[3]) for ref in refs for i in _lock._resolve(lock, ref)]
+        visited: set[tuple[int, tuple[str, ...]]] = set()
         while stack:
-            index, extras = stack.pop()
-            package = lock.packages[index]
-            if normalize(package.name) in members or index in seen:
+            state = stack.pop()
+            index, extras = state
+            if state in visited or normalize(lock.packages[index].name) in members:
                 continue
+            visited.add(state)
             seen.add(index)
-            _lock._details(package, "uv.lock")
-            follow = list(package.deps)
+            data = block(index)
+            entries = list(data.get("dependencies", []))
+            optional = data.get("package", {}).get("optional-dependencies", {})
             for extra in extras:
-                follow.extend(package.optional.get(extra, ()))
-            stack.extend((i, ref[3]) for ref in follow for i in _lock._resolve(lock, ref))
+                entries.extend(optional.get(extra, []))
+            stack.extend(targets(entries))
         out[name] = _digest("\n\0".join(sorted(lock.packages[i].text for i in seen)))
     return out
 
