@@ -4,8 +4,9 @@
 command, and ``.ci/run`` calls exactly that. Every session builds its environment with uv from
 the committed ``uv.lock`` (``uv sync --frozen``), so what CI tests is what the lock says.
 
-``nox -s affected -- --base REF`` tests only what a change affects (``yard affected``), each
-member in its own exact environment; ``nox -s "test(member='acme-auth')"`` tests one member so.
+``nox -s affected -- --base REF`` tests only what a change affects (``yard test --affected``),
+each member in its own exact environment, replaying passes cached locally or in the remote cache;
+``nox -s "test(member='acme-auth')"`` tests one member so.
 ``nox -s build`` builds wheels through yard's cache; ``nox -s bench -- NAME`` runs a benchmark.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -36,8 +36,6 @@ def members() -> list[Path]:
 
 
 WORKSPACE = yard.load_workspace(ROOT)
-MEMBER_ENVS = ROOT / ".nox" / "_members"
-"""One virtual environment per member for the isolated test runs, kept between runs."""
 
 
 def sync(session: nox.Session, *args: str) -> None:
@@ -94,90 +92,45 @@ def redis_env() -> dict[str, str]:
     return env
 
 
-def locked_version(name: str) -> str:
-    """The version of a package that uv.lock pins (pytest for the isolated runs)."""
-    text = (ROOT / "uv.lock").read_text(encoding="utf-8")
-    found = re.search(rf'\n\[\[package\]\]\nname = "{re.escape(name)}"\nversion = "([^"]+)"', text)
-    if found is None:
-        raise RuntimeError(f"uv.lock does not lock {name}; run `uv lock`")
-    return found.group(1)
-
-
-def test_member(session: nox.Session, name: str, *pytest_args: str) -> None:
-    """Run one member's tests in its own exact environment.
-
-    ``uv run --exact --package NAME`` installs the member, what it declares (its dependencies
-    and its dev group) and nothing else, from uv.lock; pytest comes in as a locked-version
-    overlay. A test that imports something the member forgot to declare fails here.
-    """
-    member = WORKSPACE.member(name)
-    tests = member.directory / "tests"
-    if not tests.is_dir():
-        session.log(f"{member.name}: no tests/ folder, nothing to run")
-        return
-    venv = str(MEMBER_ENVS / member.name)
-    env = {**redis_env(), "UV_PROJECT_ENVIRONMENT": venv, "VIRTUAL_ENV": venv}
-    session.run(
-        "uv",
-        "run",
-        "--frozen",
-        "--exact",
-        "--package",
-        member.name,
-        "--with",
-        f"pytest=={locked_version('pytest')}",
-        "pytest",
-        str(tests),
-        *pytest_args,
-        env=env,
-        external=True,
-        success_codes=[0, 5],  # 5: the folder holds no test yet
-    )
+YARD = (sys.executable, "-m", "yard")
+"""yard from nox's own environment (the dev group has it)."""
 
 
 @nox.session(default=False, venv_backend="none")
 @nox.parametrize("member", sorted(WORKSPACE.members))
 def test(session: nox.Session, member: str) -> None:
-    """One member's tests in its own exact environment: ``nox -s "test(member='NAME')"``."""
-    test_member(session, member, *session.posargs)
+    """One member's tests in its own exact environment, through yard's test cache:
+    ``nox -s "test(member='NAME')" [-- PYTEST ARGS]``."""
+    session.run(*YARD, "test", "--root", str(ROOT), member, "--", *session.posargs, external=True)
 
 
 @nox.session(default=False)
 def affected(session: nox.Session) -> None:
     """The tests of what a change affects: ``nox -s affected -- --base REF [--head REF]``.
 
-    ``yard affected`` names the members (changed ones and their dependents, uv.lock changes
-    included); each runs its tests in its own exact environment, then the root tests/ run
-    when anything is affected (or when they changed themselves).
+    ``yard test --affected`` names the members (changed ones and their dependents, uv.lock
+    changes included) and runs each one's tests in its own exact environment (only what the
+    member declares, from uv.lock), in parallel; a member whose test key has a cached pass,
+    locally or in the remote cache (``YARD_REMOTE_CACHE``, see README), is not run again.
+    Then the root tests/ run when anything is affected (or when they changed themselves).
+    Other ``yard test`` options pass through: ``-- --base main --jobs 2``.
     """
     if not session.posargs:
         session.error("give the base ref: nox -s affected -- --base REF [--head REF]")
-    yard_command = (sys.executable, "-m", "yard")  # nox's own environment has yard
-    output = session.run(
-        *yard_command,
-        "affected",
-        "--json",
-        "--root",
-        str(ROOT),
-        *session.posargs,
-        silent=True,
-        external=True,
-    )
-    result = json.loads(str(output))
-    names: list[str] = result["affected"]
-    root_tests = any(f.startswith("tests/") for f in result["changed_files"])
-    if not names and not root_tests:
-        session.log(f"nothing is affected since {result['base']}: no tests to run")
-        return
-    session.log(f"affected: {', '.join(names) or 'none'}")
     failed: list[str] = []
-    for name in names:
-        session.log(f"{name}: {'; '.join(result['reasons'][name][:3])}")
-        try:
-            test_member(session, name)
-        except CommandFailed:  # test the other members too, then fail naming them all
-            failed.append(name)
-    if (ROOT / "tests").is_dir() and any((ROOT / "tests").glob("test_*.py")):
+    try:
+        session.run(
+            *YARD, "test", "--root", str(ROOT), "--affected", *session.posargs, external=True
+        )
+    except CommandFailed:  # the root tests too, then fail naming both
+        failed.append("members (see yard's table)")
+    output = session.run(
+        *YARD, "affected", "--json", "--root", str(ROOT), *_base_head(session.posargs),
+        silent=True, external=True,
+    )  # fmt: skip
+    result = json.loads(str(output))
+    root_tests = any(f.startswith("tests/") for f in result["changed_files"])
+    if (result["affected"] or root_tests) and any((ROOT / "tests").glob("test_*.py")):
         sync(session)
         try:
             session.run("pytest", "tests", env=redis_env())
@@ -185,6 +138,20 @@ def affected(session: nox.Session) -> None:
             failed.append("root tests/")
     if failed:
         session.error(f"tests failed for: {', '.join(failed)}")
+
+
+def _base_head(args: list[str]) -> list[str]:
+    """The ``--base``/``--head`` options (and their values) among ``yard test`` arguments."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "--":  # pytest's arguments follow
+            break
+        name = arg.partition("=")[0]
+        if name in ("--base", "--head"):
+            out.append(arg)
+            if "=" not in arg and i + 1 < len(args):
+                out.append(args[i + 1])
+    return out
 
 
 @nox.session(default=False, venv_backend="none")
@@ -205,6 +172,7 @@ BENCHMARKS = {
     "coldstart": "coldstart.py",
     "yard-affected": "yard_affected.py",
     "yard-build": "yard_build.py",
+    "yard-test": "yard_test.py",
 }
 
 

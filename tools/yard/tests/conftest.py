@@ -25,6 +25,248 @@ GIT_ENV = {
 }
 
 
+# --- Services and the workspace yard test runs on (yard test, the remote cache) ----------
+
+REQUIRE_SERVICES = ("CI", "SWITCHYARD_REQUIRE_SERVICES")
+"""When either is set (to anything but empty or 0), a missing service fails its tests instead of
+skipping them, so CI never passes by skipping (see README, "Running the tests")."""
+
+
+def missing_service(what: str) -> None:
+    """Skip the test, or fail it when services are required."""
+    import os
+
+    required = [v for v in REQUIRE_SERVICES if os.environ.get(v, "") not in ("", "0")]
+    if required:
+        pytest.fail(f"{what} ({required[0]} is set, so services are required; .ci/run installs it)")
+    pytest.skip(what)
+
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/tmp/body;
+    proxy_temp_path {prefix}/tmp/proxy;
+    fastcgi_temp_path {prefix}/tmp/fastcgi;
+    uwsgi_temp_path {prefix}/tmp/uwsgi;
+    scgi_temp_path {prefix}/tmp/scgi;
+    client_max_body_size 64m;
+    server {{
+        listen 127.0.0.1:{port};
+        root {prefix}/data;
+        location / {{
+            dav_methods PUT;
+            create_full_put_path on;
+        }}
+        location /private/ {{
+            if ($http_authorization != "Bearer s3cret") {{ return 401; }}
+            dav_methods PUT;
+            create_full_put_path on;
+        }}
+        location /readonly/ {{
+            limit_except GET HEAD {{ deny all; }}
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """Debian's nginx on a free loopback port, serving ``data/`` with WebDAV PUT: a remote cache
+    as yard's users run one. ``/private/`` wants ``Authorization: Bearer s3cret``;
+    ``/readonly/`` refuses uploads."""
+
+    def __init__(self, prefix: Path) -> None:
+        self.prefix = prefix
+        self.data = prefix / "data"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Nginx:
+        import os
+        import shutil
+        import socket
+        import time
+
+        binary = os.environ.get("YARD_TEST_NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.access(binary, os.X_OK):
+            missing_service("nginx is not installed (Debian: apt-get install nginx)")
+        for sub in ("data", "tmp"):
+            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        for _attempt in range(5):
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+            conf = self.prefix / "nginx.conf"
+            conf.write_text(NGINX_CONF.format(prefix=self.prefix, port=self.port))
+            cmd = [
+                binary,
+                "-p",
+                str(self.prefix),
+                "-c",
+                str(conf),
+                "-e",
+                str(self.prefix / "error.log"),
+            ]
+            log = open(self.prefix / "stderr.log", "ab")  # noqa: SIM115 - nginx writes while it runs
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=log)
+            log.close()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                with socket.socket() as client:
+                    if client.connect_ex(("127.0.0.1", self.port)) == 0:
+                        return self
+                time.sleep(0.02)
+            self.stop()
+        errors = (self.prefix / "error.log").read_text(errors="replace")[-500:]
+        raise RuntimeError(f"nginx did not start: {errors}")
+
+    def stop(self) -> None:
+        """Stop it by its PID (the one process: master_process off)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def requests(self) -> list[str]:
+        """The access log's request lines, e.g. ``PUT /ac/... HTTP/1.1 201``."""
+        path = self.prefix / "access.log"
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            quoted = line.split('"')
+            if len(quoted) > 2:
+                out.append(f"{quoted[1]} {quoted[2].split()[0]}")
+        return out
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.data, ignore_errors=True)
+        self.data.mkdir()
+
+
+@pytest.fixture(scope="session")
+def nginx(tmp_path_factory: pytest.TempPathFactory):
+    """One nginx for the session; tests use their own folders under it (a URL path each)."""
+    server = Nginx(tmp_path_factory.mktemp("nginx")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fresh_nginx(tmp_path: Path):
+    """An nginx of the test's own, which the test may stop."""
+    server = Nginx(tmp_path / "nginx").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+ROOT_LOCK = Path(__file__).resolve().parents[3] / "uv.lock"
+
+MEMBER_TEST = """\
+import os
+import pathlib
+
+import {module}
+
+
+def test_{module}():
+    marks = os.environ.get("YARD_TEST_MARKS")
+    if marks:  # say that this test ran (yard test must not run a cached one)
+        with open(pathlib.Path(marks) / "{module}", "a") as f:
+            f.write("ran\\n")
+    assert {module}.VALUE == 1
+"""
+
+
+def _locked(name: str) -> str:
+    import re
+
+    found = re.search(rf'\nname = "{name}"\nversion = "([^"]+)"', ROOT_LOCK.read_text())
+    assert found, f"{ROOT_LOCK} does not lock {name}"
+    return found.group(1)
+
+
+@pytest.fixture(scope="session")
+def test_origin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git repository of a small locked workspace to test: base <- mid <- leaf, and other,
+    each with one test (which notes in $YARD_TEST_MARKS that it ran). Clone it to use it."""
+    import os
+
+    origin = tmp_path_factory.mktemp("origin") / "ws"
+    repo = Repo(origin)
+    origin.mkdir()
+    sources = "".join(f"{n} = {{ workspace = true }}\n" for n in ("base", "mid", "leaf", "other"))
+    repo.write(
+        "pyproject.toml",
+        '[tool.uv.workspace]\nmembers = ["packages/*"]\n'
+        f'[dependency-groups]\ndev = ["pytest=={_locked("pytest")}"]\n'
+        f"[tool.uv.sources]\n{sources}",
+    )
+    repo.write(".gitignore", "__pycache__/\n*.pyc\n.venv/\ndist/\n.pytest_cache/\n")
+    hatch = (
+        'requires-python = ">=3.11"\n'
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+    )
+    for name, deps in (("base", ()), ("mid", ("base",)), ("leaf", ("mid",)), ("other", ())):
+        repo.member(f"packages/{name}", name, deps, extra=hatch, imports=deps)
+        imports = "".join(f"import {d}\n" for d in deps)
+        repo.write(f"packages/{name}/src/{name}/__init__.py", f"{imports}VALUE = 1\n")
+        repo.write(f"packages/{name}/tests/test_{name}.py", MEMBER_TEST.format(module=name))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UV_PROJECT")}
+    lock = subprocess.run(
+        ["uv", "lock", "--offline", "-q"], cwd=origin, env=env, capture_output=True, text=True
+    )
+    if lock.returncode:  # uv's cache lacks something: ask the index
+        lock = subprocess.run(
+            ["uv", "lock", "-q"], cwd=origin, env=env, capture_output=True, text=True
+        )
+    assert lock.returncode == 0, lock.stderr
+    repo.git("init", "-q", "-b", "main")
+    repo.commit("init")
+    return origin
+
+
+@pytest.fixture
+def clone(test_origin: Path, tmp_path: Path):
+    """A function making fresh clones of ``test_origin`` (a new machine's checkout)."""
+    import os
+
+    count = 0
+
+    def make() -> Repo:
+        nonlocal count
+        count += 1
+        target = tmp_path / f"clone{count}"
+        subprocess.run(
+            ["git", "clone", "-q", str(test_origin), str(target)],
+            check=True,
+            env={**GIT_ENV, "PATH": os.environ["PATH"]},
+        )
+        return Repo(target)
+
+    return make
+
+
 class Result:
     """What a user sees: the exit status, stdout and stderr."""
 

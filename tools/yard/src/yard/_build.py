@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Final, Literal, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Literal, Protocol
 
 from ._cache import BuildCache, Entry, copy_atomic
 from ._errors import YardError
@@ -30,6 +30,10 @@ from ._keys import compute_keys, runtime_closure, runtime_deps
 from ._toolchain import BuildSpec, backend_python, build_specs, toolchain
 from ._workspace import Workspace
 
+if TYPE_CHECKING:
+    from ._progress import Shown
+    from ._remote import RemoteCache
+
 State = Literal["waiting", "building", "built", "cache", "skipped", "failed"]
 DONE: Final = frozenset({"built", "cache", "skipped", "failed"})
 LOG_TAIL: Final = 25
@@ -37,11 +41,11 @@ NOT_BUILT: Final = "not built"
 
 
 class Reporter(Protocol):
-    """Where a build tells people what it is doing (see ``_progress``)."""
+    """Where a build (or a test run) tells people what it is doing (see ``_progress``)."""
 
     def begin(self, names: list[str]) -> None: ...
 
-    def update(self, result: MemberResult) -> None: ...
+    def update(self, result: Shown) -> None: ...
 
     def end(self) -> None: ...
 
@@ -93,6 +97,8 @@ class BuildOptions:
     sdist: bool = False
     no_sources: bool = False
     python: str = sys.executable
+    remote: RemoteCache | None = None
+    """Where entries missing locally are looked for, and new ones uploaded (``_remote``)."""
 
 
 @dataclass(slots=True)
@@ -106,6 +112,8 @@ class BuildReport:
     extra: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     """Problems found after building (pins, manifests), one line each."""
+    fetched: set[str] = field(default_factory=set)
+    """Keys this build took from the remote cache."""
 
     def count(self, state: str) -> int:
         return sum(1 for r in self.results.values() if r.state == state)
@@ -163,6 +171,32 @@ def plan_order(workspace: Workspace, names: Iterable[str]) -> list[str]:
     return [name for wave in component_waves(forward) for group in wave for name in group]
 
 
+def member_keys(
+    workspace: Workspace,
+    names: Iterable[str],
+    *,
+    python: str,
+    cache: BuildCache,
+    no_sources: bool = False,
+) -> tuple[dict[str, str], dict[str, BuildSpec], dict[str, Path]]:
+    """The build key of each named member and of its run-time dependencies, their build specs,
+    and the pinned backend constraints file of each requirement set."""
+    needed = runtime_closure(workspace, names)
+    specs = build_specs(workspace, needed)
+    chain, constraints = toolchain(
+        [s for s in specs.values() if s.package], python=python, folder=cache.root / "backends"
+    )
+    chain = chain._replace(backends={**chain.backends, "": NOT_BUILT})
+    requires = {n: (s.requires if s.package else "") for n, s in specs.items()}
+    lock_path = workspace.root / "uv.lock"
+    lock_text = lock_path.read_text(encoding="utf-8") if lock_path.is_file() else None
+    flags = ["no-sources"] if no_sources else []
+    keys = compute_keys(
+        workspace, needed, toolchain=chain, requires=requires, options=flags, lock_text=lock_text
+    )
+    return {n: k for n, (k, _) in keys.items()}, specs, constraints
+
+
 def build(
     workspace: Workspace,
     targets: Collection[str],
@@ -178,31 +212,24 @@ def build(
     cache.check_writable()
     check_out_dir(options.out)
     plan = plan_order(workspace, set(targets) | set(support))
-    needed = runtime_closure(workspace, plan)
-    specs = build_specs(workspace, needed)
-    chain, constraints = toolchain(
-        [s for s in specs.values() if s.package],
-        python=options.python,
-        folder=cache.root / "backends",
-    )
-    backends = {**chain.backends, "": NOT_BUILT}
-    chain = chain._replace(backends=backends)
-    requires = {n: (s.requires if s.package else "") for n, s in specs.items()}
-    lock_path = workspace.root / "uv.lock"
-    lock_text = lock_path.read_text(encoding="utf-8") if lock_path.is_file() else None
-    flags = ["no-sources"] if options.no_sources else []
-    keys = compute_keys(
-        workspace, plan, toolchain=chain, requires=requires, options=flags, lock_text=lock_text
+    keys, specs, constraints = member_keys(
+        workspace, plan, python=options.python, cache=cache, no_sources=options.no_sources
     )
     results = {
-        name: MemberResult(
-            name, workspace.members[name].version, name in targets, key=keys[name][0]
-        )
+        name: MemberResult(name, workspace.members[name].version, name in targets, key=keys[name])
         for name in plan
     }
     report = BuildReport(results, out=options.out, cache=options.cache)
     reporter.begin(plan)
     suffixes = (".whl", ".tar.gz") if options.sdist else (".whl",)
+    remote = options.remote
+    if remote is not None:  # fetch what the local cache lacks, all at once
+        wanted = {
+            keys[n]: n
+            for n in plan
+            if specs[n].package and cache.lookup(keys[n], suffixes, touch=False) is None
+        }
+        report.fetched = set(remote.fetch_many(wanted, cache))
     misses: list[str] = []
     for name in plan:
         result = results[name]
@@ -211,7 +238,8 @@ def build(
             continue
         entry = cache.lookup(result.key, suffixes)
         if entry is not None and _deliver(result, entry, suffixes, options.out):
-            _finish(result, "cache", "", reporter)
+            reason = "from the remote cache" if result.key in report.fetched else ""
+            _finish(result, "cache", reason, reporter)
         else:
             misses.append(name)
     _run_misses(
@@ -528,6 +556,8 @@ def _store(
         files.append(found[0])
     meta = {"member": result.name, "version": result.version, "seconds": result.seconds}
     entry = cache.store(result.key, files, meta)
+    if options.remote is not None:
+        options.remote.upload(entry)
     return _deliver(result, entry, suffixes, options.out)
 
 

@@ -15,16 +15,36 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ._build import BuildOptions
+    from ._remote import RemoteCache
     from ._slice import Selection
     from ._workspace import Workspace
 
-COMMANDS = ("build", "cache", "slice")
+COMMANDS = ("build", "cache", "slice", "test")
 EXIT_FAILED = 1
 
 
+def remote_options() -> argparse.ArgumentParser:
+    """The remote cache options of build, slice and test (see docs/yard-build.md)."""
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument(
+        "--remote-cache",
+        metavar="URL",
+        help="a remote cache (Bazel's HTTP protocol) for this run; default: $YARD_REMOTE_CACHE, "
+        "else [tool.yard.cache] remote",
+    )
+    remote.add_argument("--no-remote-cache", action="store_true", help="use the local cache only")
+    remote.add_argument(
+        "--remote-read-only", action="store_true", help="download from the remote, never upload"
+    )
+    return remote
+
+
 def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Add build, cache and slice to the ``yard`` subcommands."""
-    shared = argparse.ArgumentParser(add_help=False)
+    """Add build, cache, slice and test to the ``yard`` subcommands."""
+    from ._testcli import add_parser as add_test
+
+    remote = remote_options()
+    shared = argparse.ArgumentParser(add_help=False, parents=[remote])
     shared.add_argument("--jobs", "-j", metavar="N", help="parallel builds (default: cores + 1)")
     shared.add_argument(
         "--cache-dir",
@@ -85,6 +105,7 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         "--queue", action="append", metavar="NAME", help="entry points routed to this queue"
     )
     slice_.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    add_test(commands, remote)
 
 
 def _jobs(text: str | None) -> int:
@@ -101,10 +122,37 @@ def _cache_dir(args: argparse.Namespace) -> Path:
     return args.cache_dir.absolute() if args.cache_dir is not None else default_cache_dir()
 
 
+def open_remote(args: argparse.Namespace, root: Path) -> tuple[RemoteCache | None, list[str]]:
+    """The remote cache the options, the environment and the root pyproject name (or None),
+    and the list its warnings are collected in (each is also printed on stderr at once)."""
+    from ._cacheconf import remote_settings
+    from ._remote import RemoteCache
+
+    settings = remote_settings(
+        root,
+        url=args.remote_cache,
+        disabled=args.no_remote_cache,
+        read_only=args.remote_read_only,
+    )
+    warnings: list[str] = []
+    if settings is None:
+        return None, warnings
+
+    def warn(line: str) -> None:
+        warnings.append(line)
+        print(f"yard: warning: {line}", file=sys.stderr, flush=True)
+
+    return RemoteCache(settings, warn=warn), warnings
+
+
 def run(args: argparse.Namespace, root: Path) -> int:
     """Run one of :data:`COMMANDS`."""
     if args.command == "cache":
         return _cache(args)
+    if args.command == "test":
+        from ._testcli import run_test
+
+        return run_test(args, root)
     jobs = _jobs(args.jobs)  # bad input fails before anything is read
     if args.command == "build" and args.shard:
         from ._cli import _shard
@@ -130,7 +178,11 @@ def _cache(args: argparse.Namespace) -> int:
             print(json.dumps(info, indent=2))
         else:
             print(f"cache:   {info['path']}")
-            print(f"entries: {info['entries']} ({len(info['members'])} member(s))")
+            kinds = info["kinds"]
+            print(
+                f"entries: {info['entries']} ({len(info['members'])} member(s)): "
+                f"{kinds['build']} build(s), {kinds['test']} test result(s)"
+            )
             print(f"size:    {human_size(info['size'])}")
         return 0
     limit = parse_size(args.max_size)
@@ -188,6 +240,12 @@ def _build(args: argparse.Namespace, workspace: Workspace, jobs: int) -> int:
     if not names:
         return _nothing(args, "nothing to build: no member is affected")
     return _execute(args, workspace, names, options, slice_selection=None)
+
+
+def _with_remote(options: BuildOptions, remote: RemoteCache | None) -> BuildOptions:
+    from dataclasses import replace
+
+    return replace(options, remote=remote)
 
 
 def _slice(args: argparse.Namespace, workspace: Workspace, jobs: int) -> int:
@@ -278,7 +336,17 @@ def _execute(
         return AfterTask(frozenset(needed), run)
 
     tasks = [manifest_task(c, ps) for c, ps in consumers.items()]
-    report = build(workspace, names, options, reporter, support=support, after=tasks)
+    remote, warnings = open_remote(args, workspace.root)
+    try:
+        report = build(
+            workspace, names, _with_remote(options, remote), reporter, support=support, after=tasks
+        )
+    finally:
+        if remote is not None:
+            remote.close()
+    if remote is not None:
+        report.extra["remote"] = remote.describe()
+        report.extra["warnings"] = warnings
     results = report.results
     if options.no_sources:
         from ._pins import check_pins

@@ -1,11 +1,13 @@
-"""The content-addressed build cache: one folder per key, safe to share between processes.
+"""The content-addressed cache of builds and test results: one folder per key, safe to share
+between processes.
 
-Layout: ``<cache>/entries/<key[:2]>/<key>/`` holds the artifacts built for that key (a wheel,
-maybe an sdist or a manifest) and ``entry.json`` describing them. Every file appears by
-``os.replace`` of a finished temporary file in the same folder, and ``entry.json`` is written
-last, so a reader sees a complete entry or none. Two builds of the same key at once both write
-identical content; the last rename wins. Pruning first renames an entry into ``trash/``, so a
-reader never sees half an entry. The mtime of ``entry.json`` records the last use.
+Layout: ``<cache>/entries/<key[:2]>/<key>/`` holds the artifacts made for that key (a wheel,
+maybe an sdist or a manifest; a test run's output) and ``entry.json`` describing them. Every
+file appears by ``os.replace`` of a finished temporary file in the same folder, and
+``entry.json`` is written last, so a reader sees a complete entry or none. Two builds of the
+same key at once both write identical content; the last rename wins. Pruning first renames an
+entry into ``trash/``, so a reader never sees half an entry. The mtime of ``entry.json``
+records the last use.
 """
 
 from __future__ import annotations
@@ -92,8 +94,11 @@ class BuildCache:
     def _folder(self, key: str) -> Path:
         return self.root / "entries" / key[:2] / key
 
-    def lookup(self, key: str, suffixes: Sequence[str] = (".whl",)) -> Entry | None:
-        """The entry of ``key`` if it holds an artifact for every suffix; marks it used."""
+    def lookup(
+        self, key: str, suffixes: Sequence[str] = (".whl",), *, touch: bool = True
+    ) -> Entry | None:
+        """The entry of ``key`` if it holds an artifact for every suffix; marks it used (unless
+        ``touch`` is False: only looking)."""
         folder = self._folder(key)
         try:
             meta = json.loads((folder / ENTRY).read_text(encoding="utf-8"))
@@ -107,8 +112,9 @@ class BuildCache:
             found = entry.path(suffix)
             if found is None or not found.is_file():
                 return None
-        with contextlib.suppress(OSError):
-            os.utime(folder / ENTRY)
+        if touch:
+            with contextlib.suppress(OSError):
+                os.utime(folder / ENTRY)
         return entry
 
     def store(self, key: str, files: Iterable[Path], meta: dict[str, Any]) -> Entry:
@@ -156,13 +162,17 @@ class BuildCache:
         """The folder, the number of entries, their total size and the members they hold."""
         entries = self.entries()
         members: dict[str, int] = {}
+        kinds = {"build": 0, "test": 0}
         for _, _, _, meta in entries:
             name = str(meta.get("member", "?"))
             members[name] = members.get(name, 0) + 1
+            kind = "test" if meta.get("kind") == "test" else "build"
+            kinds[kind] += 1
         used = [u for _, u, _, _ in entries if u]
         return {
             "path": str(self.root),
             "entries": len(entries),
+            "kinds": kinds,
             "size": sum(s for _, _, s, _ in entries),
             "oldest_use": min(used) if used else None,
             "newest_use": max(used) if used else None,

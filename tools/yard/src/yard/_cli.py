@@ -194,7 +194,7 @@ def _quick_affected(argv: list[str]) -> argparse.Namespace | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.command not in ("build", "cache", "slice", "new"):
+    if args.command not in ("build", "cache", "slice", "test", "new"):
         # The graph commands are short runs that build many small objects and drop none:
         # the cyclic garbage collector would only walk them again and again (a third of the
         # start-up time at 1,000 members). main() turns it back on.
@@ -202,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
     from ._workspace import find_root, load_workspace
 
     root = args.root.absolute() if args.root is not None else find_root(Path.cwd())
-    if args.command in ("build", "cache", "slice"):
+    if args.command in ("build", "cache", "slice", "test"):
         from ._buildcli import run
 
         return run(args, root)

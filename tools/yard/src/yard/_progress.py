@@ -1,17 +1,49 @@
-"""How ``yard build`` shows progress: live on a terminal, plain lines otherwise, then a table."""
+"""How ``yard build`` and ``yard test`` show progress: live on a terminal, plain lines
+otherwise, then a table."""
 
 from __future__ import annotations
 
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Final, TextIO
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol, TextIO
 
 if TYPE_CHECKING:
-    from ._build import BuildReport, MemberResult
+    from ._build import BuildReport
 
 _LABEL: Final = {"built": "built", "cache": "from cache", "skipped": "skipped", "failed": "FAILED"}
 _SPIN: Final = "|/-\\"
+
+
+class Shown(Protocol):
+    """What a reporter reads of a member's result."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+class Words(NamedTuple):
+    """How a command names what it does: ``yard build``, ``building``, the final states."""
+
+    command: str
+    running: str
+    """The state (and the word) of a member at work."""
+    labels: Mapping[str, str]
+    """Final states and how they read; those with a time are in ``timed``."""
+    timed: tuple[str, ...]
+
+
+BUILD: Final = Words("yard build", "building", _LABEL, ("built", "failed"))
 
 
 class Quiet:
@@ -20,7 +52,7 @@ class Quiet:
     def begin(self, names: list[str]) -> None:
         pass
 
-    def update(self, result: MemberResult) -> None:
+    def update(self, result: Shown) -> None:
         pass
 
     def end(self) -> None:
@@ -30,21 +62,23 @@ class Quiet:
 class Plain:
     """One line per event, for logs and pipes."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, words: Words = BUILD) -> None:
         self.stream = stream
+        self.words = words
         self.t0 = time.perf_counter()
 
     def begin(self, names: list[str]) -> None:
         self.t0 = time.perf_counter()
-        print(f"yard build: {len(names)} member(s)", file=self.stream, flush=True)
+        print(f"{self.words.command}: {len(names)} member(s)", file=self.stream, flush=True)
 
-    def update(self, result: MemberResult) -> None:
+    def update(self, result: Shown) -> None:
         at = time.perf_counter() - self.t0
-        if result.state == "building":
-            text = f"building {result.name}"
-        elif result.state in _LABEL:
-            text = f"{_LABEL[result.state]} {result.name}"
-            if result.state in ("built", "failed"):
+        labels = self.words.labels
+        if result.state == self.words.running:
+            text = f"{self.words.running} {result.name}"
+        elif result.state in labels:
+            text = f"{labels[result.state]} {result.name}"
+            if result.state in self.words.timed:
                 text += f" ({result.seconds:.1f} s)"
             if result.reason:
                 text += f": {result.reason}"
@@ -59,8 +93,9 @@ class Plain:
 class Live:
     """A redrawn block on a terminal: finished members scroll above, running ones below."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, words: Words = BUILD) -> None:
         self.stream = stream
+        self.words = words
         self.lock = threading.Lock()
         self.running: dict[str, float] = {}
         self.counts: dict[str, int] = {}
@@ -76,18 +111,19 @@ class Live:
         self.t0 = time.perf_counter()
         self.thread.start()
 
-    def update(self, result: MemberResult) -> None:
+    def update(self, result: Shown) -> None:
+        labels = self.words.labels
         with self.lock:
-            if result.state == "building":
+            if result.state == self.words.running:
                 self.running[result.name] = time.perf_counter()
                 self._draw()
                 return
             self.running.pop(result.name, None)
-            if result.state not in _LABEL:
+            if result.state not in labels:
                 return
             self.counts[result.state] = self.counts.get(result.state, 0) + 1
-            line = f"  {_LABEL[result.state]:<10} {result.name}"
-            if result.state in ("built", "failed"):
+            line = f"  {labels[result.state]:<10} {result.name}"
+            if result.state in self.words.timed:
                 line += f"  {result.seconds:.1f} s"
             if result.reason:
                 line += f"  ({result.reason})"
@@ -107,12 +143,13 @@ class Live:
             out.append(finished + "\n")
         now = time.perf_counter()
         done = sum(self.counts.values())
-        parts = ", ".join(f"{_LABEL[s]} {n}" for s, n in sorted(self.counts.items()))
+        labels = self.words.labels
+        parts = ", ".join(f"{labels[s]} {n}" for s, n in sorted(self.counts.items()))
         head = f"{_SPIN[self.tick % 4]} {done}/{self.total} done"
         head += f" ({parts})" if parts else ""
         out.append(f"{head}  {now - self.t0:.1f} s\n")
         for name, since in sorted(self.running.items(), key=lambda kv: kv[1]):
-            out.append(f"    building {name}  {now - since:.1f} s\n")
+            out.append(f"    {self.words.running} {name}  {now - since:.1f} s\n")
         self.drawn = 1 + len(self.running)
         self.stream.write("".join(out))
         self.stream.flush()
@@ -128,13 +165,13 @@ class Live:
             self.drawn = 0
 
 
-def reporter(stream: TextIO, *, quiet: bool) -> Quiet | Plain | Live:
+def reporter(stream: TextIO, *, quiet: bool, words: Words = BUILD) -> Quiet | Plain | Live:
     """The right reporter for ``stream``: live on a terminal, plain otherwise."""
     if quiet:
         return Quiet()
     if stream.isatty() and "dumb" not in (_term() or ""):
-        return Live(stream)
-    return Plain(stream)
+        return Live(stream, words)
+    return Plain(stream, words)
 
 
 def _term() -> str | None:

@@ -101,12 +101,16 @@ def _ask_uv_version() -> str:
 
 
 def python_id(python: str) -> str:
-    """Implementation, version and platform of the building interpreter."""
+    """Implementation, version, platform and machine of the building interpreter (a key can
+    be shared between machines: an x86_64 wheel must not serve an aarch64 one)."""
     if os.path.realpath(python) == os.path.realpath(sys.executable):
-        return f"{platform.python_implementation()} {platform.python_version()} {sys.platform}"
+        return (
+            f"{platform.python_implementation()} {platform.python_version()} {sys.platform} "
+            f"{platform.machine()}"
+        )
     code = (
-        "import platform,sys;"
-        "print(platform.python_implementation(),platform.python_version(),sys.platform)"
+        "import platform,sys;print(platform.python_implementation(),platform.python_version(),"
+        "sys.platform,platform.machine())"
     )
     try:
         result = subprocess.run(
