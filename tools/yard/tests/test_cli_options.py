@@ -24,6 +24,7 @@ COMMANDS: dict[tuple[str, ...], list[str]] = {
     ("cache", "info"): [],
     ("cache", "prune"): ["--max-size", "1G"],
     ("slice",): ["--consumer", "a", "--out", "o"],
+    ("test",): [],
 }
 
 
