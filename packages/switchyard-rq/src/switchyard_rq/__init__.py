@@ -20,13 +20,14 @@ from ._errors import (
 from ._observe import JobObserver, JobReport
 from ._ops.flow import FlowState, flow_stats
 from ._ops.stats import JobStats, publish_pool_stats
-from ._producer.handle import JobHandle
+from ._producer.handle import CachedHandle, JobHandle
 from ._producer.schedule import Call, route, schedule_action, schedule_many
 from ._serializer import JSONSerializer
 from ._wire.connection import get_connection, redact_url, redis_url
 
 __all__ = [
     "ActionTimeoutError",
+    "CachedHandle",
     "Call",
     "Consumer",
     "FlowState",

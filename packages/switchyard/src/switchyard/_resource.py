@@ -29,7 +29,14 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from typing import Any, Generic, NoReturn, TypeVar, final
 
-__all__ = ["Resource", "aclose_resources", "close_resources", "resource"]
+__all__ = [
+    "Resource",
+    "aclose_resources",
+    "aget_resource",
+    "close_resources",
+    "get_resource",
+    "resource",
+]
 
 T = TypeVar("T")
 log = logging.getLogger("switchyard.resource")
@@ -126,6 +133,10 @@ async def aget(res: Resource[T]) -> T:
         if found[1] is not gen:  # another task opened it meanwhile: keep theirs
             await gen.aclose()  # type: ignore[union-attr]
     return found[0]  # type: ignore[no-any-return]
+
+
+get_resource = get
+aget_resource = aget
 
 
 async def aclose_resources() -> None:
