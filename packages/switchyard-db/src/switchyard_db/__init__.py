@@ -6,6 +6,7 @@ module and query monitoring. Actions reach a database through their context,
 
 from __future__ import annotations
 
+from switchyard_db._cli import migrate
 from switchyard_db._embedded import stop_embedded
 from switchyard_db._errors import DatabaseError, MigrationError
 from switchyard_db._handle import Database, configured, database, use_settings
@@ -22,6 +23,7 @@ __all__ = [
     "database",
     "fingerprint",
     "load_databases",
+    "migrate",
     "redact",
     "snapshot",
     "stop_embedded",

@@ -14,7 +14,7 @@ from switchyard_db._handle import configured
 from switchyard_db._migrate import apply, for_database, status
 from switchyard_db._settings import DatabaseSettings
 
-__all__ = ["doctor", "register"]
+__all__ = ["doctor", "migrate", "register"]
 
 
 def _selected(name: str | None) -> list[DatabaseSettings]:
@@ -131,3 +131,12 @@ def doctor() -> list[str]:
                     f"pending ({', '.join(state.pending)}): run `switchyard db migrate`"
                 )
     return problems
+
+
+def migrate(database: str = "main") -> list[str]:
+    """Apply the pending migrations of ``database`` (its components, in order); the files
+    applied now, as ``component file``."""
+    from switchyard_db._handle import settings_of
+
+    settings = settings_of(database)
+    return apply(settings, _url(settings), for_database(settings, configured()))
