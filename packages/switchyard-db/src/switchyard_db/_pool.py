@@ -117,7 +117,7 @@ class Replicas:
     """Which replica serves the next read: round robin over the healthy ones; a replica that
     failed is skipped for ``replica-retry`` seconds. Shared by a process's sync and async pools."""
 
-    _all: dict[tuple[int, str], Replicas] = {}
+    _all: dict[tuple[int, DatabaseSettings], Replicas] = {}
     _lock = threading.Lock()
 
     def __init__(self, count: int, retry: float) -> None:
@@ -128,7 +128,7 @@ class Replicas:
 
     @classmethod
     def of(cls, settings: DatabaseSettings) -> Replicas:
-        key = (os.getpid(), settings.name)
+        key = (os.getpid(), settings)
         with cls._lock:
             found = cls._all.get(key)
             if found is None:
@@ -136,13 +136,14 @@ class Replicas:
         return found
 
     def order(self) -> list[int]:
-        """The healthy replicas, starting with the next in turn."""
-        if not self.count:
-            return []
-        start = next(self._next) % self.count
+        """The healthy replicas, starting with the next in turn (the turn goes round the
+        healthy ones only, so a replica that is down does not send its share to its neighbour)."""
         now = time.monotonic()
-        turn = [(start + i) % self.count for i in range(self.count)]
-        return [i for i in turn if self.down_until[i] <= now]
+        healthy = [i for i in range(self.count) if self.down_until[i] <= now]
+        if not healthy:
+            return []
+        start = next(self._next) % len(healthy)
+        return healthy[start:] + healthy[:start]
 
     def failed(self, index: int) -> None:
         self.down_until[index] = time.monotonic() + self.retry

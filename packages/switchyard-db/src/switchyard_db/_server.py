@@ -98,6 +98,12 @@ class LocalServer:
         )
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()
+            try:  # the server's own reason is in its log
+                logged = [x for x in self.log.read_text().splitlines() if "FATAL" in x]
+            except OSError:
+                logged = []
+            if logged:
+                detail = [logged[-1].split("FATAL:", 1)[-1].strip()]
             raise ServerError(
                 f"PostgreSQL in {self.data.parent}: {what} failed: "
                 f"{detail[-1] if detail else 'exit ' + str(done.returncode)} (log: {self.log})"

@@ -127,10 +127,10 @@ def _replica(primary: LocalServer, folder: Path, password: str | None) -> Iterat
     env_password = f"password={password} " if password else ""
     conninfo = f"{env_password}host=127.0.0.1 port={primary.port} user=postgres"
     replica._run(
-        [bin_dir() / "pg_basebackup", "-D", replica.data, "-R", "-X", "stream", "-d", conninfo],
+        [bin_dir() / "pg_basebackup", "-D", replica.data, "-R", "-X", "stream", "-c", "fast", "-d", conninfo],
         "pg_basebackup",
     )
-    replica.start(["-c hot_standby=on"])
+    replica.start(["-c hot_standby=on", "-c max_connections=200"])  # >= the primary's
     try:
         yield replica
     finally:

@@ -80,6 +80,7 @@ class _Store:
         self.by_loop: dict[
             asyncio.AbstractEventLoop, dict[Resource[Any], tuple[Any, AsyncGenerator[Any, None]]]
         ] = {}
+        self.opening: dict[tuple[asyncio.AbstractEventLoop, Resource[Any]], asyncio.Lock] = {}
 
 
 _store: _Store | None = None
@@ -124,14 +125,18 @@ async def aget(res: Resource[T]) -> T:
     opened = store.by_loop.setdefault(loop, {})
     found = opened.get(res)
     if found is None:
-        gen = res.factory()
-        try:
-            value = await gen.__anext__()  # type: ignore[union-attr]
-        except StopAsyncIteration:
-            _first(res, gen)
-        found = opened.setdefault(res, (value, gen))  # type: ignore[arg-type]
-        if found[1] is not gen:  # another task opened it meanwhile: keep theirs
-            await gen.aclose()  # type: ignore[union-attr]
+        # one opener per loop: tasks that ask at once wait for it rather than each opening one
+        lock = store.opening.setdefault((loop, res), asyncio.Lock())
+        async with lock:
+            found = opened.get(res)
+            if found is None:
+                gen = res.factory()
+                try:
+                    value = await gen.__anext__()  # type: ignore[union-attr]
+                except StopAsyncIteration:
+                    _first(res, gen)
+                found = opened[res] = (value, gen)  # type: ignore[assignment]
+        store.opening.pop((loop, res), None)
     return found[0]  # type: ignore[no-any-return]
 
 
