@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from switchyard.testing import use_cache
+
 from switchyard_db.testing import LocalServer, free_port, replica_of, temporary_server
 
 HERE = Path(__file__).parent
@@ -54,9 +55,7 @@ def wait_replayed(primary: LocalServer, replica: LocalServer, timeout: float = 1
     deadline = time.monotonic() + timeout
     with psycopg.connect(replica.url(), autocommit=True) as conn:
         while True:
-            done = conn.execute(
-                "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)
-            ).fetchone()
+            done = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()
             if done and done[0]:
                 return
             if time.monotonic() > deadline:
@@ -82,7 +81,8 @@ class PgBouncer:
             f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {self.folder / 'users.txt'}\n"
             f"pool_mode = transaction\ndefault_pool_size = {pool}\nmax_client_conn = 500\n"
-            f"logfile = {self.folder / 'pgbouncer.log'}\npidfile = {self.folder / 'pgbouncer.pid'}\n"
+            f"logfile = {self.folder / 'pgbouncer.log'}\n"
+            f"pidfile = {self.folder / 'pgbouncer.pid'}\n"
             "ignore_startup_parameters = extra_float_digits\n"
         )
         for path in self.folder.iterdir():

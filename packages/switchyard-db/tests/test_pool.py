@@ -10,13 +10,13 @@ import time
 
 import psycopg
 import pytest
-import switchyard_db
+from conftest import wait_replayed
 from switchyard import Context, HandlerError, action, call_action
 from switchyard.testing import make_registry, use_registry
-from switchyard_db import DatabaseError, DatabaseSettings
-from switchyard_db.testing import fresh_database, free_port, temporary_server, use_databases
 
-from conftest import wait_replayed
+import switchyard_db
+from switchyard_db import DatabaseError, DatabaseSettings
+from switchyard_db.testing import free_port, fresh_database, temporary_server, use_databases
 
 
 class Peak:
@@ -187,17 +187,21 @@ def test_with_no_healthy_replica_reads_go_to_the_primary(pg):
         lonely = DatabaseSettings(
             name="main", url=settings.url, replicas=(dead,), connect_timeout=1.0
         )
-        with use_databases({"main": lonely}):
-            with switchyard_db.database("main").read().connection() as conn:
-                assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+        with (
+            use_databases({"main": lonely}),
+            switchyard_db.database("main").read().connection() as conn,
+        ):
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
 
 
 def test_unreachable_database_is_one_line_naming_it_without_the_password():
     url = f"postgresql://app:s3cret@127.0.0.1:{free_port()}/app"
-    with use_databases({"main": DatabaseSettings(name="main", url=url, connect_timeout=1.0)}):
-        with pytest.raises(DatabaseError) as exc:
-            with switchyard_db.database("main").connection():
-                pass
+    with (
+        use_databases({"main": DatabaseSettings(name="main", url=url, connect_timeout=1.0)}),
+        pytest.raises(DatabaseError) as exc,
+        switchyard_db.database("main").connection(),
+    ):
+        pass
     message = str(exc.value)
     assert message.startswith(
         f"database main (postgresql://app:***@127.0.0.1:{url.split(':')[3].split('/')[0]}/app)"
@@ -210,10 +214,12 @@ def test_unreachable_database_is_one_line_naming_it_without_the_password():
 def test_wrong_password_is_one_line_naming_the_database(tmp_path):
     with temporary_server(tmp_path / "pw", password="right") as server:
         url = server.tcp_url("postgres", password="wrong")
-        with use_databases({"main": DatabaseSettings(name="main", url=url)}):
-            with pytest.raises(DatabaseError) as exc:
-                with switchyard_db.database("main").connection():
-                    pass
+        with (
+            use_databases({"main": DatabaseSettings(name="main", url=url)}),
+            pytest.raises(DatabaseError) as exc,
+            switchyard_db.database("main").connection(),
+        ):
+            pass
     message = str(exc.value)
     assert "database main (postgresql://postgres:***@127.0.0.1:" in message
     assert "password authentication failed" in message
@@ -239,9 +245,11 @@ def test_a_pool_exhausted_past_its_wait_fails_the_job_naming_the_database(pg):
         holder.start()
         held.wait(5)
         try:
-            with use_registry(make_registry(wait_for_connection)):
-                with pytest.raises(HandlerError) as exc:
-                    call_action("t.wait_for_connection", {})
+            with (
+                use_registry(make_registry(wait_for_connection)),
+                pytest.raises(HandlerError) as exc,
+            ):
+                call_action("t.wait_for_connection", {})
         finally:
             release.set()
             holder.join()
@@ -253,15 +261,15 @@ def test_a_pool_exhausted_past_its_wait_fails_the_job_naming_the_database(pg):
 def test_a_slow_query_logs_its_fingerprint_never_its_parameters(pg, caplog):
     with fresh_database(pg, migrate=False, slow_query=0.05):
         db = switchyard_db.database("main", action="t.slow")
-        with caplog.at_level(logging.WARNING, logger="switchyard.db"):
-            with db.connection() as conn:
-                conn.execute("SELECT pg_sleep(0.06), %s::text, 'literal'", ("secret-param",))
+        with caplog.at_level(logging.WARNING, logger="switchyard.db"), db.connection() as conn:
+            conn.execute("SELECT pg_sleep(0.06), %s::text, 'literal'", ("secret-param",))
     lines = [r.getMessage() for r in caplog.records if r.name == "switchyard.db"]
     assert len(lines) == 1
     assert lines[0].startswith("slow query on database main (action t.slow): ")
     assert "fingerprint " in lines[0]
     assert "SELECT pg_sleep(?), %s::text, ?" in lines[0]
-    assert "secret-param" not in lines[0] and "literal" not in lines[0]
+    assert "secret-param" not in lines[0]
+    assert "literal" not in lines[0]
 
 
 def test_queries_are_counted_per_action(pg):
@@ -277,6 +285,7 @@ def test_queries_are_counted_per_action(pg):
 
 
 def test_an_unknown_database_names_the_known_ones():
-    with use_databases({"main": DatabaseSettings(name="main", url="postgresql://x@/y")}):
-        with pytest.raises(DatabaseError, match=r"no database 'reports' configured \(known: main\)"):
-            switchyard_db.database("reports")
+    known = {"main": DatabaseSettings(name="main", url="postgresql://x@/y")}
+    expected = r"no database 'reports' configured \(known: main\)"
+    with use_databases(known), pytest.raises(DatabaseError, match=expected):
+        switchyard_db.database("reports")

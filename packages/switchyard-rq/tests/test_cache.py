@@ -12,10 +12,10 @@ import time
 from pydantic import BaseModel
 from switchyard import Context, action, call_action
 from switchyard.testing import make_registry, use_cache, use_registry
+from switchyard_rq_testkit import URL
 
 import switchyard_rq
 from switchyard_rq._wire.cache import RedisResultCache, result_cache
-from switchyard_rq_testkit import URL
 
 
 class In(BaseModel):

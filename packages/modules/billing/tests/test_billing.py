@@ -192,9 +192,7 @@ def test_apply_discount_to_a_paid_invoice_is_refused(db, customer):
 
 
 def test_list_invoices_filters_by_customer_and_dates(db, customer):
-    bob = call_action(
-        "users.create_user", {"email": "bob@example.com", "display_name": "Bob"}
-    )
+    bob = call_action("users.create_user", {"email": "bob@example.com", "display_name": "Bob"})
     create(db, customer.id, issued_on="2026-01-10")
     create(db, bob.id, issued_on="2026-02-10")
     create(db, customer.id, issued_on="2026-03-10", currency="EUR")
@@ -273,7 +271,7 @@ def test_create_invoice_bad_input_names_the_field(db):
         call_action(
             "billing.create_invoice",
             {
-                        "customer_id": 1,
+                "customer_id": 1,
                 "currency": "USD",
                 "items": [item("1")],
                 "due_days": 400,

@@ -145,9 +145,7 @@ def test_export_csv_defuses_spreadsheet_formulas(db):
 
 
 def test_customer_statement_runs_the_balance_due(db, seeded):
-    out = call_action(
-        "reports.customer_statement", {"customer_id": seeded["ada"].id}
-    )
+    out = call_action("reports.customer_statement", {"customer_id": seeded["ada"].id})
     assert [(line.status, line.total, line.balance_due) for line in out.lines] == [
         ("paid", Decimal("100.00"), Decimal("0")),
         ("open", Decimal("50.00"), Decimal("50.00")),

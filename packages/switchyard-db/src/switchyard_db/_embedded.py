@@ -10,6 +10,7 @@ use. The server outlives the process that started it: ``switchyard db stop-embed
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import tempfile
@@ -65,12 +66,12 @@ def embedded_url(root: Path, dbname: str) -> str:
         from psycopg import errors, sql
 
         with psycopg.connect(server.url("postgres"), autocommit=True) as conn:
-            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
-            if found is None:
-                try:
+            found = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
+            ).fetchone()
+            if found is None:  # another process may create it meanwhile: fine
+                with contextlib.suppress(errors.DuplicateDatabase, errors.UniqueViolation):
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-                except (errors.DuplicateDatabase, errors.UniqueViolation):
-                    pass  # another process created it meanwhile
         _created.add(key)
     return server.url(dbname)
 

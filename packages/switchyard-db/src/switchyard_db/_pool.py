@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
@@ -39,7 +39,7 @@ class _Connection(psycopg.Connection[Any]):
     """A connection that remembers why it could not connect (for the error a job sees)."""
 
     @classmethod
-    def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:  # type: ignore[override]
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
         try:
             return super().connect(conninfo, **kwargs)
         except psycopg.Error as error:
@@ -49,7 +49,7 @@ class _Connection(psycopg.Connection[Any]):
 
 class _AsyncConnection(psycopg.AsyncConnection[Any]):
     @classmethod
-    async def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:  # type: ignore[override]
+    async def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
         try:
             return await super().connect(conninfo, **kwargs)
         except psycopg.Error as error:
@@ -117,7 +117,7 @@ class Replicas:
     """Which replica serves the next read: round robin over the healthy ones; a replica that
     failed is skipped for ``replica-retry`` seconds. Shared by a process's sync and async pools."""
 
-    _all: dict[tuple[int, DatabaseSettings], Replicas] = {}
+    _all: ClassVar[dict[tuple[int, DatabaseSettings], Replicas]] = {}
     _lock = threading.Lock()
 
     def __init__(self, count: int, retry: float) -> None:
@@ -152,7 +152,10 @@ class Replicas:
 def _timeout_error(settings: DatabaseSettings, url: str, role: str, waited: float) -> DatabaseError:
     failure = _failures.get(url)
     cause = ""
-    if failure is not None and time.monotonic() - failure[0] < waited + settings.connect_timeout + 5:
+    if (
+        failure is not None
+        and time.monotonic() - failure[0] < waited + settings.connect_timeout + 5
+    ):
         cause = f"; last connection attempt: {failure[1]}"
     return DatabaseError(
         settings.name,
@@ -229,9 +232,7 @@ class AsyncPools:
         self.url = url
         self.replicas = Replicas.of(settings)
         self.primary = self._pool(url, "primary")
-        self.replica_pools = [
-            self._pool(u, f"replica{i}") for i, u in enumerate(settings.replicas)
-        ]
+        self.replica_pools = [self._pool(u, f"replica{i}") for i, u in enumerate(settings.replicas)]
 
     def _pool(self, url: str, role: str) -> AsyncConnectionPool[Any]:
         return AsyncConnectionPool(

@@ -56,7 +56,9 @@ def _run_as(owner_of: Path) -> tuple[int, int] | None:
     try:
         nobody = pwd.getpwnam("nobody")
     except KeyError:
-        raise ServerError("running as root, and there is no 'nobody' user to run PostgreSQL as") from None
+        raise ServerError(
+            "running as root, and there is no 'nobody' user to run PostgreSQL as"
+        ) from None
     return nobody.pw_uid, nobody.pw_gid
 
 
@@ -84,7 +86,7 @@ class LocalServer:
         if self._as is not None:
             os.chown(path, *self._as)
 
-    def _run(self, args: Sequence[str], what: str) -> None:
+    def _run(self, args: Sequence[object], what: str) -> None:
         kwargs: dict[str, object] = {}
         if self._as is not None:
             kwargs = {"user": self._as[0], "group": self._as[1], "extra_groups": []}
@@ -121,7 +123,7 @@ class LocalServer:
         self.data.mkdir(mode=0o700, exist_ok=True)
         for path in (self.data.parent, self.data, self.socket_dir):
             self._chown(path)
-        args = [bin_dir() / "initdb", "-D", self.data, "-U", "postgres", "-E", "UTF8"]
+        args: list[object] = [bin_dir() / "initdb", "-D", self.data, "-U", "postgres", "-E", "UTF8"]
         args += ["--no-sync", "--auth-local=trust", "--locale=C"]
         pwfile = None
         if password is not None:
@@ -151,12 +153,22 @@ class LocalServer:
             "-c unix_socket_permissions=0700",
             *settings,
         ]
-        args = [bin_dir() / "pg_ctl", "-D", self.data, "-l", self.log, "-o", " ".join(options)]
+        args: list[object] = [
+            bin_dir() / "pg_ctl",
+            "-D",
+            self.data,
+            "-l",
+            self.log,
+            "-o",
+            " ".join(options),
+        ]
         self._run([*args, "-w", "-t", str(int(_START_TIMEOUT)), "start"], "start")
         deadline = time.monotonic() + _START_TIMEOUT
         while not self.answers():
             if time.monotonic() > deadline:
-                raise ServerError(f"PostgreSQL in {self.data.parent} did not answer (log: {self.log})")
+                raise ServerError(
+                    f"PostgreSQL in {self.data.parent} did not answer (log: {self.log})"
+                )
             time.sleep(0.02)
 
     def stop(self, mode: str = "fast") -> None:
@@ -195,6 +207,8 @@ class LocalServer:
 
         return f"postgresql://{user}@/{dbname}?host={quote(str(self.socket_dir))}&port={self.port}"
 
-    def tcp_url(self, dbname: str = "postgres", *, user: str = "postgres", password: str | None = None) -> str:
+    def tcp_url(
+        self, dbname: str = "postgres", *, user: str = "postgres", password: str | None = None
+    ) -> str:
         auth = f"{user}:{password}" if password is not None else user
         return f"postgresql://{auth}@{self.host or '127.0.0.1'}:{self.port}/{dbname}"

@@ -72,7 +72,9 @@ def _seconds(value: object) -> float:
         except (KeyError, ValueError):
             number = None
     if number is None or not number > 0 or number == float("inf"):
-        raise ValueError(f"must be a duration > 0 (seconds, or text like '30s', '200ms'), got {value!r}")
+        raise ValueError(
+            f"must be a duration > 0 (seconds, or text like '30s', '200ms'), got {value!r}"
+        )
     return number
 
 
@@ -80,7 +82,9 @@ def _url(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be a PostgreSQL URL such as 'postgresql://user@host/db', got {value!r}")
+        raise ValueError(
+            f"must be a PostgreSQL URL such as 'postgresql://user@host/db', got {value!r}"
+        )
     return value.strip()
 
 
@@ -213,7 +217,9 @@ def _build(name: str, raw: Mapping[str, object], where: str, root: Path | None) 
 
             close = difflib.get_close_matches(key, list(known), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(where, f"[tool.switchyard.databases.{name}] unknown setting {key!r}{hint}")
+            raise ConfigError(
+                where, f"[tool.switchyard.databases.{name}] unknown setting {key!r}{hint}"
+            )
         try:
             values[rule.key.replace("-", "_")] = rule.check(value)
         except ValueError as error:

@@ -34,8 +34,8 @@ from switchyard_db._settings import DEFAULT, DatabaseSettings
 
 __all__ = [
     "LocalServer",
-    "fresh_database",
     "free_port",
+    "fresh_database",
     "replica_of",
     "temporary_server",
     "use_databases",
@@ -82,13 +82,14 @@ def temporary_server(
     folder: Path, *, password: str | None = None, settings: tuple[str, ...] = ()
 ) -> Iterator[LocalServer]:
     """A new server in ``folder`` on a free loopback port; stopped (by its pid) at the end."""
-    with _server_folder(folder) as where:
-        with _started(where, password, settings) as server:
-            yield server
+    with _server_folder(folder) as where, _started(where, password, settings) as server:
+        yield server
 
 
 @contextmanager
-def _started(folder: Path, password: str | None, settings: tuple[str, ...]) -> Iterator[LocalServer]:
+def _started(
+    folder: Path, password: str | None, settings: tuple[str, ...]
+) -> Iterator[LocalServer]:
     server = LocalServer(
         folder / "data",
         socket_dir=_short_dir(folder / "run"),
@@ -105,11 +106,12 @@ def _started(folder: Path, password: str | None, settings: tuple[str, ...]) -> I
 
 
 @contextmanager
-def replica_of(primary: LocalServer, folder: Path, *, password: str | None = None) -> Iterator[LocalServer]:
+def replica_of(
+    primary: LocalServer, folder: Path, *, password: str | None = None
+) -> Iterator[LocalServer]:
     """A streaming replica of ``primary`` (pg_basebackup -R over TCP) in ``folder``."""
-    with _server_folder(folder) as where:
-        with _replica(primary, where, password) as replica:
-            yield replica
+    with _server_folder(folder) as where, _replica(primary, where, password) as replica:
+        yield replica
 
 
 @contextmanager
@@ -127,7 +129,18 @@ def _replica(primary: LocalServer, folder: Path, password: str | None) -> Iterat
     env_password = f"password={password} " if password else ""
     conninfo = f"{env_password}host=127.0.0.1 port={primary.port} user=postgres"
     replica._run(
-        [bin_dir() / "pg_basebackup", "-D", replica.data, "-R", "-X", "stream", "-c", "fast", "-d", conninfo],
+        [
+            bin_dir() / "pg_basebackup",
+            "-D",
+            replica.data,
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-d",
+            conninfo,
+        ],
         "pg_basebackup",
     )
     replica.start(["-c hot_standby=on", "-c max_connections=200"])  # >= the primary's
@@ -174,9 +187,7 @@ def fresh_database(
     fields (``pool_size=2``...)."""
     dbname = f"t_{uuid.uuid4().hex[:12]}"
     _create(server, dbname)
-    settings = DatabaseSettings(
-        name=name, url=server.url(dbname), auto_migrate=migrate, **options
-    )
+    settings = DatabaseSettings(name=name, url=server.url(dbname), auto_migrate=migrate, **options)
     others = {k: v for k, v in configured().items() if k != name} if _has_configuration() else {}
     with use_databases({**others, name: settings}):
         yield settings

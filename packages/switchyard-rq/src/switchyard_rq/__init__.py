@@ -18,6 +18,7 @@ from ._errors import (
     TransportError,
 )
 from ._observe import JobObserver, JobReport
+from ._ops.dbstats import publish_db_stats
 from ._ops.flow import FlowState, flow_stats
 from ._ops.stats import JobStats, publish_pool_stats
 from ._producer.handle import CachedHandle, JobHandle
@@ -48,6 +49,7 @@ __all__ = [
     "dispatch",
     "flow_stats",
     "get_connection",
+    "publish_db_stats",
     "publish_pool_stats",
     "queue_stats",
     "recover_orphans",

@@ -271,7 +271,8 @@ class Cache:
 
     def __init__(self, ttl: float | str, *, tags: tuple[str, ...] | list[str] = ()) -> None:
         seconds = parse_duration(ttl, what="a time to live")
-        if isinstance(tags, str) or not all(isinstance(t, str) and t for t in tags):
+        given: object = tags
+        if not isinstance(given, list | tuple) or not all(isinstance(t, str) and t for t in given):
             raise ValueError(f"tags must be a list of non-empty strings, got {tags!r}")
         object.__setattr__(self, "ttl", seconds)
         object.__setattr__(self, "tags", tuple(tags))

@@ -137,6 +137,7 @@ async def aget(res: Resource[T]) -> T:
                     _first(res, gen)
                 found = opened[res] = (value, gen)  # type: ignore[assignment]
         store.opening.pop((loop, res), None)
+    assert found is not None
     return found[0]  # type: ignore[no-any-return]
 
 

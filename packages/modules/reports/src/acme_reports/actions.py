@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
 from acme_billing import Currency, Invoice, InvoiceStore, Status
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator

@@ -47,8 +47,8 @@ _COLUMNS: Final = "id, email, display_name, locale, timezone, bio, created_at, u
 class UserStore:
     """User profiles over one connection (a transaction of ``ctx.db("main").connection()``)::
 
-        with ctx.db("main").connection() as conn:
-            user = UserStore(conn).require(user_id)
+    with ctx.db("main").connection() as conn:
+        user = UserStore(conn).require(user_id)
     """
 
     __slots__ = ("_conn",)

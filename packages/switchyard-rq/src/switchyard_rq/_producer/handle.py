@@ -6,7 +6,7 @@ import json
 import time
 from base64 import b64decode
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final
 
 import redis
 from switchyard import Registry, default_registry

@@ -115,8 +115,17 @@ def _prepare(
     if policy.cache is not None and due is None and call.key is None:
         hit = cached_result(action, model)
         if hit is not None:
-            return _Prepared("", "", shape=None, payload=payload, due=None, key=None, key_ttl=0,
-                             flow=None, cached=(action.name, hit))  # type: ignore[arg-type]
+            return _Prepared(
+                "",
+                "",
+                shape=None,  # type: ignore[arg-type]  # never read: no job is written
+                payload=payload,
+                due=None,
+                key=None,
+                key_ttl=0,
+                flow=None,
+                cached=(action.name, hit),
+            )
     queue = route(action.name, policy.queue, config=config)
     shape = job_shape(
         action=action.name,
@@ -271,8 +280,9 @@ def schedule_action(
     idempotency key: while a job scheduled with that key is pending, running or finished, that
     job's handle is returned instead of a new job; ``priority`` (high, normal, low) overrides
     the action's own within its queue. An action with a ``cache`` policy whose result for this
-    input is cached gets a finished :class:`CachedHandle` and no job. Bad input raises here (InvalidInputError,
-    UnknownActionError, PayloadTooLargeError, ValueError) and nothing reaches Redis.
+    input is cached gets a finished :class:`CachedHandle` and no job. Bad input raises here
+    (InvalidInputError, UnknownActionError, PayloadTooLargeError, ValueError) and nothing
+    reaches Redis.
     """
     call = Call(name, data, delay=delay, at=at, key=key, priority=priority)
     return schedule_many([call], registry=registry, connection=connection)[0]

@@ -103,7 +103,9 @@ class RedisResultCache:
         if not tags:
             return ""
         counts = self.client.mget([PREFIX + "g:" + tag for tag in tags])
-        return ",".join((c.decode() if isinstance(c, bytes) else str(c)) if c else "0" for c in counts)
+        return ",".join(
+            (c.decode() if isinstance(c, bytes) else str(c)) if c else "0" for c in counts
+        )
 
     def put(self, key: str, value: str, ttl: float, tags: Sequence[str], generation: str) -> bool:
         keys = [
