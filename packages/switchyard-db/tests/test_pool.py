@@ -32,7 +32,8 @@ class Peak:
             while not self._stop.is_set():
                 row = conn.execute(
                     "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = %s AND backend_type = 'client backend'",
+                    " WHERE datname = %s AND backend_type = 'client backend'"
+                    " AND pid <> pg_backend_pid()",
                     (self.dbname,),
                 ).fetchone()
                 self.most = max(self.most, int(row[0]) if row else 0)

@@ -143,7 +143,11 @@ def _replica(primary: LocalServer, folder: Path, password: str | None) -> Iterat
         ],
         "pg_basebackup",
     )
-    replica.start(["-c hot_standby=on", "-c max_connections=200"])  # >= the primary's
+    import psycopg
+
+    with psycopg.connect(primary.url(), autocommit=True) as conn:  # a standby needs as many
+        row = conn.execute("SHOW max_connections").fetchone()
+    replica.start(["-c hot_standby=on", f"-c max_connections={row[0] if row else 200}"])
     try:
         yield replica
     finally:
