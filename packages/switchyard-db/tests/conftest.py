@@ -19,7 +19,7 @@ from switchyard.testing import use_cache
 from switchyard_db.testing import LocalServer, free_port, replica_of, temporary_server
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE))  # switchyard_db_testkit
 
 
 def missing_service(what: str) -> None:
@@ -46,21 +46,6 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
 def replica(pg: LocalServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
     with replica_of(pg, tmp_path_factory.mktemp("replica")) as server:
         yield server
-
-
-def wait_replayed(primary: LocalServer, replica: LocalServer, timeout: float = 10.0) -> None:
-    """Wait until the replica has replayed everything the primary wrote so far."""
-    with psycopg.connect(primary.url(), autocommit=True) as conn:
-        lsn = conn.execute("SELECT pg_current_wal_lsn()").fetchone()[0]  # type: ignore[index]
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(replica.url(), autocommit=True) as conn:
-        while True:
-            done = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()
-            if done and done[0]:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError("the replica did not catch up")
-            time.sleep(0.02)
 
 
 class PgBouncer:

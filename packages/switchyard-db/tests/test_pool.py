@@ -10,9 +10,9 @@ import time
 
 import psycopg
 import pytest
-from conftest import wait_replayed
 from switchyard import Context, HandlerError, action, call_action
 from switchyard.testing import make_registry, use_registry
+from switchyard_db_testkit import wait_replayed
 
 import switchyard_db
 from switchyard_db import DatabaseError, DatabaseSettings

@@ -5,13 +5,16 @@ numbers reach /metrics and `switchyard stats`, and one input runs once across pr
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
+import switchyard
 import switchyard_rq
 from switchyard_db.testing import temporary_server
 from switchyard_worker_testkit import free_port, scrape
@@ -62,6 +65,11 @@ def test_two_processes_of_32_jobs_never_exceed_their_pools(start_worker, registr
     assert queries == 160
     bound = metrics[("switchyard_db_pool_max", (("database", "main"), ("role", "primary")))]
     assert bound == 6
+    # every database metric the Grafana dashboard queries is one the worker serves
+    dashboard = (Path(__file__).parents[3] / "docs" / "grafana" / "switchyard.json").read_text()
+    served = {name for name, _ in metrics}
+    for name in set(re.findall(r"switchyard_db_[a-z_]+", dashboard)):
+        assert name in served, name
     stats = subprocess.run(
         [sys.executable, "-m", "switchyard", "stats", "--json"],
         capture_output=True, text=True, check=True,
@@ -73,7 +81,15 @@ def test_two_processes_of_32_jobs_never_exceed_their_pools(start_worker, registr
     assert worker.stop() == 0
 
 
-def test_one_input_runs_once_across_processes(start_worker, registry, redis_db):
+@pytest.fixture
+def shared_cache(redis_db):
+    """This process picks its result cache again: the Redis of this test, not an earlier one's."""
+    switchyard.set_result_cache(None)
+    yield
+    switchyard.set_result_cache(None)
+
+
+def test_one_input_runs_once_across_processes(start_worker, registry, redis_db, shared_cache):
     worker = start_worker("--min", "2", "--max", "2", "--concurrency", "16")
     worker.wait_ready(2, redis_db)
     calls = [("wtest.cached", {"id": "same", "seconds": 0.5}) for _ in range(12)]

@@ -50,10 +50,12 @@ class DbMetrics:
         for (database, action), row in snapshot["queries"].items():
             key = ("q", database, action)
             before = self._flushed.get(key) or [0.0] * len(row)
+            queries = prom["queries"].labels(database, action)
+            errors = prom["query_errors"].labels(database, action)  # served at 0 too
             if row[0] > before[0]:
-                prom["queries"].labels(database, action).inc(row[0] - before[0])
+                queries.inc(row[0] - before[0])
             if row[2] > before[2]:
-                prom["query_errors"].labels(database, action).inc(row[2] - before[2])
+                errors.inc(row[2] - before[2])
             child = prom["query_seconds"].labels(database, action)
             for i in range(3, len(row)):
                 if row[i] > before[i]:
@@ -73,8 +75,9 @@ class DbMetrics:
             if now[0] < before[0]:  # the pool was opened again (settings changed)
                 before = [0.0, 0.0, 0.0]
             for (_, metric), value, old in zip(_POOL_COUNTERS, now, before, strict=True):
+                counter = prom[metric].labels(*labels)  # served at 0 too
                 if value > old:
-                    prom[metric].labels(*labels).inc(value - old)
+                    counter.inc(value - old)
             self._flushed[key] = now
 
 
