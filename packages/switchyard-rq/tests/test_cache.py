@@ -101,3 +101,35 @@ def test_a_hit_is_much_faster_than_the_handler(conn):
             call_action("cached.profile", {"user_id": 9})
         hit = (time.perf_counter() - began) / 20
     assert miss > 10 * hit
+
+
+def test_top_shows_the_database_pools_and_queries_pool_processes_publish(conn):
+    from switchyard_rq._ops.stats import read_snapshot
+    from switchyard_rq._ops.top import build_view, render
+
+    buckets = [0.001, 0.01, 0.1]
+
+    def numbers(requests: int, waited: float, queries: int) -> dict:
+        pool = {"database": "main", "role": "primary", "size": 8, "max": 8, "in_use": 8,
+                "idle": 0, "waiting": 5, "requests": requests, "wait_seconds": waited,
+                "errors": 0}  # fmt: skip
+        row = [float(queries), queries * 0.002, 0.0, 0.0, float(queries), 0.0, 0.0]
+        return {"pools": [pool], "queries": {("main", "users.get_user"): row}, "buckets": buckets}
+
+    switchyard_rq.publish_db_stats(conn, "host.1.1", numbers(100, 1.0, 100))
+    switchyard_rq.publish_db_stats(conn, "host.1.2", numbers(50, 0.5, 40))
+    before = read_snapshot(conn, [])
+    switchyard_rq.publish_db_stats(conn, "host.1.1", numbers(300, 3.0, 300))
+    after = read_snapshot(conn, [])
+    after.time = before.time + 2.0
+    view = build_view(before, after, "redis")
+    (pool,) = view["databases"]["pools"]
+    assert (pool["processes"], pool["in_use"], pool["max"], pool["waiting"]) == (2, 16, 16, 10)
+    assert pool["checkouts_per_s"] == 100.0  # 200 more checkouts in 2 s
+    assert pool["mean_wait"] == 0.01
+    (query,) = view["databases"]["queries"]
+    assert (query["action"], query["rate"], query["mean"]) == ("users.get_user", 100.0, 0.002)
+    screen = "\n".join(render(view, 200, 100))
+    assert "DATABASE" in screen
+    assert "16/16" in screen
+    assert "users.get_user" in screen
