@@ -129,6 +129,21 @@ def threaded(data: Job) -> Runs:
     return Runs(runs=1)
 
 
+@action("wtest.dbquery")
+async def dbquery(data: Job, ctx: Context) -> Runs:
+    async with ctx.db().aconnection() as conn:
+        await conn.execute("SELECT pg_sleep(%s)", (data.seconds,))
+    return Runs(runs=1)
+
+
+@action("wtest.cached", cache="5m")
+async def cached(data: Job) -> Runs:
+    conn = get_connection()
+    runs = conn.incr(f"wtest:cached:{data.id}")
+    await asyncio.sleep(data.seconds)
+    return Runs(runs=runs)
+
+
 @action("wtest.limited", concurrency=3)
 async def limited(data: Job) -> Runs:
     conn = get_connection()
@@ -150,6 +165,8 @@ wtest.await = wtest_plugin:await_
 wtest.aonce = wtest_plugin:aonce
 wtest.threaded = wtest_plugin:threaded
 wtest.limited = wtest_plugin:limited
+wtest.dbquery = wtest_plugin:dbquery
+wtest.cached = wtest_plugin:cached
 wtest.broken = wtest_broken:thing
 """
 BROKEN = "wtest.broken = wtest_broken:thing\n"

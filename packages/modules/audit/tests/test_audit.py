@@ -19,18 +19,19 @@ def registry():
 
 
 @pytest.fixture
-def log(tmp_path):
-    return tmp_path / "audit.jsonl"
+def log(tmp_path, monkeypatch):
+    """The log the worker (this process) is configured with: no input names it."""
+    path = tmp_path / "audit.jsonl"
+    monkeypatch.setenv(acme_audit.LOG_ENV, str(path))
+    return path
 
 
 def append(log, actor="ada", action="user.login", **extra):
-    return call_action(
-        "audit.append", {"log_path": str(log), "actor": actor, "action": action, **extra}
-    )
+    return call_action("audit.append", {"actor": actor, "action": action, **extra})
 
 
 def verify(log, **extra):
-    return call_action("audit.verify_chain", {"log_path": str(log), **extra})
+    return call_action("audit.verify_chain", {**extra})
 
 
 def rewrite(log, change):
@@ -54,7 +55,7 @@ def test_entries_are_numbered_and_chained(log, three):
     assert [e.prev for e in three[1:]] == [e.hash for e in three[:-1]]
     out = verify(log)
     assert (out.valid, out.entries, out.head_seq, out.head_hash) == (True, 3, 3, three[-1].hash)
-    head = call_action("audit.head", {"log_path": str(log)})
+    head = call_action("audit.head", {})
     assert (head.seq, head.hash, head.at) == (3, three[-1].hash, three[-1].at)
 
 
@@ -112,7 +113,7 @@ def test_garbage_line_is_malformed(log, three):
 
 
 def test_truncation_is_caught_only_with_an_anchor(log, three):
-    head = call_action("audit.head", {"log_path": str(log)})
+    head = call_action("audit.head", {})
     anchor = {"seq": head.seq, "hash": head.hash}
     assert verify(log, anchor=anchor).valid
     rewrite(log, lambda lines: lines.pop())
@@ -137,23 +138,23 @@ def test_append_refuses_to_chain_onto_a_damaged_tail(log, three):
 
 def test_read_filters_and_pages(log, three):
     append(log, actor="bob", action="invoice.void")
-    bobs = call_action("audit.read", {"log_path": str(log), "actor": "bob"})
+    bobs = call_action("audit.read", {"actor": "bob"})
     assert [(e.seq, e.action) for e in bobs.entries] == [(2, "invoice.create"), (4, "invoice.void")]
-    first = call_action("audit.read", {"log_path": str(log), "limit": 3})
+    first = call_action("audit.read", {"limit": 3})
     assert [e.seq for e in first.entries] == [1, 2, 3]
     assert first.next_after_seq == 3
-    rest = call_action("audit.read", {"log_path": str(log), "after_seq": first.next_after_seq})
+    rest = call_action("audit.read", {"after_seq": first.next_after_seq})
     assert [e.seq for e in rest.entries] == [4]
     assert rest.next_after_seq is None
-    logins = call_action("audit.read", {"log_path": str(log), "action": "user.login"})
+    logins = call_action("audit.read", {"action": "user.login"})
     assert logins.entries[0].data == {"ip": "10.0.0.1"}
 
 
 def test_empty_or_absent_log(log):
-    assert call_action("audit.read", {"log_path": str(log)}).entries == []
+    assert call_action("audit.read", {}).entries == []
     out = verify(log)
     assert (out.valid, out.entries, out.head_seq) == (True, 0, 0)
-    assert call_action("audit.head", {"log_path": str(log)}).seq == 0
+    assert call_action("audit.head", {}).seq == 0
 
 
 def test_log_path_defaults_to_the_environment_variable(tmp_path, monkeypatch):
@@ -170,13 +171,11 @@ def test_concurrent_writers_in_separate_processes_keep_one_chain(log):
         import acme_audit
         from switchyard.testing import run
         for i in range(20):
-            run(acme_audit.append, {"log_path": sys.argv[1], "actor": sys.argv[2],
-                                    "action": "job.step", "data": {"i": i}})
+            run(acme_audit.append, {"actor": sys.argv[1], "action": "job.step",
+                                    "data": {"i": i}})
         """
     )
-    writers = [
-        subprocess.Popen([sys.executable, "-c", script, str(log), f"w{n}"]) for n in range(2)
-    ]
+    writers = [subprocess.Popen([sys.executable, "-c", script, f"w{n}"]) for n in range(2)]
     assert [w.wait(timeout=60) for w in writers] == [0, 0]
     out = verify(log)
     assert (out.valid, out.entries) == (True, 40)
@@ -192,12 +191,14 @@ def test_concurrent_writers_in_separate_processes_keep_one_chain(log):
         ("audit.append", {"actor": "ada", "action": "x", "when": "now"}, "when"),
         ("audit.read", {"limit": 0}, "limit"),
         ("audit.read", {"after_seq": -1}, "after_seq"),
+        # no input names a file: the log is the worker's configuration ($ACME_AUDIT_LOG)
+        ("audit.read", {"log_path": "/etc/passwd"}, "log_path"),
         ("audit.verify_chain", {"anchor": {"seq": 1, "hash": "xyz"}}, "anchor.hash"),
     ],
 )
 def test_bad_input_names_the_field(log, action, data, field):
     with pytest.raises(InvalidInputError) as exc:
-        call_action(action, {"log_path": str(log), **data})
+        call_action(action, {**data})
     assert [error.loc for error in exc.value.errors] == [field]
     assert not log.exists()
 
@@ -213,7 +214,7 @@ def test_every_entry_point_resolves_to_the_action_it_names():
 
 def test_a_queued_append_round_trips_through_json(log):
     queued = acme_audit.AppendIn(
-        log_path=str(log), actor="ada", action="user.login", data={"n": 1.5, "tags": ["a"]}
+        actor="ada", action="user.login", data={"n": 1.5, "tags": ["a"]}
     ).model_dump_json()
     entry = call_action("audit.append", queued)
     assert entry.data == {"n": 1.5, "tags": ["a"]}

@@ -5,28 +5,35 @@ from decimal import Decimal
 
 import acme_billing
 import acme_users
+import psycopg
 import pytest
 from switchyard import HandlerError, InvalidInputError, Registry, call_action
-from switchyard.testing import make_registry, use_registry
+from switchyard.testing import make_registry, use_cache, use_registry
+from switchyard_db.testing import fresh_database, temporary_server
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    with temporary_server(tmp_path_factory.mktemp("pg")) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
 def registry():
     reg = make_registry(*acme_billing.ACTIONS, *acme_users.ACTIONS)
-    with use_registry(reg):
+    with use_registry(reg), use_cache():
         yield reg
 
 
 @pytest.fixture
-def db(tmp_path):
-    return str(tmp_path / "acme.sqlite3")
+def db(pg):
+    with fresh_database(pg) as settings:
+        yield settings
 
 
 @pytest.fixture
 def customer(db):
-    return call_action(
-        "users.create_user", {"db_path": db, "email": "ada@example.com", "display_name": "Ada"}
-    )
+    return call_action("users.create_user", {"email": "ada@example.com", "display_name": "Ada"})
 
 
 def totals(currency, items, discount=None):
@@ -131,7 +138,6 @@ def test_amounts_serialize_as_strings_not_floats():
 
 def create(db, customer_id, **extra):
     data = {
-        "db_path": db,
         "customer_id": customer_id,
         "currency": "USD",
         "items": [item("100.00", tax="8.25")],
@@ -147,7 +153,7 @@ def test_create_invoice_for_a_user_freezes_totals(db, customer):
     assert (invoice.customer_email, invoice.status) == ("ada@example.com", "open")
     assert (invoice.issued_on, invoice.due_on) == (date(2026, 3, 15), date(2026, 3, 29))
     assert invoice.totals.total == Decimal("108.25")
-    again = call_action("billing.get_invoice", {"db_path": db, "invoice_id": invoice.id})
+    again = call_action("billing.get_invoice", {"invoice_id": invoice.id})
     assert again == invoice
 
 
@@ -161,7 +167,7 @@ def test_apply_discount_recomputes_from_stored_items(db, customer):
     invoice = create(db, customer.id)
     out = call_action(
         "billing.apply_discount",
-        {"db_path": db, "invoice_id": invoice.id, "discount": {"kind": "percent", "value": "25"}},
+        {"invoice_id": invoice.id, "discount": {"kind": "percent", "value": "25"}},
     )
     assert out.discount is not None
     assert out.discount.kind == "percent"
@@ -175,30 +181,28 @@ def test_apply_discount_recomputes_from_stored_items(db, customer):
 
 def test_apply_discount_to_a_paid_invoice_is_refused(db, customer):
     invoice = create(db, customer.id)
-    with acme_billing.InvoiceStore.open(db) as store:
-        store.set_status(invoice.id, "paid")
+    with psycopg.connect(db.url) as conn:
+        acme_billing.InvoiceStore(conn).set_status(invoice.id, "paid")
     with pytest.raises(HandlerError) as exc:
         call_action(
             "billing.apply_discount",
-            {"db_path": db, "invoice_id": invoice.id, "discount": {"kind": "amount", "value": "1"}},
+            {"invoice_id": invoice.id, "discount": {"kind": "amount", "value": "1"}},
         )
     assert exc.value.error_type == "InvoiceNotOpenError"
 
 
 def test_list_invoices_filters_by_customer_and_dates(db, customer):
-    bob = call_action(
-        "users.create_user", {"db_path": db, "email": "bob@example.com", "display_name": "Bob"}
-    )
+    bob = call_action("users.create_user", {"email": "bob@example.com", "display_name": "Bob"})
     create(db, customer.id, issued_on="2026-01-10")
     create(db, bob.id, issued_on="2026-02-10")
     create(db, customer.id, issued_on="2026-03-10", currency="EUR")
-    everything = call_action("billing.list_invoices", {"db_path": db})
+    everything = call_action("billing.list_invoices", {})
     assert [i.issued_on.month for i in everything.invoices] == [1, 2, 3]
-    adas = call_action("billing.list_invoices", {"db_path": db, "customer_id": customer.id})
+    adas = call_action("billing.list_invoices", {"customer_id": customer.id})
     assert [i.customer_email for i in adas.invoices] == ["ada@example.com"] * 2
     feb_mar = call_action(
         "billing.list_invoices",
-        {"db_path": db, "issued_from": "2026-02-01", "issued_to": "2026-03-10", "currency": "EUR"},
+        {"issued_from": "2026-02-01", "issued_to": "2026-03-10", "currency": "EUR"},
     )
     assert feb_mar.count == 1
     assert feb_mar.invoices[0].totals.currency == "EUR"
@@ -206,16 +210,19 @@ def test_list_invoices_filters_by_customer_and_dates(db, customer):
 
 def test_missing_invoice_is_not_found(db, customer):
     with pytest.raises(HandlerError) as exc:
-        call_action("billing.get_invoice", {"db_path": db, "invoice_id": 7})
+        call_action("billing.get_invoice", {"invoice_id": 7})
     assert exc.value.error_type == "InvoiceNotFoundError"
 
 
 def test_users_and_billing_migrations_share_one_ledger(db, customer):
     create(db, customer.id)
-    conn = acme_users.connect(db)
-    assert acme_users.applied_versions(conn, "billing") == [1, 2]
-    assert acme_users.applied_versions(conn, "users") == [1, 2, 3]
-    conn.close()
+    with psycopg.connect(db.url) as conn:
+        rows = conn.execute(
+            "SELECT component, version FROM switchyard_migrations"
+            " WHERE component IN ('users', 'billing') ORDER BY applied_at, version"
+        ).fetchall()
+    # users first: billing's invoices reference users (the distributions' dependency order)
+    assert rows == [("users", 1), ("users", 2), ("users", 3), ("billing", 1), ("billing", 2)]
 
 
 # --- bad input -------------------------------------------------------------------------
@@ -255,7 +262,7 @@ def test_list_invoices_rejects_an_inverted_date_range(db):
     with pytest.raises(InvalidInputError) as exc:
         call_action(
             "billing.list_invoices",
-            {"db_path": db, "issued_from": "2026-02-01", "issued_to": "2026-01-01"},
+            {"issued_from": "2026-02-01", "issued_to": "2026-01-01"},
         )
     assert fields(exc) == ["issued_to"]
 
@@ -265,7 +272,6 @@ def test_create_invoice_bad_input_names_the_field(db):
         call_action(
             "billing.create_invoice",
             {
-                "db_path": db,
                 "customer_id": 1,
                 "currency": "USD",
                 "items": [item("1")],

@@ -7,13 +7,26 @@ import acme_notifications
 import acme_users
 import pytest
 from switchyard import HandlerError, InvalidInputError, Registry, call_action
-from switchyard.testing import make_registry, use_registry
+from switchyard.testing import make_registry, use_cache, use_registry
+from switchyard_db.testing import fresh_database, temporary_server
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    with temporary_server(tmp_path_factory.mktemp("pg")) as server:
+        yield server
+
+
+@pytest.fixture
+def db(pg):
+    with fresh_database(pg) as settings:
+        yield settings
 
 
 @pytest.fixture(autouse=True)
 def registry():
     reg = make_registry(*acme_notifications.ACTIONS, *acme_users.ACTIONS)
-    with use_registry(reg):
+    with use_registry(reg), use_cache():
         yield reg
 
 
@@ -129,12 +142,10 @@ def test_render_email_bad_input_names_the_field(data, field):
     assert fields(exc) == [field]
 
 
-def test_welcome_email_is_addressed_from_the_user_profile(tmp_path):
-    db = str(tmp_path / "acme.sqlite3")
+def test_welcome_email_is_addressed_from_the_user_profile(db):
     user = call_action(
         "users.create_user",
         {
-            "db_path": db,
             "email": "grace@example.com",
             "display_name": "Grace Hopper",
             "timezone": "America/New_York",
@@ -143,7 +154,6 @@ def test_welcome_email_is_addressed_from_the_user_profile(tmp_path):
     out = call_action(
         "notifications.welcome_email",
         {
-            "db_path": db,
             "user_id": user.id,
             "product_name": "Switchyard",
             "login_url": "https://app.example/login",
@@ -157,11 +167,9 @@ def test_welcome_email_is_addressed_from_the_user_profile(tmp_path):
     assert 'href="https://app.example/login"' in out.html
 
 
-def test_welcome_email_for_an_unknown_user_fails(tmp_path):
+def test_welcome_email_for_an_unknown_user_fails(db):
     with pytest.raises(HandlerError) as exc:
-        call_action(
-            "notifications.welcome_email", {"db_path": str(tmp_path / "x.db"), "user_id": 5}
-        )
+        call_action("notifications.welcome_email", {"user_id": 5})
     assert exc.value.error_type == "UserNotFoundError"
 
 

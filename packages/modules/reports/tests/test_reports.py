@@ -7,32 +7,40 @@ from decimal import Decimal
 import acme_billing
 import acme_reports
 import acme_users
+import psycopg
 import pytest
 from switchyard import InvalidInputError, Registry, call_action
-from switchyard.testing import make_registry, use_registry
+from switchyard.testing import make_registry, use_cache, use_registry
+from switchyard_db.testing import fresh_database, temporary_server
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    with temporary_server(tmp_path_factory.mktemp("pg")) as server:
+        yield server
 
 
 @pytest.fixture(autouse=True)
 def registry():
     reg = make_registry(*acme_reports.ACTIONS, *acme_billing.ACTIONS, *acme_users.ACTIONS)
-    with use_registry(reg):
+    with use_registry(reg), use_cache():
         yield reg
 
 
 @pytest.fixture
-def db(tmp_path):
-    return str(tmp_path / "acme.sqlite3")
+def db(pg):
+    with fresh_database(pg) as settings:
+        yield settings
 
 
 def user(db, email, name):
-    return call_action("users.create_user", {"db_path": db, "email": email, "display_name": name})
+    return call_action("users.create_user", {"email": email, "display_name": name})
 
 
 def invoice(db, customer, amount, issued_on, currency="USD"):
     return call_action(
         "billing.create_invoice",
         {
-            "db_path": db,
             "customer_id": customer.id,
             "currency": currency,
             "items": [{"description": "service", "quantity": "1", "unit_price": amount}],
@@ -50,14 +58,15 @@ def seeded(db):
     invoice(db, bob, "300.00", "2026-02-14")
     invoice(db, bob, "80.00", "2026-02-15", currency="EUR")
     void = invoice(db, ada, "1000.00", "2026-03-01")
-    with acme_billing.InvoiceStore.open(db) as store:
+    with psycopg.connect(db.url) as conn:
+        store = acme_billing.InvoiceStore(conn)
         store.set_status(paid.id, "paid")
         store.set_status(void.id, "void")
     return {"ada": ada, "bob": bob}
 
 
 def summary(db, **extra):
-    return call_action("reports.revenue_summary", {"db_path": db, **extra})
+    return call_action("reports.revenue_summary", {**extra})
 
 
 def test_revenue_by_month_keeps_currencies_apart_and_skips_void(db, seeded):
@@ -87,17 +96,17 @@ def test_revenue_by_customer_within_a_date_window(db, seeded):
 
 
 def test_top_customers_ranks_by_revenue_with_shares(db, seeded):
-    out = call_action("reports.top_customers", {"db_path": db, "currency": "USD"})
+    out = call_action("reports.top_customers", {"currency": "USD"})
     assert [(c.rank, c.display_name, c.total, c.share_percent) for c in out.customers] == [
         (1, "Bob", Decimal("300.00"), Decimal("66.67")),
         (2, "Ada", Decimal("150.00"), Decimal("33.33")),
     ]
-    only_one = call_action("reports.top_customers", {"db_path": db, "currency": "USD", "limit": 1})
+    only_one = call_action("reports.top_customers", {"currency": "USD", "limit": 1})
     assert [c.email for c in only_one.customers] == ["bob@example.com"]
 
 
 def test_export_csv_of_invoices_parses_back(db, seeded):
-    out = call_action("reports.export_csv", {"db_path": db, "report": "invoices"})
+    out = call_action("reports.export_csv", {"report": "invoices"})
     rows = list(csv.DictReader(io.StringIO(out.content)))
     assert out.row_count == len(rows) == 4
     assert out.filename == "invoices.csv"
@@ -113,7 +122,6 @@ def test_export_csv_top_customers_with_semicolons(db, seeded):
     out = call_action(
         "reports.export_csv",
         {
-            "db_path": db,
             "report": "top_customers",
             "currency": "USD",
             "delimiter": ";",
@@ -131,15 +139,13 @@ def test_export_csv_top_customers_with_semicolons(db, seeded):
 def test_export_csv_defuses_spreadsheet_formulas(db):
     evil = user(db, "=cmd@example.com", "Eve")
     invoice(db, evil, "1.00", "2026-01-01")
-    out = call_action("reports.export_csv", {"db_path": db, "report": "revenue_by_customer"})
+    out = call_action("reports.export_csv", {"report": "revenue_by_customer"})
     row = next(csv.DictReader(io.StringIO(out.content)))
     assert row["label"] == "'=cmd@example.com"
 
 
 def test_customer_statement_runs_the_balance_due(db, seeded):
-    out = call_action(
-        "reports.customer_statement", {"db_path": db, "customer_id": seeded["ada"].id}
-    )
+    out = call_action("reports.customer_statement", {"customer_id": seeded["ada"].id})
     assert [(line.status, line.total, line.balance_due) for line in out.lines] == [
         ("paid", Decimal("100.00"), Decimal("0")),
         ("open", Decimal("50.00"), Decimal("50.00")),
@@ -149,7 +155,7 @@ def test_customer_statement_runs_the_balance_due(db, seeded):
 
 def test_reports_on_an_empty_database_are_empty(db):
     assert summary(db).rows == []
-    assert call_action("reports.top_customers", {"db_path": db, "currency": "EUR"}).customers == []
+    assert call_action("reports.top_customers", {"currency": "EUR"}).customers == []
 
 
 @pytest.mark.parametrize(
@@ -173,7 +179,7 @@ def test_reports_on_an_empty_database_are_empty(db):
 )
 def test_bad_input_names_the_field(db, action, data, field):
     with pytest.raises(InvalidInputError) as exc:
-        call_action(action, {"db_path": db, **data})
+        call_action(action, {**data})
     assert [error.loc for error in exc.value.errors] == [field]
 
 
@@ -187,6 +193,6 @@ def test_every_entry_point_resolves_to_the_action_it_names():
 
 
 def test_a_queued_call_round_trips_through_json(db, seeded):
-    data = {"db_path": db, "report": "revenue_by_month", "issued_from": "2026-02-01"}
+    data = {"report": "revenue_by_month", "issued_from": "2026-02-01"}
     queued = acme_reports.ExportCsvIn.model_validate(data).model_dump_json()
     assert call_action("reports.export_csv", queued) == call_action("reports.export_csv", data)

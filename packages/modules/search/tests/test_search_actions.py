@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import glob
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
-from acme_search import ENV_VAR, IndexFileError, IndexPathError, VectorIndex, embed
+from acme_search import VectorIndex, embed
 from acme_search.actions import embed_text, index_document, query, remove_document, stats
-from switchyard import HandlerError, InvalidInputError, Registry, call_action, load_config
-from switchyard.testing import make_registry, run, use_registry
+from switchyard import InvalidInputError, Registry, call_action, load_config
+from switchyard.testing import make_registry, run, use_cache, use_registry
+from switchyard_db.testing import fresh_database, temporary_server
 
 ACTIONS = (
     "search.embed_text",
@@ -24,12 +27,31 @@ DOCS = {
 }
 
 
+def _debian_binaries() -> Path:
+    """Debian's PostgreSQL (no pgvector): the numpy engine's server."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        message = "needs Debian's postgresql (a server without pgvector) for the numpy engine"
+        if os.environ.get("SWITCHYARD_REQUIRE_SERVICES") == "1":
+            pytest.fail(message + " (SWITCHYARD_REQUIRE_SERVICES=1: .ci/run installs it)")
+        pytest.skip(message)
+    return Path(found[-1]).parent
+
+
+@pytest.fixture(scope="module", params=["pgvector", "numpy"])
+def pg(request, tmp_path_factory):
+    binaries = None if request.param == "pgvector" else _debian_binaries()
+    with temporary_server(tmp_path_factory.mktemp("pg"), binaries=binaries) as server:
+        yield request.param, server
+
+
 @pytest.fixture
-def index_path(tmp_path):
-    path = tmp_path / "idx" / "docs.npz"
-    for doc_id, text in DOCS.items():
-        run(index_document, {"id": doc_id, "text": text, "index_path": str(path)})
-    return path
+def engine(pg):
+    name, server = pg
+    with fresh_database(server), use_cache():
+        for doc_id, text in DOCS.items():
+            run(index_document, {"id": doc_id, "text": text})
+        yield name
 
 
 def test_embeddings_are_unit_length_and_stable():
@@ -50,93 +72,67 @@ def test_similar_texts_score_higher():
     assert float(a @ b) > 0.6 > float(a @ c)
 
 
-def test_query_ranks_the_relevant_document_first(index_path):
-    out = run(query, {"text": "a kitten on the sofa", "k": 2, "index_path": str(index_path)})
-    assert out.documents == 3
+def test_query_ranks_the_relevant_document_first(engine):
+    out = run(query, {"text": "a kitten on the sofa", "k": 2})
+    assert (out.documents, out.engine) == (3, engine)
     assert next(h.id for h in out.hits) == "cats"
     assert len(out.hits) == 2
     assert out.hits[0].score > out.hits[1].score
 
 
-def test_min_score_drops_weak_hits(index_path):
-    out = run(query, {"text": "garlic basil", "min_score": 0.2, "index_path": str(index_path)})
+def test_both_engines_score_as_numpy_does(engine):
+    out = run(query, {"text": "garlic and tax invoices", "k": 3})
+    index = VectorIndex(dim=256)
+    for doc_id, text in DOCS.items():
+        index.add(doc_id, embed(text), {})
+    expected = index.query(embed("garlic and tax invoices"), 3)
+    assert [h.id for h in out.hits] == [h.id for h in expected]
+    assert [h.score for h in out.hits] == pytest.approx([h.score for h in expected], abs=1e-5)
+
+
+def test_min_score_drops_weak_hits(engine):
+    out = run(query, {"text": "garlic basil", "min_score": 0.2})
     assert [h.id for h in out.hits] == ["cooking"]
 
 
-def test_replace_keeps_one_copy_and_metadata(index_path):
+def test_replace_keeps_one_copy_and_metadata(engine):
     out = run(
-        index_document,
-        {
-            "id": "money",
-            "text": "Garlic bread recipes",
-            "metadata": {"lang": "en"},
-            "index_path": str(index_path),
-        },
+        index_document, {"id": "money", "text": "Garlic bread recipes", "metadata": {"lang": "en"}}
     )
-    assert (out.replaced, out.created_index, out.documents) == (True, False, 3)
-    hits = run(query, {"text": "garlic bread", "k": 1, "index_path": str(index_path)}).hits
+    assert (out.replaced, out.documents) == (True, 3)
+    hits = run(query, {"text": "garlic bread", "k": 1}).hits
     assert (hits[0].id, hits[0].metadata) == ("money", {"lang": "en"})
 
 
-def test_remove_document_persists(index_path):
-    first = run(remove_document, {"id": "cats", "index_path": str(index_path)})
-    again = run(remove_document, {"id": "cats", "index_path": str(index_path)})
+def test_remove_document(engine):
+    first = run(remove_document, {"id": "cats"})
+    again = run(remove_document, {"id": "cats"})
     assert (first.removed, first.documents) == (True, 2)
     assert (again.removed, again.documents) == (False, 2)
-    reloaded = VectorIndex.load(index_path)
-    assert sorted(reloaded.ids) == ["cooking", "money"]
-    assert reloaded.vectors.shape == (2, 256)
+    assert sorted(h.id for h in run(query, {"text": "kitten", "k": 5}).hits) == ["cooking", "money"]
 
 
-def test_index_file_is_plain_npz(index_path):
-    with np.load(index_path, allow_pickle=False) as data:
-        assert sorted(data.files) == ["dim", "format", "ids", "metadata", "vectors"]
-        assert data["vectors"].dtype == np.float32
-    out = run(stats, {"index_path": str(index_path)})
-    assert (out.documents, out.dim) == (3, 256)
-    assert out.size_bytes == index_path.stat().st_size > 3 * 256 * 4
+def test_documents_of_another_dimension_are_kept_apart(engine):
+    run(index_document, {"id": "small", "text": "a kitten on the sofa", "dim": 32})
+    small = run(query, {"text": "kitten", "dim": 32})
+    assert [h.id for h in small.hits] == ["small"]
+    assert small.documents == 1
+    assert run(stats, {}).documents == 4
 
 
-def test_index_path_from_the_environment(tmp_path, monkeypatch):
-    path = tmp_path / "env.npz"
-    monkeypatch.setenv(ENV_VAR, str(path))
-    created = run(index_document, {"id": "a", "text": "hello world", "dim": 32})
-    assert created.created_index
-    assert path.exists()
-    assert run(query, {"text": "hello"}).hits[0].id == "a"
+def test_stats(engine):
+    out = run(stats, {})
+    assert (out.documents, out.engine) == (3, engine)
+    assert out.size_bytes > 0
 
 
-def test_no_index_path_says_what_to_do(monkeypatch):
-    monkeypatch.delenv(ENV_VAR, raising=False)
-    with pytest.raises(HandlerError) as info:
-        run(query, {"text": "hello"})
-    assert isinstance(info.value.__cause__, IndexPathError)
-    assert ENV_VAR in str(info.value.__cause__)
-
-
-def test_missing_corrupt_and_mismatched_indexes_fail_clearly(tmp_path, index_path):
-    with pytest.raises(HandlerError) as missing:
-        run(query, {"text": "x", "index_path": str(tmp_path / "nope.npz")})
-    assert "index a document first" in str(missing.value.__cause__)
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"not a zip file")
-    with pytest.raises(HandlerError) as corrupt:
-        run(stats, {"index_path": str(bad)})
-    assert isinstance(corrupt.value.__cause__, IndexFileError)
-    with pytest.raises(HandlerError) as dim:
-        run(index_document, {"id": "z", "text": "x", "dim": 64, "index_path": str(index_path)})
-    assert "has dim 256, not 64" in str(dim.value.__cause__)
-
-
-def test_concurrent_writers_lose_no_document(tmp_path):
-    path = str(tmp_path / "busy.npz")
-
+def test_concurrent_writers_lose_no_document(engine):
     def add(n: int) -> None:
-        run(index_document, {"id": f"doc-{n}", "text": f"document number {n}", "index_path": path})
+        run(index_document, {"id": f"doc-{n}", "text": f"document number {n}"})
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(add, range(16)))
-    assert run(stats, {"index_path": path}).documents == 16
+    assert run(stats, {}).documents == 19
 
 
 @pytest.mark.parametrize(
@@ -144,7 +140,9 @@ def test_concurrent_writers_lose_no_document(tmp_path):
     [
         (index_document, {"id": "has space", "text": "x"}, "id"),
         (index_document, {"id": "a", "text": ""}, "text"),
-        (index_document, {"id": "a", "text": "x", "index_path": "/tmp/x.json"}, "index_path"),
+        # no input names a file or a database
+        (index_document, {"id": "a", "text": "x", "index_path": "/tmp/x.npz"}, "index_path"),
+        (query, {"text": "x", "index_path": "/tmp/x.npz"}, "index_path"),
         (index_document, {"id": "a", "text": "x", "dim": 8}, "dim"),
         (
             index_document,
@@ -164,9 +162,9 @@ def test_bad_input_names_the_field(act, data, field):
     assert f"{field}:" in str(info.value)
 
 
-def test_call_action_through_an_in_memory_registry(index_path):
+def test_call_action_through_an_in_memory_registry(engine):
     with use_registry(make_registry(query, stats)):
-        out = call_action("search.stats", {"index_path": str(index_path)})
+        out = call_action("search.stats", {})
     assert out.documents == 3
 
 

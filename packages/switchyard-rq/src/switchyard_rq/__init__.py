@@ -18,15 +18,17 @@ from ._errors import (
     TransportError,
 )
 from ._observe import JobObserver, JobReport
+from ._ops.dbstats import publish_db_stats
 from ._ops.flow import FlowState, flow_stats
 from ._ops.stats import JobStats, publish_pool_stats
-from ._producer.handle import JobHandle
+from ._producer.handle import CachedHandle, JobHandle
 from ._producer.schedule import Call, route, schedule_action, schedule_many
 from ._serializer import JSONSerializer
 from ._wire.connection import get_connection, redact_url, redis_url
 
 __all__ = [
     "ActionTimeoutError",
+    "CachedHandle",
     "Call",
     "Consumer",
     "FlowState",
@@ -47,6 +49,7 @@ __all__ = [
     "dispatch",
     "flow_stats",
     "get_connection",
+    "publish_db_stats",
     "publish_pool_stats",
     "queue_stats",
     "recover_orphans",

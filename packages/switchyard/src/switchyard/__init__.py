@@ -28,15 +28,22 @@ from ._errors import (
     UnknownActionError,
 )
 from ._hooks import Hooks
-from ._policy import ActionPolicy, Breaker, Rate
+from ._policy import ActionPolicy, Breaker, Cache, Rate
 from ._registry import ActionInfo, HookEntry, Registry
 
 if TYPE_CHECKING:
+    from ._cache import (
+        MemoryCache,
+        ResultCache,
+        cached_result,
+        invalidate_cache,
+        set_result_cache,
+    )
     from ._config import Config, load_config
     from ._context import Context
     from ._hookspecs import hookimpl
     from ._manifest import write_manifest
-    from ._resource import Resource, close_resources, resource
+    from ._resource import Resource, aget_resource, close_resources, get_resource, resource
 
 __version__ = "0.1.0"
 
@@ -47,6 +54,7 @@ __all__ = [
     "ActionInfo",
     "ActionPolicy",
     "Breaker",
+    "Cache",
     "Config",
     "ConfigError",
     "Context",
@@ -57,31 +65,43 @@ __all__ = [
     "InvalidInputError",
     "InvalidOutputError",
     "ManifestError",
+    "MemoryCache",
     "PluginConflictError",
     "PluginLoadError",
     "PluginValidationError",
     "Rate",
     "Registry",
     "Resource",
+    "ResultCache",
     "StaleManifestError",
     "SwitchyardError",
     "UnknownActionError",
     "acall_action",
     "action",
+    "aget_resource",
     "arun_action",
+    "cached_result",
     "call_action",
     "close_resources",
     "default_registry",
     "define",
+    "get_resource",
     "hookimpl",
+    "invalidate_cache",
     "load_config",
     "resource",
     "run_action",
     "set_default_registry",
+    "set_result_cache",
     "write_manifest",
 ]
 
 _LAZY = {
+    "MemoryCache": "_cache",
+    "ResultCache": "_cache",
+    "cached_result": "_cache",
+    "invalidate_cache": "_cache",
+    "set_result_cache": "_cache",
     "Config": "_config",
     "load_config": "_config",
     "Context": "_context",
@@ -90,6 +110,8 @@ _LAZY = {
     "Resource": "_resource",
     "resource": "_resource",
     "close_resources": "_resource",
+    "get_resource": "_resource",
+    "aget_resource": "_resource",
 }
 
 

@@ -230,6 +230,15 @@ def _check_policy(name: str, policy: ActionPolicy, spec: Mapping[str, Any]) -> N
 
     if policy.io_bound and spec["is_async"]:
         fail("io_bound is for sync handlers; an async handler already runs beside others")
+    if policy.cache is not None:
+        fields = getattr(spec["input_model"], "model_fields", {})
+        for name in policy.cache.fields():
+            if name not in fields:
+                known = ", ".join(sorted(fields)) or "none"
+                fail(
+                    f"cache tag field {name!r}: the input model {spec['input_model'].__name__} "
+                    f"has no such field (fields: {known})"
+                )
     for option in ("concurrency_key", "rate_key"):
         path = getattr(policy, option)
         if path is None:

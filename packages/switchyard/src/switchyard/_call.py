@@ -81,6 +81,27 @@ def _run_awaitable(awaitable: Awaitable[Any]) -> Any:
     return asyncio.run(coroutine)
 
 
+def _handle(action: Action, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The handler's result; whatever it raises as a HandlerError naming the action."""
+    try:
+        result = action.handler(*args, **kwargs)
+        if isinstance(result, Awaitable):
+            result = _run_awaitable(result)
+    except Exception as error:
+        raise HandlerError(action.name, error) from error
+    return result
+
+
+async def _ahandle(action: Action, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        result = action.handler(*args, **kwargs)
+        if isinstance(result, Awaitable):
+            result = await result
+    except Exception as error:
+        raise HandlerError(action.name, error) from error
+    return result
+
+
 def run_action(
     action: Action,
     data: Any,
@@ -99,12 +120,12 @@ def run_action(
     context, hooks = _prepare(action, context, hooks)
     try:
         args, kwargs = _enter(action, data, context, hooks)
-        try:
-            result = action.handler(*args, **kwargs)
-            if isinstance(result, Awaitable):
-                result = _run_awaitable(result)
-        except Exception as error:
-            raise HandlerError(action.name, error) from error
+        if action.policy.cache is None:
+            result = _handle(action, args, kwargs)
+        else:
+            from ._cache import cached
+
+            result = cached(action, args[0], lambda: _handle(action, args, kwargs))
         return _leave(action, result, context, hooks)
     except SwitchyardError as error:
         if context is not None:
@@ -123,12 +144,12 @@ async def arun_action(
     context, hooks = _prepare(action, context, hooks)
     try:
         args, kwargs = _enter(action, data, context, hooks)
-        try:
-            result = action.handler(*args, **kwargs)
-            if isinstance(result, Awaitable):
-                result = await result
-        except Exception as error:
-            raise HandlerError(action.name, error) from error
+        if action.policy.cache is None:
+            result = await _ahandle(action, args, kwargs)
+        else:
+            from ._cache import acached
+
+            result = await acached(action, args[0], lambda: _ahandle(action, args, kwargs))
         return _leave(action, result, context, hooks)
     except SwitchyardError as error:
         if context is not None:

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 COMMANDS_GROUP: Final = "switchyard.commands"
-CORE_COMMANDS: Final = frozenset({"actions", "call", "doctor", "manifest"})
+CORE_COMMANDS: Final = frozenset({"actions", "cache", "call", "doctor", "manifest"})
+DOCTOR_GROUP: Final = "switchyard.doctor"
 
 
 class UsageError(Exception):
@@ -162,6 +163,7 @@ def _doctor(args: argparse.Namespace) -> int:
                 f"action {name} from {info.distribution}: cannot build its JSON schemas: "
                 f"{type(error).__name__}: {error}"
             )
+    problems.extend(_extension_problems())
     hooks = [name for name, _ in registry.hooks.plugins()]
     if hooks:
         print(f"hooks: {', '.join(hooks)}")
@@ -172,6 +174,29 @@ def _doctor(args: argparse.Namespace) -> int:
         print(f"problem: {problem}")
     print(f"{len(problems)} problem(s) found")
     return 1
+
+
+def _extension_problems() -> list[str]:
+    """What the checks of other packages (entry points ``switchyard.doctor``: callables
+    returning problems, one line each) find, e.g. switchyard-db's pending migrations."""
+    from importlib import metadata
+
+    found: list[str] = []
+    for entry in metadata.entry_points(group=DOCTOR_GROUP):
+        try:
+            check: Callable[[], list[str]] = entry.load()
+            found.extend(check())
+        except Exception as error:
+            dist = entry.dist.name if entry.dist is not None else "unknown distribution"
+            found.append(f"check {entry.name} from {dist} failed: {type(error).__name__}: {error}")
+    return found
+
+
+def _cache_invalidate(args: argparse.Namespace) -> int:
+    from ._cache import invalidate
+
+    print(f"dropped {invalidate(*args.tags)} cached result(s)")
+    return 0
 
 
 def _manifest_write(args: argparse.Namespace) -> int:
@@ -219,6 +244,12 @@ def _core_parser() -> tuple[_Parser, argparse._SubParsersAction[_Parser]]:
         "doctor", help="load every action; report broken plugins, conflicts, a stale manifest"
     )
     doctor.set_defaults(func=_doctor)
+
+    cache = commands.add_parser("cache", help="cached action results")
+    cache_commands = cache.add_subparsers(dest="cache_command", metavar="SUBCOMMAND")
+    drop = cache_commands.add_parser("invalidate", help="drop the results stored under TAGs")
+    drop.add_argument("tags", metavar="TAG", nargs="+", help="e.g. user:42")
+    drop.set_defaults(func=_cache_invalidate)
 
     manifest = commands.add_parser("manifest", help="write the action manifest")
     manifest_commands = manifest.add_subparsers(dest="manifest_command", metavar="SUBCOMMAND")

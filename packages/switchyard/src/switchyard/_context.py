@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from ._resource import Resource
@@ -29,6 +29,8 @@ class Context:
     logger: logging.Logger
     job_id: str | None = None
     queue: str | None = None
+    #: per-call scratch space of extensions (a database remembers a write here)
+    state: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def resource(self, res: Resource[T]) -> T:
         """This process's instance of the sync resource ``res``, opened on first use."""
@@ -41,6 +43,21 @@ class Context:
         from ._resource import aget
 
         return await aget(res)
+
+    def db(self, name: str = "main") -> Any:
+        """The configured database ``name`` (switchyard-db's ``Database``): ``.connection()``
+        for a transaction on the primary, ``.read().connection()`` on a replica, and the async
+        ``.aconnection()``. Its pools are this process's, opened on first use."""
+        from ._extension import extension
+
+        return extension("db")(self, name)
+
+    def invalidate(self, *tags: str) -> int:
+        """Drop every cached result stored under any of ``tags`` (see the ``cache`` option);
+        the number of results dropped."""
+        from ._cache import invalidate
+
+        return invalidate(*tags)
 
 
 def new_call_id() -> str:

@@ -17,7 +17,7 @@ from typing import Any, Final, NoReturn, final
 
 from ._errors import ActionDefinitionError
 
-__all__ = ["OPTIONS", "ActionPolicy", "Breaker", "Option", "Rate", "parse_duration"]
+__all__ = ["OPTIONS", "ActionPolicy", "Breaker", "Cache", "Option", "Rate", "parse_duration"]
 
 _UNITS: Final = {
     "ms": 0.001,
@@ -257,6 +257,80 @@ class Breaker:
         }
 
 
+@final
+class Cache:
+    """Keep an action's results for ``ttl`` seconds, keyed by action, action version and
+    canonical input; ``tags`` are templates over the input's fields (``"user:{user_id}"``) that
+    ``ctx.invalidate(...)`` or ``switchyard cache invalidate`` drop them by. Written
+    ``cache="5m"`` or ``cache={"ttl": "5m", "tags": ["user:{user_id}"]}``."""
+
+    __slots__ = ("tags", "ttl")
+
+    ttl: float
+    tags: tuple[str, ...]
+
+    def __init__(self, ttl: float | str, *, tags: tuple[str, ...] | list[str] = ()) -> None:
+        seconds = parse_duration(ttl, what="a time to live")
+        given: object = tags
+        if not isinstance(given, list | tuple) or not all(isinstance(t, str) and t for t in given):
+            raise ValueError(f"tags must be a list of non-empty strings, got {tags!r}")
+        object.__setattr__(self, "ttl", seconds)
+        object.__setattr__(self, "tags", tuple(tags))
+
+    @classmethod
+    def parse(cls, value: object) -> Cache:
+        """A Cache from a Cache, a duration, or a mapping ``{"ttl": ..., "tags": [...]}``."""
+        if isinstance(value, Cache):
+            return value
+        if isinstance(value, Mapping):
+            unknown = sorted(set(map(str, value)) - {"ttl", "tags"})
+            if unknown or "ttl" not in value:
+                raise ValueError(
+                    "must be a duration such as '5m' or {'ttl': '5m', 'tags': ['user:{user_id}']}"
+                    f", got {dict(value)!r}"
+                )
+            return cls(value["ttl"], tags=tuple(value.get("tags", ())))
+        try:
+            return cls(value)  # type: ignore[arg-type]
+        except ValueError:
+            raise ValueError(
+                f"must be a duration such as '5m' or {{'ttl': '5m', 'tags': [...]}}, got {value!r}"
+            ) from None
+
+    def fields(self) -> list[str]:
+        """The input fields the tag templates use."""
+        import string
+
+        names: list[str] = []
+        for tag in self.tags:
+            for _, field, _, _ in string.Formatter().parse(tag):
+                if field is not None and field not in names:
+                    names.append(field)
+        return names
+
+    def __setattr__(self, key: str, value: object) -> NoReturn:
+        raise AttributeError("Cache is frozen")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_cache_of, (self.ttl, self.tags))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cache) and (self.ttl, self.tags) == (other.ttl, other.tags)
+
+    def __hash__(self) -> int:
+        return hash((self.ttl, self.tags))
+
+    def __str__(self) -> str:
+        text = _period_text(self.ttl)
+        return f"{text}, tags {', '.join(self.tags)}" if self.tags else text
+
+    def __repr__(self) -> str:
+        return f"Cache({self.ttl:g}, tags={self.tags!r})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ttl": self.ttl, "tags": list(self.tags)}
+
+
 # -- checkers: value -> canonical value, or ValueError("must be ...") ----------------------------
 
 
@@ -334,6 +408,12 @@ def _breaker(value: object) -> Breaker | None:
     return Breaker.parse(value)
 
 
+def _cache(value: object) -> Cache | None:
+    if value is None or value is False:
+        return None
+    return Cache.parse(value)
+
+
 def _to_json(value: object) -> object:
     to_json = getattr(value, "to_json", None)
     return to_json() if to_json is not None else value
@@ -401,6 +481,7 @@ OPTIONS: Final[dict[str, Option]] = {
             "circuit breaker: defer jobs after failures",
             from_json=_breaker_from_json,
         ),
+        Option("cache", None, _cache, "keep results this long ('5m'), with tags to drop them by"),
     )
 }
 
@@ -427,6 +508,7 @@ class ActionPolicy:
     rate: Rate | None
     rate_key: str | None
     breaker: Breaker | None
+    cache: Cache | None
     _hash: int
 
     def __init__(self, **options: Any) -> None:
@@ -501,6 +583,10 @@ def _rate_of(count: int, period: float, burst: int) -> Rate:
 
 def _breaker_of(fields: dict[str, Any]) -> Breaker:
     return Breaker(**fields)
+
+
+def _cache_of(ttl: float, tags: tuple[str, ...]) -> Cache:
+    return Cache(ttl, tags=tags)
 
 
 def _from_items(items: tuple[tuple[str, Any], ...]) -> ActionPolicy:

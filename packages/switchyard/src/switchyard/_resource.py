@@ -29,7 +29,14 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from typing import Any, Generic, NoReturn, TypeVar, final
 
-__all__ = ["Resource", "aclose_resources", "close_resources", "resource"]
+__all__ = [
+    "Resource",
+    "aclose_resources",
+    "aget_resource",
+    "close_resources",
+    "get_resource",
+    "resource",
+]
 
 T = TypeVar("T")
 log = logging.getLogger("switchyard.resource")
@@ -73,6 +80,7 @@ class _Store:
         self.by_loop: dict[
             asyncio.AbstractEventLoop, dict[Resource[Any], tuple[Any, AsyncGenerator[Any, None]]]
         ] = {}
+        self.opening: dict[tuple[asyncio.AbstractEventLoop, Resource[Any]], asyncio.Lock] = {}
 
 
 _store: _Store | None = None
@@ -117,15 +125,24 @@ async def aget(res: Resource[T]) -> T:
     opened = store.by_loop.setdefault(loop, {})
     found = opened.get(res)
     if found is None:
-        gen = res.factory()
-        try:
-            value = await gen.__anext__()  # type: ignore[union-attr]
-        except StopAsyncIteration:
-            _first(res, gen)
-        found = opened.setdefault(res, (value, gen))  # type: ignore[arg-type]
-        if found[1] is not gen:  # another task opened it meanwhile: keep theirs
-            await gen.aclose()  # type: ignore[union-attr]
+        # one opener per loop: tasks that ask at once wait for it rather than each opening one
+        lock = store.opening.setdefault((loop, res), asyncio.Lock())
+        async with lock:
+            found = opened.get(res)
+            if found is None:
+                gen = res.factory()
+                try:
+                    value = await gen.__anext__()  # type: ignore[union-attr]
+                except StopAsyncIteration:
+                    _first(res, gen)
+                found = opened[res] = (value, gen)  # type: ignore[assignment]
+        store.opening.pop((loop, res), None)
+    assert found is not None
     return found[0]  # type: ignore[no-any-return]
+
+
+get_resource = get
+aget_resource = aget
 
 
 async def aclose_resources() -> None:

@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from ._action import Action
+    from ._cache import ResultCache
     from ._context import Context
 
-__all__ = ["arun", "make_registry", "run", "use_registry"]
+__all__ = ["arun", "make_registry", "run", "use_cache", "use_registry"]
 
 
 def make_registry(*actions: Action, hooks: tuple[object, ...] = ()) -> Registry:
@@ -69,3 +70,18 @@ def use_registry(registry: Registry) -> Iterator[Registry]:
         yield registry
     finally:
         set_default_registry(previous)
+
+
+@contextmanager
+def use_cache(cache: ResultCache | None = None) -> Iterator[ResultCache]:
+    """Keep cached results in ``cache`` (default: a new, empty MemoryCache) inside the block,
+    so that no test sees another's results."""
+    from . import _cache
+
+    previous = _cache._chosen
+    chosen = cache if cache is not None else _cache.MemoryCache()
+    _cache.set_result_cache(chosen)
+    try:
+        yield chosen
+    finally:
+        _cache.set_result_cache(previous)

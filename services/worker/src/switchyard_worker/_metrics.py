@@ -108,6 +108,9 @@ class ChildMetrics:
             # prometheus_client picks its value class (mmap files) when first imported
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
             self._prom = _child_metrics()
+        from switchyard_worker._dbmetrics import DbMetrics
+
+        self._db = DbMetrics(name, prometheus=self._prom is not None)
         self._next_flush = time.monotonic() + FLUSH_INTERVAL
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -140,6 +143,10 @@ class ChildMetrics:
                 self._flush_prometheus(rows)
             except Exception:  # never let metrics take a worker down
                 log.exception("cannot update the metrics files")
+            try:
+                self._db.flush(self._connection)
+            except Exception as exc:
+                log.debug("cannot flush database metrics: %s", exc)
             now = time.monotonic()
             if rows == self._published and now < self._republish:
                 return  # nothing new: only refresh the TTL now and then

@@ -1,7 +1,8 @@
 """The audit actions: an append-only, hash-chained log that detects tampering.
 
-The log is a JSON Lines file: the ``log_path`` input when given, else ``$ACME_AUDIT_LOG``,
-else ``<tempdir>/acme/audit.jsonl``. Nothing is opened at import time.
+The log is a JSON Lines file: ``$ACME_AUDIT_LOG`` of the process that runs the action (the
+worker's configuration), else ``<tempdir>/acme/audit.jsonl``. No input names a file: whoever
+schedules a job cannot choose what the worker writes. Nothing is opened at import time.
 """
 
 from __future__ import annotations
@@ -34,15 +35,10 @@ EventName = Annotated[
     ),
 ]
 Hash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-LogPath = Annotated[
-    str, Field(min_length=1, max_length=4096, description="log file; default $ACME_AUDIT_LOG")
-]
 
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    log_path: LogPath | None = None
 
 
 class Entry(BaseModel):
@@ -126,7 +122,7 @@ class HeadOut(BaseModel):
 )
 def append(data: AppendIn) -> Entry:
     entry = _append(
-        resolve_log_path(data.log_path),
+        resolve_log_path(),
         actor=data.actor,
         action=data.action,
         target=data.target,
@@ -139,7 +135,7 @@ def append(data: AppendIn) -> Entry:
 def read(data: ReadIn) -> ReadOut:
     found: list[Entry] = []
     more = False
-    with reading(resolve_log_path(data.log_path)) as lines:
+    with reading(resolve_log_path()) as lines:
         for line in lines:
             raw: dict[str, Any] | None = parse_line(line)
             if raw is None or raw["seq"] <= data.after_seq:
@@ -161,7 +157,7 @@ def read(data: ReadIn) -> ReadOut:
 )
 def verify_chain(data: VerifyChainIn) -> VerifyChainOut:
     keep = frozenset() if data.anchor is None else frozenset({data.anchor.seq})
-    with reading(resolve_log_path(data.log_path)) as lines:
+    with reading(resolve_log_path()) as lines:
         result = walk(lines, keep=keep)
     out = VerifyChainOut(
         valid=result.first_break is None,
@@ -187,7 +183,7 @@ def verify_chain(data: VerifyChainIn) -> VerifyChainOut:
 
 @action("audit.head", description="The last entry's sequence number and hash, to keep as anchor.")
 def head(data: HeadIn) -> HeadOut:
-    last = last_entry(resolve_log_path(data.log_path))
+    last = last_entry(resolve_log_path())
     if last is None:
         return HeadOut(seq=0, hash=GENESIS, at=None)
     return HeadOut(seq=last["seq"], hash=last["hash"], at=last["at"])

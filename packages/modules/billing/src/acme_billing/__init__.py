@@ -21,7 +21,6 @@ from acme_billing._models import (
 from acme_billing._money import POLICIES, CurrencyPolicy, DiscountTooLargeError
 from acme_billing._money import compute_totals as price
 from acme_billing._store import (
-    BILLING_MIGRATIONS,
     InvoiceNotFoundError,
     InvoiceNotOpenError,
     InvoiceStore,
@@ -44,7 +43,6 @@ ACTIONS = (compute_totals, create_invoice, apply_discount, get_invoice, list_inv
 
 __all__ = [
     "ACTIONS",
-    "BILLING_MIGRATIONS",
     "POLICIES",
     "AmountDiscount",
     "ApplyDiscountIn",

@@ -1,15 +1,15 @@
-"""Invoices stored beside the users they bill, in the acme database (see acme_users)."""
+"""Invoices stored beside the users they bill, in the ``main`` database (see acme_users)."""
 
 from __future__ import annotations
 
-import sqlite3
+import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final
 
-from acme_users import Migration, UserStore, apply_migrations
+import psycopg
+from acme_users import UserStore
+from psycopg.rows import dict_row
 from pydantic import TypeAdapter
 
 from acme_billing._models import (
@@ -23,38 +23,6 @@ from acme_billing._models import (
     Totals,
 )
 from acme_billing._money import compute_totals
-
-COMPONENT: Final = "billing"
-BILLING_MIGRATIONS: Final = (
-    Migration(
-        1,
-        "create invoices",
-        (
-            """CREATE TABLE invoices (
-                id             INTEGER PRIMARY KEY AUTOINCREMENT,
-                customer_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE RESTRICT,
-                customer_email TEXT NOT NULL,
-                currency       TEXT NOT NULL,
-                status         TEXT NOT NULL CHECK (status IN ('open', 'paid', 'void')),
-                issued_on      TEXT NOT NULL,
-                due_on         TEXT NOT NULL,
-                items_json     TEXT NOT NULL,
-                discount_json  TEXT,
-                totals_json    TEXT NOT NULL,
-                created_at     TEXT NOT NULL,
-                updated_at     TEXT NOT NULL
-            )""",
-        ),
-    ),
-    Migration(
-        2,
-        "index invoices by issue date and customer",
-        (
-            "CREATE INDEX invoices_issued_on ON invoices (issued_on, id)",
-            "CREATE INDEX invoices_customer ON invoices (customer_id, issued_on)",
-        ),
-    ),
-)
 
 _ITEMS: Final = TypeAdapter(list[LineItem])
 _DISCOUNT: Final[TypeAdapter[PercentDiscount | AmountDiscount]] = TypeAdapter(Discount)
@@ -79,11 +47,11 @@ def invoice_number(invoice_id: int) -> str:
     return f"INV-{invoice_id:06d}"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
-def _invoice(row: sqlite3.Row) -> Invoice:
+def _invoice(row: dict[str, Any]) -> Invoice:
     discount = row["discount_json"]
     return Invoice(
         id=row["id"],
@@ -91,58 +59,41 @@ def _invoice(row: sqlite3.Row) -> Invoice:
         customer_id=row["customer_id"],
         customer_email=row["customer_email"],
         status=row["status"],
-        issued_on=date.fromisoformat(row["issued_on"]),
-        due_on=date.fromisoformat(row["due_on"]),
-        discount=None if discount is None else _DISCOUNT.validate_json(discount),
-        totals=Totals.model_validate_json(row["totals_json"]),
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
+        issued_on=row["issued_on"],
+        due_on=row["due_on"],
+        discount=None if discount is None else _DISCOUNT.validate_python(discount),
+        totals=Totals.model_validate(row["totals_json"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
+def _json(text: str) -> psycopg.types.json.Jsonb:
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(json.loads(text))
+
+
 class InvoiceStore:
-    """Invoices in the acme database; ``InvoiceStore.open(path)`` migrates users and billing.
+    """Invoices over one connection (a transaction of ``ctx.db("main").connection()``).
 
     Totals are computed when an invoice is created or changed and stored frozen, so a later
     change of rounding policy never rewrites an issued invoice.
     """
 
-    __slots__ = ("_users",)
+    __slots__ = ("_conn", "_users")
 
-    def __init__(self, users: UserStore) -> None:
-        self._users = users
-
-    @classmethod
-    def open(cls, db_path: str | Path | None = None) -> Self:
-        users = UserStore.open(db_path)
-        try:
-            apply_migrations(users.connection, COMPONENT, BILLING_MIGRATIONS)
-        except BaseException:
-            users.close()
-            raise
-        return cls(users)
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self._users = UserStore(conn)
 
     @property
     def users(self) -> UserStore:
         return self._users
 
-    def close(self) -> None:
-        self._users.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        return self._users.connection
+    def _rows(self, query: Any, params: Sequence[Any]) -> list[dict[str, Any]]:
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(query, params).fetchall()
 
     def create(
         self,
@@ -157,31 +108,28 @@ class InvoiceStore:
         customer = self._users.require(customer_id)  # UserNotFoundError for a stranger
         totals = compute_totals(currency, items, discount)
         now = _now()
-        cursor = self._conn.execute(
-            "INSERT INTO invoices (customer_id, customer_email, currency, status, issued_on,"
-            " due_on, discount_json, totals_json, created_at, updated_at, items_json)"
-            " VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?)",
+        rows = self._rows(
+            f"INSERT INTO invoices (customer_id, customer_email, currency, status, issued_on,"
+            f" due_on, discount_json, totals_json, created_at, updated_at, items_json)"
+            f" VALUES (%s, %s, %s, 'open', %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
             (
                 customer.id,
                 customer.email,
                 currency,
-                issued_on.isoformat(),
-                (issued_on + timedelta(days=due_days)).isoformat(),
-                None if discount is None else discount.model_dump_json(),
-                totals.model_dump_json(),
+                issued_on,
+                issued_on + timedelta(days=due_days),
+                None if discount is None else _json(discount.model_dump_json()),
+                _json(totals.model_dump_json()),
                 now,
                 now,
-                _ITEMS.dump_json(list(items)).decode(),
+                _json(_ITEMS.dump_json(list(items)).decode()),
             ),
         )
-        assert cursor.lastrowid is not None
-        return self.require(cursor.lastrowid)
+        return _invoice(rows[0])
 
     def get(self, invoice_id: int) -> Invoice | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM invoices WHERE id = ?", (invoice_id,)
-        ).fetchone()
-        return None if row is None else _invoice(row)
+        rows = self._rows(f"SELECT {_COLUMNS} FROM invoices WHERE id = %s", (invoice_id,))
+        return _invoice(rows[0]) if rows else None
 
     def require(self, invoice_id: int) -> Invoice:
         invoice = self.get(invoice_id)
@@ -193,36 +141,32 @@ class InvoiceStore:
         self, invoice_id: int, discount: PercentDiscount | AmountDiscount | None
     ) -> Invoice:
         """Replace an open invoice's discount and recompute its totals from its line items."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = self._conn.execute(
-                "SELECT status, currency, items_json FROM invoices WHERE id = ?", (invoice_id,)
-            ).fetchone()
-            if row is None:
-                raise InvoiceNotFoundError(invoice_id)
-            if row["status"] != "open":
-                raise InvoiceNotOpenError(invoice_id, row["status"])
-            items = _ITEMS.validate_json(row["items_json"])
-            totals = compute_totals(row["currency"], items, discount)
-            self._conn.execute(
-                "UPDATE invoices SET discount_json = ?, totals_json = ?, updated_at = ?"
-                " WHERE id = ?",
-                (
-                    None if discount is None else discount.model_dump_json(),
-                    totals.model_dump_json(),
-                    _now(),
-                    invoice_id,
-                ),
-            )
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        rows = self._rows(  # the row stays locked until the transaction ends
+            "SELECT status, currency, items_json FROM invoices WHERE id = %s FOR UPDATE",
+            (invoice_id,),
+        )
+        if not rows:
+            raise InvoiceNotFoundError(invoice_id)
+        row = rows[0]
+        if row["status"] != "open":
+            raise InvoiceNotOpenError(invoice_id, row["status"])
+        items = _ITEMS.validate_python(row["items_json"])
+        totals = compute_totals(row["currency"], items, discount)
+        self._conn.execute(
+            "UPDATE invoices SET discount_json = %s, totals_json = %s, updated_at = %s"
+            " WHERE id = %s",
+            (
+                None if discount is None else _json(discount.model_dump_json()),
+                _json(totals.model_dump_json()),
+                _now(),
+                invoice_id,
+            ),
+        )
         return self.require(invoice_id)
 
     def set_status(self, invoice_id: int, status: Status) -> Invoice:
         cursor = self._conn.execute(
-            "UPDATE invoices SET status = ?, updated_at = ? WHERE id = ?",
+            "UPDATE invoices SET status = %s, updated_at = %s WHERE id = %s",
             (status, _now(), invoice_id),
         )
         if cursor.rowcount == 0:
@@ -241,13 +185,13 @@ class InvoiceStore:
     ) -> list[Invoice]:
         """Invoices matching every given filter, by issue date then id; dates inclusive."""
         clauses: list[str] = []
-        params: list[str | int] = []
+        params: list[str | int | date] = []
         for clause, value in (
-            ("customer_id = ?", customer_id),
-            ("currency = ?", currency),
-            ("status = ?", status),
-            ("issued_on >= ?", None if issued_from is None else issued_from.isoformat()),
-            ("issued_on <= ?", None if issued_to is None else issued_to.isoformat()),
+            ("customer_id = %s", customer_id),
+            ("currency = %s", currency),
+            ("status = %s", status),
+            ("issued_on >= %s", issued_from),
+            ("issued_on <= %s", issued_to),
         ):
             if value is not None:
                 clauses.append(clause)
@@ -255,9 +199,9 @@ class InvoiceStore:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         tail = ""
         if limit is not None:
-            tail = " LIMIT ?"
+            tail = " LIMIT %s"
             params.append(limit)
-        rows = self._conn.execute(
+        rows = self._rows(
             f"SELECT {_COLUMNS} FROM invoices {where} ORDER BY issued_on, id{tail}", params
         )
         return [_invoice(row) for row in rows]

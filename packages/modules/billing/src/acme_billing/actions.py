@@ -1,7 +1,7 @@
 """The billing actions: Decimal invoices with line items, taxes, discounts, rounding rules.
 
-Invoices live in the acme database beside the users they bill (``db_path``, else
-``$ACME_USERS_DB``; see acme-users). Nothing is opened at import time.
+Invoices live in the ``main`` database beside the users they bill (``ctx.db()``; see
+acme-users); inputs carry data only. Nothing is opened at import time.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from switchyard import action
+from switchyard import Context, action
 
 from acme_billing._models import Currency, Discount, Invoice, LineItem, Status, Totals
 from acme_billing._money import compute_totals as _compute_totals
@@ -18,9 +18,6 @@ from acme_billing._store import InvoiceStore
 
 Items = Annotated[list[LineItem], Field(min_length=1, max_length=200)]
 Id = Annotated[int, Field(ge=1, le=2**62)]
-DbPath = Annotated[
-    str, Field(min_length=1, max_length=4096, description="SQLite file; default $ACME_USERS_DB")
-]
 
 
 class _Input(BaseModel):
@@ -28,7 +25,7 @@ class _Input(BaseModel):
 
 
 class _Stored(_Input):
-    db_path: DbPath | None = None
+    pass
 
 
 class ComputeTotalsIn(_Input):
@@ -90,9 +87,9 @@ def compute_totals(data: ComputeTotalsIn) -> Totals:
     description="Create an open invoice for an existing user, with computed, frozen totals.",
     idempotent=False,
 )
-def create_invoice(data: CreateInvoiceIn) -> Invoice:
-    with InvoiceStore.open(data.db_path) as store:
-        return store.create(
+def create_invoice(data: CreateInvoiceIn, ctx: Context) -> Invoice:
+    with ctx.db().connection() as conn:
+        return InvoiceStore(conn).create(
             customer_id=data.customer_id,
             currency=data.currency,
             items=data.items,
@@ -106,24 +103,24 @@ def create_invoice(data: CreateInvoiceIn) -> Invoice:
     "billing.apply_discount",
     description="Set an open invoice's discount (percent or amount) and recompute its totals.",
 )
-def apply_discount(data: ApplyDiscountIn) -> Invoice:
-    with InvoiceStore.open(data.db_path) as store:
-        return store.apply_discount(data.invoice_id, data.discount)
+def apply_discount(data: ApplyDiscountIn, ctx: Context) -> Invoice:
+    with ctx.db().connection() as conn:
+        return InvoiceStore(conn).apply_discount(data.invoice_id, data.discount)
 
 
 @action("billing.get_invoice", description="Fetch one invoice by id.")
-def get_invoice(data: GetInvoiceIn) -> Invoice:
-    with InvoiceStore.open(data.db_path) as store:
-        return store.require(data.invoice_id)
+def get_invoice(data: GetInvoiceIn, ctx: Context) -> Invoice:
+    with ctx.db().read(own_writes=True).connection() as conn:
+        return InvoiceStore(conn).require(data.invoice_id)
 
 
 @action(
     "billing.list_invoices",
     description="Invoices by customer, currency, status and issue-date range (inclusive).",
 )
-def list_invoices(data: ListInvoicesIn) -> InvoiceList:
-    with InvoiceStore.open(data.db_path) as store:
-        invoices = store.find(
+def list_invoices(data: ListInvoicesIn, ctx: Context) -> InvoiceList:
+    with ctx.db().read(own_writes=True).connection() as conn:
+        invoices = InvoiceStore(conn).find(
             customer_id=data.customer_id,
             currency=data.currency,
             status=data.status,

@@ -22,7 +22,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from switchyard import action
+from switchyard import Context, action
 
 from acme_notifications._render import (
     BUILTIN,
@@ -127,9 +127,6 @@ class EmailOut(BaseModel):
 
 class WelcomeEmailIn(_Input):
     user_id: int = Field(ge=1, le=2**62)
-    db_path: str | None = Field(
-        None, min_length=1, max_length=4096, description="acme users database"
-    )
     sender: Mailbox = DEFAULT_SENDER
     product_name: str = Field("Acme", min_length=1, max_length=60, pattern=r"^[^\r\n]+$")
     login_url: Url | None = None
@@ -239,9 +236,9 @@ def render_email(data: RenderEmailIn) -> EmailOut:
     "notifications.welcome_email",
     description="The welcome email for an acme user, addressed and rendered from their profile.",
 )
-def welcome_email(data: WelcomeEmailIn) -> EmailOut:
-    with UserStore.open(data.db_path) as store:
-        user = store.require(data.user_id)
+def welcome_email(data: WelcomeEmailIn, ctx: Context) -> EmailOut:
+    with ctx.db().read().connection() as conn:
+        user = UserStore(conn).require(data.user_id)
     context = {
         "user": _user_context(user),
         "product_name": data.product_name,

@@ -1,7 +1,8 @@
 """The reports actions: revenue aggregations over acme-billing's invoices, as JSON or CSV.
 
-They read invoices through ``acme_billing.InvoiceStore`` from the acme database (``db_path``,
-else ``$ACME_USERS_DB``). Void invoices are left out unless ``statuses`` says otherwise.
+They read invoices through ``acme_billing.InvoiceStore`` from a replica of the ``main`` database
+(``ctx.db().read()``; the primary when there is none). Void invoices are left out unless
+``statuses`` says otherwise.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
 from acme_billing import Currency, Invoice, InvoiceStore, Status
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from switchyard import action
+from switchyard import Context, action
 
 from acme_reports._aggregate import (
     CurrencyTotal,
@@ -26,9 +27,6 @@ from acme_reports._aggregate import (
 )
 from acme_reports._csv import Cell, render
 
-DbPath = Annotated[
-    str, Field(min_length=1, max_length=4096, description="SQLite file; default $ACME_USERS_DB")
-]
 Report = Literal["invoices", "revenue_by_month", "revenue_by_customer", "top_customers"]
 
 
@@ -41,7 +39,6 @@ class _Window(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    db_path: DbPath | None = None
     issued_from: date | None = None
     issued_to: date | None = None
     statuses: list[Status] = Field(default_factory=_counted, min_length=1, max_length=3)
@@ -159,8 +156,9 @@ def _names(store: InvoiceStore) -> Callable[[int], str | None]:
     "reports.revenue_summary",
     description="Revenue by month, customer or currency: counts, subtotal, discount, tax, total.",
 )
-def revenue_summary(data: RevenueSummaryIn) -> RevenueSummary:
-    with InvoiceStore.open(data.db_path) as store:
+def revenue_summary(data: RevenueSummaryIn, ctx: Context) -> RevenueSummary:
+    with ctx.db().read().connection() as conn:
+        store = InvoiceStore(conn)
         invoices = _invoices(store, data, currency=data.currency)
     rows = revenue_rows(invoices, data.group_by)
     return RevenueSummary(group_by=data.group_by, rows=rows, totals=currency_totals(rows))
@@ -170,8 +168,9 @@ def revenue_summary(data: RevenueSummaryIn) -> RevenueSummary:
     "reports.top_customers",
     description="Customers ranked by revenue in one currency, with their share of the total.",
 )
-def top_customers(data: TopCustomersIn) -> TopCustomers:
-    with InvoiceStore.open(data.db_path) as store:
+def top_customers(data: TopCustomersIn, ctx: Context) -> TopCustomers:
+    with ctx.db().read().connection() as conn:
+        store = InvoiceStore(conn)
         invoices = _invoices(store, data, currency=data.currency)
         ranked = rank_customers(invoices, _names(store), data.limit)
     return TopCustomers(currency=data.currency, customers=ranked)
@@ -258,8 +257,9 @@ def _csv_table(store: InvoiceStore, data: ExportCsvIn) -> tuple[list[str], list[
     "reports.export_csv",
     description="Export invoices, revenue by month or customer, or top customers as CSV text.",
 )
-def export_csv(data: ExportCsvIn) -> CsvExport:
-    with InvoiceStore.open(data.db_path) as store:
+def export_csv(data: ExportCsvIn, ctx: Context) -> CsvExport:
+    with ctx.db().read().connection() as conn:
+        store = InvoiceStore(conn)
         header, rows = _csv_table(store, data)
     span = "-".join(d.isoformat() for d in (data.issued_from, data.issued_to) if d is not None)
     suffix = "tsv" if data.delimiter == "\t" else "csv"
@@ -276,8 +276,9 @@ def export_csv(data: ExportCsvIn) -> CsvExport:
     "reports.customer_statement",
     description="One customer's invoices in date order with the running balance still due.",
 )
-def customer_statement(data: CustomerStatementIn) -> CustomerStatement:
-    with InvoiceStore.open(data.db_path) as store:
+def customer_statement(data: CustomerStatementIn, ctx: Context) -> CustomerStatement:
+    with ctx.db().read().connection() as conn:
+        store = InvoiceStore(conn)
         invoices = _invoices(store, data, customer_id=data.customer_id)
     due: dict[str, Decimal] = {}
     lines = []

@@ -1,4 +1,5 @@
-"""Vector search for Switchyard: feature-hashed text embeddings and a persisted cosine index.
+"""Vector search for Switchyard: feature-hashed text embeddings, documents in PostgreSQL ranked
+by cosine similarity (pgvector in the database when the server has it, numpy otherwise).
 
 The actions live in :mod:`acme_search.actions`. Importing this package imports numpy.
 """
@@ -6,24 +7,7 @@ The actions live in :mod:`acme_search.actions`. Importing this package imports n
 from __future__ import annotations
 
 from acme_search._embed import DEFAULT_DIM, embed
-from acme_search._index import (
-    ENV_VAR,
-    Hit,
-    IndexFileError,
-    IndexPathError,
-    VectorIndex,
-    locked_index,
-    resolve_index_path,
-)
+from acme_search._index import Hit, VectorIndex
+from acme_search._store import DocumentStore
 
-__all__ = [
-    "DEFAULT_DIM",
-    "ENV_VAR",
-    "Hit",
-    "IndexFileError",
-    "IndexPathError",
-    "VectorIndex",
-    "embed",
-    "locked_index",
-    "resolve_index_path",
-]
+__all__ = ["DEFAULT_DIM", "DocumentStore", "Hit", "VectorIndex", "embed"]

@@ -1,54 +1,15 @@
-"""A cosine-similarity vector index held in one .npz file.
-
-The file holds the ids, a float32 matrix of unit vectors (one row per document), and each
-document's metadata as JSON; it is read with ``allow_pickle=False`` and replaced atomically. A
-read-modify-write holds an exclusive ``flock`` on a ``.lock`` file beside it, so concurrent
-workers sharing a disk do not lose each other's updates.
+"""Cosine similarity over unit vectors with numpy: how acme-search ranks documents when the
+database has no pgvector (see ``_store``). The vectors come from the database's
+``search_documents`` table; nothing is kept in files.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
-import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Final
 
 import numpy as np
 
 from acme_search._embed import Vector
-
-ENV_VAR: Final = "ACME_SEARCH_INDEX"
-FORMAT: Final = 1
-
-
-class IndexPathError(ValueError):
-    """No usable index path was given."""
-
-
-class IndexFileError(ValueError):
-    """An index file is missing, unreadable, or not an index."""
-
-    def __init__(self, path: Path, message: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {message}")
-
-
-def resolve_index_path(explicit: str | None) -> Path:
-    """The index file to use: ``explicit``, else ``$ACME_SEARCH_INDEX``."""
-    raw = explicit or os.environ.get(ENV_VAR, "")
-    if not raw:
-        raise IndexPathError(
-            f"no search index path: pass index_path or set {ENV_VAR} to a .npz file path"
-        )
-    path = Path(raw).expanduser()
-    if path.suffix != ".npz":
-        raise IndexPathError(f"{ENV_VAR}={raw!r}: the index path must end in .npz")
-    return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,55 +76,3 @@ class VectorIndex:
         if min_score is not None:
             hits = [h for h in hits if h.score >= min_score]
         return hits
-
-    @classmethod
-    def load(cls, path: Path) -> VectorIndex:
-        """Read an index file; :class:`IndexFileError` when it is missing or not an index."""
-        if not path.exists():
-            raise IndexFileError(path, "no index here yet; index a document first")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                version = int(data["format"])
-                dim = int(data["dim"])
-                ids = [str(x) for x in data["ids"]]
-                vectors = np.asarray(data["vectors"], dtype=np.float32)
-                metadata = json.loads(str(data["metadata"]))
-        except (OSError, KeyError, ValueError) as exc:
-            raise IndexFileError(path, f"not a readable search index ({exc})") from exc
-        if version != FORMAT:
-            raise IndexFileError(path, f"index format {version} is not supported (want {FORMAT})")
-        if vectors.shape != (len(ids), dim) or len(metadata) != len(ids):
-            raise IndexFileError(path, "index is inconsistent: ids, vectors and metadata differ")
-        return cls(dim=dim, ids=ids, vectors=vectors, metadata=metadata)
-
-    def save(self, path: Path) -> None:
-        """Write the index to ``path`` atomically (a temporary file, then rename)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(
-                    handle,
-                    format=np.array(FORMAT),
-                    dim=np.array(self.dim),
-                    ids=np.array(self.ids, dtype=np.str_),
-                    vectors=self.vectors,
-                    metadata=np.array(json.dumps(self.metadata)),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-
-@contextlib.contextmanager
-def locked_index(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path``'s index for a read-modify-write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)

@@ -1,8 +1,9 @@
 """The search actions: ``search.embed_text``, ``search.index_document``,
 ``search.remove_document``, ``search.query``, ``search.stats``.
 
-The index file comes from the input's ``index_path`` or, when that is absent, from the
-``ACME_SEARCH_INDEX`` environment variable of the process that runs the action (the worker).
+Documents live in the ``main`` database (``ctx.db()``), in ``search_documents``; queries rank
+them by cosine similarity with pgvector when the server has it (the embedded one does), else
+with numpy. Inputs carry data only: no input names a file or a database.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
-from switchyard import action
+from switchyard import Context, action
 
 from acme_search._embed import DEFAULT_DIM, embed
-from acme_search._index import VectorIndex, locked_index, resolve_index_path
+from acme_search._store import DocumentStore
 
 DocId = Annotated[
     str,
@@ -25,15 +26,6 @@ DocId = Annotated[
     ),
 ]
 Text = Annotated[str, Field(min_length=1, max_length=100_000)]
-IndexPath = Annotated[
-    str,
-    Field(
-        min_length=5,
-        max_length=4096,
-        pattern=r"\.npz$",
-        description="the index file (.npz); default: $ACME_SEARCH_INDEX",
-    ),
-]
 Dim = Annotated[int, Field(ge=16, le=4096)]
 Metadata = Annotated[
     dict[
@@ -74,44 +66,33 @@ class IndexDocumentIn(BaseModel):
     id: DocId
     text: Text
     metadata: Metadata = Field(default_factory=dict)
-    index_path: IndexPath | None = None
-    dim: Dim | None = Field(default=None, description=f"for a new index; default {DEFAULT_DIM}")
+    dim: Dim = Field(default=DEFAULT_DIM, description="the embedding's size; queries use one")
 
 
 class IndexDocumentOut(BaseModel):
     id: str
     replaced: bool
-    created_index: bool
     documents: int
 
 
 @action(
     "search.index_document",
-    description="Add or replace a document in the vector index file.",
+    description="Add or replace a document (its embedding and metadata) in the database.",
     idempotent=True,
 )
-def index_document(data: IndexDocumentIn) -> IndexDocumentOut:
-    path = resolve_index_path(data.index_path)
-    with locked_index(path):
-        created = not path.exists()
-        index = VectorIndex(dim=data.dim or DEFAULT_DIM) if created else VectorIndex.load(path)
-        if data.dim is not None and data.dim != index.dim:
-            raise ValueError(
-                f"the index at {path} has dim {index.dim}, not {data.dim}; "
-                "leave dim out or use another index_path"
-            )
-        replaced = index.add(data.id, embed(data.text, index.dim), data.metadata)
-        index.save(path)
-    return IndexDocumentOut(
-        id=data.id, replaced=replaced, created_index=created, documents=len(index)
-    )
+def index_document(data: IndexDocumentIn, ctx: Context) -> IndexDocumentOut:
+    vector = embed(data.text, data.dim)
+    with ctx.db().connection() as conn:
+        store = DocumentStore(conn)
+        replaced = store.upsert(data.id, vector, data.metadata)
+        documents = store.count()
+    return IndexDocumentOut(id=data.id, replaced=replaced, documents=documents)
 
 
 class RemoveDocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: DocId
-    index_path: IndexPath | None = None
 
 
 class RemoveDocumentOut(BaseModel):
@@ -120,15 +101,13 @@ class RemoveDocumentOut(BaseModel):
     documents: int
 
 
-@action("search.remove_document", description="Remove a document from the vector index file.")
-def remove_document(data: RemoveDocumentIn) -> RemoveDocumentOut:
-    path = resolve_index_path(data.index_path)
-    with locked_index(path):
-        index = VectorIndex.load(path)
-        removed = index.remove(data.id)
-        if removed:
-            index.save(path)
-    return RemoveDocumentOut(id=data.id, removed=removed, documents=len(index))
+@action("search.remove_document", description="Remove a document from the database.")
+def remove_document(data: RemoveDocumentIn, ctx: Context) -> RemoveDocumentOut:
+    with ctx.db().connection() as conn:
+        store = DocumentStore(conn)
+        removed = store.remove(data.id)
+        documents = store.count()
+    return RemoveDocumentOut(id=data.id, removed=removed, documents=documents)
 
 
 class QueryIn(BaseModel):
@@ -137,7 +116,7 @@ class QueryIn(BaseModel):
     text: Text
     k: int = Field(default=10, ge=1, le=100)
     min_score: float | None = Field(default=None, ge=-1.0, le=1.0)
-    index_path: IndexPath | None = None
+    dim: Dim = Field(default=DEFAULT_DIM, description="compare with documents of this size")
 
 
 class HitOut(BaseModel):
@@ -149,35 +128,35 @@ class HitOut(BaseModel):
 class QueryOut(BaseModel):
     hits: list[HitOut]
     documents: int
+    engine: str = Field(description="pgvector (in the database) or numpy")
 
 
 @action("search.query", description="The k documents most similar to a text (cosine), best first.")
-def query(data: QueryIn) -> QueryOut:
-    index = VectorIndex.load(resolve_index_path(data.index_path))
-    hits = index.query(embed(data.text, index.dim), data.k, data.min_score)
+def query(data: QueryIn, ctx: Context) -> QueryOut:
+    vector = embed(data.text, data.dim)
+    with ctx.db().read().connection() as conn:
+        store = DocumentStore(conn)
+        hits = store.query(vector, data.k, data.min_score)
+        documents, engine = store.count(data.dim), store.engine
     return QueryOut(
         hits=[HitOut(id=h.id, score=h.score, metadata=h.metadata) for h in hits],
-        documents=len(index),
+        documents=documents,
+        engine=engine,
     )
 
 
 class StatsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    index_path: IndexPath | None = None
-
 
 class StatsOut(BaseModel):
-    path: str
     documents: int
-    dim: int
     size_bytes: int
+    engine: str
 
 
-@action("search.stats", description="Where the index file is, its size and document count.")
-def stats(data: StatsIn) -> StatsOut:
-    path = resolve_index_path(data.index_path)
-    index = VectorIndex.load(path)
-    return StatsOut(
-        path=str(path), documents=len(index), dim=index.dim, size_bytes=path.stat().st_size
-    )
+@action("search.stats", description="How many documents, their size in the database, the engine.")
+def stats(data: StatsIn, ctx: Context) -> StatsOut:
+    with ctx.db().read().connection() as conn:
+        store = DocumentStore(conn)
+        return StatsOut(documents=store.count(), size_bytes=store.size_bytes(), engine=store.engine)

@@ -1,19 +1,16 @@
-"""User profiles in SQLite: the ``User`` record and ``UserStore``, the Python API for dependents."""
+"""User profiles in PostgreSQL: the ``User`` record and ``UserStore``, the Python API for
+dependents (billing, notifications), over one connection of switchyard-db's pool."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final
 
+import psycopg
+from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
-from acme_users._schema import USERS_MIGRATIONS, apply_migrations, connect
-
-COMPONENT: Final = "users"
 PROFILE_FIELDS: Final = ("email", "display_name", "locale", "timezone", "bio")
 
 
@@ -44,77 +41,48 @@ class DuplicateEmailError(ValueError):
         self.email = email
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _user(row: sqlite3.Row) -> User:
-    return User.model_validate(dict(row))
-
-
 _COLUMNS: Final = "id, email, display_name, locale, timezone, bio, created_at, updated_at"
 
 
 class UserStore:
-    """User profiles in one SQLite database; opening it applies pending migrations.
+    """User profiles over one connection (a transaction of ``ctx.db("main").connection()``)::
 
-    ``with UserStore.open(path) as store: ...``. Other components (billing) may keep their
-    own tables in the same database through ``store.connection``.
+    with ctx.db("main").connection() as conn:
+        user = UserStore(conn).require(user_id)
     """
 
     __slots__ = ("_conn",)
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self._conn = conn
 
-    @classmethod
-    def open(cls, db_path: str | Path | None = None) -> Self:
-        conn = connect(db_path)
-        try:
-            apply_migrations(conn, COMPONENT, USERS_MIGRATIONS)
-        except BaseException:
-            conn.close()
-            raise
-        return cls(conn)
-
     @property
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> psycopg.Connection[Any]:
         return self._conn
 
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    def _one(self, query: Any, params: tuple[Any, ...]) -> User | None:
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(query, params).fetchone()
+        return None if row is None else User.model_validate(row)
 
     def create(
         self, *, email: str, display_name: str, locale: str, timezone: str, bio: str
     ) -> User:
-        now = _now()
+        now = datetime.now(UTC)
         try:
-            cursor = self._conn.execute(
-                "INSERT INTO users (email, display_name, locale, timezone, bio, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (email, display_name, locale, timezone, bio, now, now),
-            )
-        except sqlite3.IntegrityError as exc:
+            with self._conn.transaction():  # a savepoint: the caller's transaction survives
+                user = self._one(
+                    f"INSERT INTO users (email, display_name, locale, timezone, bio, created_at,"
+                    f" updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+                    (email, display_name, locale, timezone, bio, now, now),
+                )
+        except psycopg.errors.UniqueViolation as exc:
             raise DuplicateEmailError(email) from exc
-        assert cursor.lastrowid is not None
-        return self.require(cursor.lastrowid)
+        assert user is not None
+        return user
 
     def get(self, user_id: int) -> User | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)
-        ).fetchone()
-        return None if row is None else _user(row)
+        return self._one(f"SELECT {_COLUMNS} FROM users WHERE id = %s", (user_id,))
 
     def require(self, user_id: int) -> User:
         user = self.get(user_id)
@@ -128,19 +96,25 @@ class UserStore:
             raise ValueError(f"not profile fields: {', '.join(sorted(unknown))}")
         if not changes:
             return self.require(user_id)
+        from psycopg import sql
+
         columns = [name for name in PROFILE_FIELDS if name in changes]
-        assignments = ", ".join(f"{name} = ?" for name in columns)
-        values = [changes[name] for name in columns]
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = %s").format(sql.Identifier(name)) for name in columns
+        )
+        query = sql.SQL(
+            "UPDATE users SET {}, updated_at = %s WHERE id = %s RETURNING " + _COLUMNS
+        ).format(assignments)
         try:
-            cursor = self._conn.execute(
-                f"UPDATE users SET {assignments}, updated_at = ? WHERE id = ?",
-                (*values, _now(), user_id),
-            )
-        except sqlite3.IntegrityError as exc:
+            with self._conn.transaction():
+                user = self._one(
+                    query, (*(changes[name] for name in columns), datetime.now(UTC), user_id)
+                )
+        except psycopg.errors.UniqueViolation as exc:
             raise DuplicateEmailError(changes["email"]) from exc
-        if cursor.rowcount == 0:
+        if user is None:
             raise UserNotFoundError(user_id)
-        return self.require(user_id)
+        return user
 
     def page(
         self, *, limit: int, offset: int = 0, email_contains: str | None = None
@@ -150,10 +124,12 @@ class UserStore:
         params: tuple[str, ...] = ()
         if email_contains:
             escaped = email_contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where, params = "WHERE email LIKE ? ESCAPE '\\'", (f"%{escaped}%",)
-        total = int(self._conn.execute(f"SELECT count(*) FROM users {where}", params).fetchone()[0])
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM users {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
-        return [_user(row) for row in rows], total
+            where, params = "WHERE email ILIKE %s", (f"%{escaped}%",)
+        with self._conn.cursor(row_factory=dict_row) as cur:
+            count = cur.execute(f"SELECT count(*) AS n FROM users {where}", params).fetchone()
+            rows = cur.execute(
+                f"SELECT {_COLUMNS} FROM users {where} ORDER BY created_at, id LIMIT %s OFFSET %s",
+                (*params, limit, offset),
+            ).fetchall()
+        total = int(count["n"]) if count else 0
+        return [User.model_validate(row) for row in rows], total

@@ -1,7 +1,9 @@
-"""The users actions: profiles in SQLite (see ``UserStore``), with schema migrations.
+"""The users actions: profiles in PostgreSQL (see ``UserStore``), with schema migrations.
 
-Database: the ``db_path`` input when given, else ``$ACME_USERS_DB``, else
-``<tempdir>/acme/users.sqlite3``. Nothing is opened at import time.
+The database is the configured ``main`` one (``ctx.db()``; the embedded server by default):
+inputs carry data only, never where to find it. Reads go to a replica when there is one (with
+this job's own writes seen), and ``users.get_user`` keeps its results a minute, dropped by
+``update_profile``'s ``user:{id}`` invalidation.
 """
 
 from __future__ import annotations
@@ -10,16 +12,9 @@ from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from switchyard import action
+from switchyard import Context, action
 
-from acme_users._schema import (
-    USERS_MIGRATIONS,
-    applied_versions,
-    apply_migrations,
-    connect,
-    resolve_db_path,
-)
-from acme_users._store import COMPONENT, User, UserStore
+from acme_users._store import User, UserStore
 
 
 def _known_timezone(name: str) -> str:
@@ -39,15 +34,10 @@ Locale = Annotated[str, Field(pattern=r"^[a-z]{2}(-[A-Z]{2})?$", description="e.
 Timezone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_timezone)]
 Bio = Annotated[str, Field(max_length=500)]
 UserId = Annotated[int, Field(ge=1, le=2**62)]
-DbPath = Annotated[
-    str, Field(min_length=1, max_length=4096, description="SQLite file; default $ACME_USERS_DB")
-]
 
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    db_path: DbPath | None = None
 
 
 class CreateUserIn(_Input):
@@ -99,15 +89,13 @@ class MigrateIn(_Input):
 
 
 class MigrateOut(BaseModel):
-    db_path: str
-    applied: list[int] = Field(description="versions applied by this call")
-    version: int = Field(description="the users schema version now")
+    applied: list[str] = Field(description="migration files applied by this call")
 
 
 @action("users.create_user", description="Create a user profile.", idempotent=False)
-def create_user(data: CreateUserIn) -> User:
-    with UserStore.open(data.db_path) as store:
-        return store.create(
+def create_user(data: CreateUserIn, ctx: Context) -> User:
+    with ctx.db().connection() as conn:
+        return UserStore(conn).create(
             email=data.email,
             display_name=data.display_name,
             locale=data.locale,
@@ -116,34 +104,35 @@ def create_user(data: CreateUserIn) -> User:
         )
 
 
-@action("users.get_user", description="Fetch one user profile by id.")
-def get_user(data: GetUserIn) -> User:
-    with UserStore.open(data.db_path) as store:
-        return store.require(data.user_id)
+@action(
+    "users.get_user",
+    description="Fetch one user profile by id.",
+    cache={"ttl": "1m", "tags": ["user:{user_id}"]},
+)
+def get_user(data: GetUserIn, ctx: Context) -> User:
+    with ctx.db().read(own_writes=True).connection() as conn:
+        return UserStore(conn).require(data.user_id)
 
 
 @action("users.update_profile", description="Change some fields of a user's profile.")
-def update_profile(data: UpdateProfileIn) -> User:
-    with UserStore.open(data.db_path) as store:
-        return store.update(data.user_id, data.changes())
+def update_profile(data: UpdateProfileIn, ctx: Context) -> User:
+    with ctx.db().connection() as conn:
+        user = UserStore(conn).update(data.user_id, data.changes())
+    ctx.invalidate(f"user:{data.user_id}")
+    return user
 
 
 @action("users.list_users", description="A page of users, oldest first, optionally filtered.")
-def list_users(data: ListUsersIn) -> UserPage:
-    with UserStore.open(data.db_path) as store:
-        users, total = store.page(
+def list_users(data: ListUsersIn, ctx: Context) -> UserPage:
+    with ctx.db().read(own_writes=True).connection() as conn:
+        users, total = UserStore(conn).page(
             limit=data.limit, offset=data.offset, email_contains=data.email_contains
         )
     return UserPage(users=users, total=total, limit=data.limit, offset=data.offset)
 
 
-@action("users.migrate", description="Bring the users database schema up to date.")
+@action("users.migrate", description="Bring the database's schema up to date (every module's).")
 def migrate(data: MigrateIn) -> MigrateOut:
-    path = resolve_db_path(data.db_path)
-    conn = connect(path)
-    try:
-        applied = apply_migrations(conn, COMPONENT, USERS_MIGRATIONS)
-        version = max(applied_versions(conn, COMPONENT), default=0)
-    finally:
-        conn.close()
-    return MigrateOut(db_path=str(path), applied=applied, version=version)
+    import switchyard_db
+
+    return MigrateOut(applied=switchyard_db.migrate("main"))

@@ -140,6 +140,8 @@ class StatsSnapshot:
     pools: dict[str, dict[str, float]] = field(default_factory=dict)
     #: flow control now: concurrency limits and circuit breakers
     flow: list[FlowState] = field(default_factory=list)
+    #: process name -> its database pools and query counts (see ``_ops.dbstats``)
+    databases: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _text(raw: Any) -> str:
@@ -191,6 +193,9 @@ def read_snapshot(connection: redis.Redis, queues: Iterable[str] | None = None) 
     for queue, stat in queue_stats(connection, list(queues)).items():
         snap.queues[queue] = (stat.depth, stat.oldest_age, stat.started, stat.scheduled)
     snap.flow = flow_stats(connection)
+    from switchyard_rq._ops.dbstats import read_db_stats
+
+    snap.databases = read_db_stats(connection)
     return snap
 
 

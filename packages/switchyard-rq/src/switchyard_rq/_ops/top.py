@@ -23,6 +23,7 @@ from typing import Any, Final, TextIO
 
 import redis
 
+from switchyard_rq._ops.dbstats import db_view
 from switchyard_rq._ops.stats import StatsSnapshot, quantile, read_snapshot, run_buckets
 from switchyard_rq._wire.connection import get_connection, redis_errors, url_of
 
@@ -145,6 +146,7 @@ def build_view(old: StatsSnapshot, new: StatsSnapshot, redis_text: str) -> dict[
         "workers": workers,
         "pools": pools,
         "flow": [state.to_dict() for state in new.flow],
+        "databases": db_view(old.databases, new.databases, span),
     }
 
 
@@ -216,8 +218,44 @@ def render(view: dict[str, Any], width: int, height: int) -> list[str]:
             if f["probe_in"] is not None:
                 line += f"  probe in {f['probe_in']:.0f}s"
             lines.append(line)
+    lines += _render_databases(view["databases"])
     cut = lines[: max(height - 1, 1)]
     return [_clip(line, width) for line in cut]
+
+
+def _render_databases(db: dict[str, Any]) -> list[str]:
+    """The DATABASE section: each pool's utilization (over every process), then query rates."""
+    if not db["pools"] and not db["queries"]:
+        return []
+    lines = [
+        "",
+        _BOLD + f"{'DATABASE':<20} {'ROLE':<9} {'PROCS':>5} {'IN USE':>9} {'WAITING':>8}"
+        f" {'CHECKOUT/s':>10} {'WAIT':>8} {'ERRORS':>7}" + _RESET,
+    ]
+    for p in db["pools"]:
+        use = f"{p['in_use']}/{p['max']}".rjust(9)
+        if p["max"] and p["in_use"] >= p["max"]:
+            use = _RED + use + _RESET
+        errors = f"{p['errors']:>7}"
+        if p["new_errors"]:
+            errors = _RED + errors + _RESET
+        lines.append(
+            f"{p['database'][:20]:<20} {p['role'][:9]:<9} {p['processes']:>5} {use} "
+            f"{p['waiting']:>8} {p['checkouts_per_s']:>10.1f} {_ms(p['mean_wait'] or None):>8} "
+            f"{errors}"
+        )
+    if db["queries"]:
+        lines += [
+            "",
+            _BOLD + f"{'QUERIES BY ACTION':<32} {'DATABASE':<12} {'Q/s':>8} {'MEAN':>8}"
+            f" {'P95':>8} {'ERRORS':>7}" + _RESET,
+        ]
+        for q in sorted(db["queries"], key=lambda q: (-q["rate"], q["action"])):
+            lines.append(
+                f"{q['action'][:32]:<32} {q['database'][:12]:<12} {q['rate']:>8.1f} "
+                f"{_ms(q['mean']):>8} {_ms(q['p95']):>8} {q['errors']:>7}"
+            )
+    return lines
 
 
 def _clip(line: str, width: int) -> str:

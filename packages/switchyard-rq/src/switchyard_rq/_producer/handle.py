@@ -6,7 +6,7 @@ import json
 import time
 from base64 import b64decode
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final
 
 import redis
 from switchyard import Registry, default_registry
@@ -39,7 +39,6 @@ def _text(raw: Any) -> str:
     return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
-@final
 class JobHandle:
     """A job in Redis, by id. Cheap to create; every property reads Redis afresh.
 
@@ -203,3 +202,35 @@ class JobHandle:
         # The dispatcher's return value is the output model's JSON text.
         data = json.loads(value) if isinstance(value, str) else value
         return action.validate_output(data)
+
+
+class CachedHandle(JobHandle):
+    """What ``schedule_action`` returns for a cached result: finished already, no job in Redis
+    (its id is ``cached:`` and the action's name)."""
+
+    __slots__ = ("_output",)
+
+    def __init__(self, action: str, output: BaseModel, *, registry: Registry | None = None) -> None:
+        super().__init__(f"cached:{action}", registry=registry)
+        self._action = action
+        self._output = output
+
+    def __repr__(self) -> str:
+        return f"CachedHandle({type(self._output).__name__})"
+
+    @property
+    def status(self) -> str:
+        return "finished"
+
+    @property
+    def error(self) -> JobError | None:
+        return None
+
+    def cancel(self) -> bool:
+        return False
+
+    def requeue(self) -> bool:
+        return False
+
+    def result(self, timeout: float | None = None) -> BaseModel:
+        return self._output

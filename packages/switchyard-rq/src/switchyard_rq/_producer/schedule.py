@@ -12,11 +12,12 @@ from functools import lru_cache
 from typing import Any, Final, final
 
 import redis
-from switchyard import Config, Registry, default_registry
+from pydantic import BaseModel
+from switchyard import Config, Registry, cached_result, default_registry
 
 from switchyard_rq._config import current_config
 from switchyard_rq._errors import PayloadTooLargeError
-from switchyard_rq._producer.handle import JobHandle
+from switchyard_rq._producer.handle import CachedHandle, JobHandle
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._tracing import current_carrier
 from switchyard_rq._wire import keys
@@ -90,6 +91,7 @@ class _Prepared:
     key: str | None
     key_ttl: int
     flow: str | None
+    cached: tuple[str, BaseModel] | None = None  # (action, cached result): no job to write
 
 
 def _prepare(
@@ -110,6 +112,20 @@ def _prepare(
         raise ValueError(f"priority must be 'high', 'normal' or 'low', not {call.priority!r}")
     due = _due(call.delay, call.at, now)
     policy = action.policy
+    if policy.cache is not None and due is None and call.key is None:
+        hit = cached_result(action, model)
+        if hit is not None:
+            return _Prepared(
+                "",
+                "",
+                shape=None,  # type: ignore[arg-type]  # never read: no job is written
+                payload=payload,
+                due=None,
+                key=None,
+                key_ttl=0,
+                flow=None,
+                cached=(action.name, hit),
+            )
     queue = route(action.name, policy.queue, config=config)
     shape = job_shape(
         action=action.name,
@@ -149,14 +165,22 @@ def schedule_many(
     config = current_config()
     settings = TransportSettings.from_env()
     now = time.time()
-    prepared = [_prepare(_as_call(i), reg, config, settings, now) for i in calls]
-    if not prepared:
-        return []
-    client = connection if connection is not None else get_connection(redis_url(config))
-    stamp = utcformat(datetime.fromtimestamp(now, UTC))
-    with redis_errors(client):
-        ids = _write(client, prepared, stamp, current_carrier(), settings.connect_retries)
-    return [JobHandle(job_id, connection=client, registry=reg) for job_id in ids]
+    every = [_prepare(_as_call(i), reg, config, settings, now) for i in calls]
+    prepared = [p for p in every if p.cached is None]
+    ids: list[str] = []
+    client = connection
+    if prepared:
+        client = connection if connection is not None else get_connection(redis_url(config))
+        stamp = utcformat(datetime.fromtimestamp(now, UTC))
+        with redis_errors(client):
+            ids = _write(client, prepared, stamp, current_carrier(), settings.connect_retries)
+    written = iter(ids)
+    return [
+        JobHandle(next(written), connection=client, registry=reg)
+        if p.cached is None
+        else CachedHandle(*p.cached, registry=reg)
+        for p in every
+    ]
 
 
 def _write(
@@ -255,8 +279,10 @@ def schedule_action(
     ``delay`` (seconds or timedelta) or ``at`` (an aware datetime) defers it; ``key`` is an
     idempotency key: while a job scheduled with that key is pending, running or finished, that
     job's handle is returned instead of a new job; ``priority`` (high, normal, low) overrides
-    the action's own within its queue. Bad input raises here (InvalidInputError,
-    UnknownActionError, PayloadTooLargeError, ValueError) and nothing reaches Redis.
+    the action's own within its queue. An action with a ``cache`` policy whose result for this
+    input is cached gets a finished :class:`CachedHandle` and no job. Bad input raises here
+    (InvalidInputError, UnknownActionError, PayloadTooLargeError, ValueError) and nothing
+    reaches Redis.
     """
     call = Call(name, data, delay=delay, at=at, key=key, priority=priority)
     return schedule_many([call], registry=registry, connection=connection)[0]

@@ -1,0 +1,1 @@
+"""acme-billing's schema migrations: plain SQL files applied in order by switchyard-db."""

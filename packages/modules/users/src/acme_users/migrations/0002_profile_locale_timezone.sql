@@ -1,0 +1,2 @@
+ALTER TABLE users ADD COLUMN locale text NOT NULL DEFAULT 'en';
+ALTER TABLE users ADD COLUMN timezone text NOT NULL DEFAULT 'UTC';
