@@ -385,3 +385,36 @@ def test_a_running_idempotent_job_goes_back_and_its_attempt_counts(conn, registr
     assert (running.status, prefetched.status) == ("queued", "queued")
     assert conn.hget(f"rq:job:{running.id}", "sy_attempt") == b"1"
     assert conn.hget(f"rq:job:{prefetched.id}", "sy_attempt") == b"0"
+
+
+def test_an_outcome_kept_through_a_failed_take_is_stored_once_redis_is_back(
+    own_redis, registry, monkeypatch
+):
+    """Redis goes away after a job ended: its outcome waits to go with the next take (as the
+    outcomes of jobs that ended together in tasks do), which fails. The outcome must survive,
+    be stored on reconnect, and the job not run again."""
+    import asyncio
+
+    from switchyard_rq._consumer.link import RedisLink
+    from switchyard_rq._consumer.source import Outcome, SourceUnavailable
+
+    monkeypatch.setenv("SWITCHYARD_REDIS_URL", own_redis.url)
+    conn = switchyard_rq.get_connection(own_redis.url)
+    handle = switchyard_rq.schedule_action("rec.count", {"n": 1}, registry=registry)
+    link = RedisLink(conn, ["default"], name="kept")
+    link.announce()
+
+    async def take() -> list:
+        return await link.take(1, running=1, held=0, idle_for=0.1)
+
+    (job,) = asyncio.run(take())
+    link._next_promote = time.monotonic() + 60  # the take's own call fails, not a promotion
+    own_redis.stop()
+    link.settle(Outcome(job, "ok", 0.001, "rec.count", result='{"n": 1, "attempt": 1}'), later=True)
+    with pytest.raises(SourceUnavailable):
+        asyncio.run(take())
+    own_redis.start()
+    assert link.resume([]) == 0  # nothing given back: the outcome was stored first
+    assert handle.status == "finished"
+    assert handle.result(timeout=1).n == 1  # type: ignore[attr-defined]
+    assert conn.llen("rq:queue:default") == 0

@@ -128,16 +128,18 @@ def test_a_concurrency_limit_holds_across_three_processes_under_kill_9(
     assert min(counts.values()) == 1
     assert worker.text().count("was killed by SIGKILL") == len(kills)
     assert redis_db.zcard("switchyard:flow:c:wtest.limited") == 0
-    # the limit and its use are on /metrics (read by the supervisor each tick)
-    wait_until(
-        lambda: (
-            scrape(port).get(("switchyard_concurrency_limit", (("limit", "wtest.limited"),))) == 3.0
-        ),
-        10,
-        worker.text,
-    )
-    metrics = scrape(port)
-    assert metrics[("switchyard_concurrency_in_use", (("limit", "wtest.limited"),))] == 0.0
+    # the limit and its use are on /metrics (the supervisor reads them each tick: wait for a
+    # tick after the last job ended)
+    label = (("limit", "wtest.limited"),)
+
+    def shown() -> tuple[float | None, float | None]:
+        metrics = scrape(port)
+        return (
+            metrics.get(("switchyard_concurrency_limit", label)),
+            metrics.get(("switchyard_concurrency_in_use", label)),
+        )
+
+    wait_until(lambda: shown() == (3.0, 0.0), 10, lambda: f"{shown()}\n{worker.text()}")
     assert worker.stop() == 0
 
 

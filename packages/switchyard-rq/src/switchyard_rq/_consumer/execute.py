@@ -87,10 +87,15 @@ class Resolver:
         return found
 
 
+_CONTEXT: list[Any] = []  # switchyard.Context, imported with the first job (it loads logging)
+
+
 def prepare(resolver: Resolver, job: Job) -> Run | Outcome:
     """Decode ``job`` and resolve its action; an Outcome (failed) when it cannot run."""
-    from switchyard import Context
+    if not _CONTEXT:
+        from switchyard import Context
 
+        _CONTEXT.append(Context)
     span = start_job_span(job) if job.trace else None
     began = time.perf_counter()
     name: str | None = None
@@ -104,7 +109,7 @@ def prepare(resolver: Resolver, job: Job) -> Run | Outcome:
         return _failed(job, began, span, name, error, False)
     except Exception as exc:  # anything unexpected: worth another attempt
         return _failed(job, began, span, name, JobError(type(exc).__name__, str(exc), name), True)
-    context = Context(
+    context = _CONTEXT[0](
         action=name,
         call_id=job.id,
         attempt=job.attempt,

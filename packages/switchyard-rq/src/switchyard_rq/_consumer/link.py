@@ -75,6 +75,20 @@ def _now() -> tuple[str, float]:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), moment.timestamp()
 
 
+_ENDED: list[Any] = [0, "", 0.0]  # the last millisecond stamped: its number, RQ text, unix s
+
+
+def _ended() -> tuple[str, float]:
+    """Now, to the millisecond, in RQ's format and unix seconds: jobs that end together (a
+    batch of async ones) share one formatted stamp."""
+    now = time.time()
+    ms = int(now * 1000)
+    if ms != _ENDED[0]:
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+        _ENDED[:] = [ms, moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ms / 1000]
+    return _ENDED[1], _ENDED[2]
+
+
 def _int(raw: Any, default: int | None) -> int | None:
     if raw is None:
         return default
@@ -211,15 +225,13 @@ class RedisLink:
                 stamp, ts, self.name, len(self.queues), prefix, size, held, running,
                 self._taken, 1 if self._idle else 0, ts + idle_for + 1.0, LEASE_SECONDS,
             )  # fmt: skip
+            sent = len(self._pending)
             packed = pack(
                 [*self._step_head, *self._outcome_args(self._pending), *take, *self.queues]
             )
-            self._pending = []
-            try:
-                reply = await self._exchange_async(packed) if patient else self._exchange(packed)
-            except BaseException:
-                self._pending = []  # they went back to pending with the link (see _drop_link)
-                raise
+            # a failed call keeps its outcomes pending (sent again: stored once, see STEP)
+            reply = await self._exchange_async(packed) if patient else self._exchange(packed)
+            del self._pending[:sent]
         due, deferred = reply[0], int(reply[1])
         if due:
             self.due_at(float(due))
@@ -324,7 +336,7 @@ class RedisLink:
 
     def _ack(self, outcome: Outcome) -> Ack:
         job = outcome.job
-        ended, ended_ts = _now()
+        ended, ended_ts = _ended()
         flow = job.flow or ""
         if outcome.mode == "ok":
             ttl = job.result_ttl if job.result_ttl is not None else self.settings.result_ttl

@@ -162,7 +162,7 @@ def decode_job_data(raw: bytes | None, *, limit: int) -> tuple[str, str]:
             raise BadJobError(f"job data decompresses to more than the limit of {room} bytes")
         raw = text
     try:
-        decoded = json.loads(raw)
+        decoded = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadJobError(f"job data is not valid JSON: {exc}") from None
     if not (isinstance(decoded, list) and len(decoded) == 4):
