@@ -14,9 +14,9 @@ results, and after each run every result is fetched through the system's own API
            urllib3 for Dramatiq's threads)
   threads  a sync handler that sleeps 20 ms: a switchyard ``io_bound`` action at 8 threads per
            process vs Dramatiq 2 x 8
+  cost     the cost per trivial job of a concurrency limit and of a rate that never bind, vs none
   flow     3 worker processes: a rate of 500/s held over ~20 s; a concurrency limit of 3 never
-           exceeded (from the handlers' own records); the cost per trivial job of a limit and of
-           a rate that never binds, vs none
+           exceeded (from the handlers' own records); how soon a killed consumer's slots return
 
 A run pre-fills the queue, starts the workers, and times from the moment 2% of the jobs are done
 (process start-up is not counted) until the last one is; CPU per job is the workers' (user +
@@ -62,6 +62,7 @@ class Run:
     rate: float
     cpu_us: float
     fetch_s: float = 0.0
+    redis_us: float = 0.0  # the redis-server's CPU per job
 
 
 @dataclass
@@ -185,6 +186,9 @@ def dramatiq_system(name: str, actor: str, threads: int = 8) -> System:
 # ---------------------------------------------------------------------------- measuring
 
 
+REDIS_PID: list[int] = []  # the benchmark's redis-server (its CPU per job is reported too)
+
+
 def measure(system: System, conn: redis.Redis, n: int, env: dict[str, str]) -> Run:
     conn.flushall()
     made = system.prefill(conn, n)
@@ -199,9 +203,9 @@ def measure(system: System, conn: redis.Redis, n: int, env: dict[str, str]) -> R
             done = system.done(conn)
             now = time.perf_counter()
             if not t0 and done >= warm:
-                t0, d0, c0 = now, done, tree_cpu(pids)
+                t0, d0, c0, r0 = now, done, tree_cpu(pids), tree_cpu(REDIS_PID)
             if done >= n:
-                t1, c1 = now, tree_cpu(pids)
+                t1, c1, r1 = now, tree_cpu(pids), tree_cpu(REDIS_PID)
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{system.name}: only {done} of {n} jobs done in 900 s")
@@ -214,7 +218,7 @@ def measure(system: System, conn: redis.Redis, n: int, env: dict[str, str]) -> R
     finally:
         stop(procs)
     rate = (n - d0) / (t1 - t0)
-    return Run(system.name, n, rate, (c1 - c0) / (n - d0) * 1e6, fetch)
+    return Run(system.name, n, rate, (c1 - c0) / (n - d0) * 1e6, fetch, (r1 - r0) / (n - d0) * 1e6)
 
 
 def interleave(
@@ -228,8 +232,8 @@ def interleave(
             run = measure(system, conn, n, env)
             runs.append(run)
             print(
-                f"rep {rep + 1}: {run.system}: {run.rate:,.0f} jobs/s, CPU {run.cpu_us:.0f} µs/job,"
-                f" results fetched and checked in {run.fetch_s:.1f} s",
+                f"rep {rep + 1}: {run.system}: {run.rate:,.0f} jobs/s, CPU {run.cpu_us:.0f} µs/job"
+                f" (Redis {run.redis_us:.0f}), results fetched and checked in {run.fetch_s:.1f} s",
                 flush=True,
             )
     return runs
@@ -237,8 +241,11 @@ def interleave(
 
 def table(title: str, systems: list[System], runs: list[Run], base: str | None = None) -> None:
     print(f"\n{title}\n")
-    print("| system | slots | jobs | jobs/s median (runs) | of the bound | CPU µs/job | ratio |")
-    print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
+    print(
+        "| system | slots | jobs | jobs/s median (runs) | of the bound | workers' CPU µs/job "
+        "| Redis CPU µs/job | ratio |"
+    )
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
     medians = {s.name: statistics.median(r.rate for r in runs if r.system == s.name)
                for s in systems}  # fmt: skip
     for system in systems:
@@ -247,10 +254,12 @@ def table(title: str, systems: list[System], runs: list[Run], base: str | None =
         each = ", ".join(f"{r.rate:,.0f}" for r in mine)
         bound = system.slots / DELAY
         cpu = statistics.median(r.cpu_us for r in mine)
-        ratio = f"{med / medians[base]:.1f}x" if base else ""
+        redis_cpu = statistics.median(r.redis_us for r in mine)
+        ratio = f"{med / medians[base]:.2f}x" if base else ""
+        share = f"{med / bound:.0%}" if system.extra.get("io", True) else "n/a"
         print(
             f"| {system.name} | {system.slots} | {mine[0].jobs:,} | {med:,.0f} ({each}) | "
-            f"{med / bound:.0%} | {cpu:.0f} | {ratio} |"
+            f"{share} | {cpu:.0f} | {redis_cpu:.0f} | {ratio} |"
         )
 
 
@@ -359,7 +368,7 @@ def main() -> None:
     parser.add_argument("--slow-jobs", type=int, default=10_000,
                         help="jobs for the systems bounded below 1,000 jobs/s")  # fmt: skip
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--parts", default="io,http,threads,flow")
+    parser.add_argument("--parts", default="io,http,threads,cost,flow")
     parser.add_argument("--flow-seconds", type=float, default=20.0)
     parser.add_argument("--only", default="", help="only the systems whose name has this text")
     args = parser.parse_args()
@@ -384,6 +393,7 @@ def main() -> None:
     os.environ.update(SWITCHYARD_REDIS_URL=URL, CONCURRENCY_REDIS_URL=URL,
                       CONCURRENCY_HTTP_URL=HTTP_URL)  # fmt: skip
     server = RedisServer(tmp, PORT)
+    REDIS_PID.append(server.proc.pid)
     http = subprocess.Popen([sys.executable, str(HERE / "concurrency_http.py"), str(HTTP_PORT),
                              str(DELAY)])  # fmt: skip
     print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
@@ -420,15 +430,18 @@ def main() -> None:
             runs = interleave(systems, server.conn, env, args.jobs, args.reps)
             table("Sync I/O-bound: each job sleeps 20 ms in a thread", systems, runs,
                   base=dramatiq.name)  # fmt: skip
-        if "flow" in parts:
+        if "cost" in parts or "flow" in parts:
             systems = [
                 switchyard_system("no limit", "flow.free", 16),
                 switchyard_system("concurrency 100,000 (never binds)", "flow.capped", 16),
                 switchyard_system("rate 1,000,000/s (never binds)", "flow.fast", 16),
             ]
+            for system in systems:
+                system.extra["io"] = False  # trivial jobs: no bound
             runs = interleave(systems, server.conn, env, args.jobs, args.reps)
             table("Trivial async jobs: the cost of a limit that never binds", systems, runs,
                   base=systems[0].name)  # fmt: skip
+        if "flow" in parts:
             flow_accuracy(server.conn, env, args.flow_seconds)
         print(f"\nload average at the end: {Path('/proc/loadavg').read_text().split()[:3]}")
     finally:

@@ -116,6 +116,7 @@ end
 -- up to n parked jobs go back to the front of their queues
 local function unpark(key, n)
   local pk = key .. ':parked'
+  if redis.call('EXISTS', pk) == 0 then return end
   local got = redis.call('ZPOPMIN', pk, n)
   for i = 1, #got, 2 do
     local id = got[i]
@@ -187,11 +188,16 @@ local function admit(id, jk, member, flow, rated, now, q, lease)
       local st = redis.call('HMGET', key, 'state', 'until')
       if st[1] and now < tonumber(st[2]) then park(key, 'b', id, jk, now); return 'parked' end
     elseif kind == 'c' then
-      redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-      if redis.call('ZCARD', key) >= tonumber(d[3]) then
+      local held = redis.call('ZCARD', key)
+      if held >= tonumber(d[3]) then  -- full, unless some leases lapsed (dead workers)
+        redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+        held = redis.call('ZCARD', key)
+      end
+      if held >= tonumber(d[3]) then
         park(key, 'c:' .. d[3], id, jk, now)
         return 'parked'
       end
+      d[5] = held
     end
   end
   if rated then
@@ -222,7 +228,8 @@ local function admit(id, jk, member, flow, rated, now, q, lease)
     local kind, key = d[1], d[2]
     if kind == 'c' then
       redis.call('ZADD', key, now + lease, member)
-      if d[4] ~= 1 then redis.call('HSET', LIMITS, key, d[3]) end
+      -- listed for top and /metrics when its first lease is taken
+      if d[5] == 0 and d[4] ~= 1 then redis.call('HSET', LIMITS, key, d[3]) end
     elseif kind == 'b' then
       local st = redis.call('HMGET', key, 'state', 'until')
       if st[1] then  -- cooldown over, or the last probe overdue: this job probes
