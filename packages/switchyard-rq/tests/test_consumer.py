@@ -303,3 +303,16 @@ def test_an_idle_wait_ends_on_time_on_the_embedded_redis_server_too(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_jobs_timestamps_are_rqs_to_the_microsecond_and_in_order(conn, reg, consumer):
+    from datetime import datetime
+
+    handles = switchyard_rq.schedule_many(
+        [("demo.double", {"x": i}) for i in range(50)], registry=reg
+    )
+    assert consumer.run(max_jobs=50, idle_timeout=0.1) == 50
+    for handle in handles:
+        stamps = conn.hmget(f"rq:job:{handle.id}", "enqueued_at", "started_at", "ended_at")
+        parsed = [datetime.strptime(s.decode(), "%Y-%m-%dT%H:%M:%S.%fZ") for s in stamps]
+        assert parsed == sorted(parsed), stamps

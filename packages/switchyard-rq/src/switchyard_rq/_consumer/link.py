@@ -75,18 +75,17 @@ def _now() -> tuple[str, float]:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), moment.timestamp()
 
 
-_ENDED: list[Any] = [0, "", 0.0]  # the last millisecond stamped: its number, RQ text, unix s
+_SECOND: list[Any] = [0, ""]  # the last whole second formatted: its number, RQ's text of it
 
 
 def _ended() -> tuple[str, float]:
-    """Now, to the millisecond, in RQ's format and unix seconds: jobs that end together (a
-    batch of async ones) share one formatted stamp."""
+    """Now in RQ's format (to the microsecond) and unix seconds; the date and time of day are
+    formatted once a second, for the many outcomes of that second."""
     now = time.time()
-    ms = int(now * 1000)
-    if ms != _ENDED[0]:
-        moment = datetime.fromtimestamp(ms / 1000, UTC)
-        _ENDED[:] = [ms, moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ms / 1000]
-    return _ENDED[1], _ENDED[2]
+    second = int(now)
+    if second != _SECOND[0]:
+        _SECOND[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_SECOND[1]}.{int((now - second) * 1_000_000):06d}Z", now
 
 
 def _int(raw: Any, default: int | None) -> int | None:
