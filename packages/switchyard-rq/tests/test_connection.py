@@ -51,6 +51,25 @@ def test_unreachable_redis_is_one_clear_error_without_the_password(reg, monkeypa
         _ = switchyard_rq.JobHandle("x").status
 
 
+def test_an_unreachable_redis_fails_a_call_within_one_retry_budget(reg, monkeypatch):
+    """One layer of retries, bounded in time (2.5 s by default, docs/transport.md): a web
+    request that schedules during an outage waits seconds, not half a minute (27 s when the
+    client's retries were nested in the pool's)."""
+    port = free_port(6410, 6419)
+    monkeypatch.delenv("SWITCHYARD_REDIS_RETRIES", raising=False)
+    monkeypatch.setenv("SWITCHYARD_REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    for attempt in (
+        lambda: switchyard_rq.schedule_action("demo.double", {"x": 1}, registry=reg),
+        lambda: switchyard_rq.JobHandle("x").status,
+        lambda: switchyard_rq.get_connection().ping(),
+    ):
+        started = time.monotonic()
+        with pytest.raises((switchyard_rq.RedisUnavailableError, redis.ConnectionError)):
+            attempt()
+        took = time.monotonic() - started
+        assert 1.0 <= took < 10, took  # it did retry; it gave up within the budget (+ margin)
+
+
 def test_redis_restarted_mid_run(own_redis, reg, monkeypatch):
     """AOF on: producers succeed after backoff, the consumer reconnects, nothing is lost."""
     monkeypatch.setenv("SWITCHYARD_REDIS_URL", own_redis.url)

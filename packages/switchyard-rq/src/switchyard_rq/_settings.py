@@ -37,6 +37,9 @@ class TransportSettings:
     pool_timeout: float = 10.0
     health_check_interval: int = 30
     connect_retries: int = 6
+    #: a call to an unreachable Redis gives up after retrying this long (plus one connect
+    #: attempt's timeout: at most 2 s)
+    retry_seconds: float = 2.5
     heartbeat_ttl: int = 15
 
     @classmethod

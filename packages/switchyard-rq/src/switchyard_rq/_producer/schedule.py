@@ -173,7 +173,7 @@ def schedule_many(
         client = connection if connection is not None else get_connection(redis_url(config))
         stamp = utcformat(datetime.fromtimestamp(now, UTC))
         with redis_errors(client):
-            ids = _write(client, prepared, stamp, current_carrier(), settings.connect_retries)
+            ids = _write(client, prepared, stamp, current_carrier())
     written = iter(ids)
     return [
         JobHandle(next(written), connection=client, registry=reg)
@@ -184,7 +184,7 @@ def schedule_many(
 
 
 def _write(
-    client: redis.Redis, prepared: list[_Prepared], stamp: str, trace: str | None, retries: int
+    client: redis.Redis, prepared: list[_Prepared], stamp: str, trace: str | None
 ) -> list[str]:
     commands = [_register(queue) for queue in {p.queue for p in prepared}]
     keyed: list[tuple[int, int]] = []  # (index in prepared, index of its reply)
@@ -210,7 +210,9 @@ def _write(
         commands.append(_ring(queue, min(len(ids), _MAX_TOKENS)))
     for queue, pairs in scheduled.items():
         commands.append(pack((b"ZADD", keys.SCHEDULED + queue, *pairs)))
-    replies = roundtrip(client, commands, retries=retries)
+    # retried within the client's budget (a stale pooled connection, Redis restarting): the
+    # batch may then reach Redis twice; an idempotency key makes a job once-only
+    replies = roundtrip(client, commands, retry=True)
     for reply in replies:
         if isinstance(reply, Exception) and not isinstance(reply, redis.exceptions.NoScriptError):
             raise reply

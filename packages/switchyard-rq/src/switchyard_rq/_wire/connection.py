@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,9 +30,19 @@ _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 _T = TypeVar("_T")
 
 
+_ACTIVE = threading.local()  # the deadline of the outermost retrying call in this thread
+
+
 class _Retry(Retry):
-    """redis-py's Retry, except that refused credentials fail at once: retrying a wrong password
-    only delays the error by the whole backoff (and may lock the account)."""
+    """redis-py's Retry with a time budget: connection errors are retried with exponential
+    backoff until ``budget`` seconds have passed since the outermost call began, whatever nests
+    inside it (a command whose connection must first connect retries once, not retries x
+    retries); refused credentials fail at once (retrying a wrong password only delays the error,
+    and may lock the account)."""
+
+    def __init__(self, backoff: Any, retries: int, *, budget: float, **kwargs: Any) -> None:
+        super().__init__(backoff, retries, **kwargs)
+        self._budget = budget
 
     def call_with_retry(
         self,
@@ -40,12 +51,30 @@ class _Retry(Retry):
         is_retryable: Callable[[Exception], bool] | None = None,
         with_failure_count: bool = False,
     ) -> _T:
-        def retryable(error: Exception) -> bool:
-            if isinstance(error, REFUSED):
-                return False
-            return is_retryable is None or is_retryable(error)
-
-        return super().call_with_retry(do, fail, retryable, with_failure_count)
+        outermost = getattr(_ACTIVE, "deadline", None) is None
+        if outermost:
+            _ACTIVE.deadline = time.monotonic() + self._budget
+        try:
+            self._backoff.reset()  # type: ignore[no-untyped-call]
+            failures = 0
+            while True:
+                try:
+                    return do()
+                except self._supported_errors as error:
+                    if isinstance(error, REFUSED) or (is_retryable and not is_retryable(error)):
+                        raise
+                    failures += 1
+                    if with_failure_count:
+                        fail(error, failures)  # type: ignore[call-arg]
+                    else:
+                        fail(error)  # type: ignore[call-arg]
+                    pause = self._backoff.compute(failures)
+                    if failures > self._retries or time.monotonic() + pause > _ACTIVE.deadline:
+                        raise error
+                    time.sleep(pause)
+        finally:
+            if outermost:
+                _ACTIVE.deadline = None
 
 
 def redis_url(config: Config | None = None) -> str:
@@ -100,10 +129,11 @@ def _make_client(url: str, settings: TransportSettings) -> redis.Redis:
         "max_connections": settings.max_connections,
         "timeout": settings.pool_timeout,
         "health_check_interval": settings.health_check_interval,
-        "socket_connect_timeout": 5.0,
+        "socket_connect_timeout": min(2.0, settings.retry_seconds),
         "retry": _Retry(
             ExponentialBackoff(cap=1.0, base=0.05),
             settings.connect_retries,
+            budget=settings.retry_seconds,
             supported_errors=_TRANSIENT,
         ),
         "retry_on_error": list(_TRANSIENT),

@@ -3,13 +3,10 @@ per-argument overhead (redis-py's packer costs more than the rest of a trivial j
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
 import redis
-
-from switchyard_rq._errors import REFUSED
 
 __all__ = ["bulk", "pack", "pack_args", "roundtrip"]
 
@@ -54,21 +51,16 @@ def pack_args(args: Iterable[Arg]) -> bytes:
     return b"".join(out)
 
 
-def roundtrip(client: redis.Redis, commands: list[bytes], *, retries: int = 0) -> list[Any]:
+def roundtrip(client: redis.Redis, commands: list[bytes], *, retry: bool = False) -> list[Any]:
     """Send ``commands`` (packed) in one write, read one reply each. An error reply becomes the
-    exception object in its place (as a pipeline's ``raise_on_error=False``). A connection error
-    drops the connection and is retried ``retries`` times with exponential backoff (from 50 ms,
-    capped at 1 s), then propagates; refused credentials propagate at once."""
-    delay = 0.05
-    for _ in range(retries):
-        try:
-            return _once(client, commands)
-        except REFUSED:
-            raise  # refused credentials: retrying only delays the error
-        except (redis.ConnectionError, redis.TimeoutError):
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-    return _once(client, commands)
+    exception object in its place (as a pipeline's ``raise_on_error=False``). With ``retry``, a
+    connection error drops the connection and the call is tried again within the client's retry
+    budget (the same one that bounds connecting: one layer of retries, see _wire/connection.py),
+    then propagates; refused credentials propagate at once."""
+    policy = client.connection_pool.connection_kwargs.get("retry") if retry else None
+    if policy is None:
+        return _once(client, commands)
+    return policy.call_with_retry(lambda: _once(client, commands), lambda error: None)  # type: ignore[no-any-return]
 
 
 def _once(client: redis.Redis, commands: list[bytes]) -> list[Any]:
