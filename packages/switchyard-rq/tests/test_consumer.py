@@ -316,3 +316,48 @@ def test_a_jobs_timestamps_are_rqs_to_the_microsecond_and_in_order(conn, reg, co
         stamps = conn.hmget(f"rq:job:{handle.id}", "enqueued_at", "started_at", "ended_at")
         parsed = [datetime.strptime(s.decode(), "%Y-%m-%dT%H:%M:%S.%fZ") for s in stamps]
         assert parsed == sorted(parsed), stamps
+
+
+def test_a_queue_entry_with_no_hash_or_no_data_fails_with_its_reason(conn, reg, consumer, caplog):
+    """Every job a consumer takes ends in a recorded outcome: none vanishes from the queue."""
+    conn.rpush("rq:queue:default", "ghost")  # an id whose hash is gone
+    conn.hset("rq:job:nodata", mapping={"status": "queued", "origin": "default"})
+    conn.rpush("rq:queue:default", "nodata")
+    with caplog.at_level("WARNING", logger="switchyard.jobs"):
+        assert consumer.run(max_jobs=2, idle_timeout=0.1) == 2
+    for job_id in ("ghost", "nodata"):
+        handle = switchyard_rq.JobHandle(job_id, connection=conn)
+        assert handle.status == "failed"
+        assert handle.error is not None
+        assert handle.error.type == "BadJobError"
+        assert "job has no data" in handle.error.message
+        assert conn.zscore("rq:failed:default", job_id) is not None
+        assert any(job_id in r.getMessage() for r in caplog.records)
+    assert conn.llen("switchyard:consumer:t-consumer:processing") == 0
+
+
+def test_a_fresh_consumer_takes_one_job_at_a_time_until_it_knows_how_long_they_run(conn, reg):
+    """Prefetching slow jobs before their run time is known made them wait behind each other
+    while another consumer idled (a fresh worker took 4 two-second jobs per process)."""
+    handles = switchyard_rq.schedule_many(
+        [("demo.nap", {"seconds": 0.3}) for _ in range(4)], registry=reg
+    )
+    seen: list[int] = []
+    stop = threading.Event()
+    worker = switchyard_rq.Consumer(conn, ["default"], registry=reg, name="fresh", concurrency=4)
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen.append(conn.llen("switchyard:consumer:fresh:processing"))
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert worker.run(max_jobs=2, idle_timeout=0.1) == 2
+    finally:
+        stop.set()
+        watcher.join()
+        worker.close()
+    assert max(seen) == 1  # the first job ran alone; the second was taken when it ended
+    assert [h.status for h in handles[2:]] == ["queued", "queued"]

@@ -22,6 +22,7 @@ from ._ops.dbstats import publish_db_stats
 from ._ops.flow import FlowState, flow_stats
 from ._ops.stats import JobStats, publish_pool_stats
 from ._producer.handle import CachedHandle, JobHandle
+from ._producer.results import agather, gather
 from ._producer.schedule import Call, route, schedule_action, schedule_many
 from ._serializer import JSONSerializer
 from ._wire.connection import get_connection, redact_url, redis_url
@@ -46,8 +47,10 @@ __all__ = [
     "RedisUnavailableError",
     "ResultTimeoutError",
     "TransportError",
+    "agather",
     "dispatch",
     "flow_stats",
+    "gather",
     "get_connection",
     "publish_db_stats",
     "publish_pool_stats",

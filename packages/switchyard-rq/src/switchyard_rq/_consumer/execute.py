@@ -16,13 +16,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
-from switchyard import HandlerError, SwitchyardError, arun_action, run_action
+from switchyard import (
+    HandlerError,
+    SwitchyardError,
+    UnknownActionError,
+    arun_action,
+    run_action,
+)
 
 from switchyard_rq._consumer.source import Job, Outcome
 from switchyard_rq._errors import ActionTimeoutError, JobError
@@ -38,6 +46,8 @@ __all__ = ["Alarm", "Run", "on_alarm", "prepare", "run_async", "run_inline", "ru
 
 log = logging.getLogger("switchyard_rq.consumer")
 _LOGGERS: dict[str, logging.Logger] = {}
+#: seconds between two readings of the installed plugins for actions no registry knows
+REREAD_EVERY: Final = 30.0
 
 
 class Alarm(BaseException):
@@ -71,20 +81,54 @@ class Run:
 
 
 class Resolver:
-    """The registered actions of one consumer, cached: the only code a job can make it run."""
+    """The registered actions of one consumer, cached: the only code a job can make it run.
 
-    __slots__ = ("_actions", "max_payload_bytes", "registry")
+    An action the registry does not know may belong to a plugin installed after the worker
+    started: before such a job fails, the installed plugins' metadata is read again (at most
+    once every ``REREAD_EVERY`` seconds: a few milliseconds)."""
+
+    __slots__ = ("_actions", "_next_reread", "max_payload_bytes", "registry")
 
     def __init__(self, registry: Registry, max_payload_bytes: int) -> None:
         self.registry = registry
         self.max_payload_bytes = max_payload_bytes
         self._actions: dict[str, Action] = {}
+        self._next_reread = 0.0
 
     def resolve(self, name: str) -> Action:
         found = self._actions.get(name)
         if found is None:
-            found = self._actions[name] = self.registry.resolve(name)
+            try:
+                found = self.registry.resolve(name)
+            except UnknownActionError:
+                found = self._installed_since(name)
+            self._actions[name] = found
         return found
+
+    def _installed_since(self, name: str) -> Action:
+        """``name`` from the plugins installed now, or UnknownActionError saying it is not
+        installed where this worker runs."""
+        now = time.monotonic()
+        if now >= self._next_reread:
+            self._next_reread = now + REREAD_EVERY
+            import importlib
+
+            from switchyard import Registry
+
+            importlib.invalidate_caches()  # a new distribution's folder must be importable
+            fresh = Registry.from_entry_points()
+            if name in fresh:
+                log.info("action %s was installed after this worker started: serving it", name)
+                return fresh.resolve(name)
+        try:
+            return self.registry.resolve(name)
+        except UnknownActionError as exc:
+            where = f"{socket.gethostname()}, {sys.prefix}"
+            exc.message = (
+                f"{exc.message}: not installed where this worker runs ({where}); install the "
+                "plugin's distribution there (the worker finds it without a restart)"
+            )
+            raise
 
 
 _CONTEXT: list[Any] = []  # switchyard.Context, imported with the first job (it loads logging)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["JobHandle"]
 
 _POLL: Final = 1.0  # re-check the job's status at least this often while waiting
+_FAILED: Final = frozenset({"failed", "canceled", "stopped"})
 _ACTION_LIMIT: Final = 64 * 1024 * 1024
 
 
@@ -168,34 +169,49 @@ class JobHandle:
     def result(self, timeout: float | None = None) -> BaseModel:
         """Wait for the job (at most ``timeout`` seconds; None waits as long as it takes) and
         return its output model, validated. Raises JobFailedError (with ``.error``),
-        ResultTimeoutError, JobNotFoundError."""
+        ResultTimeoutError, JobNotFoundError. A finished job's result costs one round trip."""
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be >= 0 seconds (or None to wait as long as it takes)")
         deadline = None if timeout is None else time.monotonic() + timeout
         client = self.connection
         stream = keys.results(self.id)
+        with redis_errors(client), client.pipeline(transaction=False) as pipe:
+            pipe.xrevrange(stream, count=1)
+            pipe.hmget(keys.job(self.id), "status", "description")
+            latest, (status, description) = pipe.execute()
         last = "0-0"
+        if latest:
+            entry_id, fields = latest[0]
+            if fields.get(b"type") == b"1":
+                return self._validated(fields.get(b"return_value"), description)
+            last = _text(entry_id)
+        state = _text(status) if status is not None else None
         while True:
-            remaining = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
-            with redis_errors(client):
-                block = max(int(remaining * 1000), 1) if remaining > 0 else None
-                entries = _entries(client.xread({stream: last}, block=block))
-                if entries:
-                    entry_id, fields = entries[-1]
-                    if fields.get(b"type") == b"1":
-                        return self._validated(fields.get(b"return_value"))
-                    last = _text(entry_id)
-                status = client.hget(keys.job(self.id), "status")
-            state = _text(status) if status is not None else None
-            if state is None and not entries:
+            if state is None and not latest:
                 raise JobNotFoundError(self.id)
-            if state in {"failed", "canceled", "stopped"}:
+            if state in _FAILED:
                 raise JobFailedError(self.id, self.error or JobError("Error", f"job {state}"))
             if deadline is not None and time.monotonic() >= deadline:
                 raise ResultTimeoutError(self.id, timeout or 0.0, state or "unknown")
+            remaining = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+            with redis_errors(client):
+                block = max(int(remaining * 1000), 1) if remaining > 0 else None
+                latest = _entries(client.xread({stream: last}, block=block))
+                if latest:
+                    entry_id, fields = latest[-1]
+                    if fields.get(b"type") == b"1":
+                        return self._validated(fields.get(b"return_value"), description)
+                    last = _text(entry_id)
+                status, description = client.hmget(keys.job(self.id), "status", "description")
+            state = _text(status) if status is not None else None
 
-    def _validated(self, raw: bytes | None) -> BaseModel:
-        action = self.registry.resolve(self.action)
+    def _validated(self, raw: bytes | None, description: bytes | None = None) -> BaseModel:
+        """The output model of a stored result (the action read from the job's description,
+        else from its data)."""
+        # Switchyard writes the action's name as the description; RQ's own jobs carry a call's
+        # repr there: their action comes from their data
+        name = _text(description) if description and b"(" not in description else self.action
+        action = self.registry.resolve(name)
         if raw is None:
             return action.validate_output(None)
         value = json.loads(b64decode(raw))

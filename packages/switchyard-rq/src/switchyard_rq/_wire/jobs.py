@@ -148,7 +148,7 @@ def decode_job_data(raw: bytes | None, *, limit: int) -> tuple[str, str]:
     decompression stops there, so a zip bomb costs nothing.
     """
     if not raw:
-        raise BadJobError("job has no data")
+        raise BadJobError("job has no data (its hash was deleted, expired, or never written)")
     room = 2 * limit + 4096
     if len(raw) > room:
         raise BadJobError(f"job data is {len(raw)} bytes, over the limit of {limit} bytes")

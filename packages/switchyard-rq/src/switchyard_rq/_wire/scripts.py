@@ -182,7 +182,9 @@ end
 #   job it deferred for its rate may start (or ''), how many it deferred, then the fields of
 #   :class:`Taken` per job.  A
 #   job that is not idempotent is only ever taken first in a batch, and ends it (so a crash never
-#   fails one that had not started).  Jobs whose hash is gone or that were canceled are dropped.
+#   fails one that had not started).  Jobs that were canceled are dropped; a job whose hash is
+#   gone, or has no data, is taken like any other (its data nil): the consumer fails it with the
+#   reason, so every job taken ends in a recorded outcome.
 #   With every queue empty it clears the doorbells (a later job rings again).
 STEP: Final = _script(
     """
@@ -294,7 +296,7 @@ for i = 1, n do
     local f = redis.call('HMGET', jk, 'data', 'status', 'retries_left', 'retry_intervals',
       'number_of_retries', 'result_ttl', 'failure_ttl', 'sy_attempt', 'timeout', 'sy_idempotent',
       'enqueued_at', 'sy_trace', 'sy_flow', 'sy_rated')
-    if not f[1] or f[2] == 'canceled' then
+    if f[2] == 'canceled' then
       redis.call('RPOP', KEYS[1])
     elseif count > 0 and f[10] == '0' then
       redis.call('LMOVE', KEYS[1], src, 'RIGHT', 'LEFT')
