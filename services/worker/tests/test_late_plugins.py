@@ -64,7 +64,7 @@ def test_a_plugin_installed_after_start_is_served(
     registry = switchyard.Registry.from_entry_points()
     handle = switchyard_rq.schedule_action("late.ping", {"n": 41}, registry=registry)
     assert handle.result(timeout=20).n == 42  # type: ignore[attr-defined]
-    assert "late.ping was installed after this worker started" in worker.text()
+    worker.wait_log("late.ping was installed after this worker started")
     assert worker.stop() == 0
 
 
