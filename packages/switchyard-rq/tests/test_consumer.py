@@ -222,7 +222,7 @@ def test_long_jobs_in_a_batch_with_health_checks_due(conn, reg):
         assert worker.run(max_jobs=3, idle_timeout=0.1) == 3
     assert [h.status for h in handles] == ["finished"] * 3
     # each outcome stored once: no reconnect, no outcome sent twice
-    assert [conn.xlen(f"rq:results:{h.id}") for h in handles] == [1, 1, 1]
+    assert [conn.hexists(f"rq:job:{h.id}", "sy_result") for h in handles] == [1, 1, 1]
     assert conn.llen("switchyard:consumer:patient:processing") == 0
     client.close()
 
@@ -313,7 +313,7 @@ def test_a_jobs_timestamps_are_rqs_to_the_microsecond_and_in_order(conn, reg, co
     )
     assert consumer.run(max_jobs=50, idle_timeout=0.1) == 50
     for handle in handles:
-        stamps = conn.hmget(f"rq:job:{handle.id}", "enqueued_at", "started_at", "ended_at")
+        stamps = conn.hmget(f"rq:job:{handle.id}", "created_at", "started_at", "ended_at")
         parsed = [datetime.strptime(s.decode(), "%Y-%m-%dT%H:%M:%S.%fZ") for s in stamps]
         assert parsed == sorted(parsed), stamps
 

@@ -25,18 +25,25 @@ def test_sync_and_async_actions_run_and_return_validated_models(conn, reg, consu
     assert sync.error is None
 
 
-def test_jobs_are_rq_jobs_with_json_data(conn, reg, consumer):
+@pytest.mark.parametrize("streams", ["0", "1"])
+def test_jobs_are_rq_jobs_with_json_data(conn, reg, monkeypatch, streams):
+    """RQ's Job.fetch reads a Switchyard job before and after it ran; its return_value() (RQ's
+    result stream) is there with SWITCHYARD_RQ_RESULTS=1, the result in the hash either way."""
+    monkeypatch.setenv("SWITCHYARD_RQ_RESULTS", streams)
     handle = switchyard_rq.schedule_action("demo.double", {"x": 1}, registry=reg)
     job = Job.fetch(handle.id, connection=conn, serializer=switchyard_rq.JSONSerializer)
     assert job.func_name == "switchyard_rq.dispatch"
     assert job.args == ["demo.double", '{"x":1,"blob":""}']
     assert job.origin == "default"
-    consumer.run(max_jobs=1, idle_timeout=0.1)
+    with switchyard_rq.Consumer(conn, ["default"], registry=reg, name="rqcompat") as consumer:
+        consumer.run(max_jobs=1, idle_timeout=0.1)
     job = Job.fetch(handle.id, connection=conn, serializer=switchyard_rq.JSONSerializer)
     assert job.get_status().value == "finished"
-    assert job.return_value() == '{"y":2}'
+    assert job.return_value() == ('{"y":2}' if streams == "1" else None)
+    assert conn.exists(f"rq:results:{handle.id}") == int(streams)
+    assert handle.result(timeout=1).y == 2  # type: ignore[attr-defined]
     assert conn.zscore("rq:finished:default", handle.id) is not None
-    assert conn.llen("switchyard:consumer:t-consumer:processing") == 0
+    assert conn.llen("switchyard:consumer:rqcompat:processing") == 0
     assert conn.zcard("rq:wip:default") == 0
 
 

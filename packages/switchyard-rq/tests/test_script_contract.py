@@ -119,7 +119,8 @@ def test_a_failure_ack_lands_in_the_named_fields(conn: redis.Redis):
         ended="2026-01-01T00:00:00Z",
         ended_ts=1_767_225_600.0,
         ttl=120,
-        text="eA==",
+        result="",
+        rq_text="eA==",
         exc_info="Boom: no",
         err='{"type": "Boom"}',
         started_ts=1_767_225_599.0,
@@ -150,8 +151,8 @@ def test_an_ack_releases_the_lease_its_flow_names_and_tells_the_breaker(conn: re
     conn.rpush(processing, job_id)
     conn.zadd("switchyard:flow:c:contract", {f"{job_id}:e-1": 1e12})
     flow = '[["b","switchyard:flow:b:contract",1,0,10,60,30],["c","switchyard:flow:c:contract",1]]'
-    ack = Ack("retry", job_id, "contract", "e-1", "now", 1.0, 0, "", "Boom", "{}", 1.0, 0, 1, "",
-              flow, 1)  # fmt: skip
+    ack = Ack("retry", job_id, "contract", "e-1", "now", 1.0, 0, "", "", "Boom", "{}", 1.0, 0, 1,
+              "", flow, 1)  # fmt: skip
     STEP(conn, [processing], [1, *ack, *NO_TAKE])
     assert conn.zcard("switchyard:flow:c:contract") == 0  # the lease went with the outcome
     assert conn.hget("switchyard:flow:b:contract", "state") == b"open"  # 1 failure trips it

@@ -23,6 +23,15 @@ def _int_env(name: str, default: int, *, minimum: int) -> int:
     return value
 
 
+def _flag_env(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    raise ValueError(f"{name}={raw!r} is not a flag (1/0, true/false, yes/no, on/off)")
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class TransportSettings:
@@ -31,7 +40,9 @@ class TransportSettings:
     ``result_ttl``/``failure_ttl`` are seconds (-1 keeps forever), as RQ reads them from the job.
     """
 
-    result_ttl: int = 86_400
+    #: seconds a finished job (and its result) is kept: an hour, where RQ keeps 500 s, arq an
+    #: hour and Dramatiq 10 minutes when its results are on (an action's ``result_ttl`` wins)
+    result_ttl: int = 3_600
     failure_ttl: int = 7 * 86_400
     max_connections: int = 50
     pool_timeout: float = 10.0
@@ -41,12 +52,16 @@ class TransportSettings:
     #: attempt's timeout: at most 2 s)
     retry_seconds: float = 2.5
     heartbeat_ttl: int = 15
+    #: also write RQ's result streams (``rq:results:<id>``, what RQ's ``Job.return_value()``
+    #: reads; about 4.7 KB a job on Redis 7.0) for RQ's own tools: SWITCHYARD_RQ_RESULTS=1
+    rq_result_streams: bool = False
 
     @classmethod
     def from_env(cls) -> TransportSettings:
         """From ``SWITCHYARD_RESULT_TTL``, ``SWITCHYARD_FAILURE_TTL``,
-        ``SWITCHYARD_REDIS_MAX_CONNECTIONS``, ``SWITCHYARD_REDIS_RETRIES``, else the defaults
-        (cached per value of those four: every ``schedule_action`` reads them)."""
+        ``SWITCHYARD_REDIS_MAX_CONNECTIONS``, ``SWITCHYARD_REDIS_RETRIES``,
+        ``SWITCHYARD_RQ_RESULTS``, else the defaults (cached per value of those: every
+        ``schedule_action`` reads them)."""
         get = os.environ.get
         key = tuple([get(name) for name in _NAMES])
         found = _CACHE.get(key)
@@ -69,11 +84,13 @@ class TransportSettings:
             connect_retries=_int_env(
                 "SWITCHYARD_REDIS_RETRIES", default.connect_retries, minimum=0
             ),
+            rq_result_streams=_flag_env("SWITCHYARD_RQ_RESULTS"),
         )
 
 
 _DEFAULT: Final = TransportSettings()
 _NAMES: Final = (
+    "SWITCHYARD_RQ_RESULTS",
     "SWITCHYARD_RESULT_TTL",
     "SWITCHYARD_FAILURE_TTL",
     "SWITCHYARD_REDIS_MAX_CONNECTIONS",

@@ -374,6 +374,14 @@ def _timeout(value: object) -> float | None:
     return parse_duration(value, what="a number of seconds")
 
 
+def _result_ttl(value: object) -> int | None:
+    if value is None:
+        return None
+    if value == 0 and not isinstance(value, bool):
+        return 0
+    return math.ceil(parse_duration(value, what="a duration (0: keep no result)"))
+
+
 def _flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"must be True or False, got {value!r}")
@@ -482,6 +490,12 @@ OPTIONS: Final[dict[str, Option]] = {
             from_json=_breaker_from_json,
         ),
         Option("cache", None, _cache, "keep results this long ('5m'), with tags to drop them by"),
+        Option(
+            "result_ttl",
+            None,
+            _result_ttl,
+            "keep a job's result this long ('1h'; 0: keep none; None: the transport's default)",
+        ),
     )
 }
 
@@ -509,6 +523,7 @@ class ActionPolicy:
     rate_key: str | None
     breaker: Breaker | None
     cache: Cache | None
+    result_ttl: int | None
     _hash: int
 
     def __init__(self, **options: Any) -> None:

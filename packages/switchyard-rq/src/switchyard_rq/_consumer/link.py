@@ -337,26 +337,28 @@ class RedisLink:
         job = outcome.job
         ended, ended_ts = _ended()
         flow = job.flow or ""
+        streams = self.settings.rq_result_streams
         if outcome.mode == "ok":
             ttl = job.result_ttl if job.result_ttl is not None else self.settings.result_ttl
-            value = b64encode(json.dumps(outcome.result).encode())
-            return Ack("ok", job.id, job.queue, job.execution, ended, ended_ts, ttl, value,
-                       "", "", job.started_ts, "", "", "", flow, 0)  # fmt: skip
+            result = outcome.result or "null"
+            rq_text = b64encode(json.dumps(result).encode()) if streams else ""
+            return Ack("ok", job.id, job.queue, job.execution, ended, ended_ts, ttl, result,
+                       rq_text, "", "", job.started_ts, "", "", "", flow, 0)  # fmt: skip
         error = outcome.error
         assert error is not None
         text = str(error)
         trip = 1 if outcome.trips else 0
         if outcome.mode == "fail":
             ttl = job.failure_ttl if job.failure_ttl is not None else self.settings.failure_ttl
-            exc_string = b64encode(zlib.compress(text.encode()))
-            return Ack("fail", job.id, job.queue, job.execution, ended, ended_ts, ttl, exc_string,
+            rq_text = b64encode(zlib.compress(text.encode())) if streams else ""
+            return Ack("fail", job.id, job.queue, job.execution, ended, ended_ts, ttl, "", rq_text,
                        text, error.to_json(), job.started_ts, "", "", "", flow, trip)  # fmt: skip
         due: float | str = ""
         if outcome.retry_due is not None:
             due = outcome.retry_due
             self.due_at(due)
         left = (job.retries_left or 1) - 1
-        return Ack("retry", job.id, job.queue, job.execution, ended, ended_ts, 0, "", text,
+        return Ack("retry", job.id, job.queue, job.execution, ended, ended_ts, 0, "", "", text,
                    error.to_json(), job.started_ts, left, job.number_of_retries + 1, due, flow,
                    trip)  # fmt: skip
 
@@ -494,8 +496,9 @@ class RedisLink:
         return RECOVER(
             self.connection,
             [self._processing, keys.CONSUMERS_SET, keys.consumer_queues(self.name)],
-            [self.name, stamp, ts, NOT_IDEMPOTENT, died_text()],
-        )
+            [self.name, stamp, ts, NOT_IDEMPOTENT, died_text(),
+             "1" if self.settings.rq_result_streams else "0", self.settings.failure_ttl],
+        )  # fmt: skip
 
     def _announce(self) -> None:
         STEP.load(self.connection)

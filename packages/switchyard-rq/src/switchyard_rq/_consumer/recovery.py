@@ -11,6 +11,7 @@ from typing import Final, final
 
 import redis
 
+from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.scripts import RECOVER
 
@@ -56,6 +57,7 @@ def recover_orphans(
     now = datetime.now(UTC)
     stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     exc_string = died_text()
+    settings = TransportSettings.from_env()
     recovered: list[str] = []
     for name, beats in zip(names, beating, strict=True):
         judged = alive_names is not None and (prefix is None or name.startswith(prefix))
@@ -65,7 +67,15 @@ def recover_orphans(
         ids = RECOVER(
             connection,
             [keys.processing(name), keys.CONSUMERS_SET, keys.consumer_queues(name)],
-            [name, stamp, now.timestamp(), NOT_IDEMPOTENT, exc_string],
+            [
+                name,
+                stamp,
+                now.timestamp(),
+                NOT_IDEMPOTENT,
+                exc_string,
+                "1" if settings.rq_result_streams else "0",
+                settings.failure_ttl,
+            ],
         )
         recovered.extend(_text(i) for i in ids)
     return recovered

@@ -6,7 +6,7 @@ import json
 import time
 from base64 import b64decode
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, final
 
 import redis
 from switchyard import Registry, default_registry
@@ -25,15 +25,6 @@ __all__ = ["JobHandle"]
 _POLL: Final = 1.0  # re-check the job's status at least this often while waiting
 _FAILED: Final = frozenset({"failed", "canceled", "stopped"})
 _ACTION_LIMIT: Final = 64 * 1024 * 1024
-
-
-def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
-    """The entries of a one-stream XREAD reply (RESP2 list or RESP3 map)."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        return list(next(iter(reply.values()), []))
-    return list(reply[0][1])
 
 
 def _text(raw: Any) -> str:
@@ -109,10 +100,13 @@ class JobHandle:
 
     @property
     def action(self) -> str:
-        """The name of the action this job calls (read from the job's data)."""
+        """The name of the action this job calls (its description, else read from its data)."""
         if self._action is None:
             with redis_errors(self.connection):
-                data = self.connection.hget(keys.job(self.id), "data")
+                data, description = self.connection.hmget(keys.job(self.id), "data", "description")
+            if description and b"(" not in description:
+                self._action = _text(description)
+                return self._action
             if data is None:
                 raise JobNotFoundError(self.id)
             raw = data if isinstance(data, bytes) else str(data).encode()
@@ -169,55 +163,106 @@ class JobHandle:
     def result(self, timeout: float | None = None) -> BaseModel:
         """Wait for the job (at most ``timeout`` seconds; None waits as long as it takes) and
         return its output model, validated. Raises JobFailedError (with ``.error``),
-        ResultTimeoutError, JobNotFoundError. A finished job's result costs one round trip."""
+        ResultTimeoutError, JobNotFoundError. A finished job's result costs one round trip; a
+        waiting one is woken by the job's outcome (published when it is stored)."""
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be >= 0 seconds (or None to wait as long as it takes)")
         deadline = None if timeout is None else time.monotonic() + timeout
         client = self.connection
-        stream = keys.results(self.id)
-        with redis_errors(client), client.pipeline(transaction=False) as pipe:
-            pipe.xrevrange(stream, count=1)
-            pipe.hmget(keys.job(self.id), "status", "description")
-            latest, (status, description) = pipe.execute()
-        last = "0-0"
-        if latest:
-            entry_id, fields = latest[0]
-            if fields.get(b"type") == b"1":
-                return self._validated(fields.get(b"return_value"), description)
-            last = _text(entry_id)
-        state = _text(status) if status is not None else None
-        while True:
-            if state is None and not latest:
-                raise JobNotFoundError(self.id)
-            if state in _FAILED:
-                raise JobFailedError(self.id, self.error or JobError("Error", f"job {state}"))
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ResultTimeoutError(self.id, timeout or 0.0, state or "unknown")
-            remaining = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
-            with redis_errors(client):
-                block = max(int(remaining * 1000), 1) if remaining > 0 else None
-                latest = _entries(client.xread({stream: last}, block=block))
-                if latest:
-                    entry_id, fields = latest[-1]
-                    if fields.get(b"type") == b"1":
-                        return self._validated(fields.get(b"return_value"), description)
-                    last = _text(entry_id)
-                status, description = client.hmget(keys.job(self.id), "status", "description")
-            state = _text(status) if status is not None else None
+        with redis_errors(client):
+            found = read_outcomes(client, [self.id])[0]
+            if found.done:
+                return self._outcome(found)
+            with client.pubsub(ignore_subscribe_messages=True) as pubsub:  # type: ignore[no-untyped-call]
+                pubsub.subscribe(keys.DONE_CHANNEL + self.id)
+                while True:
+                    found = read_outcomes(client, [self.id])[0]  # after subscribing: none missed
+                    if found.done:
+                        return self._outcome(found)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise ResultTimeoutError(self.id, timeout or 0.0, found.status or "unknown")
+                    left = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+                    pubsub.get_message(timeout=max(left, 0.001))
 
-    def _validated(self, raw: bytes | None, description: bytes | None = None) -> BaseModel:
-        """The output model of a stored result (the action read from the job's description,
-        else from its data)."""
+    def _outcome(self, found: Stored) -> BaseModel:
+        """The output model of a job that ended, or the error it ended with."""
+        if found.status is None and found.result is None and found.rq_value is None:
+            raise JobNotFoundError(self.id)
+        if found.result is not None:
+            return self._validated_json(found.result, found.description)
+        if found.rq_value is not None:
+            return self._validated(found.rq_value, found.description)
+        if found.status == "finished":  # run by a stock RQ worker whose result stream expired
+            raise JobNotFoundError(self.id)
+        raise JobFailedError(self.id, self.error or JobError("Error", f"job {found.status}"))
+
+    def _action_of(self, description: bytes | None) -> Any:
         # Switchyard writes the action's name as the description; RQ's own jobs carry a call's
         # repr there: their action comes from their data
         name = _text(description) if description and b"(" not in description else self.action
-        action = self.registry.resolve(name)
+        return self.registry.resolve(name)
+
+    def _validated_json(self, raw: bytes, description: bytes | None) -> BaseModel:
+        """The output model of a result stored as the model's JSON (``sy_result``)."""
+        return self._action_of(description).validate_output(json.loads(raw))  # type: ignore[no-any-return]
+
+    def _validated(self, raw: bytes | None, description: bytes | None = None) -> BaseModel:
+        """The output model of a result in RQ's result stream (base64 of the JSON text)."""
+        action = self._action_of(description)
         if raw is None:
-            return action.validate_output(None)
+            return action.validate_output(None)  # type: ignore[no-any-return]
         value = json.loads(b64decode(raw))
         # The dispatcher's return value is the output model's JSON text.
         data = json.loads(value) if isinstance(value, str) else value
-        return action.validate_output(data)
+        return action.validate_output(data)  # type: ignore[no-any-return]
+
+
+@final
+class Stored:
+    """What Redis holds of a job's outcome: its status, its result (Switchyard's, or the value
+    in RQ's result stream, for a job a stock RQ worker ran), its description."""
+
+    __slots__ = ("description", "result", "rq_value", "status")
+
+    def __init__(
+        self,
+        status: str | None,
+        result: bytes | None,
+        rq_value: bytes | None,
+        description: bytes | None,
+    ) -> None:
+        self.status = status
+        self.result = result
+        self.rq_value = rq_value
+        self.description = description
+
+    @property
+    def done(self) -> bool:
+        """It ended (finished, failed, canceled) or Redis has no such job."""
+        if self.result is not None or self.rq_value is not None:
+            return True
+        return self.status is None or self.status in _FAILED or self.status == "finished"
+
+
+def read_outcomes(client: redis.Redis, ids: list[str]) -> list[Stored]:
+    """What Redis holds of each job's outcome, in one pipelined round trip."""
+    with client.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hmget(keys.job(job_id), "status", "sy_result", "description")
+            pipe.xrevrange(keys.results(job_id), count=1)
+        replies = pipe.execute()
+    found = []
+    for n in range(len(ids)):
+        (status, result, description), latest = replies[2 * n], replies[2 * n + 1]
+        rq_value = None
+        if result is None and latest:
+            fields = latest[0][1]
+            if fields.get(b"type") == b"1":
+                rq_value = fields.get(b"return_value") or b""
+            elif status is None:
+                status = b"failed"  # an RQ failure whose hash expired before its stream
+        found.append(Stored(_text(status) if status else None, result, rq_value, description))
+    return found
 
 
 class CachedHandle(JobHandle):

@@ -1,35 +1,27 @@
 """Waiting for many results at once: ``gather`` (and ``agather`` for async callers).
 
-One pipelined round trip reads every job's latest result entry and status; while some are not
-done, one blocking XREAD waits on all their result streams at once, so a batch of N results
-costs a few round trips, not N.
+One pipelined round trip reads what every job's hash holds of its outcome; while some jobs have
+not ended, one subscription to their outcome channels wakes the caller as each ends (Switchyard
+publishes an outcome as it stores it), and only those are read again. So N results cost a few
+round trips, not N.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Iterable
+from typing import Any, Final
 
-from switchyard_rq._errors import JobError, JobFailedError, JobNotFoundError, ResultTimeoutError
-from switchyard_rq._producer.handle import JobHandle
+from switchyard_rq._errors import JobFailedError, JobNotFoundError, ResultTimeoutError
+from switchyard_rq._producer.handle import JobHandle, read_outcomes
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.connection import redis_errors
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["agather", "gather"]
 
-_CHUNK: Final = 1000  # handles per pipelined read
-_BLOCK_KEYS: Final = 2000  # streams one blocking read waits on
-_POLL: Final = 1.0
-_FAILED: Final = frozenset({"failed", "canceled", "stopped"})
-
-
-def _text(raw: Any) -> str:
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+_CHUNK: Final = 1000  # jobs per pipelined read
+_POLL: Final = 1.0  # read the waiting ones again at least this often (jobs RQ's own workers run)
 
 
 def gather(
@@ -44,7 +36,7 @@ def gather(
     A job that failed raises its :class:`JobFailedError` (the first one found), or, with
     ``return_exceptions``, stands in the list as that error (a :class:`JobNotFoundError` for a
     job Redis does not have). Past the timeout, :class:`ResultTimeoutError` names the first job
-    still waiting. Handles of one Redis client are read together; a few round trips however many.
+    still waiting.
     """
     if timeout is not None and timeout < 0:
         raise ValueError("timeout must be >= 0 seconds (or None to wait as long as it takes)")
@@ -58,7 +50,7 @@ def gather(
             continue
         by_client.setdefault(id(handle.connection), []).append(index)
     for indexes in by_client.values():
-        _gather_one_client(todo, indexes, out, deadline, timeout, return_exceptions)
+        _gather(todo, indexes, out, deadline, timeout, return_exceptions)
     return out
 
 
@@ -84,7 +76,25 @@ def _one(handle: JobHandle, timeout: float | None, return_exceptions: bool) -> A
         raise
 
 
-def _gather_one_client(
+def _settle(handles: list[JobHandle], indexes: list[int], out: list[Any]) -> list[int]:
+    """Read the jobs of ``indexes``; store the outcome of each that ended; return the others."""
+    client = handles[indexes[0]].connection
+    waiting: list[int] = []
+    for start in range(0, len(indexes), _CHUNK):
+        chunk = indexes[start : start + _CHUNK]
+        for index, found in zip(chunk, read_outcomes(client, [handles[i].id for i in chunk]),
+                                strict=True):  # fmt: skip
+            if not found.done:
+                waiting.append(index)
+                continue
+            try:
+                out[index] = handles[index]._outcome(found)
+            except (JobFailedError, JobNotFoundError) as exc:
+                out[index] = exc
+    return waiting
+
+
+def _gather(
     handles: list[JobHandle],
     indexes: list[int],
     out: list[Any],
@@ -93,78 +103,41 @@ def _gather_one_client(
     return_exceptions: bool,
 ) -> None:
     client = handles[indexes[0]].connection
-    waiting: dict[int, str] = {}  # index -> the last result entry id seen
     with redis_errors(client):
-        for start in range(0, len(indexes), _CHUNK):
-            chunk = indexes[start : start + _CHUNK]
-            with client.pipeline(transaction=False) as pipe:
-                for index in chunk:
-                    job_id = handles[index].id
-                    pipe.xrevrange(keys.results(job_id), count=1)
-                    pipe.hmget(keys.job(job_id), "status", "description")
-                replies = pipe.execute()
-            for n, index in enumerate(chunk):
-                latest, (status, description) = replies[2 * n], replies[2 * n + 1]
-                last = _settle(handles[index], out, index, latest, status, description)
-                if last is not None:
-                    waiting[index] = last
+        waiting = _settle(handles, indexes, out)
         _raise_first(out, indexes, return_exceptions)
-        while waiting:
-            if deadline is not None and time.monotonic() >= deadline:
-                first = handles[min(waiting)]
-                raise ResultTimeoutError(first.id, timeout or 0.0, first.status)
-            left = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
-            block = list(waiting.items())[:_BLOCK_KEYS]
-            streams: dict[Any, Any] = {keys.results(handles[i].id): last for i, last in block}
-            arrived = _by_stream(client.xread(streams, block=max(int(left * 1000), 1)))
-            with client.pipeline(transaction=False) as pipe:
-                for index, _ in block:
-                    pipe.hmget(keys.job(handles[index].id), "status", "description")
-                states = pipe.execute()
-            for (index, last), (status, description) in zip(block, states, strict=True):
-                entries = arrived.get(keys.results(handles[index].id), [])
-                latest = [entries[-1]] if entries else []
-                seen = _settle(handles[index], out, index, latest, status, description, last)
-                if seen is None:
-                    del waiting[index]
-                else:
-                    waiting[index] = seen
+        if not waiting:
+            return
+        with client.pubsub(ignore_subscribe_messages=True) as pubsub:  # type: ignore[no-untyped-call]
+            channels = {keys.DONE_CHANNEL + handles[i].id: i for i in waiting}
+            names = list(channels)
+            for start in range(0, len(names), _CHUNK):
+                pubsub.subscribe(*names[start : start + _CHUNK])
+            pending = set(_settle(handles, waiting, out))  # after subscribing: none missed
+            while pending:
+                _raise_first(out, indexes, return_exceptions)
+                if deadline is not None and time.monotonic() >= deadline:
+                    first = handles[min(pending)]
+                    raise ResultTimeoutError(first.id, timeout or 0.0, first.status)
+                left = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+                message = pubsub.get_message(timeout=max(left, 0.001))
+                if message is None:  # nothing said (a stock RQ worker runs some?): read them all
+                    ended = set(pending)
+                else:  # the jobs whose outcomes were published
+                    ended = set()
+                    while message is not None:
+                        index = channels.get(_text(message.get("channel")))
+                        if index is not None and index in pending:
+                            ended.add(index)
+                        message = pubsub.get_message(timeout=0)
+                if ended:
+                    still = _settle(handles, sorted(ended), out)
+                    pending -= ended - set(still)
             _raise_first(out, indexes, return_exceptions)
 
 
-def _by_stream(reply: Any) -> dict[str, list[Any]]:
-    """XREAD's reply (RESP2 list or RESP3 map) as stream name -> entries."""
-    if not reply:
-        return {}
-    items = reply.items() if isinstance(reply, dict) else reply
-    return {_text(name): list(entries) for name, entries in items}
-
-
-def _settle(
-    handle: JobHandle,
-    out: list[Any],
-    index: int,
-    latest: Sequence[Any],
-    status: bytes | None,
-    description: bytes | None,
-    last: str = "0-0",
-) -> str | None:
-    """Put the job's outcome at ``out[index]`` if it has one; else the entry id to wait from."""
-    if latest:
-        entry_id, fields = latest[0] if len(latest) == 1 else latest[-1]
-        if fields.get(b"type") == b"1":
-            out[index] = handle._validated(fields.get(b"return_value"), description)
-            return None
-        last = _text(entry_id)
-    state = _text(status) if status is not None else None
-    if state is None and not latest and last == "0-0":
-        out[index] = JobNotFoundError(handle.id)
-        return None
-    if state in _FAILED:
-        error = handle.error or JobError("Error", f"job {state}")
-        out[index] = JobFailedError(handle.id, error)
-        return None
-    return last
+def _text(raw: Any) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
 
 
 def _raise_first(out: list[Any], indexes: list[int], return_exceptions: bool) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from switchyard_rq._wire.keys import LUA_KEYS
+from switchyard_rq._wire.keys import DONE_CHANNEL, LUA_KEYS
 from switchyard_rq._wire.scripts import Script
 
 __all__ = ["CANCEL", "REQUEUE", "SCHEDULE_KEYED"]
@@ -52,6 +52,7 @@ if f[1] == 'queued' or f[1] == 'scheduled' or f[1] == 'deferred' then
     end
   end
   redis.call('HSET', KEYS[1], 'status', 'canceled', 'ended_at', ARGV[2])
+  redis.call('PUBLISH', 'DONE_CHANNEL' .. ARGV[1], 'canceled')
   local ttl = tonumber(f[3]) or 604800
   if ttl > 0 then
     redis.call('EXPIRE', KEYS[1], ttl)
@@ -62,7 +63,7 @@ if f[1] == 'queued' or f[1] == 'scheduled' or f[1] == 'deferred' then
   return 1
 end
 return 0
-"""
+""".replace("DONE_CHANNEL", DONE_CHANNEL)
 )
 
 # KEYS: job hash.  ARGV: job id, now (RQ format).  Puts a failed (or canceled) job back on its

@@ -95,6 +95,7 @@ class JobShape:
 
 
 _SHAPES: dict[tuple[object, ...], JobShape] = {}
+_DEFAULTS: Final = TransportSettings()
 
 
 def job_shape(
@@ -115,14 +116,21 @@ def job_shape(
     shape = _SHAPES.get(key)
     if shape is not None:
         return shape
+    # Only what a worker cannot know otherwise: a timeout, and TTLs the action or this producer
+    # sets (the worker's own defaults apply to the others), so that a waiting job is small.
     fields: dict[str, str | int] = {
         "status": "scheduled" if scheduled else "queued",
         "origin": queue,
         "description": action,
-        "timeout": math.ceil(policy.timeout) if policy.timeout else -1,  # RQ: -1 is "no timeout"
-        "result_ttl": settings.result_ttl,
-        "failure_ttl": settings.failure_ttl,
     }
+    if policy.timeout:
+        fields["timeout"] = math.ceil(policy.timeout)
+    if policy.result_ttl is not None:
+        fields["result_ttl"] = policy.result_ttl
+    elif settings.result_ttl != _DEFAULTS.result_ttl:
+        fields["result_ttl"] = settings.result_ttl
+    if settings.failure_ttl != _DEFAULTS.failure_ttl:
+        fields["failure_ttl"] = settings.failure_ttl
     retries, backoff = policy.retries, policy.backoff
     if retries > 0:
         fields["retries_left"] = retries

@@ -33,6 +33,18 @@ PRIORITY_SUFFIX: Final = {"high": ":high", "low": ":low"}
 #: how a job hash records its priority (``sy_prio``); normal jobs have no such field
 PRIORITY_CODE: Final = {"high": "h", "normal": "", "low": "l"}
 
+#: a job's outcome is published on this channel + its id (waiters subscribe; no key is kept)
+DONE_CHANNEL: Final = "switchyard:done:"
+#: what a finished job's hash no longer needs (its result stays, with its data, times and queue:
+#: RQ's ``Job.fetch`` needs the data)
+FINISHED_DROPS: Final = (
+    "timeout", "result_ttl", "failure_ttl", "last_heartbeat", "sy_exec",
+    "sy_run", "sy_trace", "sy_flow", "sy_rated", "retry_intervals", "enqueued_at",
+)  # fmt: skip
+#: the most jobs a queue's finished registry keeps (the oldest go first; their results expire
+#: on their own TTL)
+FINISHED_MAX: Final = 10_000
+
 #: flow control (see _wire/flow.py): limiter state lives under this prefix
 FLOW_PREFIX: Final = "switchyard:flow:"
 #: hash: limiter key -> its kind (``c:<limit>`` or ``b``), for every limiter with parked jobs

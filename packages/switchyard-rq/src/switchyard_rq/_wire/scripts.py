@@ -18,7 +18,7 @@ from typing import Any, Final, NamedTuple, final
 import redis
 
 from switchyard_rq._wire.flow import LUA_FLOW
-from switchyard_rq._wire.keys import LUA_KEYS
+from switchyard_rq._wire.keys import DONE_CHANNEL, FINISHED_DROPS, FINISHED_MAX, LUA_KEYS
 
 __all__ = [
     "ACK_FIELDS",
@@ -45,8 +45,9 @@ class Ack(NamedTuple):
     exec: str  # its execution id
     ended: str  # RQ format
     ended_ts: float  # unix seconds
-    ttl: int  # of the job hash, result and registry entry
-    text: bytes | str  # RQ's base64 return value, or exc_string
+    ttl: int  # of the job hash and its registry entry (0: keep nothing of a finished job)
+    result: bytes | str  # the output model's JSON (ok)
+    rq_text: bytes | str  # RQ's result stream entry (its base64 return value or exc_string), or
     exc_info: str
     err: str  # the error as JSON
     started_ts: float
@@ -189,7 +190,7 @@ end
 STEP: Final = _script(
     """
 local m = tonumber(ARGV[1])
-local fnow = nil
+local fnow, finished = nil, {}
 for o = 0, m - 1 do
   local b = 1 + o * ACK_SIZE
   ACK_LOCALS
@@ -202,18 +203,30 @@ for o = 0, m - 1 do
     mode = 'done'
   end
   if mode == 'ok' then
-    redis.call('HSET', jk, 'status', 'finished', 'ended_at', ended)
-    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '1', 'return_value', text,
-      'execution_id', exec, 'execution_started_at', started_ts,
-      'execution_ended_at', ended_ts)
-    registry = 'rq:finished:'
+    if ttl == 0 then  -- nobody waits for the result: nothing is kept
+      redis.call('DEL', jk)
+    else
+      -- finished: the result in the hash, what only a waiting or running job needs gone
+      redis.call('HSET', jk, 'status', 'finished', 'ended_at', ended, 'sy_result', result)
+      redis.call('HDEL', jk, FINISHED_DROPS)
+      registry = 'rq:finished:'
+    end
+    if rq_text ~= '' then  -- RQ's result stream too (SWITCHYARD_RQ_RESULTS: RQ's own tools)
+      redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '1', 'return_value', rq_text,
+        'execution_id', exec, 'execution_started_at', started_ts,
+        'execution_ended_at', ended_ts)
+    end
+    redis.call('PUBLISH', 'DONE_CHANNEL' .. id, 'finished')
   elseif mode == 'fail' then
     redis.call('HSET', jk, 'status', 'failed', 'ended_at', ended, 'exc_info', exc_info,
       'sy_error', err)
-    redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '2', 'exc_string', text,
-      'execution_id', exec, 'execution_started_at', started_ts,
-      'execution_ended_at', ended_ts)
+    if rq_text ~= '' then
+      redis.call('XADD', rk, 'MAXLEN', '10', '*', 'type', '2', 'exc_string', rq_text,
+        'execution_id', exec, 'execution_started_at', started_ts,
+        'execution_ended_at', ended_ts)
+    end
     registry = 'rq:failed:'
+    redis.call('PUBLISH', 'DONE_CHANNEL' .. id, 'failed')
   elseif mode == 'retry' then
     redis.call('HSET', jk, 'retries_left', left, 'number_of_retries', tries,
       'exc_info', exc_info, 'sy_error', err)
@@ -228,11 +241,12 @@ for o = 0, m - 1 do
   if registry then
     if ttl > 0 then
       redis.call('EXPIRE', jk, ttl)
-      redis.call('EXPIRE', rk, ttl)
+      if rq_text ~= '' then redis.call('EXPIRE', rk, ttl) end
       redis.call('ZADD', registry .. q, tonumber(ended_ts) + ttl, id)
     else
       redis.call('ZADD', registry .. q, '+inf', id)
     end
+    if registry == 'rq:finished:' then finished[registry .. q] = true end
   end
   if mode ~= 'done' then
     redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. exec)
@@ -243,6 +257,11 @@ for o = 0, m - 1 do
       flow_done(cjson.decode(flow), id .. ':' .. exec, verdict, fnow)
     end
   end
+end
+-- a finished registry holds at most FINISHED_MAX jobs per queue, the latest (RQ's cleaning, or
+-- this, drops entries whose jobs expired)
+for key in pairs(finished) do
+  redis.call('ZREMRANGEBYRANK', key, 0, -FINISHED_MAX - 1)
 end
 local d = 2 + m * ACK_SIZE
 TAKE_LOCALS
@@ -317,9 +336,13 @@ for i = 1, n do
         count = count + 1
         tick = tick + 1
         local attempt = (tonumber(f[8]) or 0) + 1
-        redis.call('HSET', jk, 'status', 'started', 'started_at', stamp, 'last_heartbeat', stamp,
-          'worker_name', worker, 'sy_attempt', attempt, 'sy_exec', exec)
-        if count <= marks then redis.call('HSET', jk, 'sy_run', exec) end
+        if count <= marks then  -- it starts now: marked running (see RECOVER)
+          redis.call('HSET', jk, 'status', 'started', 'started_at', stamp, 'last_heartbeat', stamp,
+            'worker_name', worker, 'sy_attempt', attempt, 'sy_exec', exec, 'sy_run', exec)
+        else
+          redis.call('HSET', jk, 'status', 'started', 'started_at', stamp, 'last_heartbeat', stamp,
+            'worker_name', worker, 'sy_attempt', attempt, 'sy_exec', exec)
+        end
         local t = tonumber(f[9]) or -1
         if t <= 0 then t = 86400 end
         redis.call('ZADD', 'rq:wip:' .. q, now + t * count + 60, id .. ':' .. exec)
@@ -342,6 +365,9 @@ if count == 0 and k > 0 and deferred == 0 then
 end
 return got
 """.replace("GIVE_BACK", _GIVE_BACK)
+    .replace("FINISHED_DROPS", ", ".join(f"'{f}'" for f in FINISHED_DROPS))
+    .replace("DONE_CHANNEL", DONE_CHANNEL)
+    .replace("FINISHED_MAX", str(FINISHED_MAX))
     .replace("ACK_LOCALS", ACK_LOCALS)
     .replace("ACK_SIZE", str(len(ACK_FIELDS)))
     .replace("TAKE_LOCALS", TAKE_LOCALS)
@@ -405,12 +431,14 @@ return {moved, nextdue and string.format('%.6f', nextdue) or ''}
 
 # KEYS: the dead consumer's processing list, switchyard:consumers, its queue set.
 # ARGV: consumer name, now (RQ format), now (unix seconds), failure text, failure as RQ's
-# base64(zlib) result text.  Requeues (at the front, in their order) each job it held; a job it
+# base64(zlib) result text, '1' to write RQ's result stream too, the failure TTL when the job
+# names none.  Requeues (at the front, in their order) each job it held; a job it
 # was running (its ``sy_run`` mark is its execution: it started) is failed instead when its
 # action is not idempotent.  Jobs it had prefetched and not started go back as they were (their
 # attempt not counted).  Leases the jobs held are released (a breaker probe among them lets the
 # next job probe).  Unregisters the consumer; returns the job ids.
-RECOVER: Final = _script("""
+RECOVER: Final = _script(
+    """
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 local out = {}
 local fnow = nil
@@ -433,16 +461,19 @@ for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
       local err = cjson.encode({type = 'WorkerDiedError', message = ARGV[4], action = f[5] or ''})
       redis.call('HSET', jk, 'status', 'failed', 'ended_at', ARGV[2], 'exc_info',
         'WorkerDiedError: ' .. ARGV[4], 'sy_error', err)
-      local ttl = tonumber(f[4]) or 604800
-      redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', '10', '*', 'type', '2',
-        'worker_name', ARGV[1], 'exc_string', ARGV[5])
+      local ttl = tonumber(f[4]) or tonumber(ARGV[7])
+      if ARGV[6] == '1' then  -- RQ's result stream too
+        redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', '10', '*', 'type', '2',
+          'worker_name', ARGV[1], 'exc_string', ARGV[5])
+        if ttl > 0 then redis.call('EXPIRE', 'rq:results:' .. id, ttl) end
+      end
       if ttl > 0 then
         redis.call('EXPIRE', jk, ttl)
-        redis.call('EXPIRE', 'rq:results:' .. id, ttl)
         redis.call('ZADD', 'rq:failed:' .. q, tonumber(ARGV[3]) + ttl, id)
       else
         redis.call('ZADD', 'rq:failed:' .. q, '+inf', id)
       end
+      redis.call('PUBLISH', 'DONE_CHANNEL' .. id, 'failed')
     else
       redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ARGV[2])
       if not started then  -- prefetched, never run: as it was before its dequeue
@@ -463,4 +494,5 @@ redis.call('SREM', 'rq:workers', wk)
 redis.call('DEL', KEYS[1], KEYS[3], wk)
 redis.call('SREM', KEYS[2], ARGV[1])
 return out
-""")
+""".replace("DONE_CHANNEL", DONE_CHANNEL)
+)
