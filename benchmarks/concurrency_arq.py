@@ -22,6 +22,10 @@ async def wait(ctx: dict[str, Any], n: int) -> int:
     return n
 
 
+async def echo(ctx: dict[str, Any], n: int) -> int:
+    return n + 1
+
+
 async def fetch(ctx: dict[str, Any], n: int) -> int:
     async with ctx["http"].get(HTTP_URL) as response:
         await response.read()
@@ -39,7 +43,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions = [wait, fetch]  # noqa: RUF012 - arq reads class attributes
+    functions = [wait, fetch, echo]  # noqa: RUF012 - arq reads class attributes
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(REDIS_URL)
@@ -81,7 +85,9 @@ async def _check(ids_file: str, n: int) -> None:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1] == "fill":
+    if sys.argv[1] == "fill-only":  # no id file: the memory benchmark counts Redis alone
+        asyncio.run(_fill(int(sys.argv[2]), sys.argv[3], os.devnull))
+    elif sys.argv[1] == "fill":
         asyncio.run(_fill(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
     else:
         asyncio.run(_check(sys.argv[2], int(sys.argv[3])))

@@ -34,6 +34,11 @@ def wait(n: int) -> int:
 
 
 @dramatiq.actor(queue_name="default", max_retries=0, store_results=True)
+def echo(n: int) -> int:
+    return n + 1
+
+
+@dramatiq.actor(queue_name="default", max_retries=0, store_results=True)
 def fetch(n: int) -> int:
     _http.request("GET", HTTP_URL).data  # noqa: B018 - read the body
     return n
