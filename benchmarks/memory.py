@@ -8,7 +8,9 @@ own producer API, measure ``used_memory`` (after the producer's connection close
 its buffers); run the system's workers until every job finished, stop them, measure again. The
 bytes per job are the differences over the empty server, divided by the jobs. Every system keeps
 its results as it does by default where it keeps them (RQ 500 s, arq 1 h, Switchyard 1 h), and
-Dramatiq with its Results middleware on (10 minutes; it keeps none without it). Also printed:
+Dramatiq with its Results middleware on (10 minutes; it keeps none without it). Each system is
+measured under every ``--listpack-value`` setting of the server (hash-max-listpack-value: hashes
+with a longer field are stored as hash tables, about twice the bytes). Also printed:
 ``MEMORY USAGE`` of every key, per job, by key family (what the bytes are).
 """
 
@@ -170,8 +172,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument(
-        "--listpack-value", type=int, default=0, metavar="BYTES",
-        help="set the server's hash-max-listpack-value (default: leave Redis's 64)",
+        "--listpack-value", default="64,1024", metavar="BYTES[,BYTES]",
+        help="the server's hash-max-listpack-value settings to measure under (default: Redis's "
+        "own 64, and the 1024 that the embedded server uses)",
     )  # fmt: skip
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sy-memory-"))
@@ -192,30 +195,33 @@ def main() -> None:
     }
     os.environ.update(SWITCHYARD_REDIS_URL=URL, CONCURRENCY_REDIS_URL=URL, THROUGHPUT_REDIS_URL=URL)
     server = RedisServer(tmp, PORT)
-    if args.listpack_value:
-        server.conn.config_set("hash-max-listpack-value", args.listpack_value)
-    encoding = server.conn.config_get("hash-max-listpack-value")
-    print(f"redis {server.conn.info('server')['redis_version']}, {encoding}")
+    try:
+        settings = [int(v) for v in args.listpack_value.split(",")]
+    except ValueError:
+        sys.exit(f"error: --listpack-value: {args.listpack_value!r} is not a list of byte counts")
+    print(f"redis-server {server.conn.info('server')['redis_version']}")
     ARQ.append(arq_python())
     print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
-    results: dict[str, list[tuple[float, float, str]]] = {name: [] for name in SYSTEMS}
+    results: dict[tuple[int, str], list[tuple[float, float, str]]] = {}
     try:
         for rep in range(args.reps):
-            for name in SYSTEMS:
-                queued, finished, sample = measure(name, server.conn, args.jobs, env)
-                results[name].append((queued, finished, sample))
-                print(f"rep {rep + 1}: {name}: queued {queued:,.0f} B/job, finished "
-                      f"{finished:,.0f} B/job ({sample})", flush=True)  # fmt: skip
+            for setting in settings:
+                server.conn.config_set("hash-max-listpack-value", setting)
+                for name in SYSTEMS:
+                    queued, finished, sample = measure(name, server.conn, args.jobs, env)
+                    results.setdefault((setting, name), []).append((queued, finished, sample))
+                    line = f"queued {queued:,.0f} B/job, finished {finished:,.0f} B/job ({sample})"
+                    print(f"rep {rep + 1}, listpack {setting}: {name}: {line}", flush=True)
     finally:
         server.close()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n{args.jobs:,} trivial jobs, bytes of Redis memory per job, median (runs):\n")
-    print("| system | queued | finished, result kept |")
-    print("| --- | ---: | ---: |")
-    for name, runs in results.items():
+    print("| hash-max-listpack-value | system | queued | finished, result kept |")
+    print("| ---: | --- | ---: | ---: |")
+    for (setting, name), runs in results.items():
         q = statistics.median(r[0] for r in runs)
         f = statistics.median(r[1] for r in runs)
-        print(f"| {name} | {q:,.0f} ({', '.join(f'{r[0]:,.0f}' for r in runs)}) | "
+        print(f"| {setting} | {name} | {q:,.0f} ({', '.join(f'{r[0]:,.0f}' for r in runs)}) | "
               f"{f:,.0f} ({', '.join(f'{r[1]:,.0f}' for r in runs)}) |")  # fmt: skip
     print(f"\nload average at the end: {Path('/proc/loadavg').read_text().split()[:3]}")
 

@@ -124,8 +124,8 @@ def queue_stats(connection: redis.Redis, queues: Sequence[str]) -> dict[str, Que
     with connection.pipeline(transaction=False) as pipe:
         for found in heads:
             for head in found:
-                pipe.hget(keys.job(_text(head)), "enqueued_at")
-        stamps = iter(pipe.execute())
+                pipe.hmget(keys.job(_text(head)), "enqueued_at", "created_at")
+        stamps = iter(e or c for e, c in pipe.execute())
     now = datetime.now(UTC).timestamp()
     out: dict[str, QueueStats] = {}
     for i, name in enumerate(names):

@@ -143,6 +143,8 @@ def _describe(handle: JobHandle) -> dict[str, Any]:
     }
     if fields.get("retries_left"):
         info["retries_left"] = int(fields["retries_left"])
+    if info["status"] not in ("scheduled", "deferred") and not fields.get("enqueued_at"):
+        fields["enqueued_at"] = fields.get("created_at", "")  # queued when created
     for field in ("created_at", "enqueued_at", "started_at", "ended_at", "worker_name"):
         if fields.get(field):
             info[field] = fields[field]

@@ -65,8 +65,6 @@ class JobShape:
             "created_at": created_at,
             **self.fields,
         }
-        if not self.scheduled:
-            mapping["enqueued_at"] = created_at
         if trace is not None:
             mapping["sy_trace"] = trace  # the caller's trace context: the worker continues it
         if flow is not None:
@@ -77,14 +75,12 @@ class JobShape:
         self, job_key: str, payload: str, stamp: bytes, trace: str | None, flow: str | None
     ) -> bytes:
         """``HSET rq:job:<id> ...`` for one job, packed; ``stamp`` is ``bulk(created_at)``."""
-        count = len(self.fields) + (3 if self.scheduled else 4)
+        count = len(self.fields) + 3
         head = b"%b$4\r\ndata\r\n%b$10\r\ncreated_at\r\n%b" % (
             bulk(job_key),
             bulk(encode_data(self.action, payload)),
             stamp,
         )
-        if not self.scheduled:
-            head += b"$11\r\nenqueued_at\r\n%b" % stamp
         if trace is not None:
             count += 1
             head += b"$8\r\nsy_trace\r\n%b" % bulk(trace)

@@ -88,7 +88,7 @@ class Taken(NamedTuple):
     result_ttl: bytes | None
     failure_ttl: bytes | None
     attempt: int
-    enqueued: bytes | None  # enqueued_at
+    enqueued: bytes | None  # enqueued_at, else created_at (queued when created: no enqueued_at)
     trace: bytes | None  # sy_trace
     flow: bytes | None  # sy_flow
 
@@ -314,7 +314,7 @@ for i = 1, n do
     local jk = 'rq:job:' .. id
     local f = redis.call('HMGET', jk, 'data', 'status', 'retries_left', 'retry_intervals',
       'number_of_retries', 'result_ttl', 'failure_ttl', 'sy_attempt', 'timeout', 'sy_idempotent',
-      'enqueued_at', 'sy_trace', 'sy_flow', 'sy_rated')
+      'enqueued_at', 'sy_trace', 'sy_flow', 'sy_rated', 'created_at')
     if f[2] == 'canceled' then
       redis.call('RPOP', KEYS[1])
     elseif count > 0 and f[10] == '0' then
@@ -375,7 +375,7 @@ return got
     .replace("DEFER_LIMIT", "64")
     .replace(
         "{TAKEN}",
-        "{id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt, f[11], f[12], f[13]}",
+        "{id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt, f[11] or f[15], f[12], f[13]}",
     )
 )
 
