@@ -114,7 +114,7 @@ def copy_workspace(target: Path) -> None:
 @pytest.fixture(scope="module")
 def ws() -> Iterator[Copy]:
     if shutil.which("uv") is None or shutil.which("git") is None:  # pragma: no cover
-        pytest.skip("needs uv and git on PATH")
+        pytest.skip("missing service: uv and git on PATH")
     PLACE.mkdir(exist_ok=True)
     with open(PLACE / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test run waits here for this one

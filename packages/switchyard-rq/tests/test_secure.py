@@ -22,7 +22,7 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
     """A throwaway CA and a server certificate for 127.0.0.1 it signed (EC keys: fast)."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl is not installed")
+        pytest.skip("missing service: openssl (Debian package openssl)")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 
     def run(*args: str) -> None:
@@ -74,7 +74,7 @@ def secure_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int
             server.wait(10)
             if server.stderr is not None:
                 server.stderr.close()
-    pytest.skip(f"no redis-server here serves TLS: {'; '.join(refusals)}")
+    pytest.skip(f"missing service: a redis-server that serves TLS: {'; '.join(refusals)}")
 
 
 def _ready(server: subprocess.Popen[bytes], port: int, ca: Path) -> bool:

@@ -175,7 +175,7 @@ def own_redis(tmp_path, redis_server_exe):
     """A redis-server with AOF (fsync always) on port 6421, restartable on the same data."""
     exe = redis_server_exe
     if exe is None:
-        pytest.skip("needs a redis-server binary")
+        pytest.skip("missing service: redis-server (Debian package redis-server)")
 
     class Server:
         port = 6421
