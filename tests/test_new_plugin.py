@@ -191,7 +191,7 @@ def test_yard_check_passes_with_the_new_member(ws):
 
 def test_the_generated_plugin_passes_its_tests_and_the_linters(ws):
     code = (ws.root / "packages/modules/demo/tests/test_demo_actions.py").read_text()
-    count, idle = tests_that_check_nothing(code)
+    count, idle = unchecked_tests(code)
     assert count >= 4
     assert idle == []  # so that passing means something
     tests = ws.uv("pytest", "-q", "-p", "no:cacheprovider", "packages/modules/demo/tests")
@@ -278,7 +278,7 @@ def test_the_docs_show_only_code_that_is_in_the_workspace(ws, doc, at_least):
     assert checked >= at_least
 
 
-def tests_that_check_nothing(code: str) -> tuple[int, list[str]]:
+def unchecked_tests(code: str) -> tuple[int, list[str]]:
     """How many test functions ``code`` defines, and the names of those with neither an
     ``assert`` nor a ``pytest.raises``."""
     tests = [
@@ -307,7 +307,7 @@ def test_the_guide_shows_the_plugin_yard_new_writes():
     }
     # the tests it shows (which the generated plugin runs) check what they claim
     shown = [c for _, _, s, c in guide_blocks() if s and s.endswith("/test_demo_actions.py")]
-    counts = [tests_that_check_nothing(code) for code in shown]
+    counts = [unchecked_tests(code) for code in shown]
     assert sum(count for count, _ in counts) >= 2
     assert [name for _, idle in counts for name in idle] == []
 
@@ -318,7 +318,7 @@ def test_a_test_that_checks_nothing_is_found():
         "def test_asserts():\n    assert run(greet, {})\n\n"
         "def test_raises():\n    with pytest.raises(ValueError):\n        run(greet, {})\n"
     )
-    assert tests_that_check_nothing(code) == (3, ["test_calls"])
+    assert unchecked_tests(code) == (3, ["test_calls"])
 
 
 def test_the_block_check_fails_on_drift_and_on_reordered_parts():
