@@ -11,6 +11,7 @@ rebuilds only what changed, and `--exact` removes whatever an earlier run left. 
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import fcntl
 import json
@@ -114,7 +115,7 @@ def copy_workspace(target: Path) -> None:
 @pytest.fixture(scope="module")
 def ws() -> Iterator[Copy]:
     if shutil.which("uv") is None or shutil.which("git") is None:  # pragma: no cover
-        pytest.skip("needs uv and git on PATH")
+        pytest.skip("missing service: uv and git on PATH")
     PLACE.mkdir(exist_ok=True)
     with open(PLACE / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test run waits here for this one
@@ -189,6 +190,10 @@ def test_yard_check_passes_with_the_new_member(ws):
 
 
 def test_the_generated_plugin_passes_its_tests_and_the_linters(ws):
+    code = (ws.root / "packages/modules/demo/tests/test_demo_actions.py").read_text()
+    count, idle = unchecked_tests(code)
+    assert count >= 4
+    assert idle == []  # so that passing means something
     tests = ws.uv("pytest", "-q", "-p", "no:cacheprovider", "packages/modules/demo/tests")
     assert " passed" in tests.stdout
     assert "failed" not in tests.stdout
@@ -273,6 +278,26 @@ def test_the_docs_show_only_code_that_is_in_the_workspace(ws, doc, at_least):
     assert checked >= at_least
 
 
+def unchecked_tests(code: str) -> tuple[int, list[str]]:
+    """How many test functions ``code`` defines, and the names of those with neither an
+    ``assert`` nor a ``pytest.raises``."""
+    tests = [
+        node
+        for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+    ]
+    idle = [
+        test.name
+        for test in tests
+        if not any(
+            isinstance(node, ast.Assert)
+            or (isinstance(node, ast.Attribute) and node.attr == "raises")
+            for node in ast.walk(test)
+        )
+    ]
+    return len(tests), idle
+
+
 def test_the_guide_shows_the_plugin_yard_new_writes():
     demo = {s for _, _, s, _ in guide_blocks() if s and s.startswith("packages/modules/demo/")}
     assert demo == {  # as `yard new plugin demo` wrote them, checked in the test above
@@ -280,6 +305,20 @@ def test_the_guide_shows_the_plugin_yard_new_writes():
         "packages/modules/demo/src/acme_demo/actions.py",
         "packages/modules/demo/tests/test_demo_actions.py",
     }
+    # the tests it shows (which the generated plugin runs) check what they claim
+    shown = [c for _, _, s, c in guide_blocks() if s and s.endswith("/test_demo_actions.py")]
+    counts = [unchecked_tests(code) for code in shown]
+    assert sum(count for count, _ in counts) >= 2
+    assert [name for _, idle in counts for name in idle] == []
+
+
+def test_a_test_that_checks_nothing_is_found():
+    code = (
+        "def test_calls():\n    run(greet, {})\n\n"
+        "def test_asserts():\n    assert run(greet, {})\n\n"
+        "def test_raises():\n    with pytest.raises(ValueError):\n        run(greet, {})\n"
+    )
+    assert unchecked_tests(code) == (3, ["test_calls"])
 
 
 def test_the_block_check_fails_on_drift_and_on_reordered_parts():

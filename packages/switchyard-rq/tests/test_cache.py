@@ -95,12 +95,15 @@ def test_a_hit_is_much_faster_than_the_handler(conn):
     with use_cache(RedisResultCache(conn)), use_registry(make_registry(profile)):
         began = time.perf_counter()
         call_action("cached.profile", {"user_id": 9})
-        miss = time.perf_counter() - began
-        began = time.perf_counter()
+        miss = time.perf_counter() - began  # the handler sleeps 0.2 s
+        hits = []
         for _ in range(20):
-            call_action("cached.profile", {"user_id": 9})
-        hit = (time.perf_counter() - began) / 20
-    assert miss > 10 * hit
+            began = time.perf_counter()
+            assert call_action("cached.profile", {"user_id": 9}).value == 90  # type: ignore[attr-defined]
+            hits.append(time.perf_counter() - began)
+    assert RUNS == [9]  # the handler ran once
+    # the fastest of 20 hits (one round trip, however loaded the machine) against 0.2 s
+    assert miss > 10 * min(hits)
 
 
 def test_top_shows_the_database_pools_and_queries_pool_processes_publish(conn):

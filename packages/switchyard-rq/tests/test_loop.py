@@ -83,7 +83,11 @@ def cpu(data: Nap) -> Done:
 
 @action("loop.await_past_timeout", timeout=0.2)
 async def await_past_timeout(data: Nap) -> Done:
-    await asyncio.sleep(data.seconds)
+    try:
+        await asyncio.sleep(data.seconds)
+    except BaseException:
+        EVENTS.append("async stopped")
+        raise
     EVENTS.append("async survived")
     return Done(n=data.n)
 
@@ -91,8 +95,12 @@ async def await_past_timeout(data: Nap) -> Done:
 @action("loop.thread_past_timeout", timeout=0.2, io_bound=True)
 def thread_past_timeout(data: Nap) -> Done:
     deadline = time.monotonic() + data.seconds
-    while time.monotonic() < deadline:  # Python code: an interrupt lands between two lines
-        time.sleep(0.01)
+    try:
+        while time.monotonic() < deadline:  # Python code: an interrupt lands between two lines
+            time.sleep(0.01)
+    except BaseException:
+        EVENTS.append("thread stopped")
+        raise
     EVENTS.append("thread survived")
     return Done(n=data.n)
 
@@ -166,15 +174,11 @@ def test_a_cpu_job_and_async_jobs_share_the_process():
 
 
 @pytest.mark.parametrize(
-    ("name", "survivor"),
-    [
-        ("loop.await_past_timeout", "async survived"),
-        ("loop.thread_past_timeout", "thread survived"),
-    ],
+    ("name", "kind"), [("loop.await_past_timeout", "async"), ("loop.thread_past_timeout", "thread")]
 )
-def test_a_run_past_its_timeout_is_stopped_and_fails_with_the_timeout(name, survivor):
+def test_a_run_past_its_timeout_is_stopped_and_fails_with_the_timeout(name, kind):
     source = MemorySource()
-    (job,) = put(source, name, 1, seconds=1.0)
+    (job,) = put(source, name, 1, seconds=30.0)
     with Consumer(source, registry=REG, concurrency=4, log_jobs=False) as consumer:
         assert consumer.run(max_jobs=1, idle_timeout=0.05) == 1
     outcome = source.outcome(job)
@@ -183,8 +187,11 @@ def test_a_run_past_its_timeout_is_stopped_and_fails_with_the_timeout(name, surv
     assert outcome.error is not None
     assert outcome.error.type == "ActionTimeoutError"
     assert outcome.trips  # a timeout counts for a circuit breaker
-    time.sleep(1.0)  # the handler would have reached its last line by now
-    assert survivor not in EVENTS
+    deadline = time.monotonic() + 10  # the handler is stopped, not left to run its 30 s
+    while not EVENTS:
+        assert time.monotonic() < deadline, "the handler was neither stopped nor ended"
+        time.sleep(0.01)
+    assert list(EVENTS) == [f"{kind} stopped"]
 
 
 def test_an_interrupted_thread_serves_the_next_job_unharmed():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -54,10 +55,13 @@ def test_sigkill_mid_job_then_recover_orphans(conn, reg, consumer, action, outco
         child.wait(timeout=10)
     finally:
         stop(child)
+    assert conn.sismember("switchyard:consumers", "victim")
     # the heartbeat key still lives, but the supervisor knows "victim" is gone
     assert switchyard_rq.recover_orphans(conn, alive_names=["t-consumer"], prefix="vic") == [
         handle.id
     ]
+    # forgotten once recovered: the set does not grow with every process that ever died
+    assert not conn.sismember("switchyard:consumers", "victim")
     assert conn.exists("switchyard:consumer:victim:processing") == 0
     assert not conn.sismember("rq:workers", "rq:worker:victim")
     assert conn.zcard("rq:wip:default") == 0
@@ -130,3 +134,26 @@ def test_recovered_jobs_go_back_in_their_order(conn, reg):
     assert sorted(switchyard_rq.recover_orphans(conn)) == sorted(h.id for h in handles)
     assert conn.lrange("rq:queue:default", 0, -1) == [h.id.encode() for h in handles]
     assert [h.status for h in handles] == ["queued"] * 3
+
+
+def test_a_consumer_idle_on_the_doorbell_wakes_at_once_for_a_recovered_job(conn, reg, consumer):
+    """Recovery rings the queue's doorbell: a consumer blocked on it (for up to 30 s here) runs
+    the job given back at once, not at the end of its idle wait."""
+    handle = switchyard_rq.schedule_action("demo.double", {"x": 4}, registry=reg)
+    # as a consumer that died holding it leaves it, the token its push rang long taken
+    conn.lmove("rq:queue:default", "switchyard:consumer:gone:processing", "LEFT", "RIGHT")
+    conn.hset(f"rq:job:{handle.id}", "status", "started")
+    conn.sadd("switchyard:consumers", "gone")
+    conn.delete("switchyard:wake:default")
+    halt = threading.Event()
+    thread = threading.Thread(target=consumer.run, kwargs={"stop": halt, "idle_timeout": 30.0})
+    thread.start()
+    try:
+        wait_for(lambda: conn.zscore("switchyard:idle:default", "t-consumer") is not None)
+        assert switchyard_rq.recover_orphans(conn) == [handle.id]
+        assert handle.result(timeout=5).y == 8  # type: ignore[attr-defined]
+    finally:
+        halt.set()
+        conn.rpush("switchyard:wake:default", "1")  # out of its wait, to see the stop
+        thread.join(timeout=10)
+    assert not thread.is_alive()

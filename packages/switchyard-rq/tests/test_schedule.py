@@ -127,6 +127,7 @@ def test_idempotency_key_returns_the_same_job_until_it_failed(conn, reg, consume
 
 
 def test_delay_and_at_use_the_scheduled_registry(conn, reg, consumer):
+    started = time.monotonic()
     delayed = switchyard_rq.schedule_action("demo.double", {"x": 2}, delay=0.3, registry=reg)
     at = switchyard_rq.schedule_action(
         "demo.double", {"x": 3}, at=datetime.now(UTC) + timedelta(seconds=0.3), registry=reg
@@ -134,10 +135,10 @@ def test_delay_and_at_use_the_scheduled_registry(conn, reg, consumer):
     assert delayed.status == "scheduled"
     assert conn.zcard("rq:scheduled:default") == 2
     assert conn.llen("rq:queue:default") == 0
-    started = time.monotonic()
-    assert consumer.run(max_jobs=2, idle_timeout=1.0) == 2
+    assert consumer.run(max_jobs=2, idle_timeout=30.0) == 2
     took = time.monotonic() - started
-    assert 0.25 <= took < 1.5  # due jobs are promoted on time, not at the next idle timeout
+    assert took >= 0.3  # not before they were due
+    assert took < 10  # promoted when due, not at the end of the idle wait (30 s)
     assert delayed.result(timeout=1).y == 4  # type: ignore[attr-defined]
     assert at.result(timeout=1).y == 6  # type: ignore[attr-defined]
 
@@ -170,7 +171,7 @@ def test_handles_for_missing_jobs_and_unfinished_results(conn, reg):
     started = time.monotonic()
     with pytest.raises(switchyard_rq.ResultTimeoutError, match="status: queued"):
         handle.result(timeout=0.2)
-    assert time.monotonic() - started < 1.0
+    assert 0.2 <= time.monotonic() - started < 3  # it waited, and gave up when told
     with pytest.raises(ValueError, match="timeout"):
         handle.result(timeout=-1)
 

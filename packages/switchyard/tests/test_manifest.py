@@ -131,6 +131,31 @@ def test_version_change_and_removal_are_named(plugins, math_plugin, tmp_path):
         Registry.from_manifest(path)
 
 
+def test_a_plugin_folder_that_leaves_sys_path_makes_it_stale(plugins, math_plugin, tmp_path):
+    """The folder is still on disk, its files unchanged: only sys.path says the plugin is gone."""
+    path = write_manifest(tmp_path / "m.json", _own(Registry.from_entry_points()))
+    sys.path.remove(str(plugins.site))  # (the plugins fixture's monkeypatch puts it back)
+    with pytest.raises(StaleManifestError, match=r"sytest-math 0\.1\.0 is no longer installed"):
+        Registry.from_manifest(path)
+
+
+def test_a_new_egg_info_plugin_makes_it_stale(plugins, math_plugin, tmp_path, monkeypatch):
+    """A legacy install (``setup.py develop``) leaves ``.egg-info`` metadata, here in a sys.path
+    folder that held no distribution when the manifest was written."""
+    eggs = tmp_path / "eggs"
+    eggs.mkdir()
+    monkeypatch.syspath_prepend(str(eggs))
+    path = write_manifest(tmp_path / "m.json", _own(Registry.from_entry_points()))
+    Registry.from_manifest(path)  # fresh
+    info = eggs / "sytest_geo-0.1.0-py3.11.egg-info"
+    info.mkdir()
+    (info / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: sytest-geo\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[switchyard.actions]\ngeo.add = sytest_geo:add\n")
+    with pytest.raises(StaleManifestError) as caught:
+        Registry.from_manifest(path)
+    assert "new distribution sytest-geo provides switchyard.actions" in caught.value.reason
+
+
 def test_changed_entry_points_of_the_same_version_are_stale(plugins, math_plugin, tmp_path):
     path = write_manifest(tmp_path / "m.json", _own(Registry.from_entry_points()))
     import os

@@ -212,7 +212,8 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
         return
     exe = redis_server_binary()
     if exe is None:
-        pytest.skip("needs Redis: none at 127.0.0.1:6379 and no redis-server to start")
+        # a failure where services are required (the workspace's conftest.py)
+        pytest.skip("missing service: Redis (none at 127.0.0.1:6379, no redis-server to start)")
     folder = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
         [exe, "--port", str(OWN_REDIS_PORT), "--bind", "127.0.0.1", "--save", "",

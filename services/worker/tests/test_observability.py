@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -79,13 +78,10 @@ def _db9_to_ourselves() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """Overrides conftest's: these tests use db 9 of the machine's Redis."""
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
-    except OSError:
-        pytest.skip("needs the machine's Redis at 127.0.0.1:6379")
-    return "redis://127.0.0.1:6379/9"
+def redis_url(redis_url: str) -> str:
+    """Overrides conftest's: these tests use db 9 of the same server (the machine's Redis, or
+    the suite's own where the machine has none)."""
+    return redis_url.rsplit("/", 1)[0] + "/9"
 
 
 @pytest.fixture(scope="session")
@@ -167,10 +163,13 @@ def test_metrics_are_exact_across_processes_after_a_known_sequence(start_worker,
     # every metric the Grafana dashboard queries is one the worker serves
     dashboard = (Path(__file__).parents[3] / "docs" / "grafana" / "switchyard.json").read_text()
     served = {name for name, _ in samples}
-    for name in set(re.findall(r"switchyard_[a-z_]+", dashboard)):
-        if name.startswith("switchyard_db_"):
-            continue  # served once a process opens a database: test_database.py checks them
-        assert name in served, name
+    queried = {  # (database metrics are served once a process opens one: test_database.py)
+        n
+        for n in re.findall(r"switchyard_[a-z_]+", dashboard)
+        if not n.startswith("switchyard_db_")
+    }
+    assert queried  # the check below checks something
+    assert queried - served == set()
     # the per-job log line: outcome, action, no payload or error message
     text = worker.text()
     assert "succeeded otest.ok job=" in text
@@ -219,8 +218,7 @@ def test_json_logs_have_one_line_per_job_outcome(start_worker, registry):
     worker = start_worker("--min", "1", "--max", "1", "--log-format", "json")
     worker.wait_children(1)
     run_known_sequence(registry)
-    time.sleep(0.2)
-    assert worker.stop() == 0
+    assert worker.stop() == 0  # a clean exit writes out every line its processes held
     entries = [json.loads(line) for line in worker.text().splitlines() if line.strip()]
     jobs = [e for e in entries if e.get("event") == "job"]
     assert sorted((j["action"], j["outcome"]) for j in jobs) == sorted(
@@ -244,8 +242,7 @@ def test_job_log_failures_without_metrics_keeps_the_failure_lines(start_worker, 
     worker = start_worker("--min", "1", "--max", "1", "--no-metrics", "--job-log", "failures")
     worker.wait_children(1)
     run_known_sequence(registry)
-    time.sleep(0.4)  # job lines reach stderr in batches, every 0.25 s
-    assert worker.stop() == 0
+    assert worker.stop() == 0  # job lines reach stderr in batches, and all of them at exit
     text = worker.text()
     assert text.count("failed otest.fail job=") == 2
     assert text.count("retried otest.flaky job=") == 1

@@ -61,10 +61,12 @@ def test_health_endpoints_report_registry_redis_and_children(start_worker, redis
     worker = start_worker("--min", "2", "--max", "2", "--health-port", str(port))
     assert f"health http://127.0.0.1:{port}" in worker.boot_line
     worker.wait_ready(2, redis_db)
-    time.sleep(0.2)
+    deadline = time.monotonic() + 20  # the supervisor sees its processes serve on its next tick
+    while (ready := get(port, "/readyz"))[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
 
     assert get(port, "/healthz") == (200, {"status": "ok"})
-    code, body = get(port, "/readyz")
+    code, body = ready
     assert code == 200, body
     assert body["checks"]["redis"]["ok"] is True
     assert body["checks"]["children"]["detail"].startswith("2 serving, 2 alive")
@@ -259,12 +261,18 @@ def test_debug_shows_the_traceback_behind_a_one_line_error(redis_db, plugin_dir)
     assert "ManifestError" in loud.stderr
 
 
-def test_queues_limits_what_a_worker_takes(start_worker, registry, redis_db):
+def test_queues_limits_what_a_worker_takes(start_worker, registry, redis_db, tmp_path):
+    # this process routes wtest.aecho to "elsewhere" (the project config of its cwd, tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.switchyard.routing]\n"wtest.aecho" = "elsewhere"\n'
+    )
     worker = start_worker("--queues", "elsewhere", "--min", "1", "--max", "1")
     assert "queues elsewhere," in worker.boot_line
     worker.wait_ready(1, redis_db)
     handle = switchyard_rq.schedule_action("wtest.echo", {"text": "x"}, registry=registry)
-    time.sleep(1.0)  # two idle rounds of the consumer
+    mine = switchyard_rq.schedule_action("wtest.aecho", {"text": "y"}, registry=registry)
+    # the job of its own queue, scheduled after the other, ran: the other was not for it
+    assert mine.result(timeout=20).text == "y from wtest.aecho attempt 1"
     assert handle.status == "queued"
     assert redis_db.llen("rq:queue:default") == 1
     assert worker.stop() == 0

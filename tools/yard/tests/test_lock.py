@@ -226,7 +226,7 @@ def test_the_fast_reader_agrees_with_tomllib():
         assert _lock._fast(body) == _lock._slow(body, "uv.lock", package)
 
 
-needs_uv = pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
+needs_uv = pytest.mark.skipif(shutil.which("uv") is None, reason="missing service: uv")
 
 
 def uv_lock(repo, *args):

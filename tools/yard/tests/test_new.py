@@ -196,7 +196,7 @@ def test_a_template_whose_project_name_is_not_its_distribution_is_refused(templa
 
 def test_real_uv_lock_takes_the_new_member_in(templated, monkeypatch):
     if shutil.which("uv") is None:  # pragma: no cover - uv runs this project's CI
-        pytest.skip("uv is not on PATH")
+        pytest.skip("missing service: uv (not on PATH)")
     for key in [k for k in os.environ if k.startswith("UV_")]:
         monkeypatch.delenv(key)  # the workspace under test, not the one running the tests
     with_table(templated, PLUGIN_TABLE + 'after = [["uv", "lock", "--offline", "--quiet"]]\n')

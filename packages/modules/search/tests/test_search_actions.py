@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import glob
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,11 +29,10 @@ DOCS = {
 def _debian_binaries() -> Path:
     """Debian's PostgreSQL (no pgvector): the numpy engine's server."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        message = "needs Debian's postgresql (a server without pgvector) for the numpy engine"
-        if os.environ.get("SWITCHYARD_REQUIRE_SERVICES") == "1":
-            pytest.fail(message + " (SWITCHYARD_REQUIRE_SERVICES=1: .ci/run installs it)")
-        pytest.skip(message)
+    if not found:  # a failure where services are required (the workspace's conftest.py)
+        pytest.skip(
+            "missing service: Debian's postgresql (a server without pgvector) for the numpy engine"
+        )
     return Path(found[-1]).parent
 
 
