@@ -503,7 +503,18 @@ def main() -> None:
         help="only (d), with per-job metrics on (and /metrics served) vs --no-metrics, "
         "interleaved; prints the throughput lost to metrics",
     )
+    parser.add_argument(
+        "--redis-config",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="CONFIG SET this on the benchmark's redis-server first (repeatable), e.g. "
+        "hash-max-listpack-value=1024",
+    )
     args = parser.parse_args()
+    settings = [item.partition("=")[::2] for item in args.redis_config]
+    if any(not name or not value for name, value in settings):
+        sys.exit(f"error: --redis-config takes NAME=VALUE, not {args.redis_config!r}")
 
     tmp = Path(tempfile.mkdtemp(prefix="sy-throughput-"))
     write_dist_info(tmp)
@@ -522,6 +533,8 @@ def main() -> None:
     }
     os.environ.update(THROUGHPUT_REDIS_URL=URL, SWITCHYARD_REDIS_URL=URL)
     server = RedisServer(tmp)
+    for name, value in settings:
+        server.conn.config_set(name, value)
     try:
         registry = None
         if "d" in args.only:

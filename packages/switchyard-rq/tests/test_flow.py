@@ -252,7 +252,7 @@ def test_limits_and_breakers_show_in_stats_and_top(conn, monkeypatch, capsys):
             time.sleep(0.01)
     switchyard_rq.schedule_action("flow.limited", {"n": 1}, registry=REG)
     conn.zadd("switchyard:flow:c:flow.limited", {"x:1": time.time() + 60, "x:2": time.time() + 60})
-    conn.hset("switchyard:flow:limits", "switchyard:flow:c:flow.limited", 2)
+    conn.hset("switchyard:flow:limits:default", "switchyard:flow:c:flow.limited", 2)
     states = {s.name: s for s in switchyard_rq.flow_stats(conn)}
     assert states["flow.guarded"].kind == "breaker"
     assert states["flow.guarded"].state == "open"

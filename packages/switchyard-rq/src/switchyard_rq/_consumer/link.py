@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 import redis
 
-from switchyard_rq._consumer.recovery import NOT_IDEMPOTENT, died_text
+from switchyard_rq._consumer.recovery import settle_consumer, unregister
 from switchyard_rq._consumer.source import Job, Outcome, SourceUnavailable, WorkerCounts
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire import keys
@@ -43,7 +43,6 @@ from switchyard_rq._wire.resp import pack, pack_args, roundtrip
 from switchyard_rq._wire.scripts import (
     ACK_FIELDS,
     PROMOTE,
-    RECOVER,
     RELEASE,
     RENEW,
     STEP,
@@ -467,7 +466,7 @@ class RedisLink:
         running ones go back, or fail when not idempotent; prefetched ones go back as they
         were. Unregisters the consumer."""
         with _DOWN:
-            return [_text(i) for i in self._recover()]
+            return self._recover()
 
     def resume(self, keep: Sequence[str] = ()) -> int:
         """After a lost connection: store pending outcomes, give back jobs the consumer does not
@@ -491,14 +490,8 @@ class RedisLink:
             self._announce()
         return len(taken)
 
-    def _recover(self) -> Any:
-        stamp, ts = _now()
-        return RECOVER(
-            self.connection,
-            [self._processing, keys.CONSUMERS_SET, keys.consumer_queues(self.name)],
-            [self.name, stamp, ts, NOT_IDEMPOTENT, died_text(),
-             "1" if self.settings.rq_result_streams else "0", self.settings.failure_ttl],
-        )  # fmt: skip
+    def _recover(self) -> list[str]:
+        return settle_consumer(self.connection, self.name, self.settings, self.queues)
 
     def _announce(self) -> None:
         STEP.load(self.connection)
@@ -566,15 +559,8 @@ class RedisLink:
         if self._link is not None:
             self.connection.connection_pool.release(self._link)
             self._link = None
-        worker = keys.WORKER_PREFIX + self.name
-        with _DOWN, self._lock, self.connection.pipeline(transaction=False) as pipe:
-            pipe.srem(keys.WORKERS_SET, worker)
-            for queue in self.queues:
-                pipe.srem(keys.WORKERS_BY_QUEUE + queue, worker)
-                pipe.zrem(keys.idle(queue), self.name)
-            pipe.delete(worker, keys.alive(self.name), keys.consumer_queues(self.name))
-            pipe.srem(keys.CONSUMERS_SET, self.name)
-            pipe.execute()
+        with _DOWN, self._lock:
+            unregister(self.connection, self.name, self.queues)
 
 
 def _text(raw: bytes | str) -> str:

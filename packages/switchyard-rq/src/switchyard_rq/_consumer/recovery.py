@@ -13,9 +13,19 @@ import redis
 
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire import keys
+from switchyard_rq._wire.cluster import is_cluster
 from switchyard_rq._wire.scripts import RECOVER
 
-__all__ = ["NOT_IDEMPOTENT", "QueueStats", "died_text", "queue_stats", "recover_orphans"]
+__all__ = [
+    "NOT_IDEMPOTENT",
+    "QueueStats",
+    "died_text",
+    "processing_lists",
+    "queue_stats",
+    "recover_orphans",
+    "settle_consumer",
+    "unregister",
+]
 
 NOT_IDEMPOTENT: Final = "worker died mid-run; action is not idempotent"
 
@@ -54,31 +64,59 @@ def recover_orphans(
         for name in names:
             pipe.exists(keys.alive(name))
         beating = pipe.execute()
-    now = datetime.now(UTC)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    exc_string = died_text()
     settings = TransportSettings.from_env()
     recovered: list[str] = []
     for name, beats in zip(names, beating, strict=True):
         judged = alive_names is not None and (prefix is None or name.startswith(prefix))
         dead = (name not in alive_names) if judged else not beats  # type: ignore[operator]
-        if not dead:
-            continue
-        ids = RECOVER(
-            connection,
-            [keys.processing(name), keys.CONSUMERS_SET, keys.consumer_queues(name)],
-            [
-                name,
-                stamp,
-                now.timestamp(),
-                NOT_IDEMPOTENT,
-                exc_string,
-                "1" if settings.rq_result_streams else "0",
-                settings.failure_ttl,
-            ],
-        )
-        recovered.extend(_text(i) for i in ids)
+        if dead:
+            recovered += settle_consumer(connection, name, settings)
     return recovered
+
+
+def processing_lists(connection: redis.Redis, name: str, queues: Sequence[str]) -> list[str]:
+    """Consumer ``name``'s processing lists: one, or on a cluster one per queue (wire names)."""
+    if is_cluster(connection):
+        return [keys.processing(name, queue) for queue in queues]
+    return [keys.processing(name)]
+
+
+def settle_consumer(
+    connection: redis.Redis,
+    name: str,
+    settings: TransportSettings,
+    queues: Sequence[str] | None = None,
+) -> list[str]:
+    """Settle the jobs consumer ``name`` held as a dead consumer's (see RECOVER), one processing
+    list at a time, then unregister it; returns the job ids. ``queues``: its queues (wire
+    names), else read from its registration."""
+    if queues is None:
+        queues = sorted(_text(q) for q in connection.smembers(keys.consumer_queues(name)))
+    now = datetime.now(UTC)
+    streams = "1" if settings.rq_result_streams else "0"
+    args = [name, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), now.timestamp(), NOT_IDEMPOTENT,
+            died_text(), streams, settings.failure_ttl]  # fmt: skip
+    settled: list[str] = []
+    for listing in processing_lists(connection, name, queues):
+        settled += (_text(i) for i in RECOVER(connection, [listing], args))
+    unregister(connection, name, queues)
+    return settled
+
+
+def unregister(connection: redis.Redis, name: str, queues: Sequence[str]) -> None:
+    """Remove consumer ``name`` (serving ``queues``) from RQ's worker sets and hash, and its
+    heartbeat, queue set and idle marks (one round trip; each key on its own: a cluster's keys
+    live on many nodes)."""
+    worker = keys.WORKER_PREFIX + name
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.srem(keys.WORKERS_SET, worker)
+        for queue in queues:
+            pipe.srem(keys.WORKERS_BY_QUEUE + queue, worker)
+            pipe.zrem(keys.idle(queue), name)
+        for key in (worker, keys.alive(name), keys.consumer_queues(name)):
+            pipe.delete(key)
+        pipe.srem(keys.CONSUMERS_SET, name)
+        pipe.execute()
 
 
 @final

@@ -8,7 +8,8 @@ from typing import Any, final
 
 import redis
 
-from switchyard_rq._wire.keys import FLOW_BREAKERS, FLOW_LIMITS, FLOW_PARKED, FLOW_PREFIX
+from switchyard_rq._wire import keys
+from switchyard_rq._wire.keys import FLOW_PREFIX
 
 __all__ = ["FlowState", "flow_stats"]
 
@@ -53,23 +54,32 @@ def _name(key: str) -> str:
 
 
 def flow_stats(connection: redis.Redis) -> list[FlowState]:
-    """Every concurrency limit and circuit breaker in use, and every limiter jobs wait on (two
-    round trips)."""
+    """Every concurrency limit and circuit breaker in use, and every limiter jobs wait on, over
+    every queue RQ knows (three round trips)."""
     with connection.pipeline(transaction=False) as pipe:
-        pipe.hgetall(FLOW_LIMITS)
-        pipe.smembers(FLOW_BREAKERS)
-        pipe.hgetall(FLOW_PARKED)
+        pipe.smembers(keys.QUEUES_SET)
         pipe.time()
-        limits_raw, breakers_raw, parked_raw, now_raw = pipe.execute()
+        queues_raw, now_raw = pipe.execute()
     now = float(now_raw[0]) + float(now_raw[1]) / 1e6
-    limits = {_text(k): int(v) for k, v in limits_raw.items()}
-    for key, kind in parked_raw.items():  # limits per key value appear while jobs wait on them
-        text = _text(kind)
-        if text.startswith("c:"):
-            limits.setdefault(_text(key), int(text[2:]))
-    breakers = sorted(_text(k) for k in breakers_raw)
-    breakers += sorted(k for k, v in ((_text(a), _text(b)) for a, b in parked_raw.items())
-                       if v == "b" and k not in breakers)  # fmt: skip
+    queues = sorted(_text(q).removeprefix(keys.QUEUE_PREFIX) for q in queues_raw)
+    with connection.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.hgetall(keys.flow_registry("limits", queue))
+            pipe.smembers(keys.flow_registry("breakers", queue))
+            pipe.hgetall(keys.flow_registry("parked", queue))
+        listed = pipe.execute()
+    limits: dict[str, int] = {}
+    parked: dict[str, str] = {}
+    opened: set[str] = set()
+    for i in range(len(queues)):
+        limits.update((_text(k), int(v)) for k, v in listed[3 * i].items())
+        opened.update(_text(k) for k in listed[3 * i + 1])
+        parked.update((_text(k), _text(v)) for k, v in listed[3 * i + 2].items())
+    for key, kind in parked.items():  # limits per key value appear while jobs wait on them
+        if kind.startswith("c:"):
+            limits.setdefault(key, int(kind[2:]))
+    breakers = sorted(opened)
+    breakers += sorted(k for k, v in parked.items() if v == "b" and k not in opened)
     concurrency = sorted(limits)
     with connection.pipeline(transaction=False) as pipe:
         for key in concurrency:

@@ -252,14 +252,12 @@ def _keyed_call(item: _Prepared, stamp: str, trace: str | None) -> tuple[list[st
             keys.job(item.job_id),
             target,
             keys.wake(item.queue),
-            keys.QUEUES_SET,
         ],
         [
             item.job_id,
             item.key_ttl,
             "schedule" if item.due is not None else "queue",
             item.due if item.due is not None else 0,
-            keys.queue(item.queue),
             *flat,
         ],
     )

@@ -9,10 +9,10 @@ from switchyard_rq._wire.scripts import Script
 
 __all__ = ["CANCEL", "REQUEUE", "SCHEDULE_KEYED"]
 
-# KEYS: idempotency key, job hash, queue list (of the job's priority) or scheduled zset, doorbell,
-# rq:queues.  ARGV: job id, key TTL, 'queue'|'schedule', score, queue key, then the hash's
-# field/value pairs.  Returns the id of the pending, running or finished job holding the key,
-# else creates this one.
+# KEYS: idempotency key, job hash, queue list (of the job's priority) or scheduled zset, doorbell
+# (all in the queue's slot: the caller registers the queue in rq:queues).  ARGV: job id, key TTL,
+# 'queue'|'schedule', score, then the hash's field/value pairs.  Returns the id of the pending,
+# running or finished job holding the key, else creates this one.
 SCHEDULE_KEYED: Final = Script("""
 local existing = redis.call('GET', KEYS[1])
 if existing then
@@ -22,14 +22,13 @@ if existing then
     return existing
   end
 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], unpack(ARGV, 5))
 if ARGV[3] == 'schedule' then
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 else
   redis.call('RPUSH', KEYS[3], ARGV[1])
   redis.call('RPUSH', KEYS[4], '1')
 end
-redis.call('SADD', KEYS[5], ARGV[5])
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return ARGV[1]
 """)
@@ -81,7 +80,6 @@ redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[2])
 redis.call('HDEL', KEYS[1], 'sy_error', 'exc_info', 'ended_at', 'sy_rated')
 redis.call('PERSIST', KEYS[1])
 requeue(ARGV[1], q, f[3], false)
-redis.call('SADD', 'rq:queues', 'rq:queue:' .. q)
 return 1
 """
 )

@@ -7,7 +7,8 @@ neither):
 
 - ``["c", key, limit, keyed]``: at most ``limit`` jobs hold a lease in the sorted set ``key``
   (member ``<id>:<execution>``, scored by when the lease lapses unless its worker renews it);
-  ``keyed`` is 1 for a limit per key value (those are not listed in ``switchyard:flow:limits``);
+  ``keyed`` is 1 for a limit per key value (those are not in the queue's ``limits`` listing,
+  :func:`~switchyard_rq._wire.keys.flow_registry`);
 - ``["r", key, interval, burst]``: job starts spaced ``interval`` seconds apart, bursts of up to
   ``burst`` (GCRA: ``key`` holds the theoretical arrival time of the next start);
 - ``["b", key, failures, ratio, min_calls, window, cooldown]``: a circuit breaker (hash ``key``:
@@ -31,7 +32,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any, Final
 
-from switchyard_rq._wire.keys import FLOW_BREAKERS, FLOW_LIMITS, FLOW_PARKED, FLOW_PREFIX
+from switchyard_rq._wire.keys import FLOW_PREFIX
 
 if TYPE_CHECKING:
     from switchyard import ActionPolicy
@@ -102,19 +103,18 @@ def directives(action: str, policy: ActionPolicy, data: Any) -> str | None:
 
 
 #: Lua: admission at dequeue, release at the outcome, the sweep of parked jobs. Needs LUA_KEYS.
-LUA_FLOW: Final = (
-    """
-local PARKED, BREAKERS, LIMITS = 'FLOW_PARKED', 'FLOW_BREAKERS', 'FLOW_LIMITS'
-
--- a job that may not start now waits, parked on the limiter that stopped it
-local function park(key, kind, id, jk, now)
+LUA_FLOW: Final = """
+-- a job of queue q that may not start now waits, parked on the limiter that stopped it
+local function park(key, kind, id, jk, now, q)
   redis.call('ZADD', key .. ':parked', now, id)
-  redis.call('HSET', PARKED, key, kind)
+  redis.call('HSET', flowreg('parked', q), key, kind)
   redis.call('HSET', jk, 'status', 'deferred')
 end
 
--- up to n parked jobs go back to the front of their queues
-local function unpark(key, n)
+-- up to n parked jobs go back to the front of their queues (a limiter's parked jobs are all of
+-- queue q on a cluster; on one server a limiter that serves two queues may hold both's: the
+-- other queue's listing of it goes at its next sweep)
+local function unpark(key, n, q)
   local pk = key .. ':parked'
   if redis.call('EXISTS', pk) == 0 then return end
   local got = redis.call('ZPOPMIN', pk, n)
@@ -127,30 +127,30 @@ local function unpark(key, n)
       requeue(id, g[2], g[3], true)
     end
   end
-  if redis.call('EXISTS', pk) == 0 then redis.call('HDEL', PARKED, key) end
+  if redis.call('EXISTS', pk) == 0 then redis.call('HDEL', flowreg('parked', q), key) end
 end
 
-local function breaker_open(key, d, now)
+local function breaker_open(key, d, now, q)
   redis.call('HSET', key, 'state', 'open', 'until', now + d[7], 'opened_at', now)
   redis.call('HDEL', key, 'probe')
   redis.call('HINCRBY', key, 'opened', 1)
   redis.call('DEL', key .. ':f', key .. ':n')
-  redis.call('SADD', BREAKERS, key)
+  redis.call('SADD', flowreg('breakers', q), key)
 end
 
-local function breaker_close(key, now)
+local function breaker_close(key, now, q)
   redis.call('HDEL', key, 'state', 'until', 'probe')
   redis.call('HSET', key, 'closed_at', now)
-  unpark(key, 1000)
+  unpark(key, 1000, q)
 end
 
 -- an outcome under breaker d: verdict 'ok', 'failed' (a failure that counts) or '' (neither)
-local function breaker_record(key, d, member, verdict, now)
+local function breaker_record(key, d, member, verdict, now, q)
   local st = redis.call('HMGET', key, 'state', 'probe')
   if st[1] then
     if st[1] == 'half' and st[2] == member then
-      if verdict == 'ok' then breaker_close(key, now)
-      elseif verdict == 'failed' then breaker_open(key, d, now)
+      if verdict == 'ok' then breaker_close(key, now, q)
+      elseif verdict == 'failed' then breaker_open(key, d, now, q)
       else redis.call('HSET', key, 'state', 'open', 'until', now) end  -- probe again
     end
     return  -- while open, outcomes of jobs that started before it opened do not count
@@ -176,7 +176,7 @@ local function breaker_record(key, d, member, verdict, now)
     local calls = redis.call('ZCARD', nk)
     trip = calls >= tonumber(d[5]) and failed / calls >= ratio
   end
-  if trip then breaker_open(key, d, now) end
+  if trip then breaker_open(key, d, now, q) end
 end
 
 -- may job id (execution member) start now? nil: yes, its leases are taken; otherwise it was
@@ -186,7 +186,7 @@ local function admit(id, jk, member, flow, rated, now, q, lease)
     local kind, key = d[1], d[2]
     if kind == 'b' then
       local st = redis.call('HMGET', key, 'state', 'until')
-      if st[1] and now < tonumber(st[2]) then park(key, 'b', id, jk, now); return 'parked' end
+      if st[1] and now < tonumber(st[2]) then park(key, 'b', id, jk, now, q); return 'parked' end
     elseif kind == 'c' then
       local held = redis.call('ZCARD', key)
       if held >= tonumber(d[3]) then  -- full, unless some leases lapsed (dead workers)
@@ -194,7 +194,7 @@ local function admit(id, jk, member, flow, rated, now, q, lease)
         held = redis.call('ZCARD', key)
       end
       if held >= tonumber(d[3]) then
-        park(key, 'c:' .. d[3], id, jk, now)
+        park(key, 'c:' .. d[3], id, jk, now, q)
         return 'parked'
       end
       d[5] = held
@@ -229,7 +229,7 @@ local function admit(id, jk, member, flow, rated, now, q, lease)
     if kind == 'c' then
       redis.call('ZADD', key, now + lease, member)
       -- listed for top and /metrics when its first lease is taken
-      if d[5] == 0 and d[4] ~= 1 then redis.call('HSET', LIMITS, key, d[3]) end
+      if d[5] == 0 and d[4] ~= 1 then redis.call('HSET', flowreg('limits', q), key, d[3]) end
     elseif kind == 'b' then
       local st = redis.call('HMGET', key, 'state', 'until')
       if st[1] then  -- cooldown over, or the last probe overdue: this job probes
@@ -240,35 +240,36 @@ local function admit(id, jk, member, flow, rated, now, q, lease)
   return nil
 end
 
--- a job's run is over (or never happened): its leases go, a parked job may come back
-local function flow_done(flow, member, verdict, now)
+-- a run of a job of queue q is over (or never happened): its leases go, a parked job may come
+-- back
+local function flow_done(flow, member, verdict, now, q)
   for _, d in ipairs(flow) do
     if d[1] == 'c' then
-      if redis.call('ZREM', d[2], member) == 1 then unpark(d[2], 1) end
+      if redis.call('ZREM', d[2], member) == 1 then unpark(d[2], 1, q) end
     elseif d[1] == 'b' then
-      breaker_record(d[2], d, member, verdict, now)
+      breaker_record(d[2], d, member, verdict, now, q)
     end
   end
 end
 
--- parked jobs whose limiter has room again (leases of dead workers lapsed, a cooldown ended)
-local function sweep(now)
-  local parked = redis.call('HGETALL', PARKED)
+-- queue q's parked jobs whose limiter has room again (leases of dead workers lapsed, a cooldown
+-- ended); a limiter none of them waits on any more leaves q's listing
+local function sweep(now, q)
+  local rk = flowreg('parked', q)
+  local parked = redis.call('HGETALL', rk)
   for i = 1, #parked, 2 do
     local key, kind = parked[i], parked[i + 1]
-    if kind == 'b' then
+    if redis.call('EXISTS', key .. ':parked') == 0 then
+      redis.call('HDEL', rk, key)
+    elseif kind == 'b' then
       local st = redis.call('HMGET', key, 'state', 'until')
-      if not st[1] then unpark(key, 1000)
-      elseif now >= tonumber(st[2]) then unpark(key, 1) end
+      if not st[1] then unpark(key, 1000, q)
+      elseif now >= tonumber(st[2]) then unpark(key, 1, q) end
     else
       redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
       local free = tonumber(string.sub(kind, 3)) - redis.call('ZCARD', key)
-      if free > 0 then unpark(key, free) end
+      if free > 0 then unpark(key, free, q) end
     end
   end
 end
-""".replace("FLOW_PARKED", FLOW_PARKED)
-    .replace("FLOW_BREAKERS", FLOW_BREAKERS)
-    .replace("FLOW_LIMITS", FLOW_LIMITS)
-    .replace("EARLY", repr(EARLY))
-)
+""".replace("EARLY", repr(EARLY))

@@ -47,12 +47,8 @@ FINISHED_MAX: Final = 10_000
 
 #: flow control (see _wire/flow.py): limiter state lives under this prefix
 FLOW_PREFIX: Final = "switchyard:flow:"
-#: hash: limiter key -> its kind (``c:<limit>`` or ``b``), for every limiter with parked jobs
-FLOW_PARKED: Final = "switchyard:flow:parked"
-#: set of the circuit breakers' state keys that ever opened (for top, stats and metrics)
-FLOW_BREAKERS: Final = "switchyard:flow:breakers"
-#: hash: concurrency limiter key (per action, not per key value) -> its limit (for top, stats)
-FLOW_LIMITS: Final = "switchyard:flow:limits"
+#: the listings of a queue's limiters (see :func:`flow_registry`)
+FLOW_REGISTRIES: Final = ("parked", "limits", "breakers")
 
 
 def job(job_id: str) -> str:
@@ -93,9 +89,11 @@ def idle(queue_name: str) -> str:
     return "switchyard:idle:" + queue_name
 
 
-def processing(consumer: str) -> str:
-    """A consumer's processing list: the safety copy of the jobs it holds."""
-    return f"switchyard:consumer:{consumer}:processing"
+def processing(consumer: str, queue: str | None = None) -> str:
+    """A consumer's processing list: the safety copy of the jobs it holds; on a cluster one per
+    queue (``queue``, its wire name), in that queue's slot."""
+    base = f"switchyard:consumer:{consumer}:processing"
+    return base if queue is None else f"{base}:{queue}"
 
 
 def alive(consumer: str) -> str:
@@ -111,6 +109,14 @@ def idempotency(key: str) -> str:
     return IDEMPOTENCY_PREFIX + key
 
 
+def flow_registry(kind: str, queue: str) -> str:
+    """A listing of queue ``queue``'s limiters, for the sweep, top, stats and metrics:
+    ``parked`` (hash: limiter key -> ``c:<limit>`` or ``b``, those some of its jobs wait on),
+    ``limits`` (hash: concurrency limiter key, not per key value -> its limit) or ``breakers``
+    (set: the circuit breakers' keys that ever opened)."""
+    return f"{FLOW_PREFIX}{kind}:{queue}"
+
+
 #: Lua: the key functions every script shares (pasted at the top of each script)
 LUA_KEYS: Final = f"""
 local function qkey(q, p)
@@ -122,6 +128,7 @@ local function requeue(id, q, p, front)
   redis.call(front and 'LPUSH' or 'RPUSH', qkey(q, p), id)
   redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
 end
+local function flowreg(kind, q) return '{FLOW_PREFIX}' .. kind .. ':' .. q end
 local function clock()
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1000000

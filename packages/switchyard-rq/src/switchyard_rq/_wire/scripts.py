@@ -149,7 +149,7 @@ for h = #listed, 1, -1 do
       redis.call('ZREM', 'rq:wip:' .. g[1], hid .. ':' .. g[2])
       if g[6] then
         gnow = gnow or clock()
-        flow_done(cjson.decode(g[6]), hid .. ':' .. g[2], '', gnow)
+        flow_done(cjson.decode(g[6]), hid .. ':' .. g[2], '', gnow, g[1])
       end
     end
     redis.call('HSET', hk, 'status', 'queued',
@@ -254,7 +254,7 @@ for o = 0, m - 1 do
       local verdict = ''
       if mode == 'ok' then verdict = 'ok' elseif trip == '1' then verdict = 'failed' end
       fnow = fnow or clock()
-      flow_done(cjson.decode(flow), id .. ':' .. exec, verdict, fnow)
+      flow_done(cjson.decode(flow), id .. ':' .. exec, verdict, fnow, q)
     end
   end
 end
@@ -424,19 +424,20 @@ for i = 4, #ARGV do
     local s = tonumber(first[2])
     if nextdue == nil or s < nextdue then nextdue = s end
   end
+  sweep(clock(), q)
 end
-sweep(clock())
 return {moved, nextdue and string.format('%.6f', nextdue) or ''}
 """)
 
-# KEYS: the dead consumer's processing list, switchyard:consumers, its queue set.
+# KEYS: a dead consumer's processing list.
 # ARGV: consumer name, now (RQ format), now (unix seconds), failure text, failure as RQ's
 # base64(zlib) result text, '1' to write RQ's result stream too, the failure TTL when the job
 # names none.  Requeues (at the front, in their order) each job it held; a job it
 # was running (its ``sy_run`` mark is its execution: it started) is failed instead when its
 # action is not idempotent.  Jobs it had prefetched and not started go back as they were (their
 # attempt not counted).  Leases the jobs held are released (a breaker probe among them lets the
-# next job probe).  Unregisters the consumer; returns the job ids.
+# next job probe).  Deletes the list; returns the job ids.  (The consumer's registration is the
+# caller's to remove: those keys live apart from the queue's on a cluster.)
 RECOVER: Final = _script(
     """
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -453,7 +454,7 @@ for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
       redis.call('ZREM', 'rq:wip:' .. q, id .. ':' .. f[3])
       if f[9] then
         fnow = fnow or clock()
-        flow_done(cjson.decode(f[9]), id .. ':' .. f[3], '', fnow)
+        flow_done(cjson.decode(f[9]), id .. ':' .. f[3], '', fnow, q)
       end
     end
     local started = f[3] and f[7] == f[3]
@@ -486,13 +487,7 @@ for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
     table.insert(out, id)
   end
 end
-local wk = 'rq:worker:' .. ARGV[1]
-for _, q in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  redis.call('SREM', 'rq:workers:' .. q, wk)
-end
-redis.call('SREM', 'rq:workers', wk)
-redis.call('DEL', KEYS[1], KEYS[3], wk)
-redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[1])
 return out
 """.replace("DONE_CHANNEL", DONE_CHANNEL)
 )
