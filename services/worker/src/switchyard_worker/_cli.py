@@ -10,7 +10,10 @@ import argparse  # noqa: E402 - after _T0 on purpose: the boot time covers our i
 import logging  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
-from typing import Any, NoReturn  # noqa: E402
+from typing import TYPE_CHECKING, Any, NoReturn  # noqa: E402
+
+if TYPE_CHECKING:
+    from ._settings import WorkerSettings
 
 __all__ = ["main"]
 
@@ -108,10 +111,17 @@ def _run(args: dict[str, Any]) -> int:
     except SettingsError as exc:
         raise _UserError(_settings_error(exc), 2) from exc
 
-    from ._child import start_forkserver
+    from ._forkserver import start_forkserver, stop_helpers
 
     start_forkserver()  # its imports run beside ours, on another core
+    try:
+        return _serve(settings)
+    finally:
+        for helper in stop_helpers():
+            print(f"switchyard-worker: killed {helper}: it did not stop", file=sys.stderr)
 
+
+def _serve(settings: WorkerSettings) -> int:
     import switchyard
     import switchyard_rq
 

@@ -25,7 +25,8 @@ import switchyard_rq
 
 from ._autoscale import Observation, ScaleState, decide
 from ._boot import Boot
-from ._child import EXIT_BOOT_FAILED, ChildSpec, child_main, start_forkserver
+from ._child import EXIT_BOOT_FAILED, EXIT_ORPHANED, ChildSpec, child_main
+from ._forkserver import start_forkserver
 from ._metrics import MetricsDir, PoolExposition
 from ._settings import WorkerSettings
 
@@ -95,6 +96,9 @@ class Supervisor:
         self._exposition: PoolExposition | None = None
         if settings.metrics and settings.health_port:
             self._metrics_dir = MetricsDir()
+        # the pool's lifeline: each child holds the read end, only we the write end (never
+        # inherited: pipes are not), so a child reads EOF once we are gone, however we went
+        self._lifeline, self._lifeline_w = self._ctx.Pipe(duplex=False)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -111,6 +115,11 @@ class Supervisor:
             self._check_redis()
             self._fill()
             return self._loop()
+        except BaseException:
+            if self._children:  # never leave a pool behind, whatever stopped us
+                log.error("supervisor failed; stopping the pool")
+                self._shutdown()
+            raise
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -296,7 +305,9 @@ class Supervisor:
             metrics_dir=self._metrics_dir.path if self._metrics_dir is not None else None,
         )
         ready = self._ctx.Event()
-        process = self._ctx.Process(target=child_main, args=(spec, ready), name=name, daemon=False)
+        process = self._ctx.Process(
+            target=child_main, args=(spec, ready, self._lifeline), name=name, daemon=False
+        )
         process.start()
         with self._lock:
             self._children.append(_Child(name, process, time.monotonic(), ready))
@@ -441,4 +452,6 @@ def _describe_exit(code: int | None) -> str:
             return f"was killed by signal {-code}"
     if code == EXIT_BOOT_FAILED:
         return "could not build its registry"
+    if code == EXIT_ORPHANED:
+        return "left, busy, long after its supervisor"
     return f"exited with code {code}"
