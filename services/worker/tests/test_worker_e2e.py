@@ -268,3 +268,36 @@ def test_queues_limits_what_a_worker_takes(start_worker, registry, redis_db):
     assert handle.status == "queued"
     assert redis_db.llen("rq:queue:default") == 1
     assert worker.stop() == 0
+
+
+def test_a_worker_waiting_for_redis_says_so_at_once_and_on_readyz(
+    start_worker, redis_db, redis_server_exe, tmp_path
+):
+    port, nothing_there = free_port(), free_port()
+    url = f"redis://127.0.0.1:{nothing_there}/0"
+    waiting = f"waiting for Redis at {url}: connection refused"
+    worker = start_worker("--min", "1", "--max", "1", "--health-port", str(port), url=url)
+    assert worker.boot_line.endswith(f"; not ready: {waiting}"), worker.boot_line
+    worker.wait_log(f"not ready: {waiting}; retrying until it answers", timeout=2)
+    asked = time.monotonic()
+    code, body = get(port, "/readyz")
+    assert time.monotonic() - asked < 2  # no client retries behind a probe
+    assert code == 503
+    assert body["checks"]["redis"] == {"ok": False, "detail": waiting}
+    if redis_server_exe is None:
+        pytest.skip("needs a redis-server binary to start the Redis it waits for")
+    server = subprocess.Popen(
+        [redis_server_exe, "--port", str(nothing_there), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while get(port, "/readyz")[0] != 200:  # it kept trying: serving once Redis answers
+            assert time.monotonic() < deadline, worker.text()
+            time.sleep(0.1)
+        worker.wait_log(f"ready: Redis at {url} answers")
+        assert worker.stop() == 0
+    finally:
+        server.terminate()
+        server.wait(10)

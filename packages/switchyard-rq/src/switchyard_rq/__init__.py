@@ -24,7 +24,7 @@ from ._ops.stats import JobStats, publish_pool_stats
 from ._producer.handle import CachedHandle, JobHandle
 from ._producer.schedule import Call, route, schedule_action, schedule_many
 from ._serializer import JSONSerializer
-from ._wire.connection import get_connection, redact_url, redis_url
+from ._wire.connection import RedisCheck, check_redis, get_connection, redact_url, redis_url
 
 __all__ = [
     "ActionTimeoutError",
@@ -43,9 +43,11 @@ __all__ = [
     "JobStats",
     "PayloadTooLargeError",
     "QueueStats",
+    "RedisCheck",
     "RedisUnavailableError",
     "ResultTimeoutError",
     "TransportError",
+    "check_redis",
     "dispatch",
     "flow_stats",
     "get_connection",

@@ -143,6 +143,10 @@ def _serve(settings: WorkerSettings) -> int:
         raise _UserError(str(exc), 1) from exc
     queues = served_queues(boot, settings.queues)
     supervisor = Supervisor(settings, boot, queues=queues, redis_url=url)
+    try:
+        redis = supervisor.check_redis()  # unreachable: said now, served once it answers
+    except switchyard.SwitchyardError as exc:  # credentials refused: they will not fix themselves
+        raise _UserError(str(exc), 1) from exc
     health = None
     if settings.health_port:
         try:
@@ -163,12 +167,13 @@ def _serve(settings: WorkerSettings) -> int:
         f"switchyard-worker: {len(boot.registry)} actions ({boot.source}), "
         f"queues {','.join(queues)}, redis {switchyard_rq.redact_url(url)}, {procs} processes{each}"
         + (f", health http://{health.address[0]}:{health.address[1]}" if health else "")
-        + f", booted in {boot_ms:.1f} ms (registry {registry_ms:.1f} ms)",
+        + f", booted in {boot_ms:.1f} ms (registry {registry_ms:.1f} ms)"
+        + (f"; not ready: {redis}" if redis.problem else ""),
         flush=True,
     )
     try:
         return supervisor.run()
-    except switchyard.SwitchyardError as exc:  # e.g. Redis refused the credentials at start
+    except switchyard.SwitchyardError as exc:
         raise _UserError(str(exc), 1) from exc
     finally:
         if health is not None:

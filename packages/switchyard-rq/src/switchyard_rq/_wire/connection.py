@@ -6,8 +6,9 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, final
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -20,7 +21,15 @@ from switchyard_rq._errors import REFUSED, RedisUnavailableError
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire.embedded import embedded_url
 
-__all__ = ["get_connection", "redact_url", "redis_errors", "redis_url", "reset_pools"]
+__all__ = [
+    "RedisCheck",
+    "check_redis",
+    "get_connection",
+    "redact_url",
+    "redis_errors",
+    "redis_url",
+    "reset_pools",
+]
 
 _POOLS: dict[tuple[int, str], redis.Redis] = {}
 _LOCK = threading.Lock()
@@ -144,3 +153,59 @@ def redis_errors(client: redis.Redis) -> Iterator[None]:
         yield
     except _TRANSIENT as exc:
         raise RedisUnavailableError(url_of(client), exc) from exc
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RedisCheck:
+    """What one PING of a Redis said: ``problem`` is None when it answered, else why not in a
+    few words ("connection refused"); ``error`` is the exception behind it."""
+
+    #: the URL, password replaced by ``***``
+    url: str
+    problem: str | None = None
+    error: Exception | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Redis refused the credentials: waiting will not help."""
+        return isinstance(self.error, REFUSED)
+
+    def __str__(self) -> str:
+        if self.problem is None:
+            return f"Redis at {self.url} answers"
+        return f"waiting for Redis at {self.url}: {self.problem}"
+
+
+def check_redis(url: str, *, timeout: float = 1.0) -> RedisCheck:
+    """PING the Redis at ``url`` once, on a connection of its own, without retries: whether it
+    answers now (for readiness checks and start-up messages; a pool retries instead)."""
+    shown = redact_url(url)
+    try:
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(ExponentialBackoff(), 0),
+        )
+    except ValueError as exc:
+        return RedisCheck(shown, f"not a Redis URL: {exc}", exc)
+    try:
+        client.ping()
+    except Exception as exc:
+        return RedisCheck(shown, _reason(exc, timeout), exc)
+    finally:
+        client.close()
+    return RedisCheck(shown)
+
+
+def _reason(exc: Exception, timeout: float) -> str:
+    """A few words for people: "connection refused", "no answer within 1 s"..."""
+    if isinstance(exc, REFUSED):
+        return f"it refused the credentials ({exc})"
+    if isinstance(exc, redis.TimeoutError):
+        return f"no answer within {timeout:g} s"
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror[0].lower() + cause.strerror[1:]
+    return f"{type(exc).__name__}: {exc}"
