@@ -12,7 +12,7 @@ import threading
 
 import pytest
 from switchyard import Registry
-from switchyard_rq_testkit import URL  # type: ignore[import-not-found]
+from switchyard_rq_testkit import URL, env_without_redis  # type: ignore[import-not-found]
 
 import switchyard_rq
 
@@ -35,9 +35,9 @@ def plugins() -> Registry:
     return registry
 
 
-def cli(*args: str, cwd) -> subprocess.CompletedProcess[str]:
-    """`python -m switchyard ARGS` in a real process."""
-    env = {**os.environ, "SWITCHYARD_REDIS_URL": URL}
+def cli(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m switchyard ARGS` in a real process (on db 7, unless ``env`` says otherwise)."""
+    env = {**os.environ, "SWITCHYARD_REDIS_URL": URL} if env is None else env
     return subprocess.run(
         [sys.executable, "-m", "switchyard", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -165,3 +165,30 @@ def test_schedule_with_a_priority_and_every_option(conn, workspace, plugins, run
     assert code == 2
     assert "invalid choice: 'urgent'" in err
     assert err.count("\n") == 1
+
+
+def test_doctor_and_debug_say_which_redis(conn, workspace, plugins):
+    doctor = cli("doctor", cwd=workspace)
+    assert f"redis: {URL} (SWITCHYARD_REDIS_URL), answers\n" in doctor.stdout
+    debug = cli("--debug", "schedule", "text.slugify", "--data", '{"text": "x"}', cwd=workspace)
+    assert debug.returncode == 0, debug.stderr
+    assert f"debug: Redis: {URL} (SWITCHYARD_REDIS_URL)\n" in debug.stderr
+
+    down = {**env_without_redis(), "SWITCHYARD_REDIS_URL": "redis://127.0.0.1:1/0"}
+    doctor = cli("doctor", cwd=workspace, env=down)
+    assert doctor.returncode == 1
+    assert (
+        "redis: redis://127.0.0.1:1/0 (SWITCHYARD_REDIS_URL), does not answer: connection refused"
+        in doctor.stdout
+    )
+    assert (
+        "problem: cannot reach Redis at redis://127.0.0.1:1/0 (SWITCHYARD_REDIS_URL): "
+        "connection refused" in doctor.stdout
+    )
+    # nothing configured: the workspace's embedded server, which the doctor does not start
+    doctor = cli("doctor", cwd=workspace, env=env_without_redis())
+    assert (
+        f"redis: embedded, under {workspace / '.switchyard'} (not running: it starts on first use)"
+        in doctor.stdout
+    ), doctor.stdout
+    assert not (workspace / ".switchyard").exists()

@@ -42,7 +42,7 @@ def test_boots_without_importing_plugins_and_runs_sync_and_async_actions(
 
     line = worker.boot_line
     assert re.search(r"\d+ actions \(metadata\), queues default, ", line), line
-    assert f"redis {redis_url}," in line
+    assert f"redis {redis_url} (SWITCHYARD_REDIS_URL)," in line
     assert re.search(r"booted in \d+\.\d ms \(registry \d+\.\d ms\)$", line), line
     worker.wait_children(1)
     assert not imports.exists(), "a plugin was imported at boot"
@@ -200,7 +200,9 @@ def test_a_redis_it_cannot_reach_makes_it_unready_and_its_password_never_shows(
     port, nothing_there = free_port(), free_port()
     url = f"redis://nobody:s3cret-pw@127.0.0.1:{nothing_there}/8"
     worker = start_worker("--min", "1", "--max", "1", "--health-port", str(port), url=url)
-    assert f"redis redis://nobody:***@127.0.0.1:{nothing_there}/8," in worker.boot_line
+    assert f"redis redis://nobody:***@127.0.0.1:{nothing_there}/8 (SWITCHYARD_REDIS_URL)," in (
+        worker.boot_line
+    )
     assert get(port, "/healthz")[0] == 200
     code, body = get(port, "/readyz")
     assert code == 503

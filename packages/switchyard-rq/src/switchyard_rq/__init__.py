@@ -24,7 +24,16 @@ from ._ops.stats import JobStats, publish_pool_stats
 from ._producer.handle import CachedHandle, JobHandle
 from ._producer.schedule import Call, route, schedule_action, schedule_many
 from ._serializer import JSONSerializer
-from ._wire.connection import RedisCheck, check_redis, get_connection, redact_url, redis_url
+from ._wire.connection import (
+    RedisCheck,
+    RedisConfigError,
+    check_redis,
+    check_url,
+    get_connection,
+    redact_url,
+    redis_origin,
+    redis_url,
+)
 
 __all__ = [
     "ActionTimeoutError",
@@ -44,10 +53,12 @@ __all__ = [
     "PayloadTooLargeError",
     "QueueStats",
     "RedisCheck",
+    "RedisConfigError",
     "RedisUnavailableError",
     "ResultTimeoutError",
     "TransportError",
     "check_redis",
+    "check_url",
     "dispatch",
     "flow_stats",
     "get_connection",
@@ -56,6 +67,7 @@ __all__ = [
     "queue_stats",
     "recover_orphans",
     "redact_url",
+    "redis_origin",
     "redis_url",
     "route",
     "schedule_action",

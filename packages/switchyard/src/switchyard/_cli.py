@@ -35,6 +35,7 @@ __all__ = ["main"]
 COMMANDS_GROUP: Final = "switchyard.commands"
 CORE_COMMANDS: Final = frozenset({"actions", "cache", "call", "doctor", "manifest"})
 DOCTOR_GROUP: Final = "switchyard.doctor"
+STATUS_GROUP: Final = "switchyard.status"
 
 
 class UsageError(Exception):
@@ -163,6 +164,8 @@ def _doctor(args: argparse.Namespace) -> int:
                 f"action {name} from {info.distribution}: cannot build its JSON schemas: "
                 f"{type(error).__name__}: {error}"
             )
+    for line in _extension_status():
+        print(line)
     problems.extend(_extension_problems())
     hooks = [name for name, _ in registry.hooks.plugins()]
     if hooks:
@@ -190,6 +193,25 @@ def _extension_problems() -> list[str]:
             dist = entry.dist.name if entry.dist is not None else "unknown distribution"
             found.append(f"check {entry.name} from {dist} failed: {type(error).__name__}: {error}")
     return found
+
+
+def _extension_status() -> list[str]:
+    """What other packages say about the services they use (entry points ``switchyard.status``:
+    callables returning lines ``name: detail``), e.g. switchyard-rq's ``redis: <url> (<where
+    from>), answers``."""
+    from importlib import metadata
+
+    lines: list[str] = []
+    for entry in metadata.entry_points(group=STATUS_GROUP):
+        try:
+            status: Callable[[], list[str]] = entry.load()
+            lines.extend(status())
+        except Exception as error:
+            dist = entry.dist.name if entry.dist is not None else "unknown distribution"
+            lines.append(
+                f"{entry.name}: status from {dist} failed: {type(error).__name__}: {error}"
+            )
+    return lines
 
 
 def _cache_invalidate(args: argparse.Namespace) -> int:

@@ -115,13 +115,13 @@ def _run(args: dict[str, Any]) -> int:
 
     start_forkserver()  # its imports run beside ours, on another core
     try:
-        return _serve(settings)
+        return _serve(settings, url_flag="redis_url" in args)
     finally:
         for helper in stop_helpers():
             print(f"switchyard-worker: killed {helper}: it did not stop", file=sys.stderr)
 
 
-def _serve(settings: WorkerSettings) -> int:
+def _serve(settings: WorkerSettings, *, url_flag: bool) -> int:
     import switchyard
     import switchyard_rq
 
@@ -138,7 +138,12 @@ def _serve(settings: WorkerSettings) -> int:
         t_registry = time.perf_counter()
         boot = load_registry(config, settings.manifest)
         registry_ms = (time.perf_counter() - t_registry) * 1000
-        url = settings.redis_url or switchyard_rq.redis_url()
+        if settings.redis_url:
+            url = settings.redis_url
+            origin = "--redis-url" if url_flag else "SWITCHYARD_WORKER_REDIS_URL"
+        else:
+            url, origin = switchyard_rq.redis_url(), switchyard_rq.redis_origin()
+        switchyard_rq.check_url(url, origin)
     except switchyard.SwitchyardError as exc:
         raise _UserError(str(exc), 1) from exc
     queues = served_queues(boot, settings.queues)
@@ -165,7 +170,8 @@ def _serve(settings: WorkerSettings) -> int:
     each = f" x {settings.concurrency} jobs" if settings.concurrency > 1 else ""
     print(
         f"switchyard-worker: {len(boot.registry)} actions ({boot.source}), "
-        f"queues {','.join(queues)}, redis {switchyard_rq.redact_url(url)}, {procs} processes{each}"
+        f"queues {','.join(queues)}, redis {switchyard_rq.redact_url(url)} ({origin}), "
+        f"{procs} processes{each}"
         + (f", health http://{health.address[0]}:{health.address[1]}" if health else "")
         + f", booted in {boot_ms:.1f} ms (registry {registry_ms:.1f} ms)"
         + (f"; not ready: {redis}" if redis.problem else ""),

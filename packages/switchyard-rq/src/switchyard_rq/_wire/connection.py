@@ -1,7 +1,14 @@
-"""Redis connections: the URL, one pool per URL per process, retries, readable failures."""
+"""Redis connections: the URL, one pool per URL per process, retries, readable failures.
+
+Which Redis: ``SWITCHYARD_REDIS_URL``, else ``redis-url`` in ``[tool.switchyard]``, else the
+embedded server of the workspace (``embedded``). Outside a workspace there is no embedded one:
+a producer there would fill a Redis of its own that no worker reads, so it is an error that says
+so. Each process logs (at debug level, on ``switchyard.redis``) which Redis it uses and why.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -17,22 +24,30 @@ from redis.retry import Retry
 from switchyard import Config
 
 from switchyard_rq._config import current_config
-from switchyard_rq._errors import REFUSED, RedisUnavailableError
+from switchyard_rq._errors import REFUSED, RedisUnavailableError, TransportError
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire.embedded import embedded_url
 
 __all__ = [
     "RedisCheck",
+    "RedisConfigError",
     "check_redis",
+    "check_url",
     "get_connection",
     "redact_url",
     "redis_errors",
+    "redis_origin",
     "redis_url",
     "reset_pools",
 ]
 
+log = logging.getLogger("switchyard.redis")
+
 _POOLS: dict[tuple[int, str], redis.Redis] = {}
 _LOCK = threading.Lock()
+_TOLD: set[tuple[str, str]] = set()  # (url, origin) already logged by this process
+_SCHEMES = ("redis", "rediss", "unix")
+_FORMS = "use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH?db=DB"
 # What a retry can help with; refused credentials (ConnectionErrors too) are not retried.
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 _T = TypeVar("_T")
@@ -57,17 +72,90 @@ class _Retry(Retry):
         return super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
-def redis_url(config: Config | None = None) -> str:
-    """``SWITCHYARD_REDIS_URL``, else config ``redis-url`` (of ``config``, default the current
-    one), else the embedded server's URL (started under ``<workspace>/.switchyard/`` on first
-    use)."""
+class RedisConfigError(TransportError, ValueError):
+    """No Redis is configured where one is needed, or a Redis URL is not one; the message says
+    which setting and what to do."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    url: str | None  # None: the embedded server of ``root``
+    origin: str
+    root: Path | None = None
+
+
+def _choose(config: Config | None) -> _Choice:
     url = os.environ.get("SWITCHYARD_REDIS_URL", "").strip()
     if url:
-        return url
+        return _Choice(url, "SWITCHYARD_REDIS_URL")
     config = config or current_config()
     if config.redis_url:
-        return config.redis_url
-    return embedded_url(config.root or Path.cwd())
+        where = config.root / "pyproject.toml" if config.root else "[tool.switchyard]"
+        return _Choice(config.redis_url, f"redis-url in {where}")
+    if config.root is None:
+        here = Path.cwd()
+        raise RedisConfigError(
+            f"no Redis for {here}: SWITCHYARD_REDIS_URL is not set and no workspace encloses "
+            "this folder (the embedded Redis serves a workspace's own processes; one started "
+            "here would serve no worker); set SWITCHYARD_REDIS_URL=redis://HOST:6379/0 to the "
+            "Redis your workers use, or run this from inside the workspace"
+        )
+    return _Choice(None, "embedded", config.root)
+
+
+def redis_url(config: Config | None = None) -> str:
+    """``SWITCHYARD_REDIS_URL``, else config ``redis-url`` (of ``config``, default the current
+    one), else, in a workspace, its embedded server's URL (started under
+    ``<workspace>/.switchyard/`` on first use). Outside a workspace with no URL configured,
+    raises :class:`RedisConfigError`: a server of its own there would serve no worker."""
+    choice = _choose(config)
+    url = choice.url
+    if url is None:
+        assert choice.root is not None
+        url = embedded_url(choice.root)
+    if (url, choice.origin) not in _TOLD:
+        _TOLD.add((url, choice.origin))
+        log.debug("Redis: %s (%s)", redact_url(url), choice.origin)
+    return url
+
+
+def redis_origin(config: Config | None = None) -> str:
+    """Where :func:`redis_url`'s URL comes from: ``SWITCHYARD_REDIS_URL``, ``redis-url in
+    <path>`` or ``embedded``; starts nothing, raises as :func:`redis_url` does."""
+    return _choose(config).origin
+
+
+def check_url(url: str, origin: str) -> str:
+    """``url`` if it is a Redis URL, else :class:`RedisConfigError` naming ``origin`` (the
+    setting it came from) and the problem."""
+    parts = urlsplit(url)
+    problem = None
+    if parts.scheme not in _SCHEMES:
+        problem = f"unknown scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+    elif parts.scheme == "unix":
+        if not parts.path:
+            problem = "no socket path"
+    else:
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        db = parts.path.strip("/")
+        if port is not None and not 0 < port < 65536:
+            problem = f"the port must be 1-65535, not {parts.netloc.rsplit(':', 1)[-1]!r}"
+        elif db and not db.isdigit():
+            problem = f"the database must be a number, as in /0, not {db!r}"
+    if problem is None:
+        from redis.connection import parse_url
+
+        try:
+            parse_url(url)  # type: ignore[no-untyped-call]  # its query options, checked
+        except ValueError as exc:
+            problem = str(exc).rstrip(".").lower()
+    if problem is not None:
+        raise RedisConfigError(f"bad Redis URL {redact_url(url)!r} ({origin}): {problem}; {_FORMS}")
+    return url
 
 
 def redact_url(url: str) -> str:
@@ -87,6 +175,7 @@ def get_connection(url: str | None = None) -> redis.Redis:
     bounded (``SWITCHYARD_REDIS_MAX_CONNECTIONS``), health-checked, retrying connection errors with
     exponential backoff. ``redis://``, ``rediss://`` (TLS), ``unix://`` and ``user:password@``
     URLs work."""
+    origin = "given to get_connection" if url else None
     url = url or redis_url()
     key = (os.getpid(), url)
     client = _POOLS.get(key)
@@ -95,16 +184,13 @@ def get_connection(url: str | None = None) -> redis.Redis:
     with _LOCK:
         client = _POOLS.get(key)
         if client is None:
+            check_url(url, origin or redis_origin())
             client = _POOLS[key] = _make_client(url, TransportSettings.from_env())
     return client
 
 
 def _make_client(url: str, settings: TransportSettings) -> redis.Redis:
     scheme = urlsplit(url).scheme
-    if scheme not in {"redis", "rediss", "unix"}:
-        raise ValueError(
-            f"unsupported Redis URL {redact_url(url)!r}: use redis://, rediss:// or unix://"
-        )
     options: dict[str, Any] = {
         "max_connections": settings.max_connections,
         "timeout": settings.pool_timeout,
