@@ -192,3 +192,76 @@ def test_doctor_and_debug_say_which_redis(conn, workspace, plugins):
         in doctor.stdout
     ), doctor.stdout
     assert not (workspace / ".switchyard").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ("{oops", "--data is not valid JSON: Expecting property name enclosed in double quotes "
+                  "(line 1, column 2)"),
+        ('{"text": "a",\n "x": }', "--data is not valid JSON: Expecting value (line 2, column 7)"),
+        ("[1, 2]", "--data must be a JSON object of the action's input, not a list"),
+        ("42", "--data must be a JSON object of the action's input, not a number"),
+        ("null", "--data must be a JSON object of the action's input, not null"),
+        ("{}", "invalid input for text.slugify: text: Field required"),
+        ("@/nonexistent.json",
+         "cannot read --data file /nonexistent.json: No such file or directory"),
+    ],
+)  # fmt: skip
+def test_call_and_schedule_word_bad_input_alike(conn, workspace, plugins, run_cli, data, error):
+    called = run_cli("call", "text.slugify", "--data", data)
+    scheduled = run_cli("schedule", "text.slugify", "--data", data)
+    assert called == scheduled == (1, "", f"error: {error}\n")
+    assert conn.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["schedule", "text.slugify", "--wait", "-1"],
+         "argument --wait: must be a number of seconds from 0 to 86400, not '-1'"),
+        (["schedule", "text.slugify", "--wait", "inf"],
+         "argument --wait: must be a number of seconds from 0 to 86400, not 'inf'"),
+        (["schedule", "text.slugify", "--delay", "1e300"],
+         "argument --delay: must be a number of seconds from 0 to 31622400 (366 days), "
+         "not '1e300'"),
+        (["schedule", "text.slugify", "--delay", "nan"],
+         "argument --delay: must be a number of seconds from 0 to 31622400 (366 days), "
+         "not 'nan'"),
+        (["jobs", "failed", "--limit", "-3"],
+         "argument --limit: must be a whole number from 1 to 10000, not '-3'"),
+        (["stats", "--window", "1e300"],
+         "argument --window: must be a number of seconds above 0, up to 3600, not '1e300'"),
+        (["top", "--interval", "0"],
+         "argument --interval: must be a number of seconds above 0, up to 3600, not '0'"),
+    ],
+)  # fmt: skip
+def test_absurd_numbers_are_refused_before_anything_runs(conn, workspace, run_cli, args, error):
+    code, out, err = run_cli(*args)
+    command = " ".join(args[:2] if args[0] == "jobs" else args[:1])
+    assert (code, out, err) == (2, "", f"error: {error} (see `switchyard {command} --help`)\n")
+    assert conn.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "env_url", "error"),
+    [
+        (["stats", "--redis-url", "nope"], None, "bad Redis URL 'nope' (--redis-url): no scheme"),
+        (["top", "--redis-url", "redis://127.0.0.1:99999/0"], None,
+         "bad Redis URL 'redis://127.0.0.1:99999/0' (--redis-url): the port must be 1-65535, "
+         "not '99999'"),
+        (["jobs", "show", "x"], "redis://:pw@127.0.0.1:6379/abc",
+         "bad Redis URL 'redis://:***@127.0.0.1:6379/abc' (SWITCHYARD_REDIS_URL): the database "
+         "must be a number, as in /0, not 'abc'"),
+        (["schedule", "text.slugify", "--data", '{"text": "a"}'], "http://x",
+         "bad Redis URL 'http://x' (SWITCHYARD_REDIS_URL): unknown scheme 'http'"),
+    ],
+)  # fmt: skip
+def test_a_bad_redis_url_is_one_line_naming_where_it_came_from(
+    workspace, plugins, run_cli, monkeypatch, args, env_url, error
+):
+    if env_url is not None:
+        monkeypatch.setenv("SWITCHYARD_REDIS_URL", env_url)
+    code, out, err = run_cli(*args)
+    forms = "use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH?db=DB"
+    assert (code, out, err) == (1, "", f"error: {error}; {forms}\n")

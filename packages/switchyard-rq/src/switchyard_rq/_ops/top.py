@@ -24,8 +24,9 @@ from typing import Any, Final, TextIO
 import redis
 
 from switchyard_rq._ops.dbstats import db_view
+from switchyard_rq._ops.options import seconds
 from switchyard_rq._ops.stats import StatsSnapshot, quantile, read_snapshot, run_buckets
-from switchyard_rq._wire.connection import get_connection, redis_errors, url_of
+from switchyard_rq._wire.connection import check_url, get_connection, redis_errors, url_of
 
 __all__ = ["register"]
 
@@ -36,16 +37,34 @@ _BOLD, _DIM, _RED, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[31m", "\x1b[0m"
 def register(subparsers: Any) -> None:
     """Add ``top`` and ``stats`` to the ``switchyard`` command."""
     top = subparsers.add_parser("top", help="a live view of queues, actions and workers")
-    top.add_argument("--interval", type=float, default=1.0, metavar="S", help="refresh (1 s)")
+    top.add_argument(
+        "--interval",
+        type=seconds(3600, positive=True),
+        default=1.0,
+        metavar="S",
+        help="refresh (1 s)",
+    )
     top.add_argument("--redis-url", metavar="URL", help="default: SWITCHYARD_REDIS_URL/config")
     top.add_argument("--queues", metavar="A,B", help="only these queues (default: all known)")
     top.set_defaults(func=_top)
     stats = subparsers.add_parser("stats", help="one snapshot of what top shows")
     stats.add_argument("--json", action="store_true", help="print JSON (for scripts)")
-    stats.add_argument("--window", type=float, default=1.0, metavar="S", help="rates over S s (1)")
+    stats.add_argument(
+        "--window",
+        type=seconds(3600, positive=True),
+        default=1.0,
+        metavar="S",
+        help="rates over S s (1)",
+    )
     stats.add_argument("--redis-url", metavar="URL", help="default: SWITCHYARD_REDIS_URL/config")
     stats.add_argument("--queues", metavar="A,B", help="only these queues (default: all known)")
     stats.set_defaults(func=_stats)
+
+
+def _client(args: argparse.Namespace) -> redis.Redis:
+    if args.redis_url:
+        check_url(args.redis_url, "--redis-url")
+    return get_connection(args.redis_url)
 
 
 def _queues(args: argparse.Namespace) -> list[str] | None:
@@ -292,9 +311,7 @@ def _screen(stream: TextIO) -> Iterator[None]:
 
 
 def _top(args: argparse.Namespace) -> int:
-    if not args.interval > 0:
-        raise _usage("--interval must be > 0")
-    client = get_connection(args.redis_url)
+    client = _client(args)
     queues = _queues(args)
     history: deque[StatsSnapshot] = deque([_read(client, queues)])
     where = url_of(client)
@@ -325,9 +342,7 @@ def _top(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    if not args.window > 0:
-        raise _usage("--window must be > 0")
-    client = get_connection(args.redis_url)
+    client = _client(args)
     queues = _queues(args)
     first = _read(client, queues)
     time.sleep(args.window)
@@ -346,9 +361,3 @@ def _strip(line: str) -> str:
     for code in (_BOLD, _DIM, _RED, _RESET):
         line = line.replace(code, "")
     return line
-
-
-def _usage(message: str) -> Exception:
-    from switchyard_rq._ops.cli import UsageError
-
-    return UsageError(message)

@@ -126,6 +126,15 @@ def redis_origin(config: Config | None = None) -> str:
     return _choose(config).origin
 
 
+def _origin_of(url: str) -> str:
+    """The setting ``url`` comes from, if it is the configured one (for errors)."""
+    try:
+        choice = _choose(None)
+    except RedisConfigError:
+        choice = None
+    return choice.origin if choice and choice.url == url else "given to get_connection"
+
+
 def check_url(url: str, origin: str) -> str:
     """``url`` if it is a Redis URL, else :class:`RedisConfigError` naming ``origin`` (the
     setting it came from) and the problem."""
@@ -175,7 +184,6 @@ def get_connection(url: str | None = None) -> redis.Redis:
     bounded (``SWITCHYARD_REDIS_MAX_CONNECTIONS``), health-checked, retrying connection errors with
     exponential backoff. ``redis://``, ``rediss://`` (TLS), ``unix://`` and ``user:password@``
     URLs work."""
-    origin = "given to get_connection" if url else None
     url = url or redis_url()
     key = (os.getpid(), url)
     client = _POOLS.get(key)
@@ -184,7 +192,7 @@ def get_connection(url: str | None = None) -> redis.Redis:
     with _LOCK:
         client = _POOLS.get(key)
         if client is None:
-            check_url(url, origin or redis_origin())
+            check_url(url, _origin_of(url))
             client = _POOLS[key] = _make_client(url, TransportSettings.from_env())
     return client
 
