@@ -25,7 +25,7 @@ import switchyard_rq
 
 from ._autoscale import Observation, ScaleState, decide
 from ._boot import Boot
-from ._child import EXIT_BOOT_FAILED, EXIT_ORPHANED, ChildSpec, child_main
+from ._child import EXIT_BOOT_FAILED, ChildSpec, child_main
 from ._forkserver import start_forkserver
 from ._metrics import MetricsDir, PoolExposition
 from ._settings import WorkerSettings
@@ -97,8 +97,9 @@ class Supervisor:
         self._exposition: PoolExposition | None = None
         if settings.metrics and settings.health_port:
             self._metrics_dir = MetricsDir()
-        # the pool's lifeline: each child holds the read end, only we the write end (never
-        # inherited: pipes are not), so a child reads EOF once we are gone, however we went
+        # the pool's lifeline: each child holds the read end, only we the write end, open for
+        # as long as we live (never inherited: pipes are not), so a child reads EOF once we are
+        # gone, however we went
         self._lifeline, self._lifeline_w = self._ctx.Pipe(duplex=False)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -454,6 +455,4 @@ def _describe_exit(code: int | None) -> str:
             return f"was killed by signal {-code}"
     if code == EXIT_BOOT_FAILED:
         return "could not build its registry"
-    if code == EXIT_ORPHANED:
-        return "left, busy, long after its supervisor"
     return f"exited with code {code}"

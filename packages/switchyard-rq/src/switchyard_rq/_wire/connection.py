@@ -19,7 +19,7 @@ from typing import Any, TypeVar, final
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 from switchyard import Config
 
@@ -280,7 +280,7 @@ def check_redis(url: str, *, timeout: float = 1.0) -> RedisCheck:
             url,
             socket_connect_timeout=timeout,
             socket_timeout=timeout,
-            retry=Retry(ExponentialBackoff(), 0),
+            retry=Retry(NoBackoff(), 0),  # one try
         )
     except ValueError as exc:
         return RedisCheck(shown, f"not a Redis URL: {exc}", exc)

@@ -105,7 +105,7 @@ def embedded_url(root: Path) -> str:
         if state not in _SECURED:  # once per process
             _secure(state)
         return f"unix://{sock}?db=0"
-    _make_private(state, 0o711 if os.geteuid() == 0 else 0o700)
+    _make_private(state, _state_mode())
     _make_private(state / "redis", 0o700)
     lock_fd = os.open(state / "redis.lock", os.O_RDWR | os.O_CREAT, 0o600)
     with os.fdopen(lock_fd, "r+") as lock:
@@ -129,6 +129,11 @@ def _new_socket_folder(state: Path) -> Path:
     return Path(folder)
 
 
+def _state_mode() -> int:
+    """``.switchyard/``'s mode: 0700; 0711 for root, whose PostgreSQL runs as another user."""
+    return 0o711 if os.geteuid() == 0 else 0o700
+
+
 def _make_private(folder: Path, mode: int) -> None:
     """Make ``folder`` with ``mode`` whatever the umask (an existing one is left to _secure)."""
     try:
@@ -143,7 +148,7 @@ def _secure(state: Path) -> None:
     (tightened, with one warning, when an older version left them readable by others)."""
     loosened: list[str] = []
     if state.exists():
-        _tighten(state, 0o711 if os.geteuid() == 0 else 0o700, loosened)
+        _tighten(state, _state_mode(), loosened)
     for name in ("redis.log", "redis.pid", "redis.lock", _POINTER):
         if (state / name).exists():
             _tighten(state / name, 0o600, loosened)
