@@ -327,3 +327,19 @@ def test_the_block_check_fails_on_drift_and_on_reordered_parts():
     assert first_missing_part("a = 1\n# ...\nc = 3\n", text) is None
     assert first_missing_part("a = 1\nc = 3\n", text) == "a = 1\nc = 3"
     assert first_missing_part("c = 3\n# ...\na = 1\n", text) == "a = 1"
+
+
+def test_the_guide_shows_what_listing_and_calling_the_new_action_print(ws):
+    block = next(
+        code
+        for _, language, _, code in guide_blocks()
+        if language == "console" and "switchyard actions list | grep demo" in code
+    )
+    lines = block.splitlines()
+    listed = ws.uv("switchyard", "actions", "list").stdout
+    real = next(x for x in listed.splitlines() if x.startswith("demo.greet "))
+    assert lines[1].split() == real.split()  # name, distribution, the queue it is routed to
+    call = lines[2]
+    shown = "\n".join(lines[3 : lines.index(next(x for x in lines[3:] if x.startswith("$ ")))])
+    argv = shlex.split(call.removeprefix("$ uv run --all-packages "))
+    assert ws.uv(*argv).stdout == shown + "\n"

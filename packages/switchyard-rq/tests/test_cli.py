@@ -12,7 +12,7 @@ import threading
 
 import pytest
 from switchyard import Registry
-from switchyard_rq_testkit import URL  # type: ignore[import-not-found]
+from switchyard_rq_testkit import URL, env_without_redis  # type: ignore[import-not-found]
 
 import switchyard_rq
 
@@ -35,9 +35,9 @@ def plugins() -> Registry:
     return registry
 
 
-def cli(*args: str, cwd) -> subprocess.CompletedProcess[str]:
-    """`python -m switchyard ARGS` in a real process."""
-    env = {**os.environ, "SWITCHYARD_REDIS_URL": URL}
+def cli(*args: str, cwd, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m switchyard ARGS` in a real process (on db 7, unless ``env`` says otherwise)."""
+    env = {**os.environ, "SWITCHYARD_REDIS_URL": URL} if env is None else env
     return subprocess.run(
         [sys.executable, "-m", "switchyard", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -165,3 +165,103 @@ def test_schedule_with_a_priority_and_every_option(conn, workspace, plugins, run
     assert code == 2
     assert "invalid choice: 'urgent'" in err
     assert err.count("\n") == 1
+
+
+def test_doctor_and_debug_say_which_redis(conn, workspace, plugins):
+    doctor = cli("doctor", cwd=workspace)
+    assert f"redis: {URL} (SWITCHYARD_REDIS_URL), answers\n" in doctor.stdout
+    debug = cli("--debug", "schedule", "text.slugify", "--data", '{"text": "x"}', cwd=workspace)
+    assert debug.returncode == 0, debug.stderr
+    assert f"debug: Redis: {URL} (SWITCHYARD_REDIS_URL)\n" in debug.stderr
+
+    down = {**env_without_redis(), "SWITCHYARD_REDIS_URL": "redis://127.0.0.1:1/0"}
+    doctor = cli("doctor", cwd=workspace, env=down)
+    assert doctor.returncode == 1
+    assert (
+        "redis: redis://127.0.0.1:1/0 (SWITCHYARD_REDIS_URL), does not answer: connection refused"
+        in doctor.stdout
+    )
+    assert (
+        "problem: cannot reach Redis at redis://127.0.0.1:1/0 (SWITCHYARD_REDIS_URL): "
+        "connection refused" in doctor.stdout
+    )
+    # nothing configured: the workspace's embedded server, which the doctor does not start
+    doctor = cli("doctor", cwd=workspace, env=env_without_redis())
+    assert (
+        f"redis: embedded, under {workspace / '.switchyard'} (not running: it starts on first use)"
+        in doctor.stdout
+    ), doctor.stdout
+    assert not (workspace / ".switchyard").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ("{oops", "--data is not valid JSON: Expecting property name enclosed in double quotes "
+                  "(line 1, column 2)"),
+        ('{"text": "a",\n "x": }', "--data is not valid JSON: Expecting value (line 2, column 7)"),
+        ("[1, 2]", "--data must be a JSON object of the action's input, not a list"),
+        ("42", "--data must be a JSON object of the action's input, not a number"),
+        ("null", "--data must be a JSON object of the action's input, not null"),
+        ("{}", "invalid input for text.slugify: text: Field required"),
+        ("@/nonexistent.json",
+         "cannot read --data file /nonexistent.json: No such file or directory"),
+    ],
+)  # fmt: skip
+def test_call_and_schedule_word_bad_input_alike(conn, workspace, plugins, run_cli, data, error):
+    called = run_cli("call", "text.slugify", "--data", data)
+    scheduled = run_cli("schedule", "text.slugify", "--data", data)
+    assert called == scheduled == (1, "", f"error: {error}\n")
+    assert conn.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["schedule", "text.slugify", "--wait", "-1"],
+         "argument --wait: must be a number of seconds from 0 to 86400, not '-1'"),
+        (["schedule", "text.slugify", "--wait", "inf"],
+         "argument --wait: must be a number of seconds from 0 to 86400, not 'inf'"),
+        (["schedule", "text.slugify", "--delay", "1e300"],
+         "argument --delay: must be a number of seconds from 0 to 31622400 (366 days), "
+         "not '1e300'"),
+        (["schedule", "text.slugify", "--delay", "nan"],
+         "argument --delay: must be a number of seconds from 0 to 31622400 (366 days), "
+         "not 'nan'"),
+        (["jobs", "failed", "--limit", "-3"],
+         "argument --limit: must be a whole number from 1 to 10000, not '-3'"),
+        (["stats", "--window", "1e300"],
+         "argument --window: must be a number of seconds above 0, up to 3600, not '1e300'"),
+        (["top", "--interval", "0"],
+         "argument --interval: must be a number of seconds above 0, up to 3600, not '0'"),
+    ],
+)  # fmt: skip
+def test_absurd_numbers_are_refused_before_anything_runs(conn, workspace, run_cli, args, error):
+    code, out, err = run_cli(*args)
+    command = " ".join(args[:2] if args[0] == "jobs" else args[:1])
+    assert (code, out, err) == (2, "", f"error: {error} (see `switchyard {command} --help`)\n")
+    assert conn.dbsize() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "env_url", "error"),
+    [
+        (["stats", "--redis-url", "nope"], None, "bad Redis URL 'nope' (--redis-url): no scheme"),
+        (["top", "--redis-url", "redis://127.0.0.1:99999/0"], None,
+         "bad Redis URL 'redis://127.0.0.1:99999/0' (--redis-url): the port must be 1-65535, "
+         "not '99999'"),
+        (["jobs", "show", "x"], "redis://:pw@127.0.0.1:6379/abc",
+         "bad Redis URL 'redis://:***@127.0.0.1:6379/abc' (SWITCHYARD_REDIS_URL): the database "
+         "must be a number, as in /0, not 'abc'"),
+        (["schedule", "text.slugify", "--data", '{"text": "a"}'], "http://x",
+         "bad Redis URL 'http://x' (SWITCHYARD_REDIS_URL): unknown scheme 'http'"),
+    ],
+)  # fmt: skip
+def test_a_bad_redis_url_is_one_line_naming_where_it_came_from(
+    workspace, plugins, run_cli, monkeypatch, args, env_url, error
+):
+    if env_url is not None:
+        monkeypatch.setenv("SWITCHYARD_REDIS_URL", env_url)
+    code, out, err = run_cli(*args)
+    forms = "use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH?db=DB"
+    assert (code, out, err) == (1, "", f"error: {error}; {forms}\n")

@@ -31,8 +31,12 @@ def test_tls_and_acl_urls_are_accepted_without_connecting():
 
 
 def test_unsupported_url_scheme():
-    with pytest.raises(ValueError, match="use redis://, rediss:// or unix://"):
+    with pytest.raises(ValueError) as bad:  # a RedisConfigError, a ValueError as it was
         switchyard_rq.get_connection("http://user:pw@localhost/0")
+    assert str(bad.value) == (
+        "bad Redis URL 'http://user:***@localhost/0' (given to get_connection): unknown scheme "
+        "'http'; use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH?db=DB"
+    )
 
 
 def test_unreachable_redis_is_one_clear_error_without_the_password(reg, monkeypatch):

@@ -100,7 +100,8 @@ def test_call_prints_output_json(run, math, tmp_path):
         ('{"a": 1, "b": -1}', "error: invalid input for math.add: b: Input should be greater"),
         ('{"a": 1}', "error: invalid input for math.add: b: Field required"),
         ('{"a": 1, "b": 1, "c": 1}', "error: invalid input for math.add: c: Extra inputs"),
-        ("{oops", "error: invalid input for math.add: Invalid JSON"),
+        ("{oops", "error: --data is not valid JSON: Expecting property name enclosed in double"),
+        ("[1, 2]", "error: --data must be a JSON object of the action's input, not a list"),
         (None, "error: invalid input for math.add: a: Field required"),
     ],
 )

@@ -297,6 +297,11 @@ class Worker:
     def children(self) -> list[int]:
         """The pids of the pool's processes: forked by the supervisor's forkserver (or started
         by the supervisor itself), not the forkserver or multiprocessing's resource tracker."""
+        return sorted(pid for pid, role in self.family().items() if role == "pool")
+
+    def family(self) -> dict[int, str]:
+        """Every live process of this worker but the supervisor: pid -> "pool", "forkserver"
+        or "resource tracker" (found by parentage: call it while the supervisor lives)."""
         procs = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -306,16 +311,22 @@ class Worker:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            procs[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline)
-        servers = {
-            pid for pid, (ppid, cmd) in procs.items() if ppid == self.pid and b"forkserver" in cmd
-        }
-        return sorted(
-            pid
-            for pid, (ppid, cmd) in procs.items()
-            if ppid in servers
-            or (ppid == self.pid and b"spawn_main" in cmd and b"resource_tracker" not in cmd)
-        )
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            if state != "Z":
+                procs[int(entry.name)] = (int(ppid), cmdline)
+        found = {}
+        for pid, (ppid, cmd) in procs.items():
+            if ppid != self.pid:
+                continue
+            if b"resource_tracker" in cmd:
+                found[pid] = "resource tracker"
+            elif b"forkserver" in cmd:
+                found[pid] = "forkserver"
+            elif b"spawn_main" in cmd:
+                found[pid] = "pool"
+        servers = {pid for pid, role in found.items() if role == "forkserver"}
+        found.update({pid: "pool" for pid, (ppid, _) in procs.items() if ppid in servers})
+        return found
 
     def wait_children(self, n: int, timeout: float = 20) -> list[int]:
         deadline = time.monotonic() + timeout
@@ -398,7 +409,7 @@ def start_worker(plugin_dir, tmp_path, redis_url) -> Iterator:
     yield start
     for worker in started:
         if worker.proc.poll() is None:
-            kids = worker.children()
+            kids = list(worker.family())
             worker.proc.kill()
             for pid in kids:
                 with contextlib.suppress(ProcessLookupError):

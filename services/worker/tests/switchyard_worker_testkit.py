@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import urllib.request
+from collections.abc import Iterable
 
 
 def free_port() -> int:
@@ -24,3 +25,17 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for s in family.samples:
             samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return samples
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of process ``pid`` ("R", "S", "Z" for a zombie...), None if none."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def running(pids: Iterable[int]) -> list[int]:
+    """Those of ``pids`` still running (a zombie has ended: it only waits to be reaped)."""
+    return [pid for pid in pids if process_state(pid) not in (None, "Z")]

@@ -345,20 +345,64 @@ def test_stats_json_is_one_snapshot_of_queues_actions_and_pools(start_worker, re
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["top", "--redis-url", "redis://127.0.0.1:1/0"], "error: cannot reach Redis at"),
-        (["stats", "--redis-url", "redis://127.0.0.1:1/0"], "error: cannot reach Redis at"),
-        (["top", "--interval", "0"], "error: --interval must be > 0"),
-        (["stats", "--window", "-1"], "error: --window must be > 0"),
+        (["top", "--redis-url", "redis://127.0.0.1:1/0"], "error: cannot reach Redis at", 1),
+        (["stats", "--redis-url", "redis://127.0.0.1:1/0"], "error: cannot reach Redis at", 1),
+        (["top", "--interval", "0"], "error: argument --interval: must be a number of seconds", 2),
+        (["stats", "--window", "-1"], "error: argument --window: must be a number of seconds", 2),
     ],
 )
-def test_top_and_stats_fail_in_one_line(args, message, redis_url):
+def test_top_and_stats_fail_in_one_line(args, message, code, redis_url):
     proc = subprocess.run(
         [str(SWITCHYARD), *args], env=cli_env(redis_url), capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
-    assert proc.returncode == 1
+    assert proc.returncode == code
     assert proc.stderr.startswith(message), proc.stderr
     assert proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_top_into_a_pipe_prints_one_plain_snapshot(start_worker, registry, redis_url):
+    worker = start_worker("--min", "1", "--max", "1")
+    worker.wait_children(1)
+    run_known_sequence(registry)
+    deadline = time.monotonic() + 10
+    while True:  # until the pool process has published its stats (once a second)
+        proc = subprocess.run(
+            [str(SWITCHYARD), "top", "--interval", "0.5"], env=cli_env(redis_url),
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        if "otest.ok" in proc.stdout or time.monotonic() > deadline:
+            break
+    assert "\x1b" not in proc.stdout  # no terminal codes where there is no terminal
+    assert proc.stdout.startswith("switchyard stats  redis://127.0.0.1:6379/9  ")
+    assert "(rates over 0.5 s)" in proc.stdout.splitlines()[0]
+    assert "QUEUE" in proc.stdout
+    assert "otest.ok" in proc.stdout
+    assert worker.stop() == 0
+
+
+def test_stats_shows_the_last_known_percentiles_with_their_age(start_worker, registry, redis_url):
+    worker = start_worker("--min", "1", "--max", "1")
+    worker.wait_children(1)
+    run_known_sequence(registry)
+    time.sleep(3.0)  # published (within ~2 s of the last job), and then nothing for a while
+
+    def stats(*args: str) -> str:
+        return subprocess.run(
+            [str(SWITCHYARD), "stats", "--window", "0.3", *args], env=cli_env(redis_url),
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+
+    ok = {a["action"]: a for a in json.loads(stats("--json"))["actions"]}["otest.ok"]
+    assert ok["rate"] == 0  # no job in the window...
+    assert ok["percentiles_over"] == "all runs"  # ...so the figures of every run so far
+    assert 0 < ok["p50"] <= ok["p95"] <= ok["p99"] < 1.0
+    assert 0.5 < ok["last_job_age"] < 30
+    line = next(x for x in stats().splitlines() if x.startswith("otest.ok "))
+    assert re.search(r"\bms\b|\dms", line), line  # the percentiles, not "-"
+    assert re.search(r"\d+s ago$", line), line
+    assert worker.stop() == 0

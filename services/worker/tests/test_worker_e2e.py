@@ -42,7 +42,7 @@ def test_boots_without_importing_plugins_and_runs_sync_and_async_actions(
 
     line = worker.boot_line
     assert re.search(r"\d+ actions \(metadata\), queues default, ", line), line
-    assert f"redis {redis_url}," in line
+    assert f"redis {redis_url} (SWITCHYARD_REDIS_URL)," in line
     assert re.search(r"booted in \d+\.\d ms \(registry \d+\.\d ms\)$", line), line
     worker.wait_children(1)
     assert not imports.exists(), "a plugin was imported at boot"
@@ -202,7 +202,9 @@ def test_a_redis_it_cannot_reach_makes_it_unready_and_its_password_never_shows(
     port, nothing_there = free_port(), free_port()
     url = f"redis://nobody:s3cret-pw@127.0.0.1:{nothing_there}/8"
     worker = start_worker("--min", "1", "--max", "1", "--health-port", str(port), url=url)
-    assert f"redis redis://nobody:***@127.0.0.1:{nothing_there}/8," in worker.boot_line
+    assert f"redis redis://nobody:***@127.0.0.1:{nothing_there}/8 (SWITCHYARD_REDIS_URL)," in (
+        worker.boot_line
+    )
     assert get(port, "/healthz")[0] == 200
     code, body = get(port, "/readyz")
     assert code == 503
@@ -276,3 +278,36 @@ def test_queues_limits_what_a_worker_takes(start_worker, registry, redis_db, tmp
     assert handle.status == "queued"
     assert redis_db.llen("rq:queue:default") == 1
     assert worker.stop() == 0
+
+
+def test_a_worker_waiting_for_redis_says_so_at_once_and_on_readyz(
+    start_worker, redis_db, redis_server_exe, tmp_path
+):
+    port, nothing_there = free_port(), free_port()
+    url = f"redis://127.0.0.1:{nothing_there}/0"
+    waiting = f"waiting for Redis at {url}: connection refused"
+    worker = start_worker("--min", "1", "--max", "1", "--health-port", str(port), url=url)
+    assert worker.boot_line.endswith(f"; not ready: {waiting}"), worker.boot_line
+    worker.wait_log(f"not ready: {waiting}; retrying until it answers", timeout=2)
+    asked = time.monotonic()
+    code, body = get(port, "/readyz")
+    assert time.monotonic() - asked < 2  # no client retries behind a probe
+    assert code == 503
+    assert body["checks"]["redis"] == {"ok": False, "detail": waiting}
+    if redis_server_exe is None:
+        pytest.skip("needs a redis-server binary to start the Redis it waits for")
+    server = subprocess.Popen(
+        [redis_server_exe, "--port", str(nothing_there), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while get(port, "/readyz")[0] != 200:  # it kept trying: serving once Redis answers
+            assert time.monotonic() < deadline, worker.text()
+            time.sleep(0.1)
+        worker.wait_log(f"ready: Redis at {url} answers")
+        assert worker.stop() == 0
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -25,7 +25,16 @@ from ._producer.handle import CachedHandle, JobHandle
 from ._producer.results import agather, gather
 from ._producer.schedule import Call, route, schedule_action, schedule_many
 from ._serializer import JSONSerializer
-from ._wire.connection import get_connection, redact_url, redis_url
+from ._wire.connection import (
+    RedisCheck,
+    RedisConfigError,
+    check_redis,
+    check_url,
+    get_connection,
+    redact_url,
+    redis_origin,
+    redis_url,
+)
 
 __all__ = [
     "ActionTimeoutError",
@@ -44,10 +53,14 @@ __all__ = [
     "JobStats",
     "PayloadTooLargeError",
     "QueueStats",
+    "RedisCheck",
+    "RedisConfigError",
     "RedisUnavailableError",
     "ResultTimeoutError",
     "TransportError",
     "agather",
+    "check_redis",
+    "check_url",
     "dispatch",
     "flow_stats",
     "gather",
@@ -57,6 +70,7 @@ __all__ = [
     "queue_stats",
     "recover_orphans",
     "redact_url",
+    "redis_origin",
     "redis_url",
     "route",
     "schedule_action",

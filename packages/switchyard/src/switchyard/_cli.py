@@ -7,7 +7,9 @@ failed action or problems found by ``doctor``; 2 an unknown action or a usage er
 Other packages add subcommands through the entry-point group ``switchyard.commands``
 (``module:register``; ``register(subparsers)`` adds argparse parsers and sets
 ``func=callable(args) -> int | None`` as their default); they are loaded only when the command
-given is not a core one, or for ``--help``.
+given is not a core one, or for ``--help``. An option that takes an action's input declares
+``type="action-input"``: the core reads it (JSON, ``@path``, ``@-`` for stdin), checks that it
+is a JSON object and hands the command the JSON text, so every command words its errors alike.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ __all__ = ["main"]
 COMMANDS_GROUP: Final = "switchyard.commands"
 CORE_COMMANDS: Final = frozenset({"actions", "cache", "call", "doctor", "manifest"})
 DOCTOR_GROUP: Final = "switchyard.doctor"
+#: the argparse type of an option that takes an action's input (``--data``), for every command
+ACTION_INPUT: Final = "action-input"
+STATUS_GROUP: Final = "switchyard.status"
 
 
 class UsageError(Exception):
@@ -42,6 +47,10 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("type", ACTION_INPUT, _action_input)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
@@ -125,21 +134,42 @@ def _actions_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_data(raw: str) -> str:
-    if raw == "@-":
-        return sys.stdin.read()
+def _action_input(raw: str) -> str:
+    """An action's input from the command line: JSON text, ``@path`` or ``@-`` (stdin), which
+    must be a JSON object; returned as JSON text. The one reader of every ``--data`` (the
+    argparse type ``"action-input"``), so ``call`` and ``schedule`` say the same things."""
+    source = None
     if raw.startswith("@"):
-        path = Path(raw[1:])
+        source = raw[1:]
         try:
-            return path.read_text(encoding="utf-8")
+            raw = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             detail = getattr(error, "strerror", None) or str(error)
-            raise SwitchyardError(f"cannot read --data file {path}: {detail}") from None
+            raise SwitchyardError(f"cannot read --data file {source}: {detail}") from None
+    what = "--data" if source is None else f"--data {'from stdin' if source == '-' else source}"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}, column {error.colno}"
+        raise SwitchyardError(f"{what} is not valid JSON: {error.msg} ({where})") from None
+    if not isinstance(value, dict):
+        kind = _JSON_KINDS.get(type(value), type(value).__name__)
+        raise SwitchyardError(f"{what} must be a JSON object of the action's input, not {kind}")
     return raw
 
 
+_JSON_KINDS: Final = {
+    list: "a list",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
+
+
 def _call(args: argparse.Namespace) -> int:
-    output = call_action(args.name, _read_data(args.data))
+    output = call_action(args.name, args.data)
     print(output.model_dump_json(indent=2))
     return 0
 
@@ -163,6 +193,8 @@ def _doctor(args: argparse.Namespace) -> int:
                 f"action {name} from {info.distribution}: cannot build its JSON schemas: "
                 f"{type(error).__name__}: {error}"
             )
+    for line in _extension_status():
+        print(line)
     problems.extend(_extension_problems())
     hooks = [name for name, _ in registry.hooks.plugins()]
     if hooks:
@@ -190,6 +222,25 @@ def _extension_problems() -> list[str]:
             dist = entry.dist.name if entry.dist is not None else "unknown distribution"
             found.append(f"check {entry.name} from {dist} failed: {type(error).__name__}: {error}")
     return found
+
+
+def _extension_status() -> list[str]:
+    """What other packages say about the services they use (entry points ``switchyard.status``:
+    callables returning lines ``name: detail``), e.g. switchyard-rq's ``redis: <url> (<where
+    from>), answers``."""
+    from importlib import metadata
+
+    lines: list[str] = []
+    for entry in metadata.entry_points(group=STATUS_GROUP):
+        try:
+            status: Callable[[], list[str]] = entry.load()
+            lines.extend(status())
+        except Exception as error:
+            dist = entry.dist.name if entry.dist is not None else "unknown distribution"
+            lines.append(
+                f"{entry.name}: status from {dist} failed: {type(error).__name__}: {error}"
+            )
+    return lines
 
 
 def _cache_invalidate(args: argparse.Namespace) -> int:
@@ -235,6 +286,7 @@ def _core_parser() -> tuple[_Parser, argparse._SubParsersAction[_Parser]]:
     call.add_argument(
         "--data",
         default="{}",
+        type=ACTION_INPUT,
         metavar="JSON|@FILE",
         help="the input as JSON, or @path to a JSON file (@- for stdin); default {}",
     )

@@ -7,13 +7,15 @@ a fresh one) or when told to stop.
 
 SIGTERM and SIGINT set the stop event: the consumer takes no new job, gives back the ones it took
 and did not start, lets the running ones end (for up to ``grace`` seconds; then it gives them up,
-to run again or, if not idempotent, fail), and the process exits 0. Redis errors are retried with
+to run again or, if not idempotent, fail), and the process exits 0; so does the death of the
+supervisor, seen on a lifeline pipe. Redis errors are retried with
 backoff (by the consumer, and here for anything that escapes it), so a Redis restart costs a
 reconnect, not a process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import gc
 import logging
@@ -23,19 +25,23 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final, Protocol, final
+from typing import TYPE_CHECKING, Final, Protocol, final
 
 if TYPE_CHECKING:
     import switchyard_rq
 
-__all__ = ["ChildSpec", "child_main", "start_forkserver"]
+__all__ = ["EXIT_BOOT_FAILED", "EXIT_ORPHANED", "ChildSpec", "child_main"]
 
 #: exit code of a child whose registry could not be built (the supervisor does not respawn it fast)
 EXIT_BOOT_FAILED: Final = 3
+#: exit code of a child that left, busy, long after its supervisor died
+EXIT_ORPHANED: Final = 4
 _MAX_BACKOFF: Final = 5.0
-_PARENT_CHECK: Final = 1.0
+_ORPHAN_WAIT: Final = 30.0  # with no grace given
+_ORPHAN_MARGIN: Final = 5.0
 
 
 class _Flag(Protocol):
@@ -78,38 +84,40 @@ class _Observers:
             observer.job_done(report)
 
 
-def _watch_parent(stop: threading.Event, log: logging.Logger) -> None:
-    """Stop (gracefully) if the supervisor disappears: a pool never outlives its supervisor."""
-    parent = os.getppid()
+def _hold_lifeline(
+    lifeline: Connection, stop: threading.Event, log: logging.Logger, grace: float | None
+) -> None:
+    """Stop (gracefully) when the supervisor is gone, however it went: a pool never outlives
+    its supervisor.
+
+    ``lifeline`` is the read end of a pipe whose write end only the supervisor holds (neither
+    the forkserver nor any pool process has it), so it reads EOF the moment the supervisor
+    dies, SIGKILL included; the parent pid would not tell, as the forkserver is our parent. The
+    job in hand gets ``grace`` seconds, as on SIGTERM; a process still busy a few seconds after
+    that (an inline job cannot be interrupted) leaves anyway, its job left to the recovery of
+    dead consumers' jobs (by heartbeat) of whichever supervisor runs next."""
 
     def watch() -> None:
-        while not stop.wait(_PARENT_CHECK):
-            if os.getppid() != parent:
-                log.warning("supervisor %d is gone; stopping after the job in hand", parent)
-                stop.set()
+        with contextlib.suppress(OSError):
+            wait([lifeline])
+        if not stop.is_set():
+            log.warning("the supervisor is gone; stopping after the job in hand")
+            stop.set()
+        time.sleep((_ORPHAN_WAIT if grace is None else grace) + _ORPHAN_MARGIN)
+        log.error("still busy %.0f s after the supervisor went; leaving", grace or _ORPHAN_WAIT)
+        logging.shutdown()
+        os._exit(EXIT_ORPHANED)
 
-    threading.Thread(target=watch, name="switchyard-worker-parent", daemon=True).start()
-
-
-def start_forkserver() -> Any:
-    """The forkserver context, its server started now (idempotent).
-
-    Each child is forked from a small server process that imported the transport once (never
-    the plugins, never a Redis connection), so a replacement or an extra process is serving in
-    milliseconds instead of re-importing everything. Started before the supervisor's own heavy
-    imports, the server's imports run beside them on another core."""
-    from multiprocessing import forkserver, get_context
-
-    context = get_context("forkserver")
-    context.set_forkserver_preload(["switchyard_worker._child", "switchyard_rq"])
-    forkserver.ensure_running()
-    return context
+    threading.Thread(target=watch, name="switchyard-worker-lifeline", daemon=True).start()
 
 
-def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
+def child_main(
+    spec: ChildSpec, ready: _Flag | None = None, lifeline: Connection | None = None
+) -> None:
     """Run a consumer until stopped or recycled; the process's exit code says which.
 
-    ``ready`` is set once the consumer is registered with Redis and waiting for jobs.
+    ``ready`` is set once the consumer is registered with Redis and waiting for jobs;
+    ``lifeline`` reads EOF when the supervisor is gone (see :func:`_hold_lifeline`).
     """
     started = time.perf_counter()
     from ._logs import JobLines, configure_logging
@@ -124,7 +132,8 @@ def child_main(spec: ChildSpec, ready: _Flag | None = None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it stuck?
-    _watch_parent(stop, log)
+    if lifeline is not None:
+        _hold_lifeline(lifeline, stop, log, spec.grace)
 
     # already imported by the forkserver (preload); here for clarity and for a plain spawn
     import switchyard

@@ -10,7 +10,10 @@ import argparse  # noqa: E402 - after _T0 on purpose: the boot time covers our i
 import logging  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
-from typing import Any, NoReturn  # noqa: E402
+from typing import TYPE_CHECKING, Any, NoReturn  # noqa: E402
+
+if TYPE_CHECKING:
+    from ._settings import WorkerSettings
 
 __all__ = ["main"]
 
@@ -108,10 +111,17 @@ def _run(args: dict[str, Any]) -> int:
     except SettingsError as exc:
         raise _UserError(_settings_error(exc), 2) from exc
 
-    from ._child import start_forkserver
+    from ._forkserver import start_forkserver, stop_helpers
 
     start_forkserver()  # its imports run beside ours, on another core
+    try:
+        return _serve(settings, url_flag="redis_url" in args)
+    finally:
+        for helper in stop_helpers():
+            print(f"switchyard-worker: killed {helper}: it did not stop", file=sys.stderr)
 
+
+def _serve(settings: WorkerSettings, *, url_flag: bool) -> int:
     import switchyard
     import switchyard_rq
 
@@ -128,11 +138,20 @@ def _run(args: dict[str, Any]) -> int:
         t_registry = time.perf_counter()
         boot = load_registry(config, settings.manifest)
         registry_ms = (time.perf_counter() - t_registry) * 1000
-        url = settings.redis_url or switchyard_rq.redis_url()
+        if settings.redis_url:
+            url = settings.redis_url
+            origin = "--redis-url" if url_flag else "SWITCHYARD_WORKER_REDIS_URL"
+        else:
+            url, origin = switchyard_rq.redis_url(), switchyard_rq.redis_origin()
+        switchyard_rq.check_url(url, origin)
     except switchyard.SwitchyardError as exc:
         raise _UserError(str(exc), 1) from exc
     queues = served_queues(boot, settings.queues)
     supervisor = Supervisor(settings, boot, queues=queues, redis_url=url)
+    try:
+        redis = supervisor.check_redis()  # unreachable: said now, served once it answers
+    except switchyard.SwitchyardError as exc:  # credentials refused: they will not fix themselves
+        raise _UserError(str(exc), 1) from exc
     health = None
     if settings.health_port:
         try:
@@ -151,14 +170,16 @@ def _run(args: dict[str, Any]) -> int:
     each = f" x {settings.concurrency} jobs" if settings.concurrency > 1 else ""
     print(
         f"switchyard-worker: {len(boot.registry)} actions ({boot.source}), "
-        f"queues {','.join(queues)}, redis {switchyard_rq.redact_url(url)}, {procs} processes{each}"
+        f"queues {','.join(queues)}, redis {switchyard_rq.redact_url(url)} ({origin}), "
+        f"{procs} processes{each}"
         + (f", health http://{health.address[0]}:{health.address[1]}" if health else "")
-        + f", booted in {boot_ms:.1f} ms (registry {registry_ms:.1f} ms)",
+        + f", booted in {boot_ms:.1f} ms (registry {registry_ms:.1f} ms)"
+        + (f"; not ready: {redis}" if redis.problem else ""),
         flush=True,
     )
     try:
         return supervisor.run()
-    except switchyard.SwitchyardError as exc:  # e.g. Redis refused the credentials at start
+    except switchyard.SwitchyardError as exc:
         raise _UserError(str(exc), 1) from exc
     finally:
         if health is not None:

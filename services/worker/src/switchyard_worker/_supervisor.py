@@ -25,7 +25,8 @@ import switchyard_rq
 
 from ._autoscale import Observation, ScaleState, decide
 from ._boot import Boot
-from ._child import EXIT_BOOT_FAILED, ChildSpec, child_main, start_forkserver
+from ._child import EXIT_BOOT_FAILED, ChildSpec, child_main
+from ._forkserver import start_forkserver
 from ._metrics import MetricsDir, PoolExposition
 from ._settings import WorkerSettings
 
@@ -83,7 +84,8 @@ class Supervisor:
         self._hold = 0.5
         self._signals = 0
         self._stopping = False
-        self._redis_ok = False
+        #: None until Redis was first tried, then whether the last call worked
+        self._redis_ok: bool | None = None
         self._depth = 0
         self._age = 0.0
         self._connection: Any = None
@@ -95,6 +97,10 @@ class Supervisor:
         self._exposition: PoolExposition | None = None
         if settings.metrics and settings.health_port:
             self._metrics_dir = MetricsDir()
+        # the pool's lifeline: each child holds the read end, only we the write end, open for
+        # as long as we live (never inherited: pipes are not), so a child reads EOF once we are
+        # gone, however we went
+        self._lifeline, self._lifeline_w = self._ctx.Pipe(duplex=False)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -108,9 +114,13 @@ class Supervisor:
         }
         try:
             self._connection = switchyard_rq.get_connection(self.redis_url)
-            self._check_redis()
             self._fill()
             return self._loop()
+        except BaseException:
+            if self._children:  # never leave a pool behind, whatever stopped us
+                log.error("supervisor failed; stopping the pool")
+                self._shutdown()
+            raise
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -133,11 +143,9 @@ class Supervisor:
         with self._lock:
             alive = [c for c in self._children if not c.retiring]
         serving = sum(1 for c in alive if c.ready.is_set())
-        try:
-            self._connection.ping()
-            redis = (True, "reachable")
-        except Exception as exc:
-            redis = (False, f"{type(exc).__name__}: {exc}")
+        # one PING of its own, not the pool's retries: a probe gets its answer in time
+        check = switchyard_rq.check_redis(self.redis_url, timeout=0.5)
+        redis = (check.problem is None, "reachable" if check.problem is None else str(check))
         wanted = self.settings.min_processes
         return {
             "registry": (True, f"{len(self.boot.registry)} actions from {self.boot.source}"),
@@ -173,7 +181,7 @@ class Supervisor:
             ),
             p + "queue_depth": ("gauge", "jobs waiting in the served queues", self._depth),
             p + "oldest_job_age_seconds": ("gauge", "age of the oldest waiting job", self._age),
-            p + "redis_up": ("gauge", "1 if the last Redis call worked", int(self._redis_ok)),
+            p + "redis_up": ("gauge", "1 if the last Redis call worked", int(bool(self._redis_ok))),
             p + "processes_started_total": ("counter", "pool processes started", n.started),
             p + "processes_recycled_total": ("counter", "processes recycled", n.recycled),
             p + "processes_died_total": ("counter", "processes that died", n.died),
@@ -214,6 +222,8 @@ class Supervisor:
         except Exception as exc:
             self._redis_failed(exc)
             return
+        if self._redis_ok is False:
+            log.info("ready: Redis at %s answers", switchyard_rq.redact_url(self.redis_url))
         self._redis_ok = True
         self.queue_stats = stats
         if self._metrics_dir is not None:
@@ -296,7 +306,9 @@ class Supervisor:
             metrics_dir=self._metrics_dir.path if self._metrics_dir is not None else None,
         )
         ready = self._ctx.Event()
-        process = self._ctx.Process(target=child_main, args=(spec, ready), name=name, daemon=False)
+        process = self._ctx.Process(
+            target=child_main, args=(spec, ready, self._lifeline), name=name, daemon=False
+        )
         process.start()
         with self._lock:
             self._children.append(_Child(name, process, time.monotonic(), ready))
@@ -411,24 +423,26 @@ class Supervisor:
 
     def _redis_failed(self, exc: Exception) -> None:
         self.counters.redis_errors += 1
-        if self._redis_ok or self.counters.redis_errors == 1:
-            log.warning("Redis unreachable (%s: %s); retrying", type(exc).__name__, exc)
+        if self._redis_ok is not False:  # said once per outage
+            check = switchyard_rq.check_redis(self.redis_url)
+            why = str(check) if check.problem else f"Redis at {check.url} failed: {exc}"
+            log.warning("not ready: %s; retrying", why)
         self._redis_ok = False
 
-    def _check_redis(self) -> None:
-        """Ping Redis at start. Unreachable: warn and keep trying (it may come up later).
-        Credentials refused: raise RedisUnavailableError, as they will not fix themselves."""
-        try:
-            self._connection.ping()
-        except Exception as exc:
-            error = switchyard_rq.RedisUnavailableError(
-                switchyard_rq.redact_url(self.redis_url), exc
-            )
-            if error.refused:
-                raise error from exc
-            self._redis_failed(exc)
-        else:
+    def check_redis(self) -> switchyard_rq.RedisCheck:
+        """PING Redis once, now (at start, for the boot line). Unreachable: say so, and keep
+        trying (it may come up later). Credentials refused: raise RedisUnavailableError, as
+        they will not fix themselves."""
+        check = switchyard_rq.check_redis(self.redis_url)
+        if check.refused and check.error is not None:
+            raise switchyard_rq.RedisUnavailableError(check.url, check.error)
+        if check.problem is None:
             self._redis_ok = True
+        else:
+            self.counters.redis_errors += 1
+            self._redis_ok = False
+            log.warning("not ready: %s; retrying until it answers", check)
+        return check
 
 
 def _describe_exit(code: int | None) -> str:

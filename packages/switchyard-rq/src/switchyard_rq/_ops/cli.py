@@ -10,19 +10,23 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from switchyard import SwitchyardError, default_registry
 
 from switchyard_rq._config import current_config
 from switchyard_rq._errors import JobFailedError, JobNotFoundError, TransportError
+from switchyard_rq._ops.options import count, seconds
 from switchyard_rq._producer.handle import JobHandle
 from switchyard_rq._producer.schedule import route, schedule_action
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.connection import get_connection, redis_errors
 
 __all__ = ["register"]
+
+
+_MAX_WAIT = 86_400.0  # a day: as long as results are kept by default
+_MAX_DELAY = 366 * 86_400.0
 
 
 class UsageError(TransportError):
@@ -36,17 +40,23 @@ def register(subparsers: Any) -> None:
     )
     schedule.add_argument("name", metavar="NAME")
     schedule.add_argument(
-        "--data", default="{}", metavar="JSON|@FILE", help="the input as JSON, or @path; default {}"
+        "--data",
+        default="{}",
+        type="action-input",  # the core's reader: the same words as `switchyard call`
+        metavar="JSON|@FILE",
+        help="the input as JSON, or @path to a JSON file (@- for stdin); default {}",
     )
     schedule.add_argument(
         "--wait",
         nargs="?",
         const=30.0,
-        type=float,
+        type=seconds(_MAX_WAIT),
         metavar="SECONDS",
         help="wait for the result and print it (default at most 30 s)",
     )
-    schedule.add_argument("--delay", type=float, metavar="SECONDS", help="run it later")
+    schedule.add_argument(
+        "--delay", type=seconds(_MAX_DELAY), metavar="SECONDS", help="run it later (up to a year)"
+    )
     schedule.add_argument("--key", metavar="KEY", help="idempotency key")
     schedule.add_argument(
         "--priority",
@@ -63,7 +73,9 @@ def register(subparsers: Any) -> None:
     show.set_defaults(func=_jobs_show)
     failed = jobs_commands.add_parser("failed", help="list failed jobs with their errors")
     failed.add_argument("--queue", metavar="QUEUE", help="only this queue")
-    failed.add_argument("--limit", type=int, default=50, metavar="N", help="at most N (50)")
+    failed.add_argument(
+        "--limit", type=count(1, 10_000), default=50, metavar="N", help="at most N (50)"
+    )
     failed.add_argument("--json", action="store_true", help="print JSON")
     failed.set_defaults(func=_jobs_failed)
     retry = jobs_commands.add_parser("retry", help="put a failed job back on its queue")
@@ -79,19 +91,6 @@ def register(subparsers: Any) -> None:
     register_top(subparsers)
 
 
-def _read_data(text: str) -> Any:
-    if text.startswith("@"):
-        source = text[1:]
-        try:
-            text = sys.stdin.read() if source == "-" else Path(source).read_text()
-        except OSError as exc:
-            raise UsageError(f"cannot read --data file {source}: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"--data is not valid JSON: {exc}") from None
-
-
 def _guard(func: Callable[[], int]) -> int:
     """ValueErrors from bad options become one-line errors too."""
     try:
@@ -103,11 +102,9 @@ def _guard(func: Callable[[], int]) -> int:
 
 
 def _schedule(args: argparse.Namespace) -> int:
-    data = _read_data(args.data)
-
     def run() -> int:
         handle = schedule_action(
-            args.name, data, delay=args.delay, key=args.key, priority=args.priority
+            args.name, args.data, delay=args.delay, key=args.key, priority=args.priority
         )
         if args.wait is None:
             print(handle.id)

@@ -3,7 +3,9 @@
 
 Redis layout: ``switchyard:stats`` (set of consumer names), ``switchyard:stats:<name>`` (hash:
 ``<queue>\\x1f<action>`` -> JSON list of cumulative values, see :data:`FIELDS`; ``_ts`` -> unix
-seconds), with a TTL; ``switchyard:pools`` / ``switchyard:pool:<name>`` likewise for worker pools.
+seconds; ``_last`` -> JSON ``{"<queue>\\x1f<action>": unix seconds}``, when each row last
+changed, to the publishing second), with a TTL; ``switchyard:pools`` / ``switchyard:pool:<name>``
+likewise for worker pools.
 """
 
 from __future__ import annotations
@@ -57,13 +59,17 @@ class JobStats:
     A row is ``fields`` (counts and sums), then the run-time histogram's bucket counts, then the
     queue-wait histogram's, one per bound of ``buckets`` plus one for +Inf (not cumulative)."""
 
-    __slots__ = ("_data", "_lock")
+    __slots__ = ("_data", "_last", "_lock", "_runs")
     buckets: ClassVar[tuple[float, ...]] = BUCKETS
     fields: ClassVar[tuple[str, ...]] = FIELDS
 
     def __init__(self) -> None:
         self._data: dict[Key, list[float]] = {}
         self._lock = threading.Lock()
+        # per row, the runs last published and when they last changed (stamped when published:
+        # no clock read per job)
+        self._runs: dict[Key, float] = {}
+        self._last: dict[Key, float] = {}
 
     def job_done(self, report: JobReport) -> None:
         action, _, queue, _, outcome, seconds, waited, _ = report
@@ -98,9 +104,16 @@ class JobStats:
         in one round trip."""
         if rows is None:
             rows = self.snapshot()
-        mapping: dict[Any, Any] = {"_ts": repr(time.time())}
-        for (queue, action), row in rows.items():
-            mapping[queue + _SEP + action] = json.dumps([_compact(v) for v in row])
+        now = time.time()
+        mapping: dict[Any, Any] = {"_ts": repr(now)}
+        for row_key, row in rows.items():
+            mapping[row_key[0] + _SEP + row_key[1]] = json.dumps([_compact(v) for v in row])
+            runs = row[0] + row[1] + row[2]
+            if self._runs.get(row_key) != runs:
+                self._runs[row_key], self._last[row_key] = runs, now
+        mapping["_last"] = json.dumps(
+            {q + _SEP + a: round(t, 3) for (q, a), t in self._last.items()}
+        )
         key = f"{STATS_SET}:{name}"
         with connection.pipeline(transaction=False) as pipe:
             pipe.hset(key, mapping=mapping)
@@ -142,6 +155,8 @@ class StatsSnapshot:
     flow: list[FlowState] = field(default_factory=list)
     #: process name -> its database pools and query counts (see ``_ops.dbstats``)
     databases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: consumer name -> (queue, action) -> when its last job ended (unix s, to the second)
+    last: dict[str, dict[Key, float]] = field(default_factory=dict)
 
 
 def _text(raw: Any) -> str:
@@ -169,6 +184,8 @@ def read_snapshot(connection: redis.Redis, queues: Iterable[str] | None = None) 
         rows: dict[Key, list[float]] = {}
         for raw_key, raw_value in reply.items():
             key = _text(raw_key)
+            if key == "_last":
+                snap.last[name] = _stamps(raw_value)
             if _SEP not in key:
                 continue
             queue, action = key.split(_SEP, 1)
@@ -197,6 +214,21 @@ def read_snapshot(connection: redis.Redis, queues: Iterable[str] | None = None) 
 
     snap.databases = read_db_stats(connection)
     return snap
+
+
+def _stamps(raw: Any) -> dict[Key, float]:
+    try:
+        found = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    stamps: dict[Key, float] = {}
+    for key, when in found.items():
+        if isinstance(key, str) and _SEP in key and isinstance(when, int | float):
+            queue, action = key.split(_SEP, 1)
+            stamps[(queue, action)] = float(when)
+    return stamps
 
 
 def quantile(buckets: list[float], q: float) -> float | None:

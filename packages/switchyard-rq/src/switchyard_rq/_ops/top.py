@@ -24,8 +24,9 @@ from typing import Any, Final, TextIO
 import redis
 
 from switchyard_rq._ops.dbstats import db_view
+from switchyard_rq._ops.options import seconds
 from switchyard_rq._ops.stats import StatsSnapshot, quantile, read_snapshot, run_buckets
-from switchyard_rq._wire.connection import get_connection, redis_errors, url_of
+from switchyard_rq._wire.connection import check_url, get_connection, redis_errors, url_of
 
 __all__ = ["register"]
 
@@ -36,16 +37,34 @@ _BOLD, _DIM, _RED, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[31m", "\x1b[0m"
 def register(subparsers: Any) -> None:
     """Add ``top`` and ``stats`` to the ``switchyard`` command."""
     top = subparsers.add_parser("top", help="a live view of queues, actions and workers")
-    top.add_argument("--interval", type=float, default=1.0, metavar="S", help="refresh (1 s)")
+    top.add_argument(
+        "--interval",
+        type=seconds(3600, positive=True),
+        default=1.0,
+        metavar="S",
+        help="refresh (1 s)",
+    )
     top.add_argument("--redis-url", metavar="URL", help="default: SWITCHYARD_REDIS_URL/config")
     top.add_argument("--queues", metavar="A,B", help="only these queues (default: all known)")
     top.set_defaults(func=_top)
     stats = subparsers.add_parser("stats", help="one snapshot of what top shows")
     stats.add_argument("--json", action="store_true", help="print JSON (for scripts)")
-    stats.add_argument("--window", type=float, default=1.0, metavar="S", help="rates over S s (1)")
+    stats.add_argument(
+        "--window",
+        type=seconds(3600, positive=True),
+        default=1.0,
+        metavar="S",
+        help="rates over S s (1)",
+    )
     stats.add_argument("--redis-url", metavar="URL", help="default: SWITCHYARD_REDIS_URL/config")
     stats.add_argument("--queues", metavar="A,B", help="only these queues (default: all known)")
     stats.set_defaults(func=_stats)
+
+
+def _client(args: argparse.Namespace) -> redis.Redis:
+    if args.redis_url:
+        check_url(args.redis_url, "--redis-url")
+    return get_connection(args.redis_url)
 
 
 def _queues(args: argparse.Namespace) -> list[str] | None:
@@ -86,12 +105,17 @@ def build_view(old: StatsSnapshot, new: StatsSnapshot, redis_text: str) -> dict[
     for (queue, action), row in sorted(delta.items()):
         runs = row[0] + row[1] + row[2]
         out_by_queue[queue] = out_by_queue.get(queue, 0.0) + runs
-        buckets = run_buckets(row)
-        totals = [0.0, 0.0, 0.0]
-        for rows in new.consumers.values():
+        totals = [0.0] * len(row)  # every run of the live consumers, not just this window's
+        stamps = []
+        for name, rows in new.consumers.items():
             full = rows.get((queue, action))
             if full is not None:
-                totals = [t + v for t, v in zip(totals, full[:3], strict=True)]
+                totals = [t + v for t, v in zip(totals, full, strict=True)]
+            stamp = new.last.get(name, {}).get((queue, action))
+            if stamp is not None:
+                stamps.append(stamp)
+        # no job ended in the window: the last known figures (over every run), with their age
+        buckets = run_buckets(row if runs else totals)
         actions.append(
             {
                 "queue": queue,
@@ -100,6 +124,8 @@ def build_view(old: StatsSnapshot, new: StatsSnapshot, redis_text: str) -> dict[
                 "p50": quantile(buckets, 0.50),
                 "p95": quantile(buckets, 0.95),
                 "p99": quantile(buckets, 0.99),
+                "percentiles_over": "window" if runs else "all runs",
+                "last_job_age": max(new.time - max(stamps), 0.0) if stamps else None,
                 "error_rate": (row[1] + row[2]) / runs if runs else 0.0,
                 "succeeded": int(totals[0]),
                 "failed": int(totals[1]),
@@ -167,13 +193,28 @@ def _age(seconds: float) -> str:
     return "-" if seconds <= 0 else _ms(seconds)
 
 
-def render(view: dict[str, Any], width: int, height: int) -> list[str]:
-    """The screen's lines (ANSI bold headers), cut to ``width`` x ``height``."""
+def _ago(action: dict[str, Any]) -> str:
+    """When the action's last job ended: "now" (in the window), "42s ago", "3m ago"..."""
+    if action["percentiles_over"] == "window":
+        return "now"
+    age = action["last_job_age"]
+    if age is None:
+        return "-"
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if age >= size:
+            return f"{age // size:.0f}{unit} ago"
+    return f"{age:.0f}s ago"
+
+
+def render(view: dict[str, Any], width: int, height: int, *, live: bool = True) -> list[str]:
+    """The screen's lines (ANSI bold headers), cut to ``width`` x ``height``; ``live`` for
+    ``top``'s refreshed screen, else one snapshot."""
     w = view["workers"]
     stamp = time.strftime("%H:%M:%S", time.localtime(view["time"]))
+    how = f"rates over {view['window']:.1f} s" + ("; Ctrl-C quits" if live else "")
     lines = [
-        f"{_BOLD}switchyard top{_RESET}  {view['redis']}  {stamp}  "
-        f"(rates over {view['window']:.0f} s; Ctrl-C quits)",
+        f"{_BOLD}switchyard {'top' if live else 'stats'}{_RESET}  {view['redis']}  {stamp}  "
+        f"({how})",
         f"workers: {w['pools']} pool(s), {w['processes']} processes, {w['busy']} busy, "
         f"{w['recycled']} recycled, {w['consumers']} consumers publishing",
         "",
@@ -190,7 +231,7 @@ def render(view: dict[str, Any], width: int, height: int) -> list[str]:
     lines += [
         "",
         _BOLD + f"{'ACTION':<32} {'QUEUE':<12} {'RUNS/s':>8} {'P50':>8} {'P95':>8} {'P99':>8}"
-        f" {'ERR%':>6} {'OK':>9} {'FAILED':>7}" + _RESET,
+        f" {'ERR%':>6} {'OK':>9} {'FAILED':>7} {'LAST JOB':>9}" + _RESET,
     ]
     busiest = sorted(view["actions"], key=lambda a: (-a["rate"], a["action"]))
     for a in busiest:
@@ -198,10 +239,12 @@ def render(view: dict[str, Any], width: int, height: int) -> list[str]:
         err_text = f"{err:>6.1f}"
         if err > 0:
             err_text = _RED + err_text + _RESET
+        latency = f"{_ms(a['p50']):>8} {_ms(a['p95']):>8} {_ms(a['p99']):>8}"
+        if a["percentiles_over"] != "window":  # the last known figures: dim, with their age
+            latency = _DIM + latency + _RESET
         lines.append(
-            f"{a['action'][:32]:<32} {a['queue'][:12]:<12} {a['rate']:>8.1f} {_ms(a['p50']):>8} "
-            f"{_ms(a['p95']):>8} {_ms(a['p99']):>8} {err_text} {a['succeeded']:>9} "
-            f"{a['failed']:>7}"
+            f"{a['action'][:32]:<32} {a['queue'][:12]:<12} {a['rate']:>8.1f} {latency} "
+            f"{err_text} {a['succeeded']:>9} {a['failed']:>7} {_ago(a):>9}"
         )
     if not view["actions"]:
         lines.append(_DIM + "(no job stats: start a worker with metrics on)" + _RESET)
@@ -292,10 +335,10 @@ def _screen(stream: TextIO) -> Iterator[None]:
 
 
 def _top(args: argparse.Namespace) -> int:
-    if not args.interval > 0:
-        raise _usage("--interval must be > 0")
-    client = get_connection(args.redis_url)
+    client = _client(args)
     queues = _queues(args)
+    if not sys.stdout.isatty():  # piped, redirected: one plain snapshot, no terminal codes
+        return _snapshot(client, queues, args.interval, as_json=False)
     history: deque[StatsSnapshot] = deque([_read(client, queues)])
     where = url_of(client)
     stream = sys.stdout
@@ -325,20 +368,23 @@ def _top(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    if not args.window > 0:
-        raise _usage("--window must be > 0")
-    client = get_connection(args.redis_url)
-    queues = _queues(args)
+    return _snapshot(_client(args), _queues(args), args.window, as_json=args.json)
+
+
+def _snapshot(
+    client: redis.Redis, queues: list[str] | None, window: float, *, as_json: bool
+) -> int:
+    """Print one view of ``window`` seconds: JSON, or text (plain unless on a terminal)."""
     first = _read(client, queues)
-    time.sleep(args.window)
+    time.sleep(window)
     view = build_view(first, _read(client, queues), url_of(client))
-    if args.json:
+    if as_json:
         print(json.dumps(view, indent=2))
-    else:
-        width = shutil.get_terminal_size((120, 40)).columns
-        plain = os.environ.get("NO_COLOR") or not sys.stdout.isatty()
-        for line in render(view, width, 10_000):
-            print(_strip(line) if plain else line)
+        return 0
+    width = shutil.get_terminal_size((120, 40)).columns
+    plain = os.environ.get("NO_COLOR") or not sys.stdout.isatty()
+    for line in render(view, width, 10_000, live=False):
+        print(_strip(line) if plain else line)
     return 0
 
 
@@ -346,9 +392,3 @@ def _strip(line: str) -> str:
     for code in (_BOLD, _DIM, _RED, _RESET):
         line = line.replace(code, "")
     return line
-
-
-def _usage(message: str) -> Exception:
-    from switchyard_rq._ops.cli import UsageError
-
-    return UsageError(message)

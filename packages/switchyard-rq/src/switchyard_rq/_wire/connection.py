@@ -1,30 +1,54 @@
-"""Redis connections: the URL, one pool per URL per process, retries, readable failures."""
+"""Redis connections: the URL, one pool per URL per process, retries, readable failures.
+
+Which Redis: ``SWITCHYARD_REDIS_URL``, else ``redis-url`` in ``[tool.switchyard]``, else the
+embedded server of the workspace (``embedded``). Outside a workspace there is no embedded one:
+a producer there would fill a Redis of its own that no worker reads, so it is an error that says
+so. Each process logs (at debug level, on ``switchyard.redis``) which Redis it uses and why.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, final
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 from switchyard import Config
 
 from switchyard_rq._config import current_config
-from switchyard_rq._errors import REFUSED, RedisUnavailableError
+from switchyard_rq._errors import REFUSED, RedisUnavailableError, TransportError
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire.embedded import embedded_url
 
-__all__ = ["get_connection", "redact_url", "redis_errors", "redis_url", "reset_pools"]
+__all__ = [
+    "RedisCheck",
+    "RedisConfigError",
+    "check_redis",
+    "check_url",
+    "get_connection",
+    "redact_url",
+    "redis_errors",
+    "redis_origin",
+    "redis_url",
+    "reset_pools",
+]
+
+log = logging.getLogger("switchyard.redis")
 
 _POOLS: dict[tuple[int, str], redis.Redis] = {}
 _LOCK = threading.Lock()
+_TOLD: set[tuple[str, str]] = set()  # (url, origin) already logged by this process
+_SCHEMES = ("redis", "rediss", "unix")
+_FORMS = "use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH?db=DB"
 # What a retry can help with; refused credentials (ConnectionErrors too) are not retried.
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 _T = TypeVar("_T")
@@ -77,17 +101,99 @@ class _Retry(Retry):
                 _ACTIVE.deadline = None
 
 
-def redis_url(config: Config | None = None) -> str:
-    """``SWITCHYARD_REDIS_URL``, else config ``redis-url`` (of ``config``, default the current
-    one), else the embedded server's URL (started under ``<workspace>/.switchyard/`` on first
-    use)."""
+class RedisConfigError(TransportError, ValueError):
+    """No Redis is configured where one is needed, or a Redis URL is not one; the message says
+    which setting and what to do."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Choice:
+    url: str | None  # None: the embedded server of ``root``
+    origin: str
+    root: Path | None = None
+
+
+def _choose(config: Config | None) -> _Choice:
     url = os.environ.get("SWITCHYARD_REDIS_URL", "").strip()
     if url:
-        return url
+        return _Choice(url, "SWITCHYARD_REDIS_URL")
     config = config or current_config()
     if config.redis_url:
-        return config.redis_url
-    return embedded_url(config.root or Path.cwd())
+        where = config.root / "pyproject.toml" if config.root else "[tool.switchyard]"
+        return _Choice(config.redis_url, f"redis-url in {where}")
+    if config.root is None:
+        here = Path.cwd()
+        raise RedisConfigError(
+            f"no Redis for {here}: SWITCHYARD_REDIS_URL is not set and no workspace encloses "
+            "this folder (the embedded Redis serves a workspace's own processes; one started "
+            "here would serve no worker); set SWITCHYARD_REDIS_URL=redis://HOST:6379/0 to the "
+            "Redis your workers use, or run this from inside the workspace"
+        )
+    return _Choice(None, "embedded", config.root)
+
+
+def redis_url(config: Config | None = None) -> str:
+    """``SWITCHYARD_REDIS_URL``, else config ``redis-url`` (of ``config``, default the current
+    one), else, in a workspace, its embedded server's URL (started under
+    ``<workspace>/.switchyard/`` on first use). Outside a workspace with no URL configured,
+    raises :class:`RedisConfigError`: a server of its own there would serve no worker."""
+    choice = _choose(config)
+    url = choice.url
+    if url is None:
+        assert choice.root is not None
+        url = embedded_url(choice.root)
+    if (url, choice.origin) not in _TOLD:
+        _TOLD.add((url, choice.origin))
+        log.debug("Redis: %s (%s)", redact_url(url), choice.origin)
+    return url
+
+
+def redis_origin(config: Config | None = None) -> str:
+    """Where :func:`redis_url`'s URL comes from: ``SWITCHYARD_REDIS_URL``, ``redis-url in
+    <path>`` or ``embedded``; starts nothing, raises as :func:`redis_url` does."""
+    return _choose(config).origin
+
+
+def _origin_of(url: str) -> str:
+    """The setting ``url`` comes from, if it is the configured one (for errors)."""
+    try:
+        choice = _choose(None)
+    except RedisConfigError:
+        choice = None
+    return choice.origin if choice and choice.url == url else "given to get_connection"
+
+
+def check_url(url: str, origin: str) -> str:
+    """``url`` if it is a Redis URL, else :class:`RedisConfigError` naming ``origin`` (the
+    setting it came from) and the problem."""
+    parts = urlsplit(url)
+    problem = None
+    if parts.scheme not in _SCHEMES:
+        problem = f"unknown scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+    elif parts.scheme == "unix":
+        if not parts.path:
+            problem = "no socket path"
+    else:
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        db = parts.path.strip("/")
+        if port is not None and not 0 < port < 65536:
+            problem = f"the port must be 1-65535, not {parts.netloc.rsplit(':', 1)[-1]!r}"
+        elif db and not db.isdigit():
+            problem = f"the database must be a number, as in /0, not {db!r}"
+    if problem is None:
+        from redis.connection import parse_url
+
+        try:
+            parse_url(url)  # type: ignore[no-untyped-call]  # its query options, checked
+        except ValueError as exc:
+            problem = str(exc).rstrip(".").lower()
+    if problem is not None:
+        raise RedisConfigError(f"bad Redis URL {redact_url(url)!r} ({origin}): {problem}; {_FORMS}")
+    return url
 
 
 def redact_url(url: str) -> str:
@@ -115,16 +221,13 @@ def get_connection(url: str | None = None) -> redis.Redis:
     with _LOCK:
         client = _POOLS.get(key)
         if client is None:
+            check_url(url, _origin_of(url))
             client = _POOLS[key] = _make_client(url, TransportSettings.from_env())
     return client
 
 
 def _make_client(url: str, settings: TransportSettings) -> redis.Redis:
     scheme = urlsplit(url).scheme
-    if scheme not in {"redis", "rediss", "unix"}:
-        raise ValueError(
-            f"unsupported Redis URL {redact_url(url)!r}: use redis://, rediss:// or unix://"
-        )
     options: dict[str, Any] = {
         "max_connections": settings.max_connections,
         "timeout": settings.pool_timeout,
@@ -174,3 +277,59 @@ def redis_errors(client: redis.Redis) -> Iterator[None]:
         yield
     except _TRANSIENT as exc:
         raise RedisUnavailableError(url_of(client), exc) from exc
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RedisCheck:
+    """What one PING of a Redis said: ``problem`` is None when it answered, else why not in a
+    few words ("connection refused"); ``error`` is the exception behind it."""
+
+    #: the URL, password replaced by ``***``
+    url: str
+    problem: str | None = None
+    error: Exception | None = None
+
+    @property
+    def refused(self) -> bool:
+        """Redis refused the credentials: waiting will not help."""
+        return isinstance(self.error, REFUSED)
+
+    def __str__(self) -> str:
+        if self.problem is None:
+            return f"Redis at {self.url} answers"
+        return f"waiting for Redis at {self.url}: {self.problem}"
+
+
+def check_redis(url: str, *, timeout: float = 1.0) -> RedisCheck:
+    """PING the Redis at ``url`` once, on a connection of its own, without retries: whether it
+    answers now (for readiness checks and start-up messages; a pool retries instead)."""
+    shown = redact_url(url)
+    try:
+        client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),  # one try
+        )
+    except ValueError as exc:
+        return RedisCheck(shown, f"not a Redis URL: {exc}", exc)
+    try:
+        client.ping()
+    except Exception as exc:
+        return RedisCheck(shown, _reason(exc, timeout), exc)
+    finally:
+        client.close()
+    return RedisCheck(shown)
+
+
+def _reason(exc: Exception, timeout: float) -> str:
+    """A few words for people: "connection refused", "no answer within 1 s"..."""
+    if isinstance(exc, REFUSED):
+        return f"it refused the credentials ({exc})"
+    if isinstance(exc, redis.TimeoutError):
+        return f"no answer within {timeout:g} s"
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror[0].lower() + cause.strerror[1:]
+    return f"{type(exc).__name__}: {exc}"
