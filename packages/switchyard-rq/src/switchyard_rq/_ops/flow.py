@@ -70,16 +70,16 @@ def flow_stats(connection: redis.Redis) -> list[FlowState]:
         listed = pipe.execute()
     limits: dict[str, int] = {}
     parked: dict[str, str] = {}
-    opened: set[str] = set()
+    tripped: set[str] = set()
     for i in range(len(queues)):
         limits.update((_text(k), int(v)) for k, v in listed[3 * i].items())
-        opened.update(_text(k) for k in listed[3 * i + 1])
+        tripped.update(_text(k) for k in listed[3 * i + 1])
         parked.update((_text(k), _text(v)) for k, v in listed[3 * i + 2].items())
     for key, kind in parked.items():  # limits per key value appear while jobs wait on them
         if kind.startswith("c:"):
             limits.setdefault(key, int(kind[2:]))
-    breakers = sorted(opened)
-    breakers += sorted(k for k, v in parked.items() if v == "b" and k not in opened)
+    breakers = sorted(tripped)
+    breakers += sorted(k for k, v in parked.items() if v == "b" and k not in tripped)
     concurrency = sorted(limits)
     with connection.pipeline(transaction=False) as pipe:
         for key in concurrency:
