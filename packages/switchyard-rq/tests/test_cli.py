@@ -263,5 +263,9 @@ def test_a_bad_redis_url_is_one_line_naming_where_it_came_from(
     if env_url is not None:
         monkeypatch.setenv("SWITCHYARD_REDIS_URL", env_url)
     code, out, err = run_cli(*args)
-    forms = "use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH?db=DB"
+    forms = (
+        "use redis://HOST:PORT/DB, rediss://HOST:PORT/DB, unix:///PATH?db=DB, "
+        "redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...] or "
+        "redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB] (rediss+ for TLS)"
+    )
     assert (code, out, err) == (1, "", f"error: {error}; {forms}\n")

@@ -35,7 +35,9 @@ def test_unsupported_url_scheme():
         switchyard_rq.get_connection("http://user:pw@localhost/0")
     assert str(bad.value) == (
         "bad Redis URL 'http://user:***@localhost/0' (given to get_connection): unknown scheme "
-        "'http'; use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH?db=DB"
+        "'http'; use redis://HOST:PORT/DB, rediss://HOST:PORT/DB, unix:///PATH?db=DB, "
+        "redis+cluster://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...] or "
+        "redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB] (rediss+ for TLS)"
     )
 
 

@@ -49,8 +49,12 @@ def _text(raw: Any) -> str:
 
 
 def _name(key: str) -> str:
-    """``switchyard:flow:c:geo.distance:t42`` -> ``geo.distance:t42``."""
-    return key.removeprefix(FLOW_PREFIX)[2:]
+    """``switchyard:flow:c:geo.distance:t42`` -> ``geo.distance:t42`` (on a cluster the key has
+    its queue's tag, ``c:{default}:geo.distance``: the same name)."""
+    name = key.removeprefix(FLOW_PREFIX)[2:]
+    if name.startswith("{"):
+        name = name.partition("}:")[2]
+    return name
 
 
 def flow_stats(connection: redis.Redis) -> list[FlowState]:

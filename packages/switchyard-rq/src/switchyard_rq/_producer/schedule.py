@@ -22,7 +22,13 @@ from switchyard_rq._settings import TransportSettings
 from switchyard_rq._tracing import current_carrier
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.admin import SCHEDULE_KEYED
-from switchyard_rq._wire.connection import get_connection, redis_errors, redis_url
+from switchyard_rq._wire.cluster import is_cluster, routed_roundtrip, wire_queue
+from switchyard_rq._wire.connection import (
+    cluster_configured,
+    get_connection,
+    redis_errors,
+    redis_url,
+)
 from switchyard_rq._wire.flow import directives
 from switchyard_rq._wire.jobs import JobShape, job_shape, utcformat
 from switchyard_rq._wire.keys import PRIORITY_CODE
@@ -95,9 +101,15 @@ class _Prepared:
 
 
 def _prepare(
-    call: Call, registry: Registry, config: Config, settings: TransportSettings, now: float
+    call: Call,
+    registry: Registry,
+    config: Config,
+    settings: TransportSettings,
+    now: float,
+    cluster: bool,
 ) -> _Prepared:
-    """Everything that can fail, before anything reaches Redis."""
+    """Everything that can fail, before anything reaches Redis. On a cluster the queue's name
+    is its hash tag, and the job's id starts with it (see _wire/cluster.py)."""
     action = registry.resolve(call.name)
     model = action.validate_input(call.data)
     payload = model.model_dump_json()
@@ -126,7 +138,7 @@ def _prepare(
                 flow=None,
                 cached=(action.name, hit),
             )
-    queue = route(action.name, policy.queue, config=config)
+    queue = wire_queue(route(action.name, policy.queue, config=config), cluster)
     shape = job_shape(
         action=action.name,
         queue=queue,
@@ -135,14 +147,17 @@ def _prepare(
         settings=settings,
         priority=call.priority,
     )
-    flow = directives(action.name, policy, model) if policy.flow_controlled else None
+    flow = None
+    if policy.flow_controlled:
+        flow = directives(action.name, policy, model, scope=queue if cluster else "")
     key_ttl = 0
     if call.key is not None:
         keep = max(settings.result_ttl, settings.failure_ttl)
         key_ttl = 10 * 365 * 86_400 if -1 in (settings.result_ttl, settings.failure_ttl) else keep
         if due is not None:
             key_ttl += math.ceil(due - now)
-    return _Prepared(os.urandom(16).hex(), queue, shape, payload, due, call.key, key_ttl, flow)
+    job_id = f"{queue}{os.urandom(16).hex()}" if cluster else os.urandom(16).hex()
+    return _Prepared(job_id, queue, shape, payload, due, call.key, key_ttl, flow)
 
 
 def _as_call(item: Call | tuple[str, Any]) -> Call:
@@ -165,7 +180,8 @@ def schedule_many(
     config = current_config()
     settings = TransportSettings.from_env()
     now = time.time()
-    every = [_prepare(_as_call(i), reg, config, settings, now) for i in calls]
+    cluster = is_cluster(connection) if connection is not None else cluster_configured(config)
+    every = [_prepare(_as_call(i), reg, config, settings, now, cluster) for i in calls]
     prepared = [p for p in every if p.cached is None]
     ids: list[str] = []
     client = connection
@@ -173,7 +189,7 @@ def schedule_many(
         client = connection if connection is not None else get_connection(redis_url(config))
         stamp = utcformat(datetime.fromtimestamp(now, UTC))
         with redis_errors(client):
-            ids = _write(client, prepared, stamp, current_carrier())
+            ids = _write(client, prepared, stamp, current_carrier(), settings)
     written = iter(ids)
     return [
         JobHandle(next(written), connection=client, registry=reg)
@@ -184,9 +200,14 @@ def schedule_many(
 
 
 def _write(
-    client: redis.Redis, prepared: list[_Prepared], stamp: str, trace: str | None
+    client: redis.Redis,
+    prepared: list[_Prepared],
+    stamp: str,
+    trace: str | None,
+    settings: TransportSettings,
 ) -> list[str]:
-    commands = [_register(queue) for queue in {p.queue for p in prepared}]
+    # each command with the key that routes it on a cluster (a queue's keys share its slot)
+    commands = [(keys.QUEUES_SET, _register(queue)) for queue in {p.queue for p in prepared}]
     keyed: list[tuple[int, int]] = []  # (index in prepared, index of its reply)
     stamp_bulk = bulk(stamp)
     pushed: dict[tuple[str, str], list[str]] = {}
@@ -195,10 +216,12 @@ def _write(
         if item.key is not None:
             keyed.append((index, len(commands)))
             keys_, args = _keyed_call(item, stamp, trace)
-            commands.append(pack((b"EVALSHA", SCHEDULE_KEYED.sha, len(keys_), *keys_, *args)))
+            packed = pack((b"EVALSHA", SCHEDULE_KEYED.sha, len(keys_), *keys_, *args))
+            commands.append((keys_[0], packed))
             continue
+        job_key = keys.job(item.job_id)
         commands.append(
-            item.shape.hset(keys.job(item.job_id), item.payload, stamp_bulk, trace, item.flow)
+            (job_key, item.shape.hset(job_key, item.payload, stamp_bulk, trace, item.flow))
         )
         if item.due is not None:
             scheduled.setdefault(item.queue, []).extend((item.due, item.job_id))
@@ -206,13 +229,20 @@ def _write(
             pushed.setdefault((item.queue, item.shape.priority), []).append(item.job_id)
     # After every hash: one push per queue (in order), one doorbell token per job (capped).
     for (queue, priority), ids in pushed.items():
-        commands.append(pack((b"RPUSH", keys.queue_list(queue, priority), *ids)))
-        commands.append(_ring(queue, min(len(ids), _MAX_TOKENS)))
+        target = keys.queue_list(queue, priority)
+        commands.append((target, pack((b"RPUSH", target, *ids))))
+        commands.append((target, _ring(queue, min(len(ids), _MAX_TOKENS))))
     for queue, pairs in scheduled.items():
-        commands.append(pack((b"ZADD", keys.SCHEDULED + queue, *pairs)))
-    # retried within the client's budget (a stale pooled connection, Redis restarting): the
-    # batch may then reach Redis twice; an idempotency key makes a job once-only
-    replies = roundtrip(client, commands, retry=True)
+        commands.append((queue, pack((b"ZADD", keys.SCHEDULED + queue, *pairs))))
+    # retried within the client's budget (a stale pooled connection, Redis restarting, a
+    # failover): the batch may then reach Redis twice; an idempotency key makes a job once-only
+    if is_cluster(client):
+        replies = routed_roundtrip(client, commands, budget=settings.retry_seconds)
+        for reply in replies:
+            if isinstance(reply, redis.ConnectionError):
+                raise reply
+    else:
+        replies = roundtrip(client, [packed for _, packed in commands], retry=True)
     for reply in replies:
         if isinstance(reply, Exception) and not isinstance(reply, redis.exceptions.NoScriptError):
             raise reply
@@ -248,7 +278,7 @@ def _keyed_call(item: _Prepared, stamp: str, trace: str | None) -> tuple[list[st
         flat.extend((field, value))
     return (
         [
-            keys.idempotency(item.key),
+            keys.idempotency(item.key, item.queue if item.job_id.startswith("{") else ""),
             keys.job(item.job_id),
             target,
             keys.wake(item.queue),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,11 +23,14 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool
 from switchyard import Config
 
 from switchyard_rq._config import current_config
 from switchyard_rq._errors import REFUSED, RedisUnavailableError, TransportError
 from switchyard_rq._settings import TransportSettings
+from switchyard_rq._wire.cluster import is_cluster
+from switchyard_rq._wire.deploy import FORMS, is_multi, make_multi_client, parse_deployment
 from switchyard_rq._wire.embedded import embedded_url
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "RedisConfigError",
     "check_redis",
     "check_url",
+    "cluster_configured",
     "get_connection",
     "redact_url",
     "redis_errors",
@@ -48,7 +53,7 @@ _POOLS: dict[tuple[int, str], redis.Redis] = {}
 _LOCK = threading.Lock()
 _TOLD: set[tuple[str, str]] = set()  # (url, origin) already logged by this process
 _SCHEMES = ("redis", "rediss", "unix")
-_FORMS = "use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH?db=DB"
+_FORMS = f"use redis://HOST:PORT/DB, rediss://HOST:PORT/DB, unix:///PATH?db=DB, {FORMS}"
 # What a retry can help with; refused credentials (ConnectionErrors too) are not retried.
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 _T = TypeVar("_T")
@@ -149,6 +154,15 @@ def redis_url(config: Config | None = None) -> str:
     return url
 
 
+def cluster_configured(config: Config | None = None) -> bool:
+    """Whether the configured Redis (see :func:`redis_url`) is a cluster; starts nothing."""
+    try:
+        url = _choose(config).url
+    except RedisConfigError:
+        return False
+    return url is not None and url.split("://", 1)[0].lower().endswith("+cluster")
+
+
 def redis_origin(config: Config | None = None) -> str:
     """Where :func:`redis_url`'s URL comes from: ``SWITCHYARD_REDIS_URL``, ``redis-url in
     <path>`` or ``embedded``; starts nothing, raises as :func:`redis_url` does."""
@@ -167,6 +181,14 @@ def _origin_of(url: str) -> str:
 def check_url(url: str, origin: str) -> str:
     """``url`` if it is a Redis URL, else :class:`RedisConfigError` naming ``origin`` (the
     setting it came from) and the problem."""
+    if is_multi(url):
+        try:
+            parse_deployment(url)
+        except ValueError as exc:
+            raise RedisConfigError(
+                f"bad Redis URL {redact_url(url)!r} ({origin}): {exc}; use {FORMS}"
+            ) from None
+        return url
     parts = urlsplit(url)
     problem = None
     if parts.scheme not in _SCHEMES:
@@ -198,6 +220,13 @@ def check_url(url: str, origin: str) -> str:
 
 def redact_url(url: str) -> str:
     """The URL with its password replaced by ``***`` (user names stay: they help)."""
+    if is_multi(url):  # many hosts: no urlsplit
+        url = re.sub(r"(sentinel_password=)[^&#]*", r"\1***", url)
+        scheme, _, rest = url.partition("://")
+        userinfo, at, _ = rest.partition("/")[0].rpartition("@")
+        if not at or ":" not in userinfo:
+            return url if not at else f"{scheme}://***@{rest[len(userinfo) + 1 :]}"
+        return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{rest[len(userinfo) + 1 :]}"
     parts = urlsplit(url)
     if parts.password is None:
         return url
@@ -227,7 +256,10 @@ def get_connection(url: str | None = None) -> redis.Redis:
 
 
 def _make_client(url: str, settings: TransportSettings) -> redis.Redis:
-    scheme = urlsplit(url).scheme
+    """The client of ``url``: a bounded, retrying pool; for a cluster a ``redis.RedisCluster``
+    (typed here as the ``redis.Redis`` it mostly behaves as: code that must tell them apart asks
+    :func:`~switchyard_rq._wire.cluster.is_cluster`)."""
+    scheme = url.split("://", 1)[0]
     options: dict[str, Any] = {
         "max_connections": settings.max_connections,
         "timeout": settings.pool_timeout,
@@ -241,6 +273,9 @@ def _make_client(url: str, settings: TransportSettings) -> redis.Redis:
         ),
         "retry_on_error": list(_TRANSIENT),
     }
+    if is_multi(url):
+        client: redis.Redis = make_multi_client(parse_deployment(url), options, options["retry"])
+        return client
     if scheme != "unix":
         options["socket_keepalive"] = True
     pool = redis.BlockingConnectionPool.from_url(url, **options)
@@ -258,6 +293,13 @@ def reset_pools() -> None:
 
 def url_of(client: redis.Redis) -> str:
     """A printable, password-free description of where ``client`` points."""
+    if is_cluster(client):
+        cluster: Any = client
+        nodes = ",".join(f"{n.host}:{n.port}" for n in cluster.get_primaries())
+        return f"redis+cluster://{nodes}"
+    pool = client.connection_pool
+    if isinstance(pool, SentinelConnectionPool):
+        return f"the master {pool.service_name!r} of the sentinels"
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"

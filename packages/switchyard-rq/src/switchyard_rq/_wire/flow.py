@@ -52,18 +52,24 @@ def _suffix(value: object) -> str:
     return "#" + hashlib.sha1(text.encode()).hexdigest()[:20]
 
 
-def concurrency_key(action: str, key_value: object = None) -> str:
-    base = f"{FLOW_PREFIX}c:{action}"
+def _scoped(scope: str) -> str:
+    return f"{scope}:" if scope else ""
+
+
+def concurrency_key(action: str, key_value: object = None, scope: str = "") -> str:
+    """The lease set of ``action``'s concurrency limit (per value of its key field, when one is
+    set); ``scope``: on a cluster the job's queue (wire name: the limit then holds per queue)."""
+    base = f"{FLOW_PREFIX}c:{_scoped(scope)}{action}"
     return base if key_value is None else f"{base}:{_suffix(key_value)}"
 
 
-def rate_key(action: str, key_value: object = None) -> str:
-    base = f"{FLOW_PREFIX}r:{action}"
+def rate_key(action: str, key_value: object = None, scope: str = "") -> str:
+    base = f"{FLOW_PREFIX}r:{_scoped(scope)}{action}"
     return base if key_value is None else f"{base}:{_suffix(key_value)}"
 
 
-def breaker_key(action: str) -> str:
-    return f"{FLOW_PREFIX}b:{action}"
+def breaker_key(action: str, scope: str = "") -> str:
+    return f"{FLOW_PREFIX}b:{_scoped(scope)}{action}"
 
 
 def _field(data: Any, path: str) -> object:
@@ -73,9 +79,10 @@ def _field(data: Any, path: str) -> object:
     return value
 
 
-def directives(action: str, policy: ActionPolicy, data: Any) -> str | None:
+def directives(action: str, policy: ActionPolicy, data: Any, scope: str = "") -> str | None:
     """The ``sy_flow`` value of a job of ``action`` with validated input ``data`` (the input
-    model), or None when the policy sets no limiter."""
+    model), or None when the policy sets no limiter. ``scope``: on a cluster, the job's queue
+    (its wire name): the limiters' keys then live in its slot, and hold per queue."""
     if not policy.flow_controlled:
         return None
     found: list[list[Any]] = []
@@ -84,7 +91,7 @@ def directives(action: str, policy: ActionPolicy, data: Any) -> str | None:
         found.append(
             [
                 "b",
-                breaker_key(action),
+                breaker_key(action, scope),
                 b.failures or 0,
                 b.ratio or 0,
                 b.min_calls,
@@ -95,10 +102,10 @@ def directives(action: str, policy: ActionPolicy, data: Any) -> str | None:
     if policy.concurrency is not None:
         value = None if policy.concurrency_key is None else _field(data, policy.concurrency_key)
         keyed = 0 if policy.concurrency_key is None else 1
-        found.append(["c", concurrency_key(action, value), policy.concurrency, keyed])
+        found.append(["c", concurrency_key(action, value, scope), policy.concurrency, keyed])
     if policy.rate is not None:
         value = None if policy.rate_key is None else _field(data, policy.rate_key)
-        found.append(["r", rate_key(action, value), policy.rate.interval, policy.rate.burst])
+        found.append(["r", rate_key(action, value, scope), policy.rate.interval, policy.rate.burst])
     return json.dumps(found, separators=(",", ":"))
 
 

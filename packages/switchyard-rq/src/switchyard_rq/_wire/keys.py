@@ -105,8 +105,10 @@ def consumer_queues(consumer: str) -> str:
     return f"switchyard:consumer:{consumer}:queues"
 
 
-def idempotency(key: str) -> str:
-    return IDEMPOTENCY_PREFIX + key
+def idempotency(key: str, scope: str = "") -> str:
+    """The key that holds the id of the job scheduled with idempotency key ``key``; on a cluster
+    in the slot of the job's queue (``scope``: its wire name, so keys are per queue there)."""
+    return f"{IDEMPOTENCY_PREFIX}{scope}:{key}" if scope else IDEMPOTENCY_PREFIX + key
 
 
 def flow_registry(kind: str, queue: str) -> str:
