@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -16,13 +17,13 @@ from pydantic import BaseModel
 from switchyard import Config, Registry, cached_result, default_registry
 
 from switchyard_rq._config import current_config
-from switchyard_rq._errors import PayloadTooLargeError
+from switchyard_rq._errors import NotReplicatedError, PayloadTooLargeError
 from switchyard_rq._producer.handle import CachedHandle, JobHandle
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._tracing import current_carrier
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.admin import SCHEDULE_KEYED
-from switchyard_rq._wire.cluster import is_cluster, routed_roundtrip, wire_queue
+from switchyard_rq._wire.cluster import is_cluster, replicated, routed_roundtrip, wire_queue
 from switchyard_rq._wire.connection import (
     cluster_configured,
     get_connection,
@@ -207,7 +208,9 @@ def _write(
     settings: TransportSettings,
 ) -> list[str]:
     # each command with the key that routes it on a cluster (a queue's keys share its slot)
-    commands = [(keys.QUEUES_SET, _register(queue)) for queue in {p.queue for p in prepared}]
+    cluster = is_cluster(client)
+    queues = {p.queue for p in prepared}
+    commands = [] if cluster else [(keys.QUEUES_SET, _register(queue)) for queue in queues]
     keyed: list[tuple[int, int]] = []  # (index in prepared, index of its reply)
     stamp_bulk = bulk(stamp)
     pushed: dict[tuple[str, str], list[str]] = {}
@@ -236,16 +239,31 @@ def _write(
         commands.append((queue, pack((b"ZADD", keys.SCHEDULED + queue, *pairs))))
     # retried within the client's budget (a stale pooled connection, Redis restarting, a
     # failover): the batch may then reach Redis twice; an idempotency key makes a job once-only
-    if is_cluster(client):
+    wait = settings.wait_replicas
+    if cluster:
         replies = routed_roundtrip(client, commands, budget=settings.retry_seconds)
         for reply in replies:
             if isinstance(reply, redis.ConnectionError):
                 raise reply
+        _register_on_cluster(client, queues)
+        if wait:
+            confirmed = min(replicated(client, [k for k, _ in commands], wait, settings))
     else:
-        replies = roundtrip(client, [packed for _, packed in commands], retry=True)
+        packed_all = [packed for _, packed in commands]
+        if wait:
+            packed_all.append(pack((b"WAIT", wait, int(settings.retry_seconds * 1000))))
+        replies = roundtrip(client, packed_all, retry=True)
+        if wait:
+            confirmed = replies.pop()
     for reply in replies:
         if isinstance(reply, Exception) and not isinstance(reply, redis.exceptions.NoScriptError):
             raise reply
+    if wait and (isinstance(confirmed, Exception) or int(confirmed) < wait):
+        raise NotReplicatedError(
+            f"{len(prepared)} job(s) written to the Redis master, but only {confirmed} of "
+            f"{wait} replica(s) (SWITCHYARD_REDIS_WAIT_REPLICAS) confirmed them within "
+            f"{settings.retry_seconds:g} s: a failover now could lose them"
+        )
     ids = [p.job_id for p in prepared]
     for index, position in keyed:
         answer = replies[position]
@@ -253,6 +271,21 @@ def _write(
             answer = SCHEDULE_KEYED(client, *_keyed_call(prepared[index], stamp, trace))
         ids[index] = answer.decode() if isinstance(answer, bytes) else str(answer)
     return ids
+
+
+_REGISTERED: set[tuple[int, str]] = set()
+
+
+def _register_on_cluster(client: Any, queues: set[str]) -> None:
+    """On a cluster, ``rq:queues`` lives on one node, which a producer must not depend on:
+    each queue is tried once per process, and a node that does not answer is let be (the
+    queue's consumers add it too)."""
+    new = [q for q in queues if (id(client), q) not in _REGISTERED]
+    if not new:
+        return
+    _REGISTERED.update((id(client), q) for q in new)
+    with contextlib.suppress(redis.RedisError):
+        client.sadd(keys.QUEUES_SET, *(keys.queue(q) for q in new))
 
 
 @lru_cache(maxsize=256)

@@ -20,8 +20,10 @@ __all__ = [
     "elsewhere",
     "is_cluster",
     "node_client",
+    "node_name",
     "plain_queue",
     "refresh",
+    "replicated",
     "routed_roundtrip",
     "wire_queue",
 ]
@@ -67,6 +69,12 @@ def node_client(cluster: Any, key: str) -> redis.Redis:
     """The client of the node that serves ``key``'s slot now (as the cluster client knows it)."""
     client: redis.Redis = cluster.get_redis_connection(cluster.get_node_from_key(key))
     return client
+
+
+def node_name(cluster: Any, key: str) -> str:
+    """``host:port`` of the master that serves ``key``'s slot now, as the client knows it."""
+    name: str = cluster.get_node_from_key(key).name
+    return name
 
 
 def refresh(cluster: Any) -> None:
@@ -139,6 +147,21 @@ def routed_roundtrip(
         with contextlib.suppress(*_TRANSIENT, redis.exceptions.RedisClusterException):
             refresh(cluster)
         todo = sorted(again)
+
+
+def replicated(cluster: Any, routing: Sequence[str], replicas: int, settings: Any) -> list[Any]:
+    """``WAIT replicas`` on each master that holds one of the ``routing`` keys: how many
+    replicas confirmed the writes so far, per master (an error reply in place)."""
+    nodes = {cluster.get_node_from_key(key).name: key for key in routing}
+    timeout = int(settings.retry_seconds * 1000)
+    found: list[Any] = []
+    for key in nodes.values():
+        try:
+            client: Any = node_client(cluster, key)
+            found.append(client.execute_command("WAIT", replicas, timeout))
+        except (*_TRANSIENT, redis.ResponseError) as exc:
+            found.append(exc)
+    return found
 
 
 _ASKING: Final = b"*1\r\n$6\r\nASKING\r\n"
