@@ -188,3 +188,32 @@ class LocalSentinel:
         for server in [*self.sentinels, self.replica, self.master]:
             with contextlib.suppress(Exception):
                 server.kill()
+
+
+def migrate_slot(cluster: LocalCluster, key: str, target: Server, *, pause: float = 0.0) -> int:
+    """Move ``key``'s slot to master ``target`` as ``redis-cli --cluster reshard`` does:
+    IMPORTING/MIGRATING, MIGRATE its keys ten at a time (``pause`` seconds between batches, for
+    a migration that clients see half done), then the slot's new owner told to every master.
+    Returns how many keys moved."""
+    source = cluster.master_of(key)
+    src, dst = source.client(), target.client()
+    slot = int(src.execute_command("CLUSTER KEYSLOT", key))
+    src_id = src.execute_command("CLUSTER MYID").decode()
+    dst_id = dst.execute_command("CLUSTER MYID").decode()
+    dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", src_id)
+    src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", dst_id)
+    moved = 0
+    auth = ["AUTH", cluster.password] if cluster.password else []
+    while True:
+        names = src.execute_command("CLUSTER GETKEYSINSLOT", slot, 10)
+        if not names:
+            break
+        src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, *auth, "KEYS",
+                            *names)  # fmt: skip
+        moved += len(names)
+        time.sleep(pause)
+    for server in cluster.servers:
+        if server.process is not None:
+            with contextlib.suppress(redis.ResponseError):
+                server.client().execute_command("CLUSTER SETSLOT", slot, "NODE", dst_id)
+    return moved

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from switchyard_rq_clusterkit import LocalCluster, LocalSentinel
+from switchyard_rq_clusterkit import LocalCluster, LocalSentinel, migrate_slot
 
 import switchyard_rq
 from switchyard_rq._ops.stats import read_snapshot
@@ -264,5 +264,42 @@ def test_a_sentinel_failover_loses_no_acknowledged_job(tmp_path, reg, monkeypatc
         recovered = _failover_run(local.url, reg, local.master, monkeypatch)
         print(f"sentinel failover: producer wrote again {recovered:.2f} s after the kill")
         assert local.master_port() != first
+    finally:
+        local.stop()
+
+
+def test_a_slot_migrated_mid_run_loses_nothing(tmp_path, reg, monkeypatch):
+    local = LocalCluster(tmp_path, ports=(7900, 7999))
+    try:
+        local.create()
+        monkeypatch.setenv("SWITCHYARD_REDIS_URL", local.url)
+        source = local.master_of("{default}")
+        target = next(s for s in local.servers if s is local.master_of("{hinted}"))
+        assert target is not source
+        total = 3000
+        acked: dict[str, str] = {}
+        started = threading.Event()
+        procs = _children(local.url, ["m1", "m2"], "default,hinted")
+        try:
+            producer = threading.Thread(
+                target=_produce, args=(reg, total, acked, total // 5, started)
+            )
+            producer.start()
+            assert started.wait(60)
+            moved = migrate_slot(local, "{default}", target, pause=0.01)
+            producer.join(120)
+            assert len(acked) == total
+            assert moved > 0
+            assert local.master_of("{default}") is target
+            handles = [switchyard_rq.JobHandle(i, registry=reg) for i in acked.values()]
+            deadline = time.monotonic() + 120
+            while handles and time.monotonic() < deadline:
+                handles = [h for h in handles if h.status != "finished"]
+                time.sleep(0.2)
+            assert not handles, f"{len(handles)} acknowledged jobs never finished"
+            assert target.client().llen("rq:queue:{default}") == 0
+            assert source.client().dbsize() == 0 or not source.client().keys("*{default}*")
+        finally:
+            _stop(procs)
     finally:
         local.stop()

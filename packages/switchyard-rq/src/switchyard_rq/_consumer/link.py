@@ -138,6 +138,12 @@ class Relocated(SourceUnavailable):
     to be sent again. The caller learns the cluster's layout anew and points the link there."""
 
 
+def moving(queues: Sequence[str], reply: BaseException) -> str:
+    """Why a cluster sent a call on: "the slot of queue(s) X is moving: <Redis's reply>"."""
+    name = type(reply).__name__.removesuffix("Error").upper()
+    return f"the slot of queue(s) {', '.join(queues)} is elsewhere or moving ({name} {reply})"
+
+
 class _Down:
     """Turns redis-py's connection errors into :class:`SourceUnavailable`."""
 
@@ -449,7 +455,7 @@ class RedisLink:
         moved = [a for acks, r in zip(unread, replies, strict=False) if elsewhere(r) for a in acks]
         if moved or elsewhere(replies[-1]):  # nothing of those calls ran: send them again there
             self._pending[:0] = moved
-            raise Relocated(str(next(r for r in replies if elsewhere(r))))
+            raise Relocated(moving(self.queues, next(r for r in replies if elsewhere(r))))
         reply = replies[-1]
         if again or _lost_script(reply):  # a restarted server lost the script: nothing applied
             STEP.load(self.connection)

@@ -26,7 +26,7 @@ from typing import Any, Final, final
 
 import redis
 
-from switchyard_rq._consumer.link import RedisLink, Relocated, consumer_name
+from switchyard_rq._consumer.link import RedisLink, Relocated, consumer_name, moving
 from switchyard_rq._consumer.recovery import processing_lists, settle_consumer, unregister
 from switchyard_rq._consumer.registration import beat, register, renew
 from switchyard_rq._consumer.source import Job, Outcome, SourceUnavailable, WorkerCounts
@@ -263,5 +263,5 @@ class ClusterSource:
             raise SourceUnavailable(str(exc)) from exc
         except redis.ResponseError as exc:
             if elsewhere(exc):
-                raise Relocated(str(exc)) from exc
+                raise Relocated(moving(self.queues, exc)) from exc
             raise
