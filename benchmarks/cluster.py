@@ -69,6 +69,7 @@ QUEUES = ("qa", "qb", "qc")
 BIN = Path(sys.executable).parent
 #: the master of slot ranges as ``redis-cli --cluster create`` splits 16384 slots over 3 masters
 THIRDS = ((0, 5460), (5461, 10922), (10923, 16383))
+IDLE_SECONDS = 2.0
 SKIP = {"info", "config|resetstat", "config", "flushall", "ping", "cluster|info"}
 
 
@@ -292,6 +293,8 @@ class Run:
     timed: float  # the share of the jobs finished in the timed window
     #: per node (host:port of the master): jobs finished there, commands, Redis CPU µs (totals)
     nodes: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: per queue: seconds from the worker's start to its first and to its last job finished
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def measure(topo: Topology, work: Workload, env: dict[str, str], registry: Any, log: Path) -> Run:
@@ -310,6 +313,10 @@ def measure(topo: Topology, work: Workload, env: dict[str, str], registry: Any, 
     for start in range(0, n, 1000):
         handles += switchyard_rq.schedule_many(calls[start : start + 1000], registry=registry)
     enqueue = sum(_count(commandstats(node.conn), {}) for node in unique)
+    # each node's CPU while idle (a cluster node gossips on its bus): subtracted for "net"
+    idle0 = {node.port: tree_cpu([node.pid]) for node in unique}
+    time.sleep(IDLE_SECONDS)
+    idle = {node.port: (tree_cpu([node.pid]) - idle0[node.port]) / IDLE_SECONDS for node in unique}
     for node in unique:
         node.conn.config_resetstat()
     cmd = [str(BIN / "switchyard-worker"), "--min", "2", "--max", "2",
@@ -328,12 +335,21 @@ def measure(topo: Topology, work: Workload, env: dict[str, str], registry: Any, 
     def done_counts() -> dict[str, int]:
         return {q: int(home[q].conn.zcard(f"rq:finished:{topo.wire(q)}")) for q in QUEUES}
 
+    totals = {q: len(range(QUEUES.index(q), n, 3)) for q in QUEUES}  # job i goes to i % 3
+    began = time.perf_counter()
+    firsts: dict[str, float] = {}
+    lasts: dict[str, float] = {}
     try:
         while True:
             counts = done_counts()
             done = sum(counts.values())
             polls += 1
             now = time.perf_counter()
+            for q, got in counts.items():
+                if got and q not in firsts:
+                    firsts[q] = now - began
+                if got >= totals[q] and q not in lasts:
+                    lasts[q] = now - began
             if not t0 and done >= warm:
                 t0, d0, c0 = now, done, tree_cpu(pids)
                 r0 = {node.port: tree_cpu([node.pid]) for node in unique}
@@ -366,11 +382,13 @@ def measure(topo: Topology, work: Workload, env: dict[str, str], registry: Any, 
             "jobs": sum(counts[q] for q in mine),
             "cmds": _count(stats[node.port], polled),
             "cpu_us": (r1[node.port] - r0[node.port]) * 1e6,
+            "idle_us": idle[node.port] * (t1 - t0) * 1e6,  # what it would have used idle
             "queues": len(mine),
         }
     timed = n - d0
     return Run(topo.name, work.label, n, timed / (t1 - t0), (c1 - c0) / timed * 1e6,
-               enqueue / n, timed / n, per_node)  # fmt: skip
+               enqueue / n, timed / n, per_node,
+               {q: (firsts[q], lasts[q]) for q in QUEUES})  # fmt: skip
 
 
 def _count(stats: dict[str, int], minus: dict[str, int]) -> int:
@@ -386,19 +404,23 @@ def describe(run: Run) -> str:
         jobs = node["jobs"] or 1
         parts.append(
             f"{name.rsplit(':', 1)[1]}: {int(node['jobs']):,} jobs, "
-            f"{node['cmds'] / jobs:.1f} cmds/job, {node_cpu(run, node):.0f} µs CPU/job"
+            f"{node['cmds'] / jobs:.1f} cmds/job, {node_cpu(run, node):.0f} µs CPU/job "
+            f"({node_cpu(run, node, net=True):.0f} net of idle)"
         )
+    spans = ", ".join(f"{q} {a:.1f}-{b:.1f} s" for q, (a, b) in run.spans.items())
     return (
         f"{run.topology}, {run.workload}: {run.rate:,.0f} jobs/s, workers' CPU "
         f"{run.worker_us:.0f} µs/job, {run.enqueue_cmds:.2f} cmds/job to enqueue; "
         + "; ".join(parts)
+        + f"; each queue's jobs finished (from the worker's start): {spans}"
     )
 
 
-def node_cpu(run: Run, node: dict[str, float]) -> float:
+def node_cpu(run: Run, node: dict[str, float], *, net: bool = False) -> float:
     """Redis CPU µs per job served by this node, over the timed window (from 2% done: the
-    node's share of the jobs finished in it)."""
-    return node["cpu_us"] / max(node["jobs"] * run.timed, 1)
+    node's share of the jobs finished in it); ``net``: less what the node uses idle."""
+    used = node["cpu_us"] - (node["idle_us"] if net else 0.0)
+    return used / max(node["jobs"] * run.timed, 1)
 
 
 def run_part(folder: Path, env: dict[str, str], reps: int, works: list[Workload]) -> list[Run]:
@@ -430,9 +452,10 @@ def run_part(folder: Path, env: dict[str, str], reps: int, works: list[Workload]
 def run_table(runs: list[Run], works: list[Workload]) -> None:
     print(
         "\n| jobs | Redis | jobs/s, median (runs) | workers' CPU µs/job | Redis cmds/job, per "
-        "node | Redis CPU µs/job, per node | jobs per node |"
+        "node | Redis CPU µs/job, per node (net of idle) | jobs per node | each queue's jobs "
+        "finished, s from the worker's start |"
     )
-    print("| --- | --- | --- | ---: | --- | --- | --- |")
+    print("| --- | --- | --- | ---: | --- | --- | --- | --- |")
     for work in works:
         for topo in ("(A) one server", "(B) cluster, 3 masters"):
             mine = [r for r in runs if r.workload == work.label and r.topology == topo]
@@ -449,11 +472,20 @@ def run_table(runs: list[Run], works: list[Workload]) -> None:
             cpus = " / ".join(
                 f"{statistics.median(node_cpu(r, r.nodes[k]) for r in mine):.0f}" for k in names
             )
+            nets = " / ".join(
+                f"{statistics.median(node_cpu(r, r.nodes[k], net=True) for r in mine):.0f}"
+                for k in names
+            )
+            spans = ", ".join(
+                f"{q} {statistics.median(r.spans[q][0] for r in mine):.1f}-"
+                f"{statistics.median(r.spans[q][1] for r in mine):.1f}"
+                for q in QUEUES
+            )
             spread = " / ".join(
                 f"{statistics.median(r.nodes[k]['jobs'] for r in mine):,.0f}" for k in names
             )
             print(f"| {work.label}, {mine[0].jobs:,} | {topo} | {med:,.0f} ({each}) | "
-                  f"{worker:.0f} | {cmds} | {cpus} | {spread} |")  # fmt: skip
+                  f"{worker:.0f} | {cmds} | {cpus} ({nets}) | {spread} | {spans} |")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- durable mode
