@@ -310,9 +310,11 @@ def measure(topo: Topology, work: Workload, env: dict[str, str], registry: Any, 
     n = work.jobs
     calls = work.calls(n)
     handles = []
+    fill0 = {node.port: tree_cpu([node.pid]) for node in unique}
     for start in range(0, n, 1000):
         handles += switchyard_rq.schedule_many(calls[start : start + 1000], registry=registry)
     enqueue = sum(_count(commandstats(node.conn), {}) for node in unique)
+    fill = {node.port: (tree_cpu([node.pid]) - fill0[node.port]) * 1e6 for node in unique}
     # each node's CPU while idle (a cluster node gossips on its bus): subtracted for "net"
     idle0 = {node.port: tree_cpu([node.pid]) for node in unique}
     time.sleep(IDLE_SECONDS)
@@ -383,6 +385,7 @@ def measure(topo: Topology, work: Workload, env: dict[str, str], registry: Any, 
             "cmds": _count(stats[node.port], polled),
             "cpu_us": (r1[node.port] - r0[node.port]) * 1e6,
             "idle_us": idle[node.port] * (t1 - t0) * 1e6,  # what it would have used idle
+            "fill_us": fill[node.port],  # CPU while the jobs were scheduled (schedule_many)
             "queues": len(mine),
         }
     timed = n - d0
@@ -408,9 +411,11 @@ def describe(run: Run) -> str:
             f"({node_cpu(run, node, net=True):.0f} net of idle)"
         )
     spans = ", ".join(f"{q} {a:.1f}-{b:.1f} s" for q, (a, b) in run.spans.items())
+    fill = sum(node["fill_us"] for node in run.nodes.values()) / run.jobs
     return (
         f"{run.topology}, {run.workload}: {run.rate:,.0f} jobs/s, workers' CPU "
-        f"{run.worker_us:.0f} µs/job, {run.enqueue_cmds:.2f} cmds/job to enqueue; "
+        f"{run.worker_us:.0f} µs/job, {run.enqueue_cmds:.2f} cmds/job to enqueue (Redis CPU "
+        f"{fill:.1f} µs/job); "
         + "; ".join(parts)
         + f"; each queue's jobs finished (from the worker's start): {spans}"
     )
@@ -453,9 +458,9 @@ def run_table(runs: list[Run], works: list[Workload]) -> None:
     print(
         "\n| jobs | Redis | jobs/s, median (runs) | workers' CPU µs/job | Redis cmds/job, per "
         "node | Redis CPU µs/job, per node (net of idle) | jobs per node | each queue's jobs "
-        "finished, s from the worker's start |"
+        "finished, s from the worker's start | to enqueue: cmds/job, Redis CPU µs/job |"
     )
-    print("| --- | --- | --- | ---: | --- | --- | --- | --- |")
+    print("| --- | --- | --- | ---: | --- | --- | --- | --- | --- |")
     for work in works:
         for topo in ("(A) one server", "(B) cluster, 3 masters"):
             mine = [r for r in runs if r.workload == work.label and r.topology == topo]
@@ -476,6 +481,9 @@ def run_table(runs: list[Run], works: list[Workload]) -> None:
                 f"{statistics.median(node_cpu(r, r.nodes[k], net=True) for r in mine):.0f}"
                 for k in names
             )
+            fill = statistics.median(
+                sum(node["fill_us"] for node in r.nodes.values()) / r.jobs for r in mine
+            )
             spans = ", ".join(
                 f"{q} {statistics.median(r.spans[q][0] for r in mine):.1f}-"
                 f"{statistics.median(r.spans[q][1] for r in mine):.1f}"
@@ -485,7 +493,9 @@ def run_table(runs: list[Run], works: list[Workload]) -> None:
                 f"{statistics.median(r.nodes[k]['jobs'] for r in mine):,.0f}" for k in names
             )
             print(f"| {work.label}, {mine[0].jobs:,} | {topo} | {med:,.0f} ({each}) | "
-                  f"{worker:.0f} | {cmds} | {cpus} ({nets}) | {spread} | {spans} |")  # fmt: skip
+                  f"{worker:.0f} | {cmds} | {cpus} ({nets}) | {spread} | {spans} | "
+                  f"{statistics.median(r.enqueue_cmds for r in mine):.2f}, "
+                  f"{fill:.1f} |")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- durable mode
