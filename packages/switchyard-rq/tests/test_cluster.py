@@ -125,6 +125,13 @@ def test_durable_mode_waits_for_a_replica(cluster, cconn, reg, monkeypatch):
     monkeypatch.setenv("SWITCHYARD_REDIS_WAIT_REPLICAS", "1")
     handle = switchyard_rq.schedule_action("demo.double", {"x": 2}, registry=reg)
     assert handle.status == "queued"
+    # a master without the scripts (restarted, or a promoted replica): the keyed job is written
+    # with the script's source, and the WAIT that follows on that connection covers it
+    for server in cluster.servers:
+        server.client().script_flush()
+    keyed = switchyard_rq.schedule_action("demo.double", {"x": 3}, key="d1", registry=reg)
+    assert keyed.status == "queued"
+    assert cconn.get("switchyard:key:{default}:d1") == keyed.id.encode()
     monkeypatch.setenv("SWITCHYARD_REDIS_WAIT_REPLICAS", "2")  # each master has one replica
     monkeypatch.setenv("SWITCHYARD_REDIS_RETRIES", "1")
     with pytest.raises(switchyard_rq.NotReplicatedError, match="only 1 of 2 replica"):
