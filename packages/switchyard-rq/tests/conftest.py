@@ -24,12 +24,22 @@ def reg() -> Registry:
     return _registry()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _db7_to_ourselves() -> Iterator[None]:
-    """Two runs of this suite at once (two checkouts, one machine) would flush each other's
-    db 7: the second waits for the first."""
+@pytest.fixture(scope="session")
+def _db7_lock() -> Iterator[None]:
     with machine_lock("switchyard-rq-tests-db7"):
         yield
+
+
+#: modules whose tests use servers of their own only (never db 7)
+_OWN_SERVERS = {"test_cluster"}
+
+
+@pytest.fixture(autouse=True)
+def _db7_to_ourselves(request: pytest.FixtureRequest) -> None:
+    """Two runs of this suite at once (two checkouts, one machine) would flush each other's
+    db 7: the second waits for the first (from its first test that may use db 7 to its end)."""
+    if request.module.__name__ not in _OWN_SERVERS:
+        request.getfixturevalue("_db7_lock")
 
 
 @pytest.fixture
