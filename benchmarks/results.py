@@ -26,6 +26,8 @@ own ordinary API: ``schedule_many`` in chunks of 1,000 (Switchyard's batch form)
   sy.result~   Switchyard, while the workers run: ``JobHandle.result()`` one by one (it waits)
   sy.gather~   Switchyard, while the workers run: ``gather(handles)`` (it waits)
   dq.get~      Dramatiq, while the workers run: ``get_result(block=True)`` one by one
+  sy.pair      (only with --only) Switchyard, after the drain, one by one as ``result()`` read a
+               finished job before 88931e7 (HMGET + XREVRANGE pipelined): that change's A/B
 
 The fetch phase of the ``~`` variants starts right after the last enqueue, so it includes
 waiting for the workers; their per-result figure is not a cost. Also printed: the producer's
@@ -142,6 +144,14 @@ def sy_one_by_one(handles: list[Any]) -> list[int]:
     return [h.result(timeout=TIMEOUT).n for h in handles]
 
 
+def sy_pair(handles: list[Any]) -> list[int]:
+    """One by one as ``result()`` read a finished job before 88931e7: HMGET and XREVRANGE (RQ's
+    result stream) in a pipeline (the A/B of that change; not run by default)."""
+    from switchyard_rq._producer.handle import read_outcomes
+
+    return [h._outcome(read_outcomes(h.connection, [h.id])[0]).n for h in handles]
+
+
 def sy_gather(handles: list[Any]) -> list[int]:
     import switchyard_rq
 
@@ -196,6 +206,11 @@ VARIANTS = [
             sy_gather),
     Variant("dq.get~", "Dramatiq, workers running, `get_result(block=True)` one by one", "dq",
             False, dq_blocking),
+]  # fmt: skip
+#: selectable with --only, not run by default
+EXTRA = [
+    Variant("sy.pair", "Switchyard, after the drain, one by one as `result()` read before "
+            "88931e7 (HMGET + XREVRANGE pipelined)", "sy", True, sy_pair),
 ]  # fmt: skip
 
 
@@ -267,7 +282,7 @@ def report(runs: list[Run], n: int) -> None:
           "producer CPU µs/result | Redis cmds/result | workers' CPU µs/job |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     medians: dict[str, tuple[float, float]] = {}
-    for variant in VARIANTS:
+    for variant in VARIANTS + EXTRA:
         mine = [r for r in runs if r.variant == variant.name]
         if not mine:
             continue
@@ -287,7 +302,8 @@ def report(runs: list[Run], n: int) -> None:
         )
     print("\nSwitchyard / Dramatiq, medians (below 1: Switchyard takes less time):")
     for sy, dq in [("sy.result", "dq.get"), ("sy.gather", "dq.get"), ("sy.agather", "dq.get"),
-                   ("sy.result~", "dq.get~"), ("sy.gather~", "dq.get~")]:  # fmt: skip
+                   ("sy.result~", "dq.get~"), ("sy.gather~", "dq.get~"), ("sy.pair", "dq.get"),
+                   ("sy.result", "sy.pair")]:  # fmt: skip
         if sy in medians and dq in medians:
             (st, sf), (dt, df) = medians[sy], medians[dq]
             print(f"  {sy} / {dq}: end to end {st / dt:.2f} (Dramatiq {dt / st:.1f}x as long), "
@@ -302,18 +318,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--reps", type=int, default=3)
     names = [v.name for v in VARIANTS]
+    extra = [v.name for v in EXTRA]
     parser.add_argument(
         "--only",
         default=",".join(names),
-        help=f"comma-separated variants (default all: {', '.join(names)})",
+        help=f"comma-separated variants (default: {', '.join(names)}; also {', '.join(extra)})",
     )
     args = parser.parse_args()
     if args.jobs < 1 or args.reps < 1:
         sys.exit("error: --jobs and --reps must be at least 1")
-    chosen = [v for v in VARIANTS if v.name in args.only.split(",")]
-    unknown = set(args.only.split(",")) - set(names)
+    chosen = [v for v in VARIANTS + EXTRA if v.name in args.only.split(",")]
+    unknown = set(args.only.split(",")) - set(names + extra)
     if unknown or not chosen:
-        sys.exit(f"error: --only: unknown variant(s) {sorted(unknown)}; choose from {names}")
+        known = ", ".join(names + extra)
+        sys.exit(f"error: --only: unknown variant(s) {sorted(unknown)}; choose from {known}")
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
