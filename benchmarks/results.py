@@ -300,14 +300,14 @@ def report(runs: list[Run], n: int) -> None:
             f"{statistics.median(r.cmds for r in mine):.1f} | "
             f"{spread([r.worker_cpu_us for r in mine], '.0f')} |"
         )
-    print("\nSwitchyard / Dramatiq, medians (below 1: Switchyard takes less time):")
+    print("\nratios of medians (below 1: the first takes less time):")
     for sy, dq in [("sy.result", "dq.get"), ("sy.gather", "dq.get"), ("sy.agather", "dq.get"),
                    ("sy.result~", "dq.get~"), ("sy.gather~", "dq.get~"), ("sy.pair", "dq.get"),
                    ("sy.result", "sy.pair")]:  # fmt: skip
         if sy in medians and dq in medians:
             (st, sf), (dt, df) = medians[sy], medians[dq]
-            print(f"  {sy} / {dq}: end to end {st / dt:.2f} (Dramatiq {dt / st:.1f}x as long), "
-                  f"fetch {sf / df:.2f} (Dramatiq {df / sf:.1f}x as long)")  # fmt: skip
+            print(f"  {sy} / {dq}: end to end {st / dt:.2f} ({dq} {dt / st:.1f}x as long), "
+                  f"fetch {sf / df:.2f} ({dq} {df / sf:.1f}x as long)")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- main

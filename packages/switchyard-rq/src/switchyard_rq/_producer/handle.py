@@ -247,9 +247,8 @@ class Stored:
 def read_outcome(client: redis.Redis, job_id: str) -> Stored:
     """What Redis holds of one job's outcome: one HMGET when Switchyard stored its result (no
     pipeline, no read of RQ's result stream), else :func:`read_outcomes`."""
-    status, result, description = client.hmget(
-        keys.job(job_id), "status", "sy_result", "description"
-    )
+    fields: list[Any] = client.hmget(keys.job(job_id), "status", "sy_result", "description")
+    status, result, description = fields
     if result is None:
         return read_outcomes(client, [job_id])[0]
     return Stored(_text(status) if status else None, result, None, description)
