@@ -3,6 +3,7 @@ a replica and three sentinels), real consumer processes, a master killed with SI
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -100,8 +101,9 @@ def test_an_idle_consumer_of_two_nodes_wakes_for_either(cluster, cconn, reg):
 
 def test_top_and_stats_show_each_queues_node(cluster, cconn, reg):
     switchyard_rq.schedule_many([("demo.routed", {"x": 1})] * 3, registry=reg)
-    first = read_snapshot(cconn)
-    view = build_view(first, read_snapshot(cconn), "cluster")
+    # (the queues named: this process registered "hinted" in rq:queues once, before a flush)
+    first = read_snapshot(cconn, ["default", "hinted"])
+    view = build_view(first, read_snapshot(cconn, ["default", "hinted"]), "cluster")
     row = next(q for q in view["queues"] if q["queue"] == "hinted")
     assert row["depth"] == 3
     assert row["node"] == f"127.0.0.1:{cluster.master_of('{hinted}').port}"
@@ -123,6 +125,13 @@ def test_durable_mode_waits_for_a_replica(cluster, cconn, reg, monkeypatch):
     monkeypatch.setenv("SWITCHYARD_REDIS_WAIT_REPLICAS", "1")
     handle = switchyard_rq.schedule_action("demo.double", {"x": 2}, registry=reg)
     assert handle.status == "queued"
+    # a master without the scripts (restarted, or a promoted replica): the keyed job is written
+    # with the script's source, and the WAIT that follows on that connection covers it
+    for server in cluster.servers:
+        server.client().script_flush()
+    keyed = switchyard_rq.schedule_action("demo.double", {"x": 3}, key="d1", registry=reg)
+    assert keyed.status == "queued"
+    assert cconn.get("switchyard:key:{default}:d1") == keyed.id.encode()
     monkeypatch.setenv("SWITCHYARD_REDIS_WAIT_REPLICAS", "2")  # each master has one replica
     monkeypatch.setenv("SWITCHYARD_REDIS_RETRIES", "1")
     with pytest.raises(switchyard_rq.NotReplicatedError, match="only 1 of 2 replica"):
@@ -303,3 +312,24 @@ def test_a_slot_migrated_mid_run_loses_nothing(tmp_path, reg, monkeypatch):
             _stop(procs)
     finally:
         local.stop()
+
+
+def test_cancel_requeue_and_the_failed_list_work_on_a_cluster(cluster, cconn, reg, capsys):
+    from switchyard_rq._ops.cli import _jobs_failed
+
+    queued = switchyard_rq.schedule_action("demo.routed", {"x": 1}, registry=reg)
+    assert queued.cancel() is True
+    assert queued.status == "canceled"
+    failing = switchyard_rq.schedule_action("demo.boom", {"x": 1}, registry=reg)
+    with switchyard_rq.Consumer(cconn, ["default", "hinted"], registry=reg, name="c3") as worker:
+        assert worker.run(max_jobs=1, idle_timeout=0.5) == 1
+    assert failing.status == "failed"
+
+    class Args:
+        queue, limit, json = "default", 10, True
+
+    assert _jobs_failed(Args()) == 0  # type: ignore[arg-type]
+    listed = json.loads(capsys.readouterr().out)
+    assert [(row["id"], row["queue"]) for row in listed] == [(failing.id, "default")]
+    assert failing.requeue() is True
+    assert cconn.lrange("rq:queue:{default}", 0, -1) == [failing.id.encode()]

@@ -23,7 +23,7 @@ from switchyard_rq._settings import TransportSettings
 from switchyard_rq._tracing import current_carrier
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.admin import SCHEDULE_KEYED
-from switchyard_rq._wire.cluster import is_cluster, replicated, routed_roundtrip, wire_queue
+from switchyard_rq._wire.cluster import is_cluster, routed_roundtrip, wire_queue
 from switchyard_rq._wire.connection import (
     cluster_configured,
     get_connection,
@@ -239,38 +239,67 @@ def _write(
         commands.append((queue, pack((b"ZADD", keys.SCHEDULED + queue, *pairs))))
     # retried within the client's budget (a stale pooled connection, Redis restarting, a
     # failover): the batch may then reach Redis twice; an idempotency key makes a job once-only
+    # durable: WAIT on each connection that wrote (it counts that connection's writes only)
     wait = settings.wait_replicas
+    trailer = pack((b"WAIT", wait, int(settings.retry_seconds * 1000))) if wait else None
+    trailed: list[Any] = []
+    replies = _send(client, commands, cluster, settings, trailer, trailed)
     if cluster:
-        replies = routed_roundtrip(client, commands, budget=settings.retry_seconds)
-        for reply in replies:
-            if isinstance(reply, redis.ConnectionError):
-                raise reply
         _register_on_cluster(client, queues)
-        if wait:
-            confirmed = min(replicated(client, [k for k, _ in commands], wait, settings))
-    else:
-        packed_all = [packed for _, packed in commands]
-        if wait:
-            packed_all.append(pack((b"WAIT", wait, int(settings.retry_seconds * 1000))))
-        replies = roundtrip(client, packed_all, retry=True)
-        if wait:
-            confirmed = replies.pop()
     for reply in replies:
         if isinstance(reply, Exception) and not isinstance(reply, redis.exceptions.NoScriptError):
             raise reply
-    if wait and (isinstance(confirmed, Exception) or int(confirmed) < wait):
-        raise NotReplicatedError(
-            f"{len(prepared)} job(s) written to the Redis master, but only {confirmed} of "
-            f"{wait} replica(s) (SWITCHYARD_REDIS_WAIT_REPLICAS) confirmed them within "
-            f"{settings.retry_seconds:g} s: a failover now could lose them"
-        )
     ids = [p.job_id for p in prepared]
+    again: list[tuple[int, tuple[str, bytes]]] = []  # keyed calls a server without the script
     for index, position in keyed:
         answer = replies[position]
-        if isinstance(answer, redis.exceptions.NoScriptError):
-            answer = SCHEDULE_KEYED(client, *_keyed_call(prepared[index], stamp, trace))
+        if isinstance(answer, redis.exceptions.NoScriptError):  # (restarted, or promoted)
+            keys_, args = _keyed_call(prepared[index], stamp, trace)
+            source = SCHEDULE_KEYED.source
+            again.append((index, (keys_[0], pack((b"EVAL", source, len(keys_), *keys_, *args)))))
+            continue
         ids[index] = answer.decode() if isinstance(answer, bytes) else str(answer)
+    if again:  # sent with their source, then (durable) waited for like the rest
+        replies = _send(client, [c for _, c in again], cluster, settings, trailer, trailed)
+        for (index, _), answer in zip(again, replies, strict=True):
+            if isinstance(answer, Exception):
+                raise answer
+            ids[index] = answer.decode() if isinstance(answer, bytes) else str(answer)
+    if wait:
+        confirmed = min((-1 if isinstance(r, Exception) else int(r) for r in trailed), default=-1)
+        if confirmed < wait:
+            said = "no" if confirmed < 0 else f"only {confirmed} of {wait}"
+            raise NotReplicatedError(
+                f"{len(prepared)} job(s) written to the Redis master, but {said} replica(s) "
+                f"(SWITCHYARD_REDIS_WAIT_REPLICAS={wait}) confirmed them within "
+                f"{settings.retry_seconds:g} s: a failover now could lose them"
+            )
     return ids
+
+
+def _send(
+    client: redis.Redis,
+    commands: list[tuple[str, bytes]],
+    cluster: bool,
+    settings: TransportSettings,
+    trailer: bytes | None,
+    trailed: list[Any],
+) -> list[Any]:
+    """Send packed ``commands`` (each with its routing key): on a cluster to their nodes, else
+    in one write; ``trailer`` after them on each connection, its replies into ``trailed``."""
+    if cluster:
+        replies = routed_roundtrip(
+            client, commands, budget=settings.retry_seconds, trailer=trailer, trailed=trailed
+        )
+        for reply in replies:
+            if isinstance(reply, redis.ConnectionError):
+                raise reply
+        return replies
+    packed = [c for _, c in commands]
+    replies = roundtrip(client, packed + ([trailer] if trailer else []), retry=True)
+    if trailer:
+        trailed.append(replies.pop())
+    return replies
 
 
 _REGISTERED: set[tuple[int, str]] = set()
