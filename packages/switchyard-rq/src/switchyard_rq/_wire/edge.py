@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Final, NamedTuple, final
 from switchyard_rq._wire.cluster import is_cluster, wire_queue
 from switchyard_rq._wire.connection import get_connection, redis_errors
 from switchyard_rq._wire.flow import LUA_FLOW, breaker_key, suffix
-from switchyard_rq._wire.keys import EDGE_RATE_PREFIX, LUA_KEYS
+from switchyard_rq._wire.keys import EDGE_RATE_PREFIX, LUA_KEYS, QUEUES_SET
+from switchyard_rq._wire.keys import queue as queue_key
 from switchyard_rq._wire.scripts import Script
 
 if TYPE_CHECKING:
@@ -142,6 +143,8 @@ def breaker_exit(
         return
     conn = connection or get_connection()
     with redis_errors(conn):
+        if not ok:  # a breaker that opens is listed under its queue: RQ must know the queue
+            conn.sadd(QUEUES_SET, queue_key(gate.queue))
         _EXIT(
             conn,
             [gate.key],
