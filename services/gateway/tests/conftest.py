@@ -91,6 +91,16 @@ def wait(data: Wait) -> Nothing:
     return Nothing()
 
 
+@action("gtest.toggle", retries=0)
+def toggle(data: Text) -> Echoed:
+    """Fails until the Redis key gtest:ok is set (a job to retry from the dashboard)."""
+    from switchyard_rq import get_connection
+
+    if not get_connection().exists("gtest:ok"):
+        raise RuntimeError(f"not yet: {data.text}")
+    return Echoed(text=data.text)
+
+
 @action("gtest.secret")
 def secret(data: Nothing) -> Nothing:
     return Nothing()
@@ -104,6 +114,7 @@ gtest.fail = gtest_plugin:fail
 gtest.flaky = gtest_plugin:flaky
 gtest.wait = gtest_plugin:wait
 gtest.secret = gtest_plugin:secret
+gtest.toggle = gtest_plugin:toggle
 """
 
 

@@ -6,6 +6,10 @@
 ``/docs`` describe the actions without importing a plugin; ``/healthz``, ``/readyz``,
 ``/metrics``; the dashboard under ``/ui``. Errors are RFC 9457 problem details.
 
+The transport (``switchyard_rq``, and with it redis-py) is imported when a request first needs
+Redis, and meanwhile by a thread started once the server listens: a gateway is up as soon as
+uvicorn is, and an in-process call without limits never waits for it.
+
 Redis calls (a client's rate, a breaker, scheduling, a job's state) are short and run inline on
 the event loop, as ``acall_action`` runs a sync handler inline; a sync handler whose policy says
 ``io_bound`` runs in a thread.
@@ -18,10 +22,11 @@ import json
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from switchyard import (
     Config,
@@ -36,28 +41,17 @@ from switchyard import (
     default_registry,
     load_config,
 )
-from switchyard_rq import (
-    BreakerGate,
-    CachedHandle,
-    JobHandle,
-    JobNotFoundError,
-    PayloadTooLargeError,
-    RedisUnavailableError,
-    breaker_enter,
-    breaker_exit,
-    check_redis,
-    client_rate_wait,
-    describe_job,
-    redis_url,
-    route,
-    schedule_action,
-)
 
 from ._auth import COOKIE, Authenticator, AuthError, Principal
 from ._catalog import Catalog
 from ._http import Problem, Request, Send, dumps, json_response, problem_response, send
 from ._metrics import CONTENT_TYPE, Metrics
 from ._settings import Settings
+
+if TYPE_CHECKING:
+    from switchyard_rq import BreakerGate, JobHandle
+
+    from ._dashboard import Dashboard
 
 __all__ = ["Gateway", "create_app"]
 
@@ -123,9 +117,15 @@ class Gateway:
         self.auth = Authenticator(settings)
         self.metrics = Metrics()
         self.max_body = settings.max_body or self.config.max_payload_bytes
-        from ._dashboard import Dashboard
+        self._dashboard: Dashboard | None = None
 
-        self.dashboard = Dashboard(self)
+    @property
+    def dashboard(self) -> Dashboard:
+        if self._dashboard is None:
+            from ._dashboard import Dashboard
+
+            self._dashboard = Dashboard(self)
+        return self._dashboard
 
     # -- ASGI --------------------------------------------------------------------------------
 
@@ -138,6 +138,7 @@ class Gateway:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
                     await send_({"type": "lifespan.startup.complete"})
+                    threading.Thread(target=_warm, name="warm-transport", daemon=True).start()
                 elif message["type"] == "lifespan.shutdown":
                     await send_({"type": "lifespan.shutdown.complete"})
                     return
@@ -159,7 +160,7 @@ class Gateway:
             await problem_response(
                 send_, Problem(status, slug, error.message, headers=headers), request.path
             )
-        except RedisUnavailableError as error:
+        except _redis_unavailable() as error:
             status = 503
             log.warning("%s %s: %s", request.method, request.path, error)
             await problem_response(
@@ -220,6 +221,8 @@ class Gateway:
         raise Problem(404, "not-found", f"no route {path}; see /openapi.json or /docs")
 
     async def _ready(self, send_: Send) -> int:
+        from switchyard_rq import check_redis, redis_url
+
         check = check_redis(redis_url(config=self.config))
         if check.problem is not None:
             await json_response(send_, 503, {"status": "unavailable", "redis": check.problem})
@@ -242,6 +245,8 @@ class Gateway:
         rate = principal.rate or self.settings.rate
         if rate is None:
             return
+        from switchyard_rq import client_rate_wait
+
         wait = client_rate_wait(principal.client, rate)
         if wait > 0:
             raise Problem(
@@ -277,9 +282,12 @@ class Gateway:
         policy = action.policy
         run_async = _prefers_async(request)
         gate: BreakerGate | None = None
-        if policy.breaker is not None:
-            queue = route(name, policy.queue, config=self.config)
-            gate = breaker_enter(name, policy.breaker, queue=queue, probe=not run_async)
+        breaker = policy.breaker
+        if breaker is not None:
+            from switchyard_rq import breaker_enter
+
+            queue = self.config.route(name, policy.queue)
+            gate = breaker_enter(name, breaker, queue=queue, probe=not run_async)
             if gate.wait > 0:
                 raise Problem(
                     503,
@@ -301,19 +309,25 @@ class Gateway:
             except InvalidInputError as error:
                 raise _invalid(error) from None
             except HandlerError as error:
-                if gate is not None:
-                    breaker_exit(gate, policy.breaker, ok=False)  # type: ignore[arg-type]
+                if gate is not None and breaker is not None:
+                    from switchyard_rq import breaker_exit
+
+                    breaker_exit(gate, breaker, ok=False)
                 raise Problem(
                     500, "action-failed", str(error), error_type=error.error_type
                 ) from None
             except InvalidOutputError as error:
                 raise Problem(500, "invalid-output", str(error)) from None
-            if gate is not None:
-                breaker_exit(gate, policy.breaker, ok=True)  # type: ignore[arg-type]
+            if gate is not None and breaker is not None:
+                from switchyard_rq import breaker_exit
+
+                breaker_exit(gate, breaker, ok=True)
         await send(send_, 200, output.model_dump_json().encode(), [_JSON])
         return 200
 
     async def _schedule(self, request: Request, send_: Send, name: str, data: Any) -> int:
+        from switchyard_rq import CachedHandle, PayloadTooLargeError, schedule_action
+
         key = request.headers.get("idempotency-key") or None
         try:
             handle = schedule_action(name, data, key=key, registry=self.registry)
@@ -340,6 +354,8 @@ class Gateway:
 
     def job_for(self, principal: Principal, job_id: str) -> tuple[JobHandle, dict[str, Any]]:
         """A job the caller may see (its action in their scopes): its handle and description."""
+        from switchyard_rq import JobHandle, JobNotFoundError, describe_job
+
         if not _JOB_ID.match(job_id):
             raise Problem(404, "unknown-job", f"no job {job_id!r}")
         handle = JobHandle(job_id, registry=self.registry)
@@ -367,6 +383,27 @@ class Gateway:
             )
         await json_response(send_, 200, {"id": job_id, "status": "canceled"})
         return 200
+
+
+def _warm() -> None:
+    """Import the transport (redis-py is a few hundred milliseconds) before a request needs it."""
+    try:
+        import switchyard_rq  # noqa: F401
+    except Exception:  # pragma: no cover - the request that needs it reports the problem
+        log.exception("cannot import the transport")
+
+
+def _redis_unavailable() -> type[Exception]:
+    """RedisUnavailableError when the transport is loaded (no request reached Redis without
+    loading it), else an exception nothing raises."""
+    import sys
+
+    module = sys.modules.get("switchyard_rq")
+    return module.RedisUnavailableError if module is not None else _Never  # type: ignore[no-any-return]
+
+
+class _Never(Exception):
+    """Raised by nothing."""
 
 
 def _allow(method: str, *allowed: str) -> None:

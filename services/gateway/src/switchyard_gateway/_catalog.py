@@ -9,7 +9,6 @@ import json
 from typing import Any, Final
 
 from switchyard import Config, Registry
-from switchyard_rq import route
 
 __all__ = ["Catalog"]
 
@@ -118,7 +117,7 @@ class Catalog:
             out.append(
                 {
                     "name": name,
-                    "queue": route(name, info.queue, config=self.config),
+                    "queue": self.config.route(name, info.queue),
                     "distribution": info.distribution,
                     "description": info.description,
                     "url": f"/v1/actions/{name}",

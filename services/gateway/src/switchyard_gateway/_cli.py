@@ -107,7 +107,6 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[ENV_PREFIX + name.upper()] = str(value)
 
     from switchyard import default_registry
-    from switchyard_rq import redact_url, redis_url
 
     registry = default_registry()
     auth = "off"
@@ -121,8 +120,8 @@ def _serve(args: argparse.Namespace) -> int:
     rate = str(settings.rate) if settings.rate else "none"
     print(
         f"switchyard-gateway on http://{settings.host}:{settings.port}: {settings.workers} "
-        f"process(es), {len(registry)} actions from {registry.source}, Redis "
-        f"{redact_url(redis_url())}, auth {auth}, client rate {rate}",
+        f"process(es), {len(registry)} actions from {registry.source}, auth {auth}, "
+        f"client rate {rate}",
         flush=True,
     )
     import uvicorn
