@@ -353,4 +353,3 @@ def start_worker(plugin_dir, redis_url, tmp_path) -> Iterator:
         for pid in family + grand:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float = 20.0, what: str = "the condition"
+) -> Any:
     """``predicate()``'s first truthy value, polled every 50 ms for up to ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:

@@ -55,7 +55,9 @@ def secured(start_gateway, redis_db, tmp_path, rsa_key):
 
     jwks = tmp_path / "jwks.json"
     jwks.write_text(
-        json.dumps({"keys": [{"kty": "RSA", "kid": "k1", "n": part(numbers.n), "e": part(numbers.e)}]})
+        json.dumps(
+            {"keys": [{"kty": "RSA", "kid": "k1", "n": part(numbers.n), "e": part(numbers.e)}]}
+        )
     )
     config = tmp_path / "gateway.toml"
     config.write_text(
@@ -163,7 +165,7 @@ def test_per_key_rate_is_429_with_retry_after(secured):
 
 
 def test_jobs_are_visible_only_in_scope(secured):
-    _, headers, body = secured.request(
+    _, headers, _body = secured.request(
         "POST", "/v1/actions/gtest.fail", {"text": "j"},
         {"Prefer": "respond-async", "X-API-Key": ADMIN_KEY},
     )  # fmt: skip

@@ -89,7 +89,10 @@ def test_bad_flag_is_argparse_usage():
         ("port = 'x'", "gw.toml: port: must be an integer"),
         ("colour = 1", "gw.toml: colour: unknown setting"),
         ("[[keys]]\nclient = 'a b'\nhash = 'sha256:" + "0" * 64 + "'", "keys[0]: client must be"),
-        ("[[keys]]\nclient = 'a'\nhash = 'sha256:" + "0" * 64 + "'\nrole = 1", "unknown field 'role'"),
+        (
+            "[[keys]]\nclient = 'a'\nhash = 'sha256:" + "0" * 64 + "'\nrole = 1",
+            "unknown field 'role'",
+        ),
         ("[jwt]\nsecret-env = 'GTEST_UNSET_VARIABLE'", "jwt.secret-env: the variable"),
         ("[jwt]\nkid = 1", "jwt.kid: unknown setting"),
         ("x = [", "gw.toml: not valid TOML"),

@@ -80,6 +80,14 @@ def _sign_in(driver, gw, key=KEY, page="/ui"):
     assert driver.current_url.startswith(gw.url + "/ui/login")
     driver.find_element(By.NAME, "key").send_keys(key)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait_for(lambda: "/ui/login" not in driver.current_url, what="the sign-in")
+
+
+def _click_until(driver, element, needle: str) -> None:
+    """Click ``element`` (a form's button) and wait until the page it leads to shows ``needle``
+    (a click returns before the form's POST and its redirect have loaded)."""
+    element.click()
+    wait_for(lambda: needle in driver.page_source, what=f"a page showing {needle!r}")
 
 
 def _text(driver) -> str:
@@ -89,7 +97,7 @@ def _text(driver) -> str:
 
 
 def _schedule(gw, action, data):
-    status, headers, body = gw.request(
+    status, _headers, body = gw.request(
         "POST", f"/v1/actions/{action}", data, {"Prefer": "respond-async", "X-API-Key": KEY}
     )
     assert status == 202, body
@@ -108,16 +116,16 @@ def test_sign_in(browser, gateway, shots):
     assert "/ui/login" in browser.current_url
     shots(browser, "login")
     browser.find_element(By.NAME, "key").send_keys("sy_wrong")
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    _click_until(browser, browser.find_element(By.CSS_SELECTOR, "form button"), "unknown API")
     assert "unknown API key" in browser.find_element(By.CSS_SELECTOR, ".error").text
     browser.find_element(By.NAME, "key").send_keys(VIEWER)  # no dashboard scope
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    _click_until(browser, browser.find_element(By.CSS_SELECTOR, "form button"), "lacks the scope")
     assert "lacks the scope 'dashboard'" in browser.find_element(By.CSS_SELECTOR, ".error").text
     browser.find_element(By.NAME, "key").send_keys(KEY)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    _click_until(browser, browser.find_element(By.CSS_SELECTOR, "form button"), "Failed jobs")
     assert browser.current_url == gateway.url + "/ui/failed"  # back where it was going
     assert "Failed jobs" in _text(browser)
-    browser.find_element(By.CSS_SELECTOR, "header form button").click()  # sign out
+    _click_until(browser, browser.find_element(By.CSS_SELECTOR, "header form button"), "Sign in")
     browser.get(gateway.url + "/ui")
     assert "/ui/login" in browser.current_url
 
@@ -131,7 +139,8 @@ def test_every_page(browser, gateway, start_worker, redis_db, shots):
     wait_for(lambda: _job(gateway, ids[-1])["status"] == "finished", what="the jobs to run")
     _sign_in(browser, gateway)
     main = _text(browser)
-    assert "Queues" in main and "default" in main
+    assert "Queues" in main
+    assert "default" in main
     wait_for(  # the worker publishes its job stats once a second; the page refreshes itself
         lambda: "gtest.echo" in _text(browser), what="the live refresh to show gtest.echo"
     )
@@ -155,11 +164,12 @@ def test_every_page(browser, gateway, start_worker, redis_db, shots):
     shots(browser, "failed", phone=True)
     browser.get(gateway.url + "/ui/jobs/" + ids[0])
     text = _text(browser)
-    assert "finished" in text and '"text": "0"' in text
+    assert "finished" in text
+    assert '"text": "0"' in text
     shots(browser, "job")
     browser.get(gateway.url + "/ui")  # look a job up by id
     browser.find_element(By.NAME, "id").send_keys(ids[1])
-    browser.find_element(By.CSS_SELECTOR, "form.lookup button").click()
+    _click_until(browser, browser.find_element(By.CSS_SELECTOR, "form.lookup button"), "<h2>Job")
     assert browser.current_url == gateway.url + "/ui/jobs/" + ids[1]
     browser.get(gateway.url + "/ui/jobs/0123nosuchjob")
     assert "no job '0123nosuchjob'" in browser.page_source
@@ -175,7 +185,7 @@ def test_retry_a_failed_job_from_the_page(browser, gateway, start_worker, redis_
     item = browser.find_element(By.CSS_SELECTOR, "li.job")
     assert "not yet: again" in item.text
     redis_db.set("gtest:ok", 1)  # the cause is fixed: the retry succeeds
-    item.find_element(By.CSS_SELECTOR, "button[name=one]").click()
+    _click_until(browser, item.find_element(By.CSS_SELECTOR, "button[name=one]"), "Retried 1")
     assert "Retried 1 job(s)." in browser.find_element(By.CSS_SELECTOR, ".notice").text
     done = wait_for(
         lambda: (j := _job(gateway, job_id))["status"] == "finished" and j, what="the retry"
@@ -194,17 +204,17 @@ def test_bulk_retry_selected_and_all(browser, gateway, start_worker, redis_db):
         wait_for(lambda j=job_id: _job(gateway, j)["status"] == "failed", what="the failures")
     _sign_in(browser, gateway, page="/ui/failed")
     boxes = browser.find_elements(By.CSS_SELECTOR, "li.job input[type=checkbox]")
-    assert len(boxes) == 3
+    assert len(boxes) == 3, browser.page_source
     picked = [boxes[0].get_attribute("value"), boxes[1].get_attribute("value")]
     boxes[0].click()
     boxes[1].click()
-    browser.find_element(By.CSS_SELECTOR, "button[name=selected]").click()
+    _click_until(browser, browser.find_element(By.CSS_SELECTOR, "button[name=selected]"), "Retried")
     assert "Retried 2 job(s)." in _text(browser)
     for job_id in picked:  # the cause is not fixed: they fail again
         wait_for(lambda j=job_id: _job(gateway, j)["attempts"] == 2, what="the second attempts")
     redis_db.set("gtest:ok", 1)
     browser.get(gateway.url + "/ui/failed")
-    browser.find_element(By.CSS_SELECTOR, "button[name=all]").click()
+    _click_until(browser, browser.find_element(By.CSS_SELECTOR, "button[name=all]"), "Retried")
     assert "Retried 3 job(s)." in _text(browser)
     for job_id in ids:
         wait_for(lambda j=job_id: _job(gateway, j)["status"] == "finished", what="the retries")
@@ -216,7 +226,7 @@ def test_cancel_a_queued_job_from_its_page(browser, gateway, redis_db, shots):
     job_id = _schedule(gateway, "gtest.echo", {"text": "never"})  # no worker: it waits
     _sign_in(browser, gateway, page=f"/ui/jobs/{job_id}")
     assert "queued" in _text(browser)
-    browser.find_element(By.CSS_SELECTOR, "button.danger").click()
+    _click_until(browser, browser.find_element(By.CSS_SELECTOR, "button.danger"), "Canceled.")
     assert "Canceled." in browser.find_element(By.CSS_SELECTOR, ".notice").text
     assert "canceled" in _text(browser)
     assert _job(gateway, job_id)["status"] == "canceled"

@@ -399,7 +399,10 @@ def _redis_unavailable() -> type[Exception]:
     import sys
 
     module = sys.modules.get("switchyard_rq")
-    return module.RedisUnavailableError if module is not None else _Never  # type: ignore[no-any-return]
+    if module is None:
+        return _Never
+    found: type[Exception] = module.RedisUnavailableError
+    return found
 
 
 class _Never(Exception):

@@ -1,5 +1,5 @@
-"""The dashboard at ``/ui``: server-rendered pages of what ``switchyard top`` and ``switchyard jobs``
-show (the same functions compute it: ``read_snapshot``/``stats_view``, ``failed_jobs``,
+"""The dashboard at ``/ui``: server-rendered pages of what ``switchyard top`` and ``switchyard
+jobs`` show (the same functions compute it: ``read_snapshot``/``stats_view``, ``failed_jobs``,
 ``describe_job``), with retry, bulk retry and cancel. No JavaScript build: each page refreshes
 its main section every 2 s with a few lines of inline script; usable on a phone.
 
@@ -65,13 +65,17 @@ def _table(headers: list[str], rows: list[list[str]], empty: str, numeric: int =
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="{"num" if i >= numeric else ""}" data-label="{escape(headers[i])}">{c}</td>'
+            f'<td class="{"num" if i >= numeric else ""}" '
+            f'data-label="{escape(headers[i])}">{c}</td>'
             for i, c in enumerate(row)
         )
         + "</tr>"
         for row in rows
     )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    return (
+        f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 class Dashboard:
@@ -236,12 +240,14 @@ class Dashboard:
             ("Failed (counted)", str(failed), "/ui/failed"),
         ]
         tiles = "".join(
-            f'<a class="tile" href="{url}"><span class="n">{escape(n)}</span><span>{escape(t)}</span></a>'
+            f'<a class="tile" href="{url}"><span class="n">{escape(n)}</span>'
+            f"<span>{escape(t)}</span></a>"
             for t, n, url in cards
         )
         lookup = """
 <form class="lookup" method="get" action="/ui/jobs">
-  <label>Job id <input name="id" required autocomplete="off"></label><button type="submit">Open</button>
+  <label>Job id <input name="id" required autocomplete="off"></label>
+  <button type="submit">Open</button>
 </form>"""
         return (
             f'<section class="tiles">{tiles}</section>{lookup}'
@@ -373,7 +379,8 @@ class Dashboard:
         return (
             f"<h2>Failed jobs</h2>{notice}"
             '<form method="post" action="/ui/failed/retry" class="failed">'
-            '<div class="bulk"><button type="submit" name="selected" value="1">Retry selected</button> '
+            '<div class="bulk">'
+            '<button type="submit" name="selected" value="1">Retry selected</button> '
             '<button type="submit" name="all" value="1">Retry all</button></div>'
             f'<ul class="jobs">{"".join(items)}</ul></form>'
         )
@@ -401,7 +408,8 @@ class Dashboard:
                 '<button type="submit">Retry job</button></form>'
             )
         return (
-            f'<h2>Job {quoted}</h2>{notice}<div class="scroll"><table class="kv">{rows}</table></div>'
+            f"<h2>Job {quoted}</h2>{notice}"
+            f'<div class="scroll"><table class="kv">{rows}</table></div>'
             f'<div class="actions">{actions}</div>'
         )
 
@@ -418,12 +426,12 @@ class Dashboard:
                 ids = form.get("id", [])
             done = 0
             for job_id in ids:
-                handle, info = self.gateway.job_for(principal, job_id)
+                handle, _ = self.gateway.job_for(principal, job_id)
                 done += handle.requeue()
             return await self._redirect(send_, "/ui/failed?" + urlencode({"retried": done}))
         if path.startswith("/ui/jobs/") and path.endswith(("/cancel", "/retry")):
             job_id, _, verb = path.removeprefix("/ui/jobs/").rpartition("/")
-            handle, info = self.gateway.job_for(principal, job_id)
+            handle, _info = self.gateway.job_for(principal, job_id)
             if verb == "cancel":
                 message = (
                     "Canceled." if handle.cancel() else f"Not canceled: it is {handle.status}."

@@ -92,7 +92,8 @@ def docs_page(catalog: Catalog) -> str:
 <h2><code>POST {escape(path)}</code></h2><p>{escape(post["summary"])}</p>
 <h3>Input</h3>{_fields(body, components)}<h3>Output</h3>{_fields(output, components)}
 <form class="try" action="{escape(path)}">
-<textarea name="body" rows="3" aria-label="JSON body">{escape(_example(body, components))}</textarea>
+<textarea name="body" rows="3" aria-label="JSON body">
+{escape(_example(body, components))}</textarea>
 <label><input type="checkbox" name="async"> as a job (Prefer: respond-async)</label>
 <button type="submit">Call</button><output></output></form></section>"""
         )

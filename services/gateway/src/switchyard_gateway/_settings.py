@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, final
@@ -309,11 +309,19 @@ def _log_level(value: object, where: str) -> str:
     return text
 
 
+def _host(value: object, where: str) -> str:
+    return str(value)
+
+
+def _workers(value: object, where: str) -> int:
+    return _int(value, where, 1)
+
+
 #: variable or flag name -> (field, reader)
-_READERS: Final = {
-    "host": ("host", lambda v, w: str(v)),
+_READERS: Final[dict[str, tuple[str, Callable[[Any, str], Any]]]] = {
+    "host": ("host", _host),
     "port": ("port", _port),
-    "workers": ("workers", lambda v, w: _int(v, w, 1)),
+    "workers": ("workers", _workers),
     "auth": ("auth", _auth),
     "max_body": ("max_body", _size),
     "rate": ("rate", _rate),
