@@ -10,9 +10,10 @@ The transport (``switchyard_rq``, and with it redis-py) is imported when a reque
 Redis, and meanwhile by a thread started once the server listens: a gateway is up as soon as
 uvicorn is, and an in-process call without limits never waits for it.
 
-Redis calls (a client's rate, a breaker, scheduling, a job's state) are short and run inline on
-the event loop, as ``acall_action`` runs a sync handler inline; a sync handler whose policy says
-``io_bound`` runs in a thread.
+Jobs are scheduled in batches by a thread beside the loop (``_writer``: one round trip for all
+the requests waiting). The other Redis calls (a client's rate, a breaker, a job's state) are
+single short round trips and run inline on the event loop, as ``acall_action`` runs a sync
+handler inline; a sync handler whose policy says ``io_bound`` runs in a thread.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from switchyard import (
     InvalidOutputError,
     Registry,
     SwitchyardError,
-    UnknownActionError,
     acall_action,
     call_action,
     default_registry,
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from switchyard_rq import BreakerGate, JobHandle
 
     from ._dashboard import Dashboard
+    from ._writer import JobWriter
 
 __all__ = ["Gateway", "create_app"]
 
@@ -118,6 +119,15 @@ class Gateway:
         self.metrics = Metrics()
         self.max_body = settings.max_body or self.config.max_payload_bytes
         self._dashboard: Dashboard | None = None
+        self._writer: JobWriter | None = None
+
+    @property
+    def writer(self) -> JobWriter:
+        if self._writer is None:
+            from ._writer import JobWriter
+
+            self._writer = JobWriter(self.registry)
+        return self._writer
 
     @property
     def dashboard(self) -> Dashboard:
@@ -326,17 +336,16 @@ class Gateway:
         return 200
 
     async def _schedule(self, request: Request, send_: Send, name: str, data: Any) -> int:
-        from switchyard_rq import CachedHandle, PayloadTooLargeError, schedule_action
+        from switchyard_rq import CachedHandle, Call, PayloadTooLargeError
 
         key = request.headers.get("idempotency-key") or None
         try:
-            handle = schedule_action(name, data, key=key, registry=self.registry)
+            traced = "traceparent" in request.headers
+            handle = await self.writer.schedule(Call(name, data, key=key), traced=traced)
         except InvalidInputError as error:
             raise _invalid(error) from None
         except PayloadTooLargeError as error:
             raise Problem(413, "too-large", str(error)) from None
-        except UnknownActionError as error:  # pragma: no cover - checked above
-            raise Problem(404, "unknown-action", str(error)) from None
         if isinstance(handle, CachedHandle):  # a cached result: no job, the answer now
             output = handle.result()
             await send(send_, 200, output.model_dump_json().encode(), [_JSON])
