@@ -1,4 +1,4 @@
-"""The HTTP gateway against a minimal FastAPI endpoint doing the same pydantic validation (issue 17).
+"""The HTTP gateway against a minimal FastAPI endpoint doing the same validation (issue 17).
 
     uv run --all-packages --group bench python benchmarks/gateway.py [--rounds 5] [--seconds 8]
 
@@ -37,12 +37,11 @@ import sys
 import tempfile
 import textwrap
 import time
-import timeit
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
 
-PLUGIN = '''
+PLUGIN = """
 from pydantic import BaseModel
 
 from switchyard import action
@@ -56,9 +55,9 @@ class Text(BaseModel):
 @action("bench.echo")
 def echo(data: Text) -> Text:
     return data
-'''
+"""
 
-FASTAPI_APP = '''
+FASTAPI_APP = """
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -75,9 +74,9 @@ app = FastAPI()
 @app.post("/v1/actions/{name}")
 async def run(name: str, data: Text) -> Text:
     return data
-'''
+"""
 
-STARLETTE_APP = '''
+STARLETTE_APP = """
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -96,7 +95,7 @@ async def run(request):
 
 
 app = Starlette(routes=[Route("/v1/actions/{name}", run, methods=["POST"])])
-'''
+"""
 
 BODY = '{"text": "hello, gateway", "count": 3}'
 
@@ -150,7 +149,8 @@ def cpu_seconds(pids: list[int]) -> float:
 def wrk(port: int, path: str, seconds: float, headers: dict[str, str], folder: Path) -> dict:
     script = folder / "post.lua"
     lines = ['wrk.method = "POST"', f"wrk.body = '{BODY}'"]
-    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in {"Content-Type": "application/json", **headers}.items()]
+    every = {"Content-Type": "application/json", **headers}
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in every.items()]
     script.write_text("\n".join(lines) + "\n")
     out = subprocess.run(
         ["wrk", "-t1", "-c64", f"-d{seconds:g}s", "--latency", "-s", str(script),
@@ -258,7 +258,7 @@ def main() -> None:
         import redis  # noqa: TID251 - the benchmark empties its own Redis between runs
 
         client = redis.Redis(port=redis_port)
-        for name, (server, path, headers) in variants.items():  # warm-up: imports, first calls
+        for server, path, headers in variants.values():  # warm-up: imports, first calls
             wrk(servers[server][1], path, 1, headers, folder)
         before = load()
         runs: dict[str, list[dict]] = {name: [] for name in variants}
@@ -291,11 +291,12 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
     def span(values: list[float], fmt: str) -> str:
-        return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+        low, high = fmt.format(min(values)), fmt.format(max(values))
+        return f"{fmt.format(statistics.median(values))} ({low}-{high})"
 
     print(f"\nload before: {before}\nload after:  {after}\n")
     print(f"{args.rounds} rounds x {args.seconds:g} s, wrk -t1 -c64, 2 server processes each\n")
-    print("| variant | requests/s, median (range) | p99 ms, median (range) | server CPU us/request |")
+    print("| variant | requests/s, median (range) | p99 ms, median (range) | server CPU us/req |")
     print("| --- | --- | --- | --- |")
     for name, results in runs.items():
         print(

@@ -22,10 +22,9 @@ def batch(data: Text) -> Text:
 
 def test_a_batch_with_one_bad_input_answers_each_call(redis_db, redis_url, monkeypatch):
     monkeypatch.setenv("SWITCHYARD_REDIS_URL", redis_url)
+    import switchyard_rq
     from switchyard_gateway._writer import JobWriter
     from switchyard_rq import Call
-
-    import switchyard_rq
 
     writer = JobWriter(make_registry(batch))
     writes = []
