@@ -332,7 +332,7 @@ class Dashboard:
         rows = []
         for pool in view["pools"]:
             extra = ", ".join(
-                f"{escape(str(k))} {escape(str(v))}"
+                f"{escape(str(k))} {escape(_number(v))}"
                 for k, v in pool.items()
                 if k not in ("name", "processes", "busy", "recycled")
             )
@@ -443,6 +443,12 @@ class Dashboard:
             target = f"/ui/jobs/{quote(job_id, safe='{}')}?" + urlencode({"done": message})
             return await self._redirect(send_, target)
         raise Problem(404, "not-found", f"nothing to post to at {path}")
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _show(value: Any) -> str:
