@@ -156,7 +156,13 @@ class Dashboard:
         return 200
 
     async def _redirect(
-        self, send_: Send, location: str, *, clear: bool = False, cookie: str | None = None
+        self,
+        send_: Send,
+        location: str,
+        *,
+        clear: bool = False,
+        cookie: str | None = None,
+        secure: bool = False,
     ) -> int:
         headers = [(b"location", location.encode())]
         if clear:
@@ -167,9 +173,8 @@ class Dashboard:
                 )
             )
         if cookie is not None:
-            headers.append(
-                (b"set-cookie", f"{COOKIE}={cookie}; Path=/ui; HttpOnly; SameSite=Strict".encode())
-            )
+            flags = "Path=/ui; HttpOnly; SameSite=Strict" + ("; Secure" if secure else "")
+            headers.append((b"set-cookie", f"{COOKIE}={cookie}; {flags}".encode()))
         await send(send_, 303, b"", headers)
         return 303
 
@@ -196,7 +201,8 @@ class Dashboard:
                 if any(c in token for c in ';, "\\'):  # pragma: no cover - never in keys or JWTs
                     error = "that credential cannot be kept in a cookie"
                 else:
-                    return await self._redirect(send_, target, cookie=token)
+                    secure = request.scheme == "https"
+                    return await self._redirect(send_, target, cookie=token, secure=secure)
         main = f"""
 <section class="card login">
   <h2>Sign in</h2>

@@ -63,11 +63,15 @@ class Request:
     """What a handler reads of a request: method, path, query, headers (lower-case names; the
     last of repeated ones), the peer, and the body once :meth:`read` ran."""
 
-    __slots__ = ("body", "client", "headers", "method", "path", "query_string", "receive")
+    __slots__ = (
+        "body", "client", "headers", "method", "path", "query_string", "receive", "scheme",
+    )  # fmt: skip
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
+        #: https behind a TLS-terminating proxy too, when uvicorn trusts its X-Forwarded-Proto
+        self.scheme: str = scope.get("scheme", "http")
         self.query_string: bytes = scope.get("query_string", b"")
         self.headers: dict[str, str] = {
             k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
