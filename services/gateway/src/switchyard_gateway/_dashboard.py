@@ -424,8 +424,9 @@ class Dashboard:
     async def _post(self, request: Request, send_: Send, principal: Principal, path: str) -> int:
         form = await request.form(_FORM_LIMIT)
         if path == "/ui/failed/retry":
-            if form.get("all"):
-                ids = [row["id"] for row in failed_jobs(limit=10_000)]
+            if form.get("all"):  # every failed job the caller may see
+                rows = failed_jobs(limit=10_000)
+                ids = [row["id"] for row in rows if principal.may(row["action"])]
             elif form.get("one"):
                 ids = form["one"][:1]
             else:
