@@ -15,6 +15,7 @@ from switchyard_gateway import hash_key
 BILLING_KEY = "sy_billing-key-for-tests-0123456789abcdef"
 ADMIN_KEY = "sy_admin-key-for-tests-0123456789abcdef"
 ENV_KEY = "sy_env-key-for-tests-0123456789abcdef"
+VIEWER_KEY = "sy_viewer-key-for-tests-0123456789abcdef"
 SECRET = "hs256-secret-for-the-tests"
 
 
@@ -84,7 +85,8 @@ audience = "switchyard"
     )
     env = {
         "GTEST_JWT_SECRET": SECRET,
-        "SWITCHYARD_GATEWAY_KEYS": f"envclient {hash_key(ENV_KEY)} gtest.secret",
+        "SWITCHYARD_GATEWAY_KEYS": f"envclient {hash_key(ENV_KEY)} gtest.secret; "
+        f"viewer {hash_key(VIEWER_KEY)} dashboard,gtest.echo",
     }
     return start_gateway("--config", str(config), env=env)
 
@@ -112,7 +114,7 @@ def _status(gw, token=None, action="gtest.echo", header="Authorization", body=No
 
 
 def test_boot_line_says_how_auth_is_on(secured):
-    assert "auth on (3 API key(s), JWT HS256, JWT RS256)" in secured.boot
+    assert "auth on (4 API key(s), JWT HS256, JWT RS256)" in secured.boot
 
 
 def test_no_or_bad_credentials_are_401(secured):
@@ -223,6 +225,28 @@ def test_dashboard_requires_sign_in_and_the_dashboard_scope(secured):
     status, _, page = secured.request("GET", "/ui", headers={"X-API-Key": ADMIN_KEY})
     assert status == 200
     assert "<h2>Queues</h2>" in page
+
+
+def test_dashboard_shows_failed_jobs_only_in_scope(secured, start_worker, redis_db):
+    from switchyard_gateway_testkit import wait_for
+
+    headers = {"Prefer": "respond-async", "X-API-Key": ADMIN_KEY}
+    _, found, _ = secured.request("POST", "/v1/actions/gtest.fail", {"text": "s"}, headers)
+    start_worker(redis_db)
+    wait_for(
+        lambda: (
+            secured.request("GET", found["location"], headers={"X-API-Key": ADMIN_KEY})[2]["status"]
+            == "failed"
+        ),
+        what="the job to fail",
+    )
+    admin = secured.request("GET", "/ui/failed", headers={"X-API-Key": ADMIN_KEY})[2]
+    assert "failed on purpose: s" in admin
+    viewer = secured.request("GET", "/ui/failed", headers={"X-API-Key": VIEWER_KEY})[2]
+    assert "No failed jobs." in viewer
+    job_id = found["location"].rsplit("/", 1)[1]
+    status = secured.request("GET", f"/ui/jobs/{job_id}", headers={"X-API-Key": VIEWER_KEY})[0]
+    assert status == 403
 
 
 def test_auth_off_flag_overrides_the_settings(start_gateway, redis_db, tmp_path):

@@ -84,7 +84,7 @@ class Dashboard:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self._history: deque[StatsSnapshot] = deque()
-        self._renderers: dict[str, Callable[[Request], str]] = {
+        self._renderers: dict[str, Callable[[Request, Principal], str]] = {
             "/ui": self._overview,
             "/ui/queues": self._queues,
             "/ui/workers": self._workers,
@@ -127,7 +127,7 @@ class Dashboard:
         for url, title, _ in PAGES:
             if path == url:
                 render = self._renderers[url]
-                return await self._page(send_, request, title, render(request), partial)
+                return await self._page(send_, request, title, render(request, principal), partial)
         raise Problem(404, "not-found", f"no dashboard page {path}")
 
     def _principal(self, request: Request) -> Principal:
@@ -233,7 +233,7 @@ class Dashboard:
 
     # -- pages -------------------------------------------------------------------------------
 
-    def _overview(self, request: Request) -> str:
+    def _overview(self, request: Request, principal: Principal) -> str:
         view = self._view()
         w = view["workers"]
         depth = sum(q["depth"] for q in view["queues"])
@@ -262,7 +262,7 @@ class Dashboard:
             f'<p class="meta">Redis {escape(view["redis"])}; rates over {view["window"]:.1f} s</p>'
         )
 
-    def _queues(self, request: Request) -> str:
+    def _queues(self, request: Request, principal: Principal) -> str:
         view = self._view()
         return f"<h2>Queues</h2>{self._queues_table(view)}" + self._flow_table(view)
 
@@ -285,7 +285,7 @@ class Dashboard:
             "No queues yet.",
         )
 
-    def _actions(self, request: Request) -> str:
+    def _actions(self, request: Request, principal: Principal) -> str:
         view = self._view()
         return f"<h2>Actions</h2>{self._actions_table(view, None)}" + self._flow_table(view)
 
@@ -328,7 +328,7 @@ class Dashboard:
             ["Limit", "Kind", "State", "Waiting", "Probe in"], rows, "", numeric=2
         )
 
-    def _workers(self, request: Request) -> str:
+    def _workers(self, request: Request, principal: Principal) -> str:
         view = self._view()
         w = view["workers"]
         summary = (
@@ -359,14 +359,14 @@ class Dashboard:
         )
         return f"<h2>Workers</h2>{summary}{table}"
 
-    def _failed(self, request: Request) -> str:
+    def _failed(self, request: Request, principal: Principal) -> str:
         query = request.query()
         notice = ""
         if "retried" in query:
             notice = (
                 f'<p class="notice" role="status">Retried {escape(query["retried"][0])} job(s).</p>'
             )
-        rows = failed_jobs(limit=200)
+        rows = [row for row in failed_jobs(limit=200) if principal.may(row["action"])]
         if not rows:
             return f'<h2>Failed jobs</h2>{notice}<p class="empty">No failed jobs.</p>'
         items = []
