@@ -18,6 +18,10 @@ servers' CPU time per request (utime + stime of the server processes over the ru
 divided by the requests). The gateway's overhead over ``call_action`` is its CPU per request
 minus what ``call_action`` costs in one process for the same JSON (measured here with timeit).
 ``uptime``'s load average is printed before and after.
+
+``--startup`` measures instead how long each server takes from its command to its first answer
+(``/healthz`` for the gateway, ``/readyz`` for a 2-process worker, any answer for uvicorn with
+the FastAPI or Starlette app), ``--rounds`` times each, interleaved.
 """
 
 from __future__ import annotations
@@ -191,6 +195,69 @@ def call_action_us(plugin_dir: Path) -> float:
     return float(out.stdout.strip())
 
 
+def first_answer(command: list[str], port: int, path: str, env: dict[str, str], cwd: Path) -> float:
+    """Seconds from starting ``command`` to its first HTTP answer on ``path`` (200 for the
+    health routes, any status otherwise); the server is stopped after."""
+    import http.client
+
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                conn.request("GET", path)
+                status = conn.getresponse().status
+                if status == 200 or not path.endswith("z"):
+                    return time.perf_counter() - started
+            except OSError:
+                pass
+            if proc.poll() is not None or time.perf_counter() - started > 60:
+                raise SystemExit(f"{command[0]} did not answer on port {port}")
+            time.sleep(0.002)
+    finally:
+        for pid in reversed(family(proc.pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def startup(rounds: int, env: dict[str, str], folder: Path) -> None:
+    uvicorn = [sys.executable, "-m", "uvicorn", "--loop", "uvloop", "--http", "httptools",
+               "--log-level", "warning"]  # fmt: skip
+    variants = {
+        "switchyard-gateway (to /healthz)": (
+            [str(BIN / "switchyard-gateway")],
+            "--port",
+            "/healthz",
+        ),
+        "switchyard-worker, 2 processes (to /readyz)": (
+            [str(BIN / "switchyard-worker"), "--min", "2", "--max", "2"],
+            "--health-port",
+            "/readyz",
+        ),
+        "uvicorn + FastAPI app": ([*uvicorn, "bench_fastapi:app"], "--port", "/"),
+        "uvicorn + Starlette app": ([*uvicorn, "bench_starlette:app"], "--port", "/"),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    before = load()
+    for number in range(rounds):
+        order = list(variants)
+        random.Random(number).shuffle(order)
+        for name in order:
+            command, flag, path = variants[name]
+            port = free_port()
+            times[name].append(first_answer([*command, flag, str(port)], port, path, env, folder))
+    after = load()
+    print(f"\nload before: {before}\nload after:  {after}\n")
+    print("| server | command to first answer, median (range), ms |")
+    print("| --- | --- |")
+    for name, found in times.items():
+        ms = sorted(t * 1000 for t in found)
+        print(f"| {name} | {statistics.median(ms):.0f} ({ms[0]:.0f}-{ms[-1]:.0f}) |")
+
+
 def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
@@ -200,6 +267,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--json", metavar="FILE", help="also write the raw runs here")
+    parser.add_argument("--startup", action="store_true", help="measure start-up instead")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
@@ -225,6 +293,14 @@ def main() -> None:
     env["SWITCHYARD_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
     env["PYTHONPATH"] = os.pathsep.join([str(plugin), str(folder)])
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    if args.startup:
+        try:
+            startup(args.rounds, env, folder)
+        finally:
+            redis_proc.terminate()
+            redis_proc.wait(10)
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     uvicorn_args = ["--workers", "2", "--loop", "uvloop", "--http", "httptools",
                     "--no-access-log", "--log-level", "warning"]  # fmt: skip
     try:
