@@ -189,6 +189,9 @@ def test_breaker_probe_after_cooldown_closes_it(start_gateway, redis_db):
     assert gw.request("POST", "/v1/actions/gtest.flaky", {"text": "a"})[0] == 503
     key = "switchyard:flow:b:gtest.flaky"
     redis_db.hset(key, "until", 0)  # the cooldown is over
+    # a probe with bad input decides nothing: the next call probes at once
+    assert gw.request("POST", "/v1/actions/gtest.flaky", {"nope": 1})[0] == 422
+    assert redis_db.hget(key, "state") == b"open"
     assert gw.request("POST", "/v1/actions/gtest.flaky", {"text": "probe"})[0] == 200
     assert redis_db.hget(key, "state") is None  # closed by the probe's success
     assert gw.request("POST", "/v1/actions/gtest.flaky", {"text": "b"})[0] == 200

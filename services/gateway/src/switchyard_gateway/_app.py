@@ -317,6 +317,10 @@ class Gateway:
                 else:
                     output = await acall_action(name, data, registry=self.registry)
             except InvalidInputError as error:
+                if gate is not None and breaker is not None:
+                    from switchyard_rq import breaker_exit
+
+                    breaker_exit(gate, breaker, ok=None)  # a probe with bad input decides nothing
                 raise _invalid(error) from None
             except HandlerError as error:
                 if gate is not None and breaker is not None:

@@ -133,24 +133,27 @@ def breaker_exit(
     gate: BreakerGate,
     breaker: Breaker,
     *,
-    ok: bool,
+    ok: bool | None,
     connection: redis.Redis | None = None,
 ) -> None:
-    """Record the outcome of a call :func:`breaker_enter` let through: ``ok``, or a failure that
-    counts (the handler raised or timed out; invalid input does not count). A success costs a
-    round trip only when it closes the breaker (the probe's) or a ratio counts calls."""
+    """Record the outcome of a call :func:`breaker_enter` let through: ``ok`` True, False for a
+    failure that counts (the handler raised or timed out), None for neither (invalid input: a
+    probe that ends so lets the next call probe at once). A success costs a round trip only when
+    it closes the breaker (the probe's) or a ratio counts calls."""
+    if ok is None and gate.state != "probe":
+        return
     if ok and gate.state != "probe" and breaker.ratio is None:
         return
     conn = connection or get_connection()
     with redis_errors(conn):
-        if not ok:  # a breaker that opens is listed under its queue: RQ must know the queue
+        if ok is False:  # a breaker that opens is listed under its queue: RQ must know the queue
             conn.sadd(QUEUES_SET, queue_key(gate.queue))
         _EXIT(
             conn,
             [gate.key],
             [
                 gate.member,
-                "ok" if ok else "failed",
+                {True: "ok", False: "failed", None: ""}[ok],
                 gate.queue,
                 breaker.failures or 0,
                 breaker.ratio or 0,
