@@ -316,14 +316,14 @@ def start_gateway(plugin_dir, redis_url, tmp_path) -> Iterator:
 
 @pytest.fixture
 def start_worker(plugin_dir, redis_url, tmp_path) -> Iterator:
-    """Start a ``switchyard-worker`` (one process) on queue ``default``; wait until it serves."""
+    """Start a ``switchyard-worker`` (one process) on ``queues``; wait until it serves."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(conn) -> subprocess.Popen[str]:
+    def start(conn, queues: str = "default") -> subprocess.Popen[str]:
         log = tmp_path / f"worker-{len(started)}.log"
         with log.open("w") as stderr:
             proc = subprocess.Popen(
-                [str(WORKER), "--queues", "default", "--min", "1", "--max", "1",
+                [str(WORKER), "--queues", queues, "--min", "1", "--max", "1",
                  "--scale-interval", "0.2"],
                 cwd=tmp_path,
                 env=base_env(plugin_dir, redis_url),
@@ -333,7 +333,7 @@ def start_worker(plugin_dir, redis_url, tmp_path) -> Iterator:
             )  # fmt: skip
         started.append(proc)
         deadline = time.monotonic() + 30
-        while int(conn.scard("rq:workers")) < 1:
+        while int(conn.scard("rq:workers")) < len(started):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"the worker did not start:\n{log.read_text()}")
             time.sleep(0.05)
