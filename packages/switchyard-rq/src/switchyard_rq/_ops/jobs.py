@@ -11,6 +11,7 @@ import redis
 from switchyard_rq._errors import JobFailedError, JobNotFoundError
 from switchyard_rq._producer.handle import JobHandle
 from switchyard_rq._wire import keys
+from switchyard_rq._wire.cluster import is_cluster, plain_queue, wire_queue
 from switchyard_rq._wire.connection import get_connection, redis_errors
 
 __all__ = ["describe_job", "failed_jobs"]
@@ -62,7 +63,7 @@ def failed_jobs(
     limit = max(limit, 1)
     with redis_errors(client):
         if queue:
-            queues = [queue]
+            queues = [wire_queue(queue, is_cluster(client))]
         else:
             queues = sorted(
                 _text(k).removeprefix(keys.QUEUE_PREFIX) for k in client.smembers(keys.QUEUES_SET)
@@ -79,7 +80,7 @@ def failed_jobs(
                 rows.append(
                     {
                         "id": handle.id,
-                        "queue": name,
+                        "queue": plain_queue(name),
                         "action": action,
                         "error": error.to_dict() if error else None,
                     }

@@ -73,6 +73,7 @@ def build_view(old: StatsSnapshot, new: StatsSnapshot, redis_text: str) -> dict[
         queues.append(
             {
                 "queue": queue,
+                "node": new.nodes.get(queue, ""),
                 "depth": depth,
                 "oldest_age": age,
                 "in_flight": in_flight,
