@@ -279,11 +279,12 @@ class Dashboard:
             ]
             for q in view["queues"]
         ]
-        return _table(
-            ["Queue", "Depth", "Oldest", "In flight", "Scheduled", "In/s", "Out/s"],
-            rows,
-            "No queues yet.",
-        )
+        headers = ["Queue", "Depth", "Oldest", "In flight", "Scheduled", "In/s", "Out/s"]
+        if any(q.get("node") for q in view["queues"]):  # on a Redis Cluster: each queue's node
+            headers.append("Node")
+            for row, q in zip(rows, view["queues"], strict=True):
+                row.append(escape(q.get("node") or ""))
+        return _table(headers, rows, "No queues yet.")
 
     def _actions(self, request: Request, principal: Principal) -> str:
         view = self._view()
