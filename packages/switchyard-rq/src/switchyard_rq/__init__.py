@@ -21,7 +21,9 @@ from ._errors import (
 from ._observe import JobObserver, JobReport
 from ._ops.dbstats import publish_db_stats
 from ._ops.flow import FlowState, flow_stats
-from ._ops.stats import JobStats, publish_pool_stats
+from ._ops.jobs import describe_job, failed_jobs
+from ._ops.stats import JobStats, StatsSnapshot, publish_pool_stats, read_snapshot
+from ._ops.view import build_view as stats_view
 from ._producer.handle import CachedHandle, JobHandle
 from ._producer.results import agather, gather
 from ._producer.schedule import Call, route, schedule_action, schedule_many
@@ -36,9 +38,11 @@ from ._wire.connection import (
     redis_origin,
     redis_url,
 )
+from ._wire.edge import BreakerGate, breaker_enter, breaker_exit, client_rate_wait
 
 __all__ = [
     "ActionTimeoutError",
+    "BreakerGate",
     "CachedHandle",
     "Call",
     "Consumer",
@@ -59,17 +63,24 @@ __all__ = [
     "RedisConfigError",
     "RedisUnavailableError",
     "ResultTimeoutError",
+    "StatsSnapshot",
     "TransportError",
     "agather",
+    "breaker_enter",
+    "breaker_exit",
     "check_redis",
     "check_url",
+    "client_rate_wait",
+    "describe_job",
     "dispatch",
+    "failed_jobs",
     "flow_stats",
     "gather",
     "get_connection",
     "publish_db_stats",
     "publish_pool_stats",
     "queue_stats",
+    "read_snapshot",
     "recover_orphans",
     "redact_url",
     "redis_origin",
@@ -77,4 +88,5 @@ __all__ = [
     "route",
     "schedule_action",
     "schedule_many",
+    "stats_view",
 ]
