@@ -333,3 +333,20 @@ def test_cancel_requeue_and_the_failed_list_work_on_a_cluster(cluster, cconn, re
     assert [(row["id"], row["queue"]) for row in listed] == [(failing.id, "default")]
     assert failing.requeue() is True
     assert cconn.lrange("rq:queue:{default}", 0, -1) == [failing.id.encode()]
+
+
+def test_outcomes_a_node_sent_on_are_kept_to_be_sent_again():
+    """A node that answers MOVED (or ASK, TRYAGAIN) to the calls carrying outcomes ran none of
+    them: the link keeps them pending (stored once on the new node: see STEP) and says so."""
+    from switchyard_rq._consumer.link import RedisLink, Relocated
+
+    link = RedisLink(redis.Redis(port=1), ["{default}"], name="unit")
+    first, second = object(), object()
+    moved = redis.exceptions.MovedError("1234 127.0.0.1:7001")
+    with pytest.raises(Relocated, match=r"queue\(s\) \{default\} is elsewhere or moving"):
+        link._replied(b"", [[first], [second]], [moved, 1, [b"", 0]])  # type: ignore[list-item]
+    assert link._pending == [first]  # the one the node refused; the other was stored
+    tryagain = redis.exceptions.TryAgainError("TRYAGAIN")
+    with pytest.raises(Relocated):
+        link._replied(b"", [], [tryagain])
+    assert link._pending == [first]
