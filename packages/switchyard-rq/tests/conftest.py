@@ -24,8 +24,11 @@ def reg() -> Registry:
     return _registry()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _db7_lock() -> Iterator[None]:
+    """Held a module at a time, never for the whole session: a session that runs other suites
+    too (CI runs every package's tests in one) would hold it while it waits for theirs, and
+    another session holding theirs could wait for this one."""
     with machine_lock("switchyard-rq-tests-db7"):
         yield
 
@@ -37,7 +40,7 @@ _OWN_SERVERS = {"test_cluster"}
 @pytest.fixture(autouse=True)
 def _db7_to_ourselves(request: pytest.FixtureRequest) -> None:
     """Two runs of this suite at once (two checkouts, one machine) would flush each other's
-    db 7: the second waits for the first (from its first test that may use db 7 to its end)."""
+    db 7: the second waits for the first, a module at a time."""
     if request.module.__name__ not in _OWN_SERVERS:
         request.getfixturevalue("_db7_lock")
 
