@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._settings import read_settings
+
+if TYPE_CHECKING:
+    from ._schedule import Schedule
 
 __all__ = ["Config", "load_config"]
 
@@ -26,6 +29,8 @@ class Config:
     redis_url: str | None = None
     manifest: Path | None = None
     max_payload_bytes: int = 1_048_576
+    #: ``[tool.switchyard.schedules]``, checked (see ``switchyard.load_schedules``)
+    schedules: tuple[Schedule, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -45,6 +50,7 @@ class Config:
                 f"Config.routing must be (pattern, queue) string pairs, got {self.routing!r}"
             )
         set_(self, "routing", rules)
+        set_(self, "schedules", tuple(self.schedules))
         size = self.max_payload_bytes
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise TypeError(f"Config.max_payload_bytes must be a positive integer, got {size!r}")

@@ -25,6 +25,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "redis_url": None,
     "manifest": None,
     "max_payload_bytes": 1_048_576,
+    "schedules": (),
 }
 # file key (either spelling) -> field
 _KEYS: Final = {
@@ -36,6 +37,7 @@ _KEYS: Final = {
     "max-payload-bytes": "max_payload_bytes",
     "max_payload_bytes": "max_payload_bytes",
     "routing": "routing",
+    "schedules": "schedules",
 }
 _ENV: Final = {
     "SWITCHYARD_DEFAULT_QUEUE": "default_queue",
@@ -127,7 +129,11 @@ def _table_values(path: Path, table: Mapping[str, Any], text: str) -> dict[str, 
                     "%s: unknown setting %r in [%s] ignored", path, key, TABLE
                 )
             continue
-        if field == "routing":
+        if field == "schedules":
+            from ._schedule import read_schedules_table
+
+            values[field] = read_schedules_table(path, value, text)
+        elif field == "routing":
             if not isinstance(value, dict):
                 fail(key, "routing must be a table of glob pattern = queue name")
             rules = []
