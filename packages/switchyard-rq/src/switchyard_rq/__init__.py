@@ -3,6 +3,8 @@ consumer, on pooled connections (or an embedded Redis when none is configured)."
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._consumer.consumer import Consumer
 from ._consumer.recovery import QueueStats, queue_stats, recover_orphans
 from ._consumer.source import JobSource
@@ -36,6 +38,15 @@ from ._wire.connection import (
     redis_url,
 )
 
+if TYPE_CHECKING:
+    from ._scheduler.loop import Scheduler
+    from ._scheduler.state import (
+        ScheduleState,
+        pause_schedule,
+        schedule_states,
+        trigger_schedule,
+    )
+
 __all__ = [
     "ActionTimeoutError",
     "CachedHandle",
@@ -57,6 +68,8 @@ __all__ = [
     "RedisConfigError",
     "RedisUnavailableError",
     "ResultTimeoutError",
+    "ScheduleState",
+    "Scheduler",
     "TransportError",
     "agather",
     "check_redis",
@@ -64,6 +77,7 @@ __all__ = [
     "dispatch",
     "flow_stats",
     "gather",
+    "pause_schedule",
     "get_connection",
     "publish_db_stats",
     "publish_pool_stats",
@@ -75,4 +89,26 @@ __all__ = [
     "route",
     "schedule_action",
     "schedule_many",
+    "schedule_states",
+    "trigger_schedule",
 ]
+
+# the scheduler's names load on first use: a pool process never needs them
+_LAZY = {
+    "Scheduler": "_scheduler.loop",
+    "ScheduleState": "_scheduler.state",
+    "pause_schedule": "_scheduler.state",
+    "schedule_states": "_scheduler.state",
+    "trigger_schedule": "_scheduler.state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'switchyard_rq' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"switchyard_rq.{module}"), name)
+    globals()[name] = value
+    return value

@@ -119,15 +119,21 @@ class Catchup:
     def __str__(self) -> str:
         if self.kind != "all":
             return self.kind
-        from ._policy import _period_text
-
-        return f"all within {_period_text(self.window)}"
+        return f"all within {_span(self.window)}"
 
     def __repr__(self) -> str:
         return f"Catchup({str(self)!r})"
 
     def to_json(self) -> str:
         return str(self)
+
+
+def _span(seconds: float) -> str:
+    """``30s``, ``1min``, ``2h``: a duration as ``parse_duration`` reads it back."""
+    from ._policy import _period_text
+
+    text = _period_text(seconds)
+    return "1" + text if text[0].isalpha() else text
 
 
 def check_catchup(value: object) -> Catchup:
@@ -273,9 +279,7 @@ class Schedule:
         """``cron 0 3 * * * (Europe/Berlin)`` or ``every 30s``."""
         if self.cron is not None:
             return f"cron {self.cron} ({self.timezone})"
-        from ._policy import _period_text
-
-        return f"every {_period_text(float(self.every or 0))}"
+        return f"every {_span(float(self.every or 0))}"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -306,6 +310,19 @@ class Schedule:
             yield tick
             tick = self.next_after(tick)
 
+    def count(self, after: float, until: float, *, limit: int = 100_000) -> int:
+        """How many ticks fall in ``(after, until]`` (counted up to ``limit`` for cron)."""
+        if until <= after:
+            return 0
+        if self.every is not None:
+            return int(until) // self.every - int(after) // self.every
+        found = 0
+        for _ in self.ticks(after, until):
+            found += 1
+            if found >= limit:
+                break
+        return found
+
     def _latest(self, after: float, until: float) -> float | None:
         """The last tick in ``(after, until]``, looking back a widening window."""
         for back in (3600.0, 86_400.0, 32 * 86_400.0, 367 * 86_400.0, 9 * 367 * 86_400.0):
@@ -322,8 +339,8 @@ class Schedule:
 
         A tick at most ``grace`` seconds old is on time (a failover or a busy moment took that
         long) and fires whatever the policy; older ones were missed, and the catch-up policy
-        says which of them fire: none, the latest (only if no tick is on time: one run makes
-        up for them), or all within its window.
+        says which of them fire: none, the latest one (one run makes up for them all), or all
+        within its window.
         """
         edge = now - grace
         on_time = list(self.ticks(max(last, edge), now))
@@ -331,10 +348,8 @@ class Schedule:
         if last >= edge or kind == "none":
             return on_time
         if kind == "latest":
-            if on_time:
-                return on_time
             latest = self._latest(last, edge)
-            return [] if latest is None else [latest]
+            return on_time if latest is None else [latest, *on_time]
         missed = list(self.ticks(max(last, now - self.catchup.window), edge))
         return missed + on_time
 
@@ -404,47 +419,61 @@ def _from_policy(name: str, policy: Any) -> Schedule:
 
 
 def load_schedules(
-    config: Config, registry: Registry, *, actions: list[str] | None = None
+    config: Config,
+    registry: Registry,
+    *,
+    manifest: str | Path | None = None,
+    resolve: bool = True,
 ) -> list[Schedule]:
-    """Every schedule: ``config``'s (``[tool.switchyard.schedules]``) and those declared on the
-    actions named in ``actions`` (default: every action of ``registry``, which imports them),
-    each checked against its action: it exists and its data fits the input model.
+    """Every schedule: ``config``'s (``[tool.switchyard.schedules]``) and those declared on
+    actions, each checked against its action: it exists and its data fits the input model.
+
+    Actions declaring a schedule are found in ``manifest`` if given (no import), else by
+    resolving every action of ``registry`` (which imports them). With ``resolve=False`` only
+    ``config``'s schedules are returned, their actions checked by name (nothing imported).
 
     Raises ConfigError (pyproject entries: file and line) or SwitchyardError naming the
-    schedule, before anything is fired. A plugin that fails to import is skipped here only if
-    no pyproject schedule names its action (its error is ``switchyard doctor``'s).
+    schedule, before anything is fired. A plugin that fails to import declares no schedule here
+    (its error is ``switchyard doctor``'s), unless a pyproject schedule names its action.
     """
-    schedules: dict[str, Schedule] = {}
-    for name in registry.names() if actions is None else actions:
-        try:
-            action = registry.resolve(name)
-        except SwitchyardError:
-            continue
-        policy = action.policy
-        if policy.schedule is not None or policy.every is not None:
-            schedules[name] = _from_policy(name, policy)
+
+    def fail(schedule: Schedule, message: str) -> NoReturn:
+        path, _, line = schedule.source.rpartition(":")
+        raise ConfigError(
+            path or schedule.source,
+            f"[tool.switchyard.schedules] {schedule.name}: {message}",
+            int(line) if line.isdigit() else None,
+        )
+
     for schedule in config.schedules:
-        where = schedule.source
-
-        def fail(message: str, where: str = where, name: str = schedule.name) -> NoReturn:
-            path, _, line = where.rpartition(":")
-            raise ConfigError(
-                path or where,
-                f"[tool.switchyard.schedules] {name}: {message}",
-                int(line) if line.isdigit() else None,
-            )
-
-        if schedule.name in schedules:
-            fail(f"the action {schedule.name} declares a schedule of that name; rename one")
         if schedule.action not in registry:
             import difflib
 
             close = difflib.get_close_matches(schedule.action, registry.names(), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            fail(f"unknown action {schedule.action!r}{hint}")
+            fail(schedule, f"unknown action {schedule.action!r}{hint}")
+    if not resolve:
+        return sorted(config.schedules, key=lambda s: s.name)
+    schedules: dict[str, Schedule] = {}
+    if manifest is not None:
+        from ._manifest import scheduled_actions
+
+        declaring = scheduled_actions(manifest)
+    else:
+        declaring = registry.names()
+    for name in declaring:
+        try:
+            action = registry.resolve(name)
+        except SwitchyardError:
+            continue
+        if action.policy.scheduled:
+            schedules[name] = _from_policy(name, action.policy)
+    for schedule in config.schedules:
+        if schedule.name in schedules:
+            fail(schedule, f"the action {schedule.name} declares a schedule of that name")
         try:
             registry.resolve(schedule.action).validate_input(schedule.data)
         except SwitchyardError as error:
-            fail(str(error))
+            fail(schedule, str(error))
         schedules[schedule.name] = schedule
     return [schedules[name] for name in sorted(schedules)]
