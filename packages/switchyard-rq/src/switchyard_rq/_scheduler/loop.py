@@ -165,16 +165,11 @@ class Scheduler:
                 advance.append((name, dropped))
             self._last[name] = now
             self._push(name)
-        for name in sorted(self._pending):
+        ticking = {name for name, _, _ in firings}
+        for name in sorted(self._pending - ticking):  # a tick firing decides for itself
             firings.append((name, 0.0, "pending"))
-        if advance:
-            pipe = self.client.pipeline(transaction=False)
-            for name, dropped in advance:
-                pipe.evalsha(ADVANCE.sha, 2, keys.SCHEDULER_LEASE, keys.schedule(name),
-                             self.token or "", repr(now), dropped)  # fmt: skip
-                log.info("scheduler: %s missed %d tick(s) (catch-up %s)", name, dropped,
-                         self.schedules[name].catchup)  # fmt: skip
-            pipe.execute()
+        for name, dropped in advance:  # after its firings (each records its own tick)
+            firings.append((name, now, f"advance {dropped}"))
         return firings
 
     def _fire(self, firings: list[tuple[str, float, str]]) -> None:
@@ -184,6 +179,14 @@ class Scheduler:
         queues = set()
         calls = []
         for name, tick, kind in firings:
+            if kind.startswith("advance"):
+                dropped = kind.split()[1]
+                keys_ = [keys.SCHEDULER_LEASE, keys.schedule(name)]
+                calls.append((name, tick, kind, keys_, [self.token or "", repr(tick), dropped]))
+                pipe.evalsha(ADVANCE.sha, 2, *calls[-1][3], *calls[-1][4])
+                log.info("scheduler: %s missed %s tick(s) (catch-up %s)", name, dropped,
+                         self.schedules[name].catchup)  # fmt: skip
+                continue
             if kind == "pending":
                 held = self.client.hget(keys.schedule(name), "pending")
                 if held is None:
@@ -203,8 +206,9 @@ class Scheduler:
             pipe.sadd(keys.QUEUES_SET, keys.queue(queue))
         replies = pipe.execute(raise_on_error=False)
         for (name, tick, kind, keys_, args), reply in zip(calls, replies, strict=False):
-            if isinstance(reply, redis.exceptions.NoScriptError):
-                reply = FIRE(self.client, keys_, args)  # loads it (a restarted Redis)
+            if isinstance(reply, redis.exceptions.NoScriptError):  # a restarted Redis
+                script = ADVANCE if kind.startswith("advance") else FIRE
+                reply = script(self.client, keys_, args)
             elif isinstance(reply, Exception):
                 raise reply
             outcome = _text(reply[0])
