@@ -270,7 +270,8 @@ def test_schedules_lists_next_runs_and_last_firings(project, run_cli, args):
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0] == "nightly  text.slugify  cron 0 3 * * * (Europe/Berlin)  [active]"
-    assert lines[1].startswith("  next   ") and lines[1].endswith(")")
+    assert lines[1].startswith("  next   ")
+    assert lines[1].endswith(")")
     assert " 03:00:00 CE" in lines[1]  # CET or CEST: Berlin's wall clock
     assert lines[2] == "  last   never"
     assert lines[4] == "slugs  text.slugify  every 1min  [active]"
@@ -278,7 +279,8 @@ def test_schedules_lists_next_runs_and_last_firings(project, run_cli, args):
 
 
 @pytest.mark.parametrize(
-    "args", [["schedules", "--json"], ["schedules", "list", "--json"], ["schedules", "--json", "list"]]
+    "args",
+    [["schedules", "--json"], ["schedules", "list", "--json"], ["schedules", "--json", "list"]],
 )
 def test_schedules_json(project, run_cli, conn, args):
     code, _, _ = run_cli("schedules", "trigger", "slugs")
@@ -288,9 +290,15 @@ def test_schedules_json(project, run_cli, conn, args):
     rows = {row["name"]: row for row in json.loads(out)}
     assert set(rows) == {"nightly", "slugs"}
     slugs = rows["slugs"]
-    assert (slugs["action"], slugs["every"], slugs["data"]) == ("text.slugify", 60, {"text": "Hello World"})
-    assert slugs["next"] > time.time() and slugs["next"] % 60 == 0
-    assert slugs["last_job"] and slugs["last_fired_at"] <= time.time()
+    assert (slugs["action"], slugs["every"], slugs["data"]) == (
+        "text.slugify",
+        60,
+        {"text": "Hello World"},
+    )
+    assert slugs["next"] > time.time()
+    assert slugs["next"] % 60 == 0
+    assert slugs["last_job"]
+    assert slugs["last_fired_at"] <= time.time()
     assert rows["nightly"]["last_job"] is None
     assert slugs["source"].endswith("pyproject.toml:5")
 
@@ -298,18 +306,24 @@ def test_schedules_json(project, run_cli, conn, args):
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_pause_and_resume(project, run_cli, conn, where):
     def form(verb: str, *extra: str) -> list[str]:
-        return ["schedules", *extra, verb, "slugs"] if where == "before" else [
-            "schedules", verb, "slugs", *extra]
+        return (
+            ["schedules", *extra, verb, "slugs"]
+            if where == "before"
+            else ["schedules", verb, "slugs", *extra]
+        )
 
     assert run_cli(*form("pause")) == (0, "slugs: paused\n", "")
     assert run_cli(*form("pause")) == (0, "slugs: already paused\n", "")
     _, out, _ = run_cli("schedules")
     assert "slugs  text.slugify  every 1min  [paused]" in out
     assert "  next   (paused)" in out
-    code, out, _ = run_cli(*form("resume", "--json"))
+    _, out, _ = run_cli(*form("resume", "--json"))
     assert json.loads(out) == {"name": "slugs", "result": "resumed", "paused": False}
     assert run_cli(*form("resume", "--redis-url", URL)) == (0, "slugs: not paused\n", "")
-    assert run_cli(*form("pause", "--json"))[1] == '{"name": "slugs", "result": "paused", "paused": true}\n'
+    assert (
+        run_cli(*form("pause", "--json"))[1]
+        == '{"name": "slugs", "result": "paused", "paused": true}\n'
+    )
 
 
 def test_trigger_prints_the_job_and_waits_for_its_result(project, run_cli, conn):
@@ -340,7 +354,8 @@ def test_trigger_prints_the_job_and_waits_for_its_result(project, run_cli, conn)
     [
         (["schedules", "pause", "slgus"], "error: unknown schedule 'slgus'; did you mean 'slugs'? "
          "(schedules: nightly, slugs)"),
-        (["schedules", "resume", "nope"], "error: unknown schedule 'nope' (schedules: nightly, slugs)"),
+        (["schedules", "resume", "nope"],
+         "error: unknown schedule 'nope' (schedules: nightly, slugs)"),
         (["schedules", "trigger", "nope"], "error: unknown schedule 'nope'"),
         (["schedules", "--redis-url", "http://x", "list"], "--redis-url"),
         (["schedules", "trigger", "slugs", "--wait", "-1"],
@@ -368,7 +383,8 @@ def test_bad_schedules_commands_say_one_line(project, run_cli, args, message):
          "bad: timezone must be an IANA time zone name"),
         ('bad = { action = "text.slugfiy", every = "1m", data = { text = "x" } }',
          "bad: unknown action 'text.slugfiy' (did you mean 'text.slugify'?)"),
-        ('bad = { action = "text.slugify", every = "5 parsecs" }', "bad: every must be an interval"),
+        ('bad = { action = "text.slugify", every = "5 parsecs" }',
+         "bad: every must be an interval"),
         ('bad = { action = "text.slugify", every = "1m", data = { text = "" } }',
          "bad: invalid input for text.slugify: text: String should have at least 1 character"),
         ('bad = { action = "text.slugify", every = "1m", cron = "* * * * *" }', "bad: give either"),
@@ -379,7 +395,9 @@ def test_a_bad_schedule_fails_every_command_with_one_line(project, run_cli, entr
     for args in (["schedules"], ["schedules", "trigger", "slugs"], ["schedules", "pause", "slugs"]):
         code, out, err = run_cli(*args)
         assert (code, out) == (1, ""), err
-        assert err.count("\n") == 1 and message in err, err
+        assert err.count("\n") == 1, err
+        assert message in err
         assert f"pyproject.toml:{PROJECT.count(chr(10)) + 1}" in err
     conn = switchyard_rq.get_connection(URL)
-    assert not conn.keys("rq:job:*") and not conn.keys("switchyard:schedule:*")
+    assert not conn.keys("rq:job:*")
+    assert not conn.keys("switchyard:schedule:*")

@@ -12,9 +12,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
 from conftest import WORKER, worker_env
 
-PLUGIN = '''
+PLUGIN = """
 from pydantic import BaseModel
 from switchyard import action
 
@@ -35,7 +36,7 @@ def tick(data: Tick) -> Done:
 @action("stest.record")
 def record(data: Tick) -> Done:
     return Done()
-'''
+"""
 
 
 @pytest.fixture(scope="session")

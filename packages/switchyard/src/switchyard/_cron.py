@@ -41,7 +41,7 @@ _MONTHS: Final = {
 }
 _WEEKDAYS: Final = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
 # name, lowest, highest, names
-_FIELDS: Final = (
+_FIELDS: Final[tuple[tuple[str, int, int, dict[str, int]], ...]] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
@@ -83,7 +83,9 @@ def _field(name: str, low: int, high: int, names: dict[str, int], text: str) -> 
         step = 1
         if slash:
             if not step_text.isdigit() or int(step_text) == 0:
-                raise CronError(f"{name} field: step {step_text!r} in {part!r} must be a number > 0")
+                raise CronError(
+                    f"{name} field: step {step_text!r} in {part!r} must be a number > 0"
+                )
             step = int(step_text)
         if base == "*":
             first, last = low, (6 if name == "day of week" else high)
@@ -244,7 +246,7 @@ def parse_cron(expression: object) -> Cron:
     except CronError as error:
         raise CronError(f"{expression!r}: {error}") from None
     days, months = fields[2], fields[3]
-    if not parts[2].startswith("*") and parts[4].startswith("*"):
-        if all(min(days) > _MOST_DAYS[m - 1] for m in months):
-            raise CronError(f"{expression!r}: day {min(days)} never occurs in the months given")
+    only_days = not parts[2].startswith("*") and parts[4].startswith("*")
+    if only_days and all(min(days) > _MOST_DAYS[m - 1] for m in months):
+        raise CronError(f"{expression!r}: day {min(days)} never occurs in the months given")
     return Cron(expression, fields, parts)

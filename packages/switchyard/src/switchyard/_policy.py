@@ -552,9 +552,7 @@ OPTIONS: Final[dict[str, Option]] = {
             "the input a scheduled firing gets (JSON object; default {})",
         ),
         Option("overlap", "skip", _overlap, "while the last firing runs: skip, queue or allow"),
-        Option(
-            "catchup", "latest", _catchup, "missed ticks: none, latest or 'all within 1h'"
-        ),
+        Option("catchup", "latest", _catchup, "missed ticks: none, latest or 'all within 1h'"),
     )
 }
 

@@ -148,8 +148,7 @@ def check_catchup(value: object) -> Catchup:
         except ValueError:
             pass
     raise ValueError(
-        f"must be 'none', 'latest' or 'all within <duration>' (e.g. 'all within 1h'), "
-        f"got {value!r}"
+        f"must be 'none', 'latest' or 'all within <duration>' (e.g. 'all within 1h'), got {value!r}"
     )
 
 
@@ -158,10 +157,10 @@ def check_data(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):  # the canonical form itself (a policy's JSON)
-        try:
+        import contextlib
+
+        with contextlib.suppress(ValueError):
             value = json.loads(value)
-        except ValueError:
-            pass
     if not isinstance(value, Mapping):
         raise ValueError(f"must be a mapping (the action's input), got {value!r}")
     try:
@@ -220,9 +219,7 @@ class Schedule:
     ) -> None:
         """Raises ValueError naming the bad field (``cron '61 * * * *': minute field ...``)."""
         if not isinstance(name, str) or not name or not set(name.lower()) <= NAME_CHARS:
-            raise ValueError(
-                f"schedule name {name!r}: use letters, digits, '_', '.' and '-' only"
-            )
+            raise ValueError(f"schedule name {name!r}: use letters, digits, '_', '.' and '-' only")
         checked: dict[str, Any] = {}
         for field, check, value in (
             ("cron", check_cron, cron),
@@ -251,10 +248,10 @@ class Schedule:
         set_(self, "name", name)
         set_(self, "action", action)
         set_(self, "source", source)
+        if checked["data"] is None:
+            checked["data"] = "{}"
         for field, value in checked.items():
             set_(self, field, value)
-        if self.data is None:
-            set_(self, "data", "{}")
         set_(self, "_cron", parse_cron(self.cron) if self.cron is not None else None)
         set_(self, "_zone", _zone(self.timezone))
 
@@ -357,9 +354,7 @@ class Schedule:
 def _from_table(name: str, entry: Any, source: str) -> Schedule:
     """A Schedule from one ``[tool.switchyard.schedules]`` entry (ValueError if bad)."""
     if not isinstance(entry, Mapping):
-        raise ValueError(
-            'must be a table such as { action = "reports.build", cron = "0 3 * * *" }'
-        )
+        raise ValueError('must be a table such as { action = "reports.build", cron = "0 3 * * *" }')
     known = ("action", "cron", "every", "data", "timezone", "overlap", "catchup")
     unknown = sorted(set(entry) - set(known))
     if unknown:

@@ -75,10 +75,14 @@ def schedule_states(
         for name in names:
             pipe.hgetall(keys.schedule(name))
         replies = pipe.execute()
-    return {name: ScheduleState.from_hash(name, raw) for name, raw in zip(names, replies, strict=True)}
+    return {
+        name: ScheduleState.from_hash(name, raw) for name, raw in zip(names, replies, strict=True)
+    }
 
 
-def pause_schedule(name: str, paused: bool = True, *, connection: redis.Redis | None = None) -> bool:
+def pause_schedule(
+    name: str, paused: bool = True, *, connection: redis.Redis | None = None
+) -> bool:
     """Pause (or resume, with ``paused=False``) schedule ``name``: while paused its ticks are
     recorded as skipped, not fired. Returns whether that changed anything."""
     client = connection if connection is not None else get_connection()
