@@ -366,19 +366,36 @@ def _from_table(name: str, entry: Any, source: str) -> Schedule:
     return Schedule(name, action, source=source, **options)
 
 
+def _lines(text: str) -> dict[str, int]:
+    """Where each entry of ``[tool.switchyard.schedules]`` starts: name -> 1-based line (one
+    pass over the file, for a table of any size)."""
+    import re
+
+    header = re.compile(r"^\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?$")
+    assign = re.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_.-]+?))\s*=""")
+    found: dict[str, int] = {}
+    current = ""
+    for number, row in enumerate(text.splitlines(), start=1):
+        match = header.match(row)
+        if match:
+            current = re.sub(r"\s*\.\s*", ".", match.group(1)).replace('"', "")
+            name = current.removeprefix("tool.switchyard.schedules.")
+            if name != current:
+                found.setdefault(name, number)
+            continue
+        if current == "tool.switchyard.schedules":
+            named = assign.match(row)
+            if named:
+                found.setdefault(next(g for g in named.groups() if g), number)
+    return found
+
+
 def read_schedules_table(path: Path, table: object, text: str) -> tuple[Schedule, ...]:
     """``[tool.switchyard.schedules]`` of the file at ``path`` (``text``): ConfigError with the
     file and line of a bad entry."""
     from ._settings import _line_of
 
-    def line(name: str) -> int | None:
-        found = _line_of(text, "tool.switchyard.schedules", name)
-        if found is None:
-            for number, row in enumerate(text.splitlines(), start=1):
-                header = row.strip().replace(" ", "").replace('"', "")
-                if header == f"[tool.switchyard.schedules.{name}]":
-                    return number
-        return found
+    lines = _lines(text)
 
     if not isinstance(table, Mapping):
         raise ConfigError(
@@ -388,7 +405,7 @@ def read_schedules_table(path: Path, table: object, text: str) -> tuple[Schedule
         )
     found: list[Schedule] = []
     for name, entry in table.items():
-        number = line(str(name))
+        number = lines.get(str(name))
         source = f"{path}:{number}" if number else str(path)
         try:
             found.append(_from_table(str(name), entry, source))
