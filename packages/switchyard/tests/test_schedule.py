@@ -412,3 +412,50 @@ def test_a_manifest_names_the_scheduled_actions(tmp_path):
     manifest = write_manifest(tmp_path / "manifest.json", registry)
     found = load_schedules(Config(), registry, manifest=manifest)
     assert [s.name for s in found] == ["reports.tick"]
+
+
+SCHEDULED_PLUGIN = """
+from pydantic import BaseModel
+from switchyard import action
+
+
+class In(BaseModel):
+    kind: str
+
+
+class Out(BaseModel):
+    ok: bool = True
+
+
+@action("sched.nightly", schedule="30 2 * * *", timezone="Europe/Berlin",
+        schedule_data={"kind": "daily"}, catchup="all within 6h")
+def nightly(data: In) -> Out:
+    return Out()
+"""
+
+
+def test_actions_show_and_the_manifest_carry_the_schedule(plugins, tmp_path, monkeypatch, capsys):
+    from switchyard._cli import main
+
+    plugins.add(
+        "sytest-sched",
+        actions={"sched.nightly": "sytest_sched:nightly"},
+        modules={"sytest_sched": SCHEDULED_PLUGIN},
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["actions", "show", "sched.nightly"]) == 0
+    out = capsys.readouterr().out
+    assert "  schedule         30 2 * * *\n" in out
+    assert "  timezone         Europe/Berlin\n" in out
+    assert '  schedule_data    {"kind":"daily"}\n' in out
+    assert "  catchup          all within 6h\n" in out
+    assert main(["actions", "show", "sched.nightly", "--json"]) == 0
+    policy = json.loads(capsys.readouterr().out)["policy"]
+    assert (policy["schedule"], policy["every"], policy["overlap"]) == ("30 2 * * *", None, "skip")
+    registry = Registry([Registry.from_entry_points().info("sched.nightly")])
+    manifest = write_manifest(tmp_path / "m.json", registry)
+    (found,) = load_schedules(Config(), Registry.from_manifest(manifest), manifest=manifest)
+    assert (found.name, found.when, found.source) == (
+        "sched.nightly", "cron 30 2 * * * (Europe/Berlin)", "action sched.nightly",
+    )  # fmt: skip
+    assert json.loads(found.data) == {"kind": "daily"}
