@@ -435,13 +435,15 @@ def load_schedules(
     registry: Registry,
     *,
     manifest: str | Path | None = None,
+    actions: list[str] | None = None,
     resolve: bool = True,
 ) -> list[Schedule]:
     """Every schedule: ``config``'s (``[tool.switchyard.schedules]``) and those declared on
     actions, each checked against its action: it exists and its data fits the input model.
 
-    Actions declaring a schedule are found in ``manifest`` if given (no import), else by
-    resolving every action of ``registry`` (which imports them). With ``resolve=False`` only
+    Actions declaring a schedule are those named in ``actions`` if given, else found in
+    ``manifest`` if given (no import), else by resolving every action of ``registry`` (which
+    imports them all). With ``resolve=False`` only
     ``config``'s schedules are returned, their actions checked by name (nothing imported).
 
     Raises ConfigError (pyproject entries: file and line) or SwitchyardError naming the
@@ -467,7 +469,9 @@ def load_schedules(
     if not resolve:
         return sorted(config.schedules, key=lambda s: s.name)
     schedules: dict[str, Schedule] = {}
-    if manifest is not None:
+    if actions is not None:
+        declaring = actions
+    elif manifest is not None:
         from ._manifest import scheduled_actions
 
         declaring = scheduled_actions(manifest)

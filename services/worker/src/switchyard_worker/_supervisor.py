@@ -28,6 +28,7 @@ from ._boot import Boot
 from ._child import EXIT_BOOT_FAILED, ChildSpec, child_main
 from ._forkserver import start_forkserver
 from ._metrics import MetricsDir, PoolExposition
+from ._schedules import SchedulerThread
 from ._settings import WorkerSettings
 
 __all__ = ["Supervisor"]
@@ -101,8 +102,7 @@ class Supervisor:
         # as long as we live (never inherited: pipes are not), so a child reads EOF once we are
         # gone, however we went
         self._lifeline, self._lifeline_w = self._ctx.Pipe(duplex=False)
-        self._scheduler_stop = threading.Event()
-        self._scheduler: threading.Thread | None = None
+        self._scheduler: SchedulerThread | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -118,8 +118,12 @@ class Supervisor:
             self._connection = switchyard_rq.get_connection(self.redis_url)
             self._fill()
             if self.settings.schedules:
-                self._scheduler = threading.Thread(
-                    target=self._run_scheduler, name="switchyard-scheduler", daemon=True
+                self._scheduler = SchedulerThread(
+                    self.settings,
+                    self.boot,
+                    context=self._ctx,
+                    connection=self._connection,
+                    serving=self._serving,
                 )
                 self._scheduler.start()
             return self._loop()
@@ -129,7 +133,8 @@ class Supervisor:
                 self._shutdown()
             raise
         finally:
-            self._stop_scheduler()
+            if self._scheduler is not None:
+                self._scheduler.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             os.close(self._wake_r)
@@ -200,6 +205,11 @@ class Supervisor:
             ),
             p + "redis_errors_total": ("counter", "failed Redis calls", n.redis_errors),
         }
+
+    def _serving(self) -> bool:
+        """Whether a pool process consumes already (the scheduler looks after that)."""
+        with self._lock:
+            return any(c.ready.is_set() for c in self._children)
 
     # ------------------------------------------------------------------ the loop
 
@@ -376,40 +386,6 @@ class Supervisor:
             with contextlib.suppress(OSError):  # already gone
                 child.process.terminate()
 
-    # ------------------------------------------------------------------ schedules
-
-    def _run_scheduler(self) -> None:
-        """Load the schedules (importing only the plugins of scheduled actions when a manifest
-        says which), then fire them whenever this supervisor holds the lease."""
-        try:
-            import switchyard
-
-            schedules = switchyard.load_schedules(
-                self.boot.config, self.boot.registry, manifest=self.boot.manifest
-            )
-        except Exception as exc:
-            log.error("schedules: %s; no schedule fires from this worker", exc)
-            return
-        if not schedules or self._scheduler_stop.is_set():
-            return
-        log.info("schedules: %s", ", ".join(f"{s.name} ({s.when})" for s in schedules))
-        try:
-            scheduler = switchyard_rq.Scheduler(
-                schedules,
-                registry=self.boot.registry,
-                connection=self._connection,
-                lease=self.settings.schedule_lease,
-            )
-            scheduler.run(self._scheduler_stop)
-        except Exception:
-            log.exception("schedules: the scheduler stopped; no schedule fires from this worker")
-
-    def _stop_scheduler(self) -> None:
-        """Stop the scheduler and give its lease up, so that another takes over at once."""
-        self._scheduler_stop.set()
-        if self._scheduler is not None:
-            self._scheduler.join(5.0)
-
     # ------------------------------------------------------------------ stopping
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -426,7 +402,8 @@ class Supervisor:
 
     def _shutdown(self) -> int:
         self._stopping = True
-        self._scheduler_stop.set()  # no firing while the pool drains
+        if self._scheduler is not None:
+            self._scheduler.stop()  # no firing while the pool drains; the lease goes at once
         grace = self.settings.grace
         with self._lock:
             children = list(self._children)

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, final
 
 import redis
 
 from switchyard_rq._config import current_config
-from switchyard_rq._producer.schedule import Call, _keyed_call, _prepare
+from switchyard_rq._producer.schedule import Call, _keyed_call, _prepare, _Prepared
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.cluster import is_cluster
@@ -78,6 +80,7 @@ class Scheduler:
         self._last: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
         self._pending: set[str] = set()
+        self._templates: dict[str, _Prepared] = {}
         self._renew_at = 0.0
         self._config = current_config()
         self._settings = TransportSettings.from_env()
@@ -140,8 +143,12 @@ class Scheduler:
         """The queue, keys and arguments of FIRE for ``schedule`` at ``tick``."""
         now = time.time()
         key = keys.schedule_tick_key(schedule.name, tick_text(tick))
-        call = Call(schedule.action, schedule.data, key=key)
-        item = _prepare(call, self.registry, self._config, self._settings, now, False)
+        template = self._templates.get(schedule.name)
+        if template is None:  # validated, routed and shaped once; each firing a new id and key
+            call = Call(schedule.action, schedule.data, key=key)
+            template = _prepare(call, self.registry, self._config, self._settings, now, False)
+            self._templates[schedule.name] = template
+        item = replace(template, job_id=os.urandom(16).hex(), key=key)
         stamp = utcformat(datetime.fromtimestamp(now, UTC))
         keyed_keys, keyed_args = _keyed_call(item, stamp, None)
         return (
