@@ -2,22 +2,22 @@
 
 The supervisor imports no plugin at boot. The schedules of ``[tool.switchyard.schedules]`` are
 known from the config; those declared on actions (``schedule=``/``every=``) are read from the
-manifest when there is one, else found by a one-off process (forked from the forkserver, like a
-pool process) that imports every plugin, names the actions that declare a schedule, and exits,
-so that the supervisor imports only the plugins of scheduled actions, to check their data and
-shape their jobs. That happens once the first pool process serves, off the path to ready.
+manifest when there is one, else found by a helper process (``python -m
+switchyard_worker._schedules``) that imports every plugin, prints the actions that declare a
+schedule, and exits, so that the supervisor imports only the plugins of scheduled actions, to
+check their data and shape their jobs. That happens once the first pool process serves, off
+the path to ready.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, final
 
 if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
-
     import switchyard
 
     from ._boot import Boot
@@ -31,8 +31,8 @@ _READY_WAIT: Final = 10.0  # at most this long for the first pool process before
 _DISCOVERY_TIMEOUT: Final = 300.0
 
 
-def scheduled_actions(conn: Connection) -> None:
-    """In a one-off process: send the names of the installed actions that declare a schedule."""
+def scheduled_actions() -> list[str]:
+    """The installed actions that declare a schedule (imports every plugin: run in a helper)."""
     import switchyard
 
     registry = switchyard.Registry.from_entry_points()
@@ -44,8 +44,7 @@ def scheduled_actions(conn: Connection) -> None:
             continue  # a broken plugin: `switchyard doctor` says so; it declares nothing here
         if action.policy.scheduled:
             names.append(name)
-    conn.send(names)
-    conn.close()
+    return names
 
 
 @final
@@ -57,13 +56,11 @@ class SchedulerThread:
         settings: WorkerSettings,
         boot: Boot,
         *,
-        context: Any,
         connection: Any,
         serving: Callable[[], bool],
     ) -> None:
         self.settings = settings
         self.boot = boot
-        self._ctx = context
         self._connection = connection
         self._serving = serving
         self._stop = threading.Event()
@@ -79,26 +76,35 @@ class SchedulerThread:
             self._thread.join(timeout)
 
     def _discover(self) -> list[str] | None:
-        """The actions that declare a schedule, from a one-off process (None: it failed)."""
-        reader, writer = self._ctx.Pipe(duplex=False)
-        process = self._ctx.Process(
-            target=scheduled_actions, args=(writer,), name="switchyard-schedules", daemon=True
+        """The actions that declare a schedule, from a helper process (None: it failed)."""
+        import json
+        import subprocess
+        import sys
+
+        helper = subprocess.Popen(
+            [sys.executable, "-m", "switchyard_worker._schedules"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        process.start()
-        writer.close()
-        try:
-            if reader.poll(_DISCOVERY_TIMEOUT):
-                names: list[str] = reader.recv()
-                return names
+        deadline = time.monotonic() + _DISCOVERY_TIMEOUT
+        while True:
+            try:
+                out, err = helper.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    helper.kill()
+                    helper.communicate()
+                    return None
+        if helper.returncode != 0:
+            lines = err.strip().splitlines()
+            log.warning("schedules: the helper that finds them failed: %s",
+                        lines[-1] if lines else f"exit {helper.returncode}")  # fmt: skip
             return None
-        except EOFError:
-            return None
-        finally:
-            reader.close()
-            process.join(5.0)
-            if process.is_alive():
-                process.kill()
-                process.join()
+        lines = out.strip().splitlines()  # the last line: a plugin may print when imported
+        names: list[str] = json.loads(lines[-1]) if lines else []
+        return names
 
     def _load(self) -> list[switchyard.Schedule] | None:
         import switchyard
@@ -139,3 +145,9 @@ class SchedulerThread:
             scheduler.run(self._stop)
         except Exception:
             log.exception("schedules: the scheduler stopped; no schedule fires from this worker")
+
+
+if __name__ == "__main__":  # the helper: python -m switchyard_worker._schedules
+    import json
+
+    print(json.dumps(scheduled_actions()))

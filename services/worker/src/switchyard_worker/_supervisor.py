@@ -121,7 +121,6 @@ class Supervisor:
                 self._scheduler = SchedulerThread(
                     self.settings,
                     self.boot,
-                    context=self._ctx,
                     connection=self._connection,
                     serving=self._serving,
                 )
