@@ -55,13 +55,17 @@ class TransportSettings:
     #: also write RQ's result streams (``rq:results:<id>``, what RQ's ``Job.return_value()``
     #: reads; about 4.7 KB a job on Redis 7.0) for RQ's own tools: SWITCHYARD_RQ_RESULTS=1
     rq_result_streams: bool = False
+    #: durable scheduling: ``schedule_action`` returns only once this many replicas of the
+    #: master hold the job (Redis ``WAIT``, within ``retry_seconds``), so that a failover cannot
+    #: lose it; 0 (the default) trusts asynchronous replication: SWITCHYARD_REDIS_WAIT_REPLICAS
+    wait_replicas: int = 0
 
     @classmethod
     def from_env(cls) -> TransportSettings:
         """From ``SWITCHYARD_RESULT_TTL``, ``SWITCHYARD_FAILURE_TTL``,
         ``SWITCHYARD_REDIS_MAX_CONNECTIONS``, ``SWITCHYARD_REDIS_RETRIES``,
-        ``SWITCHYARD_RQ_RESULTS``, else the defaults (cached per value of those: every
-        ``schedule_action`` reads them)."""
+        ``SWITCHYARD_RQ_RESULTS``, ``SWITCHYARD_REDIS_WAIT_REPLICAS``, else the defaults
+        (cached per value of those: every ``schedule_action`` reads them)."""
         get = os.environ.get
         key = tuple([get(name) for name in _NAMES])
         found = _CACHE.get(key)
@@ -85,6 +89,9 @@ class TransportSettings:
                 "SWITCHYARD_REDIS_RETRIES", default.connect_retries, minimum=0
             ),
             rq_result_streams=_flag_env("SWITCHYARD_RQ_RESULTS"),
+            wait_replicas=_int_env(
+                "SWITCHYARD_REDIS_WAIT_REPLICAS", default.wait_replicas, minimum=0
+            ),
         )
 
 
@@ -95,5 +102,6 @@ _NAMES: Final = (
     "SWITCHYARD_FAILURE_TTL",
     "SWITCHYARD_REDIS_MAX_CONNECTIONS",
     "SWITCHYARD_REDIS_RETRIES",
+    "SWITCHYARD_REDIS_WAIT_REPLICAS",
 )
 _CACHE: dict[tuple[str | None, ...], TransportSettings] = {}

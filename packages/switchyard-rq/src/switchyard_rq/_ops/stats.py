@@ -157,6 +157,8 @@ class StatsSnapshot:
     databases: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: consumer name -> (queue, action) -> when its last job ended (unix s, to the second)
     last: dict[str, dict[Key, float]] = field(default_factory=dict)
+    #: on a Redis Cluster: queue -> the node (host:port) that serves it now
+    nodes: dict[str, str] = field(default_factory=dict)
 
 
 def _text(raw: Any) -> str:
@@ -209,6 +211,8 @@ def read_snapshot(connection: redis.Redis, queues: Iterable[str] | None = None) 
         )
     for queue, stat in queue_stats(connection, list(queues)).items():
         snap.queues[queue] = (stat.depth, stat.oldest_age, stat.started, stat.scheduled)
+        if stat.node:
+            snap.nodes[queue] = stat.node
     snap.flow = flow_stats(connection)
     from switchyard_rq._ops.dbstats import read_db_stats
 
