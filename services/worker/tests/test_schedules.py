@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from datetime import datetime
@@ -13,7 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import WORKER, worker_env
+WORKER = Path(sys.executable).parent / "switchyard-worker"
+
+
+def worker_env(plugins: Path, url: str) -> dict[str, str]:
+    """As the worker fixtures start one: the plugin folder on PYTHONPATH, Redis ``url``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+    env["SWITCHYARD_REDIS_URL"] = url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugins), env.get("PYTHONPATH")]))
+    return env
+
 
 PLUGIN = """
 from pydantic import BaseModel
