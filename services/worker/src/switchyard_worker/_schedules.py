@@ -142,6 +142,10 @@ class SchedulerThread:
                 connection=self._connection,
                 lease=self.settings.schedule_lease,
             )
+        except ValueError as exc:  # a Redis Cluster
+            log.error("schedules: %s; no schedule fires from this worker", exc)
+            return
+        try:
             scheduler.run(self._stop)
         except Exception:
             log.exception("schedules: the scheduler stopped; no schedule fires from this worker")
