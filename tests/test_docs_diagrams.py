@@ -28,6 +28,7 @@ def diagrams(doc: str) -> list[str]:
         ("docs/workers.md", ["forkserver", "resource tracker", "lifeline", "pool process"]),
         ("docs/yard.md", ["merge base", "affected", "yard build", "yard test", "cache"]),
         ("docs/gateway.md", ["switchyard-gateway", "respond-async", "sliced worker", "queue"]),
+        ("docs/schedules.md", ["LEASE", "INCR fence", "FIRE", "stale", "keyed job"]),
     ],
 )
 def test_the_docs_draw_how_things_travel(doc, shows):

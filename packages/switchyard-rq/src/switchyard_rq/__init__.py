@@ -3,6 +3,8 @@ consumer, on pooled connections (or an embedded Redis when none is configured)."
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._consumer.consumer import Consumer
 from ._consumer.recovery import QueueStats, queue_stats, recover_orphans
 from ._consumer.source import JobSource
@@ -40,6 +42,15 @@ from ._wire.connection import (
 )
 from ._wire.edge import BreakerGate, breaker_enter, breaker_exit, client_rate_wait
 
+if TYPE_CHECKING:
+    from ._scheduler.loop import Scheduler
+    from ._scheduler.state import (
+        ScheduleState,
+        pause_schedule,
+        schedule_states,
+        trigger_schedule,
+    )
+
 __all__ = [
     "ActionTimeoutError",
     "BreakerGate",
@@ -63,6 +74,8 @@ __all__ = [
     "RedisConfigError",
     "RedisUnavailableError",
     "ResultTimeoutError",
+    "ScheduleState",
+    "Scheduler",
     "StatsSnapshot",
     "TransportError",
     "agather",
@@ -77,6 +90,7 @@ __all__ = [
     "flow_stats",
     "gather",
     "get_connection",
+    "pause_schedule",
     "publish_db_stats",
     "publish_pool_stats",
     "queue_stats",
@@ -88,5 +102,27 @@ __all__ = [
     "route",
     "schedule_action",
     "schedule_many",
+    "schedule_states",
     "stats_view",
+    "trigger_schedule",
 ]
+
+# the scheduler's names load on first use: a pool process never needs them
+_LAZY = {
+    "Scheduler": "_scheduler.loop",
+    "ScheduleState": "_scheduler.state",
+    "pause_schedule": "_scheduler.state",
+    "schedule_states": "_scheduler.state",
+    "trigger_schedule": "_scheduler.state",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'switchyard_rq' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"switchyard_rq.{module}"), name)
+    globals()[name] = value
+    return value

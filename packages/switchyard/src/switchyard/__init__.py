@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ._hookspecs import hookimpl
     from ._manifest import write_manifest
     from ._resource import Resource, aget_resource, close_resources, get_resource, resource
+    from ._schedule import Schedule, load_schedules
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,7 @@ __all__ = [
     "Registry",
     "Resource",
     "ResultCache",
+    "Schedule",
     "StaleManifestError",
     "SwitchyardError",
     "UnknownActionError",
@@ -89,6 +91,7 @@ __all__ = [
     "hookimpl",
     "invalidate_cache",
     "load_config",
+    "load_schedules",
     "resource",
     "run_action",
     "set_default_registry",
@@ -112,6 +115,8 @@ _LAZY = {
     "close_resources": "_resource",
     "get_resource": "_resource",
     "aget_resource": "_resource",
+    "Schedule": "_schedule",
+    "load_schedules": "_schedule",
 }
 
 

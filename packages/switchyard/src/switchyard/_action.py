@@ -253,6 +253,17 @@ def _check_policy(name: str, policy: ActionPolicy, spec: Mapping[str, Any]) -> N
                     f"field {part!r} (fields: {known})"
                 )
             model = fields[part].annotation
+    if policy.scheduled:
+        from pydantic import ValidationError
+
+        try:
+            spec["input_model"].model_validate_json(policy.schedule_data or "{}")
+        except ValidationError as error:
+            problems = "; ".join(str(e) for e in _field_errors(error))
+            fail(
+                f"schedule_data does not fit the input model {spec['input_model'].__name__}: "
+                f"{problems}"
+            )
 
 
 def _is_model(obj: object) -> bool:

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._settings import read_settings
+from ._settings import ScheduleTable, read_settings
+
+if TYPE_CHECKING:
+    from ._schedule import Schedule
+
+_PARSED: dict[ScheduleTable, tuple[Schedule, ...]] = {}
 
 __all__ = ["Config", "load_config"]
 
@@ -26,6 +31,8 @@ class Config:
     redis_url: str | None = None
     manifest: Path | None = None
     max_payload_bytes: int = 1_048_576
+    #: ``[tool.switchyard.schedules]`` as written; :attr:`schedules` reads it
+    schedule_table: ScheduleTable | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -48,6 +55,20 @@ class Config:
         size = self.max_payload_bytes
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise TypeError(f"Config.max_payload_bytes must be a positive integer, got {size!r}")
+
+    @property
+    def schedules(self) -> tuple[Schedule, ...]:
+        """``[tool.switchyard.schedules]``, checked on first read (ConfigError naming the file
+        and line of a bad entry); see ``switchyard.load_schedules`` for every schedule."""
+        table = self.schedule_table
+        if table is None:
+            return ()
+        parsed = _PARSED.get(table)
+        if parsed is None:
+            from ._schedule import read_schedules_table
+
+            parsed = _PARSED[table] = read_schedules_table(table.path, table.table, table.text)
+        return parsed
 
     def route(self, action_name: str, hint: str | None = None) -> str:
         """The queue for ``action_name``: first matching rule, else ``hint``, else the default."""

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
-__all__ = ["FORMAT", "read_manifest", "write_manifest"]
+__all__ = ["FORMAT", "read_manifest", "scheduled_actions", "write_manifest"]
 
 FORMAT: Final = 1
 INDEX_FIELDS: Final = ActionInfo._fields
@@ -236,3 +236,22 @@ def _check(where: str, environment: Mapping[str, Any], whole: Mapping[str, Any] 
         raise ManifestError(where, f"malformed environment record: {error}") from None
     if reason is not None:
         raise StaleManifestError(where, reason)
+
+
+def scheduled_actions(path: str | Path) -> list[str]:
+    """The actions whose policy in the manifest at ``path`` declares a schedule (reads the whole
+    file, imports nothing)."""
+    import json
+
+    where = os.fspath(path)
+    try:
+        with open(where, "rb") as handle:
+            document = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ManifestError(where, f"cannot read its actions: {error}") from None
+    names = []
+    for entry in document.get("actions", []) if isinstance(document, dict) else []:
+        policy = entry.get("policy") if isinstance(entry, dict) else None
+        if isinstance(policy, dict) and (policy.get("schedule") or policy.get("every")):
+            names.append(str(entry.get("name")))
+    return names

@@ -422,6 +422,52 @@ def _cache(value: object) -> Cache | None:
     return Cache.parse(value)
 
 
+def _cron(value: object) -> str | None:
+    if value is None:
+        return None
+    from ._schedule import check_cron
+
+    return check_cron(value)
+
+
+def _every(value: object) -> int | None:
+    if value is None:
+        return None
+    from ._schedule import check_every
+
+    return check_every(value)
+
+
+def _timezone(value: object) -> str:
+    if value == "UTC":
+        return "UTC"
+    from ._schedule import check_timezone
+
+    return check_timezone(value)
+
+
+def _schedule_data(value: object) -> str | None:
+    if value is None:
+        return None
+    from ._schedule import check_data
+
+    return check_data(value)
+
+
+def _overlap(value: object) -> str:
+    if value not in ("skip", "queue", "allow"):
+        raise ValueError(f"must be 'skip', 'queue' or 'allow', got {value!r}")
+    return str(value)
+
+
+def _catchup(value: object) -> str:
+    if value in ("none", "latest"):
+        return str(value)
+    from ._schedule import check_catchup
+
+    return str(check_catchup(value))
+
+
 def _to_json(value: object) -> object:
     to_json = getattr(value, "to_json", None)
     return to_json() if to_json is not None else value
@@ -496,6 +542,17 @@ OPTIONS: Final[dict[str, Option]] = {
             _result_ttl,
             "keep a job's result this long ('1h'; 0: keep none; None: the transport's default)",
         ),
+        Option("schedule", None, _cron, "fire on this cron expression ('0 3 * * *')"),
+        Option("every", None, _every, "fire at this interval ('30s', '5m'; whole seconds)"),
+        Option("timezone", "UTC", _timezone, "the time zone of schedule's cron expression"),
+        Option(
+            "schedule_data",
+            None,
+            _schedule_data,
+            "the input a scheduled firing gets (JSON object; default {})",
+        ),
+        Option("overlap", "skip", _overlap, "while the last firing runs: skip, queue or allow"),
+        Option("catchup", "latest", _catchup, "missed ticks: none, latest or 'all within 1h'"),
     )
 }
 
@@ -524,6 +581,12 @@ class ActionPolicy:
     breaker: Breaker | None
     cache: Cache | None
     result_ttl: int | None
+    schedule: str | None
+    every: int | None
+    timezone: str
+    schedule_data: str | None
+    overlap: str
+    catchup: str
     _hash: int
 
     def __init__(self, **options: Any) -> None:
@@ -539,6 +602,7 @@ class ActionPolicy:
             raise ValueError("concurrency_key needs concurrency (how many runs at once per key)")
         if self.rate_key is not None and self.rate is None:
             raise ValueError("rate_key needs rate (how many starts per period per key)")
+        self._check_schedule()
         object.__setattr__(self, "_hash", hash(self._values()))  # a policy keys per-job caches
 
     def __setattr__(self, key: str, value: object) -> NoReturn:
@@ -585,6 +649,24 @@ class ActionPolicy:
                 raise ValueError(f"unknown option {name!r}")
             values[name] = option.from_json(raw)
         return cls(**values)
+
+    def _check_schedule(self) -> None:
+        if self.schedule is not None and self.every is not None:
+            raise ValueError("give either schedule (cron) or every (an interval), not both")
+        if self.schedule is None and self.every is None:
+            for name in ("timezone", "schedule_data", "overlap", "catchup"):
+                if getattr(self, name) != OPTIONS[name].default:
+                    raise ValueError(f"{name} needs schedule (cron) or every (an interval)")
+        elif self.every is not None and self.timezone != "UTC":
+            raise ValueError(
+                "timezone is for schedule (cron); an interval (every) is anchored at the Unix "
+                "epoch, whatever the zone"
+            )
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the action declares a schedule (``schedule`` or ``every``)."""
+        return self.schedule is not None or self.every is not None
 
     @property
     def flow_controlled(self) -> bool:

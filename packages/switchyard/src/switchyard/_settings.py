@@ -15,7 +15,7 @@ from ._errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["DEFAULTS", "find_pyproject", "read_settings"]
+__all__ = ["DEFAULTS", "ScheduleTable", "find_pyproject", "read_settings"]
 
 TABLE: Final = "tool.switchyard"
 DEFAULTS: Final[Mapping[str, Any]] = {
@@ -25,6 +25,7 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "redis_url": None,
     "manifest": None,
     "max_payload_bytes": 1_048_576,
+    "schedule_table": None,
 }
 # file key (either spelling) -> field
 _KEYS: Final = {
@@ -36,6 +37,7 @@ _KEYS: Final = {
     "max-payload-bytes": "max_payload_bytes",
     "max_payload_bytes": "max_payload_bytes",
     "routing": "routing",
+    "schedules": "schedule_table",
 }
 _ENV: Final = {
     "SWITCHYARD_DEFAULT_QUEUE": "default_queue",
@@ -43,6 +45,30 @@ _ENV: Final = {
     "SWITCHYARD_MANIFEST": "manifest",
     "SWITCHYARD_MAX_PAYLOAD_BYTES": "max_payload_bytes",
 }
+
+
+class ScheduleTable:
+    """``[tool.switchyard.schedules]`` as written, with the file it came from (for errors that
+    name the line); turned into Schedules only when first read (``Config.schedules``)."""
+
+    __slots__ = ("path", "table", "text")
+
+    def __init__(self, path: Path, text: str, table: object) -> None:
+        self.path = path
+        self.text = text
+        self.table = table
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ScheduleTable) and (self.path, self.text) == (
+            other.path,
+            other.text,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.text))
+
+    def __repr__(self) -> str:
+        return f"ScheduleTable({self.path})"
 
 
 def _parse(path: Path) -> tuple[dict[str, Any], str]:
@@ -127,7 +153,9 @@ def _table_values(path: Path, table: Mapping[str, Any], text: str) -> dict[str, 
                     "%s: unknown setting %r in [%s] ignored", path, key, TABLE
                 )
             continue
-        if field == "routing":
+        if field == "schedule_table":  # checked when first read (Config.schedules): not on start-up
+            values[field] = ScheduleTable(path, text, value)
+        elif field == "routing":
             if not isinstance(value, dict):
                 fail(key, "routing must be a table of glob pattern = queue name")
             rules = []

@@ -60,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="no per-job metrics (/metrics keeps the pool's gauges; top sees queues only)",
     )
+    add(
+        "--no-schedules",
+        dest="schedules",
+        action="store_false",
+        help="run no scheduler here (schedules fire from the other workers)",
+    )
+    add("--schedule-lease", type=float, metavar="S", help="schedulers' lease: failover time (5.0)")
     add("--log-format", metavar="text|json", help="log lines for people (text) or machines (json)")
     add("--job-log", metavar="all|failures|off", help="a line per job outcome: all (default), ...")
     add("--debug", action="store_true", help="debug logs and tracebacks")
@@ -138,6 +145,8 @@ def _serve(settings: WorkerSettings, *, url_flag: bool) -> int:
         t_registry = time.perf_counter()
         boot = load_registry(config, settings.manifest)
         registry_ms = (time.perf_counter() - t_registry) * 1000
+        if settings.schedules:  # a schedule naming no action stops us here, with its line
+            switchyard.load_schedules(config, boot.registry, resolve=False)
         if settings.redis_url:
             url = settings.redis_url
             origin = "--redis-url" if url_flag else "SWITCHYARD_WORKER_REDIS_URL"

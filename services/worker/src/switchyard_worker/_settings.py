@@ -153,6 +153,8 @@ _RULES: Final[dict[str, _Rule]] = {
     "scale_down_ticks": _Rule(_integer, low=1),
     "recover_interval": _Rule(_number, above=0),
     "metrics": _Rule(_flag),
+    "schedules": _Rule(_flag),
+    "schedule_lease": _Rule(_number, low=0.5, high=300),
     "log_format": _Rule(_choice("text", "json")),
     "job_log": _Rule(_choice("all", "failures", "off")),
     "debug": _Rule(_flag),
@@ -197,6 +199,11 @@ class WorkerSettings:
     recover_interval: float = 5.0
     #: per-job metrics (/metrics, switchyard top)
     metrics: bool = True
+    #: run a scheduler (it fires the schedules while it holds the lease; see docs/schedules.md)
+    schedules: bool = True
+    #: seconds the schedulers' lease lasts unless renewed (a dead holder's successor takes over
+    #: within this; ticks up to twice this late still fire)
+    schedule_lease: float = 5.0
     log_format: Literal["text", "json"] = "text"
     job_log: Literal["all", "failures", "off"] = "all"
     debug: bool = False
@@ -271,6 +278,8 @@ FLAGS: Final[dict[str, str]] = {
     "scale_down_ticks": "--scale-down-ticks",
     "recover_interval": "--recover-interval",
     "metrics": "--no-metrics",
+    "schedules": "--no-schedules",
+    "schedule_lease": "--schedule-lease",
     "log_format": "--log-format",
     "job_log": "--job-log",
     "debug": "--debug",

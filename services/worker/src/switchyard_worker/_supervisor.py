@@ -28,6 +28,7 @@ from ._boot import Boot
 from ._child import EXIT_BOOT_FAILED, ChildSpec, child_main
 from ._forkserver import start_forkserver
 from ._metrics import MetricsDir, PoolExposition
+from ._schedules import SchedulerThread
 from ._settings import WorkerSettings
 
 __all__ = ["Supervisor"]
@@ -101,6 +102,7 @@ class Supervisor:
         # as long as we live (never inherited: pipes are not), so a child reads EOF once we are
         # gone, however we went
         self._lifeline, self._lifeline_w = self._ctx.Pipe(duplex=False)
+        self._scheduler: SchedulerThread | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -115,6 +117,14 @@ class Supervisor:
         try:
             self._connection = switchyard_rq.get_connection(self.redis_url)
             self._fill()
+            if self.settings.schedules:
+                self._scheduler = SchedulerThread(
+                    self.settings,
+                    self.boot,
+                    connection=self._connection,
+                    serving=self._serving,
+                )
+                self._scheduler.start()
             return self._loop()
         except BaseException:
             if self._children:  # never leave a pool behind, whatever stopped us
@@ -122,6 +132,8 @@ class Supervisor:
                 self._shutdown()
             raise
         finally:
+            if self._scheduler is not None:
+                self._scheduler.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             os.close(self._wake_r)
@@ -192,6 +204,11 @@ class Supervisor:
             ),
             p + "redis_errors_total": ("counter", "failed Redis calls", n.redis_errors),
         }
+
+    def _serving(self) -> bool:
+        """Whether a pool process consumes already (the scheduler looks after that)."""
+        with self._lock:
+            return any(c.ready.is_set() for c in self._children)
 
     # ------------------------------------------------------------------ the loop
 
@@ -384,6 +401,8 @@ class Supervisor:
 
     def _shutdown(self) -> int:
         self._stopping = True
+        if self._scheduler is not None:
+            self._scheduler.stop()  # no firing while the pool drains; the lease goes at once
         grace = self.settings.grace
         with self._lock:
             children = list(self._children)

@@ -1,4 +1,4 @@
-"""``switchyard schedule | jobs | routes | top | stats``: subcommands of the core CLI
+"""``switchyard schedule | jobs | routes | top | stats | schedules``: subcommands of the core CLI
 (``switchyard.commands``).
 
 Errors are SwitchyardErrors: the core CLI prints them as one line and exits non-zero.
@@ -85,9 +85,11 @@ def register(subparsers: Any) -> None:
     routes.add_argument("--json", action="store_true", help="print JSON")
     routes.set_defaults(func=_routes)
 
+    from switchyard_rq._ops.schedules import register as register_schedules
     from switchyard_rq._ops.top import register as register_top
 
     register_top(subparsers)
+    register_schedules(subparsers)
 
 
 def _guard(func: Callable[[], int]) -> int:

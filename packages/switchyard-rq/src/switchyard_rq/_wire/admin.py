@@ -7,31 +7,37 @@ from typing import Final
 from switchyard_rq._wire.keys import DONE_CHANNEL, LUA_KEYS
 from switchyard_rq._wire.scripts import Script
 
-__all__ = ["CANCEL", "REQUEUE", "SCHEDULE_KEYED"]
+__all__ = ["CANCEL", "KEYED", "REQUEUE", "SCHEDULE_KEYED"]
 
-# KEYS: idempotency key, job hash, queue list (of the job's priority) or scheduled zset, doorbell
-# (all in the queue's slot: the caller registers the queue in rq:queues).  ARGV: job id, key TTL,
-# 'queue'|'schedule', score, then the hash's field/value pairs.  Returns the id of the pending,
-# running or finished job holding the key, else creates this one.
-SCHEDULE_KEYED: Final = Script("""
-local existing = redis.call('GET', KEYS[1])
-if existing then
-  local st = redis.call('HGET', 'rq:job:' .. existing, 'status')
-  if st == 'queued' or st == 'scheduled' or st == 'started' or st == 'finished'
-      or st == 'deferred' then
-    return existing
+# A keyed schedule as a Lua function (SCHEDULE_KEYED's body; the scheduler's FIRE runs it after
+# its fencing check).  K: idempotency key, job hash, queue list (of the job's priority) or
+# scheduled zset, doorbell (all in the queue's slot: the caller registers the queue in
+# rq:queues).  A: job id, key TTL, 'queue'|'schedule', score, then the hash's field/value pairs.
+# Returns the id of the pending, running or finished job holding the key, else creates this one.
+KEYED: Final = """
+local function keyed(K, A)
+  local existing = redis.call('GET', K[1])
+  if existing then
+    local st = redis.call('HGET', 'rq:job:' .. existing, 'status')
+    if st == 'queued' or st == 'scheduled' or st == 'started' or st == 'finished'
+        or st == 'deferred' then
+      return existing
+    end
   end
+  redis.call('HSET', K[2], unpack(A, 5))
+  if A[3] == 'schedule' then
+    redis.call('ZADD', K[3], A[4], A[1])
+  else
+    redis.call('RPUSH', K[3], A[1])
+    redis.call('RPUSH', K[4], '1')
+  end
+  redis.call('SET', K[1], A[1], 'EX', A[2])
+  return A[1]
 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 5))
-if ARGV[3] == 'schedule' then
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-else
-  redis.call('RPUSH', KEYS[3], ARGV[1])
-  redis.call('RPUSH', KEYS[4], '1')
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return ARGV[1]
-""")
+"""
+
+# KEYS and ARGV: as ``keyed``'s K and A above.
+SCHEDULE_KEYED: Final = Script(KEYED + "return keyed(KEYS, ARGV)\n")
 
 # KEYS: job hash.  ARGV: job id, now (RQ format), now (unix seconds).
 # 1: canceled (was queued, scheduled or deferred by flow control), 0: already running or done,

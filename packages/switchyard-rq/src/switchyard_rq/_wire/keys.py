@@ -113,6 +113,26 @@ def idempotency(key: str, scope: str = "") -> str:
     return f"{IDEMPOTENCY_PREFIX}{scope}:{key}" if scope else IDEMPOTENCY_PREFIX + key
 
 
+#: the schedulers' lease (a string: the holder's fencing token, expiring) and the counter that
+#: hands out fencing tokens (each new holder gets the next)
+SCHEDULER_LEASE: Final = "switchyard:scheduler:lease"
+SCHEDULER_FENCE: Final = "switchyard:scheduler:fence"
+SCHEDULE_PREFIX: Final = "switchyard:schedule:"
+
+
+def schedule(name: str) -> str:
+    """A schedule's state (hash): ``last`` (every tick up to this unix time was handled),
+    ``job``/``tick``/``fired_at`` (its last firing), ``pending`` (a tick held by overlap
+    'queue'), ``paused``, and counts ``fired``, ``skipped``, ``missed``."""
+    return SCHEDULE_PREFIX + name
+
+
+def schedule_tick_key(name: str, tick: str) -> str:
+    """The idempotency key (see :func:`idempotency`) of schedule ``name``'s firing at ``tick``
+    (UTC, ``2026-12-05T03:00:00Z``; ``trigger-<ms>`` for a manual one)."""
+    return f"schedule:{name}:{tick}"
+
+
 def flow_registry(kind: str, queue: str) -> str:
     """A listing of queue ``queue``'s limiters, for the sweep, top, stats and metrics:
     ``parked`` (hash: limiter key -> ``c:<limit>`` or ``b``, those some of its jobs wait on),
