@@ -23,9 +23,11 @@ def _int_env(name: str, default: int, *, minimum: int) -> int:
     return value
 
 
-def _flag_env(name: str) -> bool:
+def _flag_env(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name, "").strip().lower()
-    if raw in {"", "0", "false", "no", "off"}:
+    if raw == "":
+        return default
+    if raw in {"0", "false", "no", "off"}:
         return False
     if raw in {"1", "true", "yes", "on"}:
         return True
@@ -55,13 +57,17 @@ class TransportSettings:
     #: also write RQ's result streams (``rq:results:<id>``, what RQ's ``Job.return_value()``
     #: reads; about 4.7 KB a job on Redis 7.0) for RQ's own tools: SWITCHYARD_RQ_RESULTS=1
     rq_result_streams: bool = False
+    #: write each queue's job event stream (``switchyard:events:<queue>``: scheduled, started,
+    #: progress, succeeded, failed, retried, cancelled; ``switchyard events``):
+    #: SWITCHYARD_EVENTS=0 turns it off (see docs/workflows.md for what it costs)
+    events: bool = True
 
     @classmethod
     def from_env(cls) -> TransportSettings:
         """From ``SWITCHYARD_RESULT_TTL``, ``SWITCHYARD_FAILURE_TTL``,
         ``SWITCHYARD_REDIS_MAX_CONNECTIONS``, ``SWITCHYARD_REDIS_RETRIES``,
-        ``SWITCHYARD_RQ_RESULTS``, else the defaults (cached per value of those: every
-        ``schedule_action`` reads them)."""
+        ``SWITCHYARD_RQ_RESULTS``, ``SWITCHYARD_EVENTS``, else the defaults (cached per value
+        of those: every ``schedule_action`` reads them)."""
         get = os.environ.get
         key = tuple([get(name) for name in _NAMES])
         found = _CACHE.get(key)
@@ -85,12 +91,14 @@ class TransportSettings:
                 "SWITCHYARD_REDIS_RETRIES", default.connect_retries, minimum=0
             ),
             rq_result_streams=_flag_env("SWITCHYARD_RQ_RESULTS"),
+            events=_flag_env("SWITCHYARD_EVENTS", default=True),
         )
 
 
 _DEFAULT: Final = TransportSettings()
 _NAMES: Final = (
     "SWITCHYARD_RQ_RESULTS",
+    "SWITCHYARD_EVENTS",
     "SWITCHYARD_RESULT_TTL",
     "SWITCHYARD_FAILURE_TTL",
     "SWITCHYARD_REDIS_MAX_CONNECTIONS",

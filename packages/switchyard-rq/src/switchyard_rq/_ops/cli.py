@@ -17,7 +17,7 @@ from switchyard import SwitchyardError, default_registry
 from switchyard_rq._config import current_config
 from switchyard_rq._errors import JobFailedError, JobNotFoundError, TransportError
 from switchyard_rq._ops.options import count, seconds
-from switchyard_rq._producer.handle import JobHandle
+from switchyard_rq._producer.handle import JobHandle, Progress
 from switchyard_rq._producer.schedule import route, schedule_action
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.connection import get_connection, redis_errors
@@ -81,6 +81,12 @@ def register(subparsers: Any) -> None:
     retry = jobs_commands.add_parser("retry", help="put a failed job back on its queue")
     retry.add_argument("id", metavar="ID")
     retry.set_defaults(func=_jobs_retry)
+    cancel = jobs_commands.add_parser(
+        "cancel",
+        help="cancel a job: a waiting one at once, a running one is asked to stop",
+    )
+    cancel.add_argument("id", metavar="ID")
+    cancel.set_defaults(func=_jobs_cancel)
 
     routes = subparsers.add_parser("routes", help="the routing table and each queue's actions")
     routes.add_argument("--json", action="store_true", help="print JSON")
@@ -89,6 +95,10 @@ def register(subparsers: Any) -> None:
     from switchyard_rq._ops.top import register as register_top
 
     register_top(subparsers)
+
+    from switchyard_rq._ops.events import register as register_events
+
+    register_events(subparsers)
 
 
 def _guard(func: Callable[[], int]) -> int:
@@ -145,6 +155,11 @@ def _describe(handle: JobHandle) -> dict[str, Any]:
     for field in ("created_at", "enqueued_at", "started_at", "ended_at", "worker_name"):
         if fields.get(field):
             info[field] = fields[field]
+    progress = handle.progress()
+    if progress is not None:
+        info["progress"] = progress.to_dict()
+    if fields.get("sy_wf"):
+        info["workflow"] = fields["sy_wf"]
     error = handle.error
     if error is not None:
         info["error"] = error.to_dict()
@@ -161,6 +176,8 @@ def _jobs_show(args: argparse.Namespace) -> int:
     width = max(len(k) for k in info)
     for name, value in info.items():
         shown = json.dumps(value) if isinstance(value, dict | list) else value
+        if name == "progress":
+            shown = str(Progress(**value))
         print(f"{name.ljust(width)}  {shown}")
     return 0
 
@@ -210,6 +227,18 @@ def _jobs_retry(args: argparse.Namespace) -> int:
             f"job {args.id} is {handle.status}, not failed: only failed or canceled jobs retry"
         )
     print(f"requeued {args.id} on {_describe(handle)['queue']}")
+    return 0
+
+
+def _jobs_cancel(args: argparse.Namespace) -> int:
+    handle = JobHandle(args.id)
+    before = handle.status
+    if not handle.cancel():
+        raise UsageError(f"job {args.id} is {before}: it has ended, there is nothing to cancel")
+    if before == "started":
+        print(f"asked {args.id} to stop (it was running): it ends as canceled when it stops")
+    else:
+        print(f"canceled {args.id} (it was {before})")
     return 0
 
 

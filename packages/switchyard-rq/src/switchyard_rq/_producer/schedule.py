@@ -215,7 +215,7 @@ def _write(
     for index, item in enumerate(prepared):
         if item.key is not None:
             keyed.append((index, len(commands)))
-            keys_, args = _keyed_call(item, stamp, trace)
+            keys_, args = _keyed_call(item, stamp, trace, settings.events)
             packed = pack((b"EVALSHA", SCHEDULE_KEYED.sha, len(keys_), *keys_, *args))
             commands.append((keys_[0], packed))
             continue
@@ -227,6 +227,8 @@ def _write(
             scheduled.setdefault(item.queue, []).extend((item.due, item.job_id))
         else:
             pushed.setdefault((item.queue, item.shape.priority), []).append(item.job_id)
+        if settings.events:
+            commands.append((job_key, _scheduled_event(item.queue, item.job_id, item.shape.action)))
     # After every hash: one push per queue (in order), one doorbell token per job (capped).
     for (queue, priority), ids in pushed.items():
         target = keys.queue_list(queue, priority)
@@ -250,7 +252,9 @@ def _write(
     for index, position in keyed:
         answer = replies[position]
         if isinstance(answer, redis.exceptions.NoScriptError):
-            answer = SCHEDULE_KEYED(client, *_keyed_call(prepared[index], stamp, trace))
+            answer = SCHEDULE_KEYED(
+                client, *_keyed_call(prepared[index], stamp, trace, settings.events)
+            )
         ids[index] = answer.decode() if isinstance(answer, bytes) else str(answer)
     return ids
 
@@ -267,7 +271,17 @@ def _ring(queue: str, tokens: int) -> bytes:
     return pack((b"RPUSH", keys.wake(queue), *[b"1"] * tokens))
 
 
-def _keyed_call(item: _Prepared, stamp: str, trace: str | None) -> tuple[list[str], list[Any]]:
+def _scheduled_event(queue: str, job_id: str, action: str) -> bytes:
+    """``XADD switchyard:events:<queue> MAXLEN ~ N * event scheduled job <id> action <name>``."""
+    return pack(
+        (b"XADD", keys.events(queue), b"MAXLEN", b"~", keys.EVENTS_MAXLEN, b"*",
+         b"event", b"scheduled", b"job", job_id, b"action", action)
+    )  # fmt: skip
+
+
+def _keyed_call(
+    item: _Prepared, stamp: str, trace: str | None, events: bool
+) -> tuple[list[str], list[Any]]:
     assert item.key is not None
     if item.due is not None:
         target = keys.SCHEDULED + item.queue
@@ -282,12 +296,14 @@ def _keyed_call(item: _Prepared, stamp: str, trace: str | None) -> tuple[list[st
             keys.job(item.job_id),
             target,
             keys.wake(item.queue),
+            *([keys.events(item.queue)] if events else []),
         ],
         [
             item.job_id,
             item.key_ttl,
             "schedule" if item.due is not None else "queue",
             item.due if item.due is not None else 0,
+            item.shape.action,
             *flat,
         ],
     )
