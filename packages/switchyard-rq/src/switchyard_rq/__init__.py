@@ -16,14 +16,19 @@ from ._errors import (
     RedisUnavailableError,
     ResultTimeoutError,
     TransportError,
+    WorkflowError,
+    WorkflowFailedError,
+    WorkflowNotFoundError,
 )
 from ._observe import JobObserver, JobReport
 from ._ops.dbstats import publish_db_stats
 from ._ops.flow import FlowState, flow_stats
 from ._ops.stats import JobStats, publish_pool_stats
-from ._producer.handle import CachedHandle, JobHandle
+from ._producer.handle import CachedHandle, JobHandle, Progress
 from ._producer.results import agather, gather
 from ._producer.schedule import Call, route, schedule_action, schedule_many
+from ._producer.workflow import Step, Workflow, chain, chord, group, schedule_workflow, step
+from ._producer.workflow_handle import StepState, WorkflowHandle
 from ._serializer import JSONSerializer
 from ._wire.connection import (
     RedisCheck,
@@ -52,19 +57,30 @@ __all__ = [
     "JobSource",
     "JobStats",
     "PayloadTooLargeError",
+    "Progress",
     "QueueStats",
     "RedisCheck",
     "RedisConfigError",
     "RedisUnavailableError",
     "ResultTimeoutError",
+    "Step",
+    "StepState",
     "TransportError",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowFailedError",
+    "WorkflowHandle",
+    "WorkflowNotFoundError",
     "agather",
+    "chain",
     "check_redis",
     "check_url",
+    "chord",
     "dispatch",
     "flow_stats",
     "gather",
     "get_connection",
+    "group",
     "publish_db_stats",
     "publish_pool_stats",
     "queue_stats",
@@ -75,4 +91,6 @@ __all__ = [
     "route",
     "schedule_action",
     "schedule_many",
+    "schedule_workflow",
+    "step",
 ]
