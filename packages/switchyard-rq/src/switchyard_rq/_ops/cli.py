@@ -36,9 +36,24 @@ class UsageError(TransportError):
 def register(subparsers: Any) -> None:
     """Add ``schedule``, ``jobs`` and ``routes`` to the ``switchyard`` command."""
     schedule = subparsers.add_parser(
-        "schedule", help="schedule an action on its queue (prints the job id, or the result)"
+        "schedule",
+        help="schedule an action on its queue, or a workflow (prints the id, or the result)",
     )
-    schedule.add_argument("name", metavar="NAME")
+    schedule.add_argument("name", metavar="NAME", nargs="?", help="the action")
+    schedule.add_argument(
+        "--chain",
+        nargs="+",
+        metavar="NAME",
+        help="a chain of actions instead: each one's output feeds the next (--data: the first's)",
+    )
+    schedule.add_argument(
+        "--workflow", metavar="FILE", help="a workflow file (.toml or .json) instead"
+    )
+    schedule.add_argument(
+        "--on-failure",
+        choices=("cancel", "keep"),
+        help="a workflow's step failed: cancel the other steps of its stage (default) or keep them",
+    )
     schedule.add_argument(
         "--data",
         default="{}",
@@ -100,6 +115,10 @@ def register(subparsers: Any) -> None:
 
     register_events(subparsers)
 
+    from switchyard_rq._ops.workflows import register as register_workflows
+
+    register_workflows(subparsers)
+
 
 def _guard(func: Callable[[], int]) -> int:
     """ValueErrors from bad options become one-line errors too."""
@@ -112,6 +131,20 @@ def _guard(func: Callable[[], int]) -> int:
 
 
 def _schedule(args: argparse.Namespace) -> int:
+    given = [w for w, v in (("NAME", args.name), ("--chain", args.chain),
+                            ("--workflow", args.workflow)) if v]  # fmt: skip
+    if len(given) != 1:
+        raise UsageError(
+            "schedule takes one of NAME, --chain NAME... or --workflow FILE"
+            + (f", not {' and '.join(given)}" if given else "")
+        )
+    if args.name is None:
+        from switchyard_rq._ops.workflows import schedule_from_args
+
+        return _guard(lambda: schedule_from_args(args))
+    if args.on_failure is not None:
+        raise UsageError("--on-failure is for a workflow (--chain or --workflow)")
+
     def run() -> int:
         handle = schedule_action(
             args.name, args.data, delay=args.delay, key=args.key, priority=args.priority
