@@ -63,6 +63,8 @@ class MemorySource:
         self.renewed: list[str] = []
         #: the progress reports the consumer stored, by job id (the latest)
         self.progress: dict[str, str] = {}
+        #: the ids of the running jobs the heartbeat thread watched, once per watch
+        self.watched: list[str] = []
         self._stop: set[str] = set()
         self._cond = threading.Condition()
         self._waiting: dict[str, deque[_Entry]] = {q: deque() for q in self.queues}
@@ -238,6 +240,7 @@ class MemorySource:
 
     def watch(self, jobs: Sequence[Watched]) -> list[str]:
         with self._cond:
+            self.watched.extend(w.job.id for w in jobs)
             for watched in jobs:
                 if watched.progress is not None:
                     self.progress[watched.job.id] = watched.progress
