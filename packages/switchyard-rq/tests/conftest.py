@@ -27,8 +27,11 @@ def reg() -> Registry:
 @pytest.fixture(scope="session", autouse=True)
 def _db7_to_ourselves() -> Iterator[None]:
     """Two runs of this suite at once (two checkouts, one machine) would flush each other's
-    db 7: the second waits for the first."""
-    with machine_lock("switchyard-rq-tests-db7"):
+    db 7: the second waits for the first. A run on a server of its own
+    (SWITCHYARD_RQ_TEST_URL) shares nothing, and waits for nobody."""
+    shared = URL == "redis://127.0.0.1:6379/7"
+    name = "switchyard-rq-tests-db7" if shared else "switchyard-rq-tests-" + URL.rsplit(":", 1)[1]
+    with machine_lock(name.replace("/", "-")):
         yield
 
 

@@ -32,7 +32,7 @@ from switchyard_rq._wire.connection import (
 from switchyard_rq._wire.flow import directives
 from switchyard_rq._wire.jobs import JobShape, job_shape, utcformat
 from switchyard_rq._wire.keys import PRIORITY_CODE
-from switchyard_rq._wire.resp import bulk, pack, roundtrip
+from switchyard_rq._wire.resp import bulk, pack, pack_args, roundtrip
 
 __all__ = ["Call", "route", "schedule_action", "schedule_many"]
 
@@ -272,11 +272,22 @@ def _ring(queue: str, tokens: int) -> bytes:
 
 
 def _scheduled_event(queue: str, job_id: str, action: str) -> bytes:
-    """``XADD switchyard:events:<queue> MAXLEN ~ N * event scheduled job <id> action <name>``."""
-    return pack(
+    """``XADD switchyard:events:<queue> MAXLEN ~ N * event scheduled job <id> action <name>``,
+    its constant head packed once per queue (this runs for every job scheduled)."""
+    return _event_head(queue) + bulk(job_id) + _action_tail(action)
+
+
+@lru_cache(maxsize=256)
+def _event_head(queue: str) -> bytes:
+    return b"*12\r\n" + pack_args(
         (b"XADD", keys.events(queue), b"MAXLEN", b"~", keys.EVENTS_MAXLEN, b"*",
-         b"event", b"scheduled", b"job", job_id, b"action", action)
+         b"event", b"scheduled", b"job")
     )  # fmt: skip
+
+
+@lru_cache(maxsize=1024)
+def _action_tail(action: str) -> bytes:
+    return bulk("action") + bulk(action)
 
 
 def _keyed_call(
