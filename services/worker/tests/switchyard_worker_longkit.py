@@ -93,6 +93,19 @@ def stubborn(data: Nap) -> Done:
     return Done(done=1)
 
 
+@action("lj.quits", retries=2, backoff=0.1)
+def quits(data: Nap, ctx: Context) -> Done:
+    """Fails on its own as soon as it is asked to stop, before its worker tells it."""
+    conn = get_connection()
+    _mark(data.id, "started")
+    deadline = time.monotonic() + data.seconds
+    while not conn.hexists(f"rq:job:{ctx.job_id}", "sy_cancel"):
+        if time.monotonic() > deadline:
+            return Done(done=0)
+        time.sleep(0.005)
+    raise RuntimeError("gave up")
+
+
 @action("lj.add")
 def add(data: Add) -> Num:
     """x + add; with an id, records each run (``lj:runs:<id>``) and its pid, then naps."""
@@ -126,6 +139,7 @@ lj.steps = ljtest_plugin:steps
 lj.asleep = ljtest_plugin:asleep
 lj.stubborn = ljtest_plugin:stubborn
 lj.add = ljtest_plugin:add
+lj.quits = ljtest_plugin:quits
 lj.total = ljtest_plugin:total
 lj.fail = ljtest_plugin:fail
 lj.words = ljtest_plugin:words

@@ -116,6 +116,24 @@ def test_a_running_job_cancelled_stops(start_worker, lj, lj_dir, redis_db, name,
     assert worker.stop() == 0
 
 
+def test_a_job_that_fails_after_it_was_asked_to_stop_is_canceled_not_retried(
+    start_worker, lj, lj_dir, redis_db
+):
+    """It fails before its worker's watch tells it (within half a second): the outcome is
+    stored as canceled all the same (STEP reads ``sy_cancel``)."""
+    worker = start_worker("--min", "1", "--max", "1", plugins=lj_dir)
+    handle = switchyard_rq.schedule_action("lj.quits", {"id": "quits", "seconds": 10}, registry=lj)
+    wait_until(lambda: redis_db.exists("lj:started:quits"), 20, worker.text)
+    assert handle.cancel() is True
+    with pytest.raises(switchyard_rq.JobFailedError):
+        handle.result(timeout=20)
+    assert handle.status == "canceled"
+    assert handle.error.type == "RuntimeError"  # what it failed with
+    assert redis_db.zcard("rq:canceled:default") == 1
+    assert redis_db.zcard("rq:failed:default") == 0
+    assert worker.stop() == 0
+
+
 def worker_url(conn) -> str:
     kwargs = conn.connection_pool.connection_kwargs
     return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
