@@ -195,8 +195,8 @@ class WorkflowHandle:
             raise WorkflowFailedError(self.id, status, error, state.get("failed") or None)
         last = int(state["n"]) - 1
         ids = json.loads(state[f"s{last}"])
-        outputs = [
-            JobHandle(i, connection=self.connection, registry=self.registry).result(timeout=0)
-            for i in ids
-        ]
+        from switchyard_rq._producer.results import gather
+
+        handles = [JobHandle(i, connection=self.connection, registry=self.registry) for i in ids]
+        outputs: list[BaseModel] = gather(handles, timeout=0)  # pipelined: one round trip
         return outputs if f"g{last}" in state else outputs[0]
