@@ -169,6 +169,7 @@ def build(session: nox.Session) -> None:
 BENCHMARKS = {
     "throughput": "throughput.py",
     "concurrency": "concurrency.py",
+    "cluster": "cluster.py",
     "memory": "memory.py",
     "coldstart": "coldstart.py",
     "yard-affected": "yard_affected.py",
@@ -180,9 +181,9 @@ BENCHMARKS = {
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """One benchmark of benchmarks/ in a venv from uv.lock (with the ``bench`` group):
-    ``nox -s bench -- throughput --only cd``; names: throughput, concurrency, memory, coldstart,
-    yard-affected, yard-build. Results print as markdown; docs/benchmarks.md keeps the quoted
-    runs."""
+    ``nox -s bench -- throughput --only cd``; names: throughput, concurrency, cluster, memory,
+    coldstart, yard-affected, yard-build. Results print as markdown; docs/benchmarks.md keeps
+    the quoted runs."""
     if not session.posargs or session.posargs[0] not in BENCHMARKS:
         session.error(f"name a benchmark first: nox -s bench -- {{{','.join(BENCHMARKS)}}} [ARGS]")
     name, *args = session.posargs

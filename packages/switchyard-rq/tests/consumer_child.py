@@ -1,4 +1,5 @@
-"""A consumer in its own process (for crash tests): python consumer_child.py URL NAME."""
+"""A consumer in its own process (for crash tests): python consumer_child.py URL NAME [QUEUES
+[CONCURRENCY]] (QUEUES: comma-separated, default "default"; CONCURRENCY: default 1)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ import switchyard_rq
 
 if __name__ == "__main__":
     url, name = sys.argv[1], sys.argv[2]
+    queues = sys.argv[3].split(",") if len(sys.argv) > 3 else ["default"]
+    concurrency = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     consumer = switchyard_rq.Consumer(
-        switchyard_rq.get_connection(url), ["default"], registry=registry(), name=name
+        switchyard_rq.get_connection(url),
+        queues,
+        registry=registry(),
+        name=name,
+        concurrency=concurrency,
     )
     print("ready", flush=True)
     consumer.run(idle_timeout=0.2)

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 import switchyard_rq
-from switchyard_rq._consumer.link import LEASE_SECONDS
+from switchyard_rq._consumer.registration import LEASE_SECONDS
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

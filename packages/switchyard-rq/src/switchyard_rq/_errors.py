@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final, final
 
 from redis.exceptions import AuthenticationError, AuthorizationError
+from redis.sentinel import MasterNotFoundError
 from switchyard import SwitchyardError
 
 __all__ = [
@@ -86,12 +87,28 @@ class RedisUnavailableError(TransportError):
             else "is the server running? check SWITCHYARD_REDIS_URL or [tool.switchyard] redis-url"
         )
         verb = "Redis refused the credentials for" if self.refused else "cannot reach Redis at"
-        super().__init__(f"{verb} {url}: {cause} ({hint})")
+        super().__init__(f"{verb} {url}: {_said(cause)} ({hint})")
         self.url = url
         self.cause = cause
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "url": self.url, "refused": self.refused}
+
+
+def _said(cause: BaseException) -> str:
+    """What ``cause`` says, in one short line (redis-py's Sentinel errors embed a client's
+    repr)."""
+    if isinstance(cause, MasterNotFoundError):
+        return ("no sentinel answered with the master's address (are the sentinels up, and is "
+                "the service name the one they monitor?)")  # fmt: skip
+    return str(cause)
+
+
+@final
+class NotReplicatedError(TransportError):
+    """Durable scheduling (``SWITCHYARD_REDIS_WAIT_REPLICAS``) was asked for, and fewer
+    replicas than that confirmed the jobs in time: they are on the master, and a failover now
+    could lose them. Scheduling again with the same idempotency key is safe."""
 
 
 @final

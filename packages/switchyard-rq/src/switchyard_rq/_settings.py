@@ -61,13 +61,17 @@ class TransportSettings:
     #: progress, succeeded, failed, retried, cancelled; ``switchyard events``):
     #: SWITCHYARD_EVENTS=0 turns it off (see docs/workflows.md for what it costs)
     events: bool = True
+    #: durable scheduling: ``schedule_action`` returns only once this many replicas of the
+    #: master hold the job (Redis ``WAIT``, within ``retry_seconds``), so that a failover cannot
+    #: lose it; 0 (the default) trusts asynchronous replication: SWITCHYARD_REDIS_WAIT_REPLICAS
+    wait_replicas: int = 0
 
     @classmethod
     def from_env(cls) -> TransportSettings:
         """From ``SWITCHYARD_RESULT_TTL``, ``SWITCHYARD_FAILURE_TTL``,
         ``SWITCHYARD_REDIS_MAX_CONNECTIONS``, ``SWITCHYARD_REDIS_RETRIES``,
-        ``SWITCHYARD_RQ_RESULTS``, ``SWITCHYARD_EVENTS``, else the defaults (cached per value
-        of those: every ``schedule_action`` reads them)."""
+        ``SWITCHYARD_RQ_RESULTS``, ``SWITCHYARD_EVENTS``, ``SWITCHYARD_REDIS_WAIT_REPLICAS``, else
+        the defaults (cached per value of those: every ``schedule_action`` reads them)."""
         get = os.environ.get
         key = tuple([get(name) for name in _NAMES])
         found = _CACHE.get(key)
@@ -92,6 +96,9 @@ class TransportSettings:
             ),
             rq_result_streams=_flag_env("SWITCHYARD_RQ_RESULTS"),
             events=_flag_env("SWITCHYARD_EVENTS", default=True),
+            wait_replicas=_int_env(
+                "SWITCHYARD_REDIS_WAIT_REPLICAS", default.wait_replicas, minimum=0
+            ),
         )
 
 
@@ -103,5 +110,6 @@ _NAMES: Final = (
     "SWITCHYARD_FAILURE_TTL",
     "SWITCHYARD_REDIS_MAX_CONNECTIONS",
     "SWITCHYARD_REDIS_RETRIES",
+    "SWITCHYARD_REDIS_WAIT_REPLICAS",
 )
 _CACHE: dict[tuple[str | None, ...], TransportSettings] = {}

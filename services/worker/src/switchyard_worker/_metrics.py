@@ -303,6 +303,15 @@ class _SupervisorCollector:
             for queue, stat in sorted(stats.items()):
                 gauge.add_metric([queue], float(getattr(stat, field)))
             yield gauge
+        if any(stat.node for stat in stats.values()):
+            node = GaugeMetricFamily(
+                "switchyard_queue_node",
+                "1 for the Redis Cluster node (host:port) that serves the queue now",
+                labels=["queue", "node"],
+            )
+            for queue, stat in sorted(stats.items()):
+                node.add_metric([queue, stat.node], 1.0)
+            yield node
         yield from _flow_metrics(list(sup.flow))
 
 

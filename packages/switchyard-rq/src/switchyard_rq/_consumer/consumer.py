@@ -42,8 +42,9 @@ from switchyard_rq._consumer.execute import (
     run_inline,
     run_threaded,
 )
-from switchyard_rq._consumer.link import LEASE_SECONDS, RedisLink
+from switchyard_rq._consumer.link import RedisLink
 from switchyard_rq._consumer.presence import Presence
+from switchyard_rq._consumer.registration import LEASE_SECONDS
 from switchyard_rq._consumer.source import (
     Job,
     JobSource,
@@ -51,8 +52,10 @@ from switchyard_rq._consumer.source import (
     SourceUnavailable,
     WorkerCounts,
 )
+from switchyard_rq._consumer.spread import ClusterSource
 from switchyard_rq._observe import JOB_LOG, JobObserver, JobReport, log_job, wait_seconds
 from switchyard_rq._settings import TransportSettings
+from switchyard_rq._wire.cluster import is_cluster, plain_queue
 
 if TYPE_CHECKING:
     import redis
@@ -101,6 +104,9 @@ class Consumer:
         if hasattr(source, "take"):
             self._source: JobSource = source  # type: ignore[assignment]
             self.connection: Any = getattr(source, "connection", None)
+        elif is_cluster(source):
+            self._source = ClusterSource(source, queues, name=name, settings=self.settings)
+            self.connection = source
         else:
             link = RedisLink(source, queues, name=name, settings=self.settings)
             self._source = link
@@ -521,7 +527,7 @@ class Consumer:
         report = JobReport(
             outcome.action,
             job.id,
-            job.queue,
+            plain_queue(job.queue),
             job.attempt,
             _REPORTED[mode],
             outcome.seconds,

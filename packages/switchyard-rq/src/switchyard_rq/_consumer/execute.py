@@ -37,6 +37,7 @@ from switchyard import (
 from switchyard_rq._consumer.source import Job, Outcome
 from switchyard_rq._errors import ActionTimeoutError, JobError
 from switchyard_rq._tracing import start_job_span
+from switchyard_rq._wire.cluster import plain_queue
 from switchyard_rq._wire.jobs import BadJobError, decode_job_data
 
 if TYPE_CHECKING:
@@ -229,7 +230,7 @@ def prepare(resolver: Resolver, job: Job) -> Run | Outcome:
         attempt=job.attempt,
         logger=_logger(name),
         job_id=job.id,
-        queue=job.queue,
+        queue=plain_queue(job.queue),
         control=control,
     )
     return Run(job, action, payload, context, span, began, control)

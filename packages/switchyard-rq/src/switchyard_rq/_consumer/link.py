@@ -31,11 +31,12 @@ import zlib
 from base64 import b64encode
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import Any, Final, final
 
 import redis
 
 from switchyard_rq._consumer.recovery import settle_consumer, unregister
+from switchyard_rq._consumer.registration import LEASE_SECONDS, beat, register, renew
 from switchyard_rq._consumer.source import (
     Job,
     Outcome,
@@ -45,12 +46,12 @@ from switchyard_rq._consumer.source import (
 )
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire import keys
+from switchyard_rq._wire.cluster import elsewhere
 from switchyard_rq._wire.resp import pack, pack_args, roundtrip
 from switchyard_rq._wire.scripts import (
     ACK_FIELDS,
     PROMOTE,
     RELEASE,
-    RENEW,
     STEP,
     TAKEN_FIELDS,
     WATCH,
@@ -58,10 +59,7 @@ from switchyard_rq._wire.scripts import (
     Take,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-__all__ = ["LEASE_SECONDS", "RedisLink"]
+__all__ = ["LEASE_SECONDS", "RedisLink", "Relocated"]
 
 log = logging.getLogger("switchyard_rq.consumer")
 
@@ -70,9 +68,6 @@ _SHORTEST_BLOCK: Final = 0.01  # seconds: see RedisLink.wait
 _PROMOTE_LIMIT: Final = 500
 _ACK_SIZE: Final = len(ACK_FIELDS)
 _TAKEN_SIZE: Final = len(TAKEN_FIELDS)
-#: a concurrency lease lapses this long after its worker last renewed it (a dead worker's slot
-#: comes back within this time even when nobody recovers its jobs)
-LEASE_SECONDS: Final = 6.0
 _NO_TAKE: Final = Take("", 0, "", 0, "", 0, 0, 0, 0, 0, 0.0, 0.0, "0")
 
 
@@ -144,6 +139,18 @@ async def _readable(link: Any) -> None:
         loop.remove_reader(fd)
 
 
+class Relocated(SourceUnavailable):
+    """A Redis Cluster answered that a queue's slot is served elsewhere, or is moving (MOVED,
+    ASK, TRYAGAIN, CLUSTERDOWN): nothing of the call was applied; outcomes it carried are kept
+    to be sent again. The caller learns the cluster's layout anew and points the link there."""
+
+
+def moving(queues: Sequence[str], reply: BaseException) -> str:
+    """Why a cluster sent a call on: "the slot of queue(s) X is moving: <Redis's reply>"."""
+    name = type(reply).__name__.removesuffix("Error").upper()
+    return f"the slot of queue(s) {', '.join(queues)} is elsewhere or moving ({name} {reply})"
+
+
 class _Down:
     """Turns redis-py's connection errors into :class:`SourceUnavailable`."""
 
@@ -160,6 +167,14 @@ class _Down:
 _DOWN: Final = _Down()
 
 
+def consumer_name(name: str | None) -> str:
+    """``name``, checked, or a new one: ``<host>.<pid>.<random>``."""
+    name = name or f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
+    if ":" in name or not name.strip():
+        raise ValueError(f"bad consumer name {name!r}: no colons")
+    return name
+
+
 @final
 class RedisLink:
     """A :class:`~switchyard_rq._consumer.source.JobSource` over Redis, in RQ's data layout."""
@@ -171,6 +186,7 @@ class RedisLink:
         *,
         name: str | None = None,
         settings: TransportSettings | None = None,
+        processing: str | None = None,
     ) -> None:
         names = tuple(queues)
         if not names:
@@ -180,16 +196,14 @@ class RedisLink:
                 raise ValueError(f"bad queue name {queue!r}: no commas, spaces or empty names")
         self.connection = connection
         self.queues: tuple[str, ...] = names
-        self.name = name or f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
-        if ":" in self.name or not self.name.strip():
-            raise ValueError(f"bad consumer name {self.name!r}: no colons")
+        self.name = consumer_name(name)
         self.settings = settings or TransportSettings.from_env()
         self._events = "1" if self.settings.events else "0"
         # a call that only stores outcomes (no dequeue) still says whether to write events
         self._no_take = _NO_TAKE._replace(events=self._events)
         self.redis_errors = 0
         self.reconnects = 0
-        self._processing = keys.processing(self.name)
+        self._processing = processing or keys.processing(self.name)
         step_keys = [
             self._processing,
             *(keys.queue(q) for q in names),
@@ -307,6 +321,11 @@ class RedisLink:
         if int(moved) >= _PROMOTE_LIMIT:
             delay = 0.0
         self._next_promote = time.monotonic() + delay
+
+    @property
+    def next_due(self) -> float | None:
+        """When (unix seconds) the earliest scheduled job of its queues is due, if known."""
+        return self._next_due
 
     def due_at(self, when: float) -> None:
         """A job of ours is scheduled for ``when`` (unix seconds): promote it on time."""
@@ -449,9 +468,13 @@ class RedisLink:
             a for acks, r in zip(unread, replies, strict=False) if _lost_script(r) for a in acks
         ]
         for acks, reply in zip(unread, replies, strict=False):
-            if isinstance(reply, Exception) and not _lost_script(reply):
+            if isinstance(reply, Exception) and not _lost_script(reply) and not elsewhere(reply):
                 ids = ", ".join(a.id for a in acks)
                 log.error("storing the outcome of job(s) %s failed: %s", ids, reply)
+        moved = [a for acks, r in zip(unread, replies, strict=False) if elsewhere(r) for a in acks]
+        if moved or elsewhere(replies[-1]):  # nothing of those calls ran: send them again there
+            self._pending[:0] = moved
+            raise Relocated(moving(self.queues, next(r for r in replies if elsewhere(r))))
         reply = replies[-1]
         if again or _lost_script(reply):  # a restarted server lost the script: nothing applied
             STEP.load(self.connection)
@@ -515,63 +538,17 @@ class RedisLink:
     def _announce(self) -> None:
         STEP.load(self.connection)
         PROMOTE.load(self.connection)
-        stamp, _ = _now()
-        worker = keys.WORKER_PREFIX + self.name
-        with self.connection.pipeline(transaction=False) as pipe:
-            pipe.delete(worker)
-            pipe.hset(
-                worker,
-                mapping={
-                    "birth": stamp,
-                    "last_heartbeat": stamp,
-                    "queues": ",".join(self.queues),
-                    "pid": os.getpid(),
-                    "hostname": socket.gethostname(),
-                    "ip_address": "",
-                    "version": "switchyard-rq",
-                    "python_version": "",
-                    "state": "idle",
-                },
-            )
-            pipe.sadd(keys.WORKERS_SET, worker)
-            for queue in self.queues:
-                pipe.sadd(keys.WORKERS_BY_QUEUE + queue, worker)
-                pipe.sadd(keys.QUEUES_SET, keys.queue(queue))
-            pipe.sadd(keys.consumer_queues(self.name), *self.queues)
-            pipe.sadd(keys.CONSUMERS_SET, self.name)
-            self._beat_commands(pipe, stamp, WorkerCounts())
-            pipe.execute()
+        register(self.connection, self.name, self.queues, self.settings.heartbeat_ttl)
 
     def beat(self, counts: WorkerCounts) -> None:
         """Refresh ``switchyard:consumer:<name>:alive`` and the RQ worker hash's TTL."""
-        with _DOWN, self._lock, self.connection.pipeline(transaction=False) as pipe:
-            self._beat_commands(pipe, _now()[0], counts)
-            pipe.execute()
-
-    def _beat_commands(self, pipe: Any, stamp: str, counts: WorkerCounts) -> None:
-        ttl = self.settings.heartbeat_ttl
-        worker = keys.WORKER_PREFIX + self.name
-        pipe.set(keys.alive(self.name), stamp, ex=ttl)
-        state = "busy" if counts.succeeded or counts.failed else "idle"  # for `rq info`
-        pipe.hset(worker, mapping={"last_heartbeat": stamp, "state": state})
-        if counts.succeeded:
-            pipe.hincrby(worker, "successful_job_count", counts.succeeded)
-        if counts.failed:
-            pipe.hincrby(worker, "failed_job_count", counts.failed)
-        if counts.busy_seconds:
-            pipe.hincrbyfloat(worker, "total_working_time", counts.busy_seconds)
-        pipe.expire(worker, ttl + 60)
-        pipe.expire(keys.consumer_queues(self.name), ttl + 86_400)
+        with _DOWN, self._lock:
+            beat(self.connection, self.name, self.settings.heartbeat_ttl, counts)
 
     def renew(self, jobs: Sequence[Job]) -> None:
         """Extend the concurrency leases these running jobs hold."""
-        pairs: list[str] = []
-        for job in jobs:
-            for key in _lease_keys(job.flow):
-                pairs.extend((key, f"{job.id}:{job.execution}"))
-        if pairs:
-            with _DOWN, self._lock:
-                RENEW(self.connection, [], [LEASE_SECONDS, *pairs])
+        with _DOWN, self._lock:
+            renew(self.connection, jobs)
 
     def watch(self, jobs: Sequence[Watched]) -> list[str]:
         """Store the progress of these running jobs; the ids of those asked to stop (one WATCH
@@ -586,43 +563,23 @@ class RedisLink:
         with _DOWN, self._lock:
             for queue, triples in by_queue.items():
                 found = WATCH(self.connection, [], [now, self._events, queue, *triples])
-                stop.extend(_text(i) for i in found)
+                stop.extend(i.decode() if isinstance(i, bytes) else str(i) for i in found)
         return stop
 
-    def retire(self) -> None:
-        """Unregister: RQ's worker sets and hash, the heartbeat, the idle sets."""
+    def repoint(self, connection: redis.Redis) -> None:
+        """Speak to ``connection`` from now on (a cluster moved the queue's slot, or failed
+        over): the link is dropped, and outcomes whose replies were not read are sent again."""
+        self._drop_link()
+        self.connection = connection
+
+    def release(self) -> None:
+        """Give the link's connection back to its pool."""
         if self._link is not None:
             self.connection.connection_pool.release(self._link)
             self._link = None
+
+    def retire(self) -> None:
+        """Unregister: RQ's worker sets and hash, the heartbeat, the idle sets."""
+        self.release()
         with _DOWN, self._lock:
             unregister(self.connection, self.name, self.queues)
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
-
-_LEASES: dict[bytes, tuple[str, ...]] = {}
-
-
-def _lease_keys(flow: bytes | None) -> tuple[str, ...]:
-    """The concurrency limiters' keys among a job's flow directives (cached: jobs of one action
-    and key share them)."""
-    if not flow:
-        return ()
-    found = _LEASES.get(flow)
-    if found is None:
-        found = tuple(d[1] for d in _directives(flow) if d[0] == "c")
-        if len(_LEASES) > 4096:
-            _LEASES.clear()
-        _LEASES[flow] = found
-    return found
-
-
-def _directives(flow: bytes) -> Iterator[list[Any]]:
-    try:
-        loaded = json.loads(flow)
-    except ValueError:
-        return
-    if isinstance(loaded, list):
-        yield from (d for d in loaded if isinstance(d, list) and len(d) >= 2)

@@ -13,7 +13,7 @@ import redis
 
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire import keys
-from switchyard_rq._wire.cluster import is_cluster
+from switchyard_rq._wire.cluster import is_cluster, node_name, plain_queue, wire_queue
 from switchyard_rq._wire.scripts import RECOVER
 
 __all__ = [
@@ -131,6 +131,8 @@ class QueueStats:
     oldest_age: float
     scheduled: int
     started: int
+    #: on a Redis Cluster, the node (``host:port``) that serves the queue now; else ""
+    node: str = ""
 
 
 def _parse(stamp: bytes | None) -> float | None:
@@ -145,8 +147,9 @@ def _parse(stamp: bytes | None) -> float | None:
 
 def queue_stats(connection: redis.Redis, queues: Sequence[str]) -> dict[str, QueueStats]:
     """Depth (every priority), oldest-job age, scheduled and started counts of ``queues``, in
-    two round trips."""
-    names = list(dict.fromkeys(queues))
+    two round trips. Keyed by the queues' own names (without a cluster's hash tag)."""
+    cluster = is_cluster(connection)
+    names = list(dict.fromkeys(wire_queue(q, cluster) for q in queues))
     with connection.pipeline(transaction=False) as pipe:
         for name in names:
             for key in keys.queue_lists(name):
@@ -170,11 +173,13 @@ def queue_stats(connection: redis.Redis, queues: Sequence[str]) -> dict[str, Que
     for i, name in enumerate(names):
         times = [t for t in (_parse(next(stamps)) for _ in heads[i]) if t is not None]
         base = i * per
-        out[name] = QueueStats(
-            name=name,
+        shown = plain_queue(name)
+        out[shown] = QueueStats(
+            name=shown,
             depth=int(replies[base]) + int(replies[base + 2]) + int(replies[base + 4]),
             oldest_age=max(now - min(times), 0.0) if times else 0.0,
             scheduled=int(replies[base + 6]),
             started=int(replies[base + 7]),
+            node=node_name(connection, keys.queue(name)) if cluster else "",
         )
     return out

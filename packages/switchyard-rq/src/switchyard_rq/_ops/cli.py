@@ -20,6 +20,7 @@ from switchyard_rq._ops.options import count, seconds
 from switchyard_rq._producer.handle import JobHandle, Progress
 from switchyard_rq._producer.schedule import route, schedule_action
 from switchyard_rq._wire import keys
+from switchyard_rq._wire.cluster import is_cluster, plain_queue, wire_queue
 from switchyard_rq._wire.connection import get_connection, redis_errors
 
 __all__ = ["register"]
@@ -219,7 +220,7 @@ def _jobs_failed(args: argparse.Namespace) -> int:
     client = get_connection()
     with redis_errors(client):
         if args.queue:
-            queues = [args.queue]
+            queues = [wire_queue(args.queue, is_cluster(client))]
         else:
             queues = sorted(
                 _text(k).removeprefix(keys.QUEUE_PREFIX) for k in client.smembers(keys.QUEUES_SET)
@@ -236,7 +237,7 @@ def _jobs_failed(args: argparse.Namespace) -> int:
                 rows.append(
                     {
                         "id": handle.id,
-                        "queue": queue,
+                        "queue": plain_queue(queue),
                         "action": action,
                         "error": error.to_dict() if error else None,
                     }

@@ -160,6 +160,8 @@ class StatsSnapshot:
     last: dict[str, dict[Key, float]] = field(default_factory=dict)
     #: running jobs that reported progress, latest report first (see :func:`read_progress`)
     progress: list[dict[str, Any]] = field(default_factory=list)
+    #: on a Redis Cluster: queue -> the node (host:port) that serves it now
+    nodes: dict[str, str] = field(default_factory=dict)
 
 
 def _text(raw: Any) -> str:
@@ -212,6 +214,8 @@ def read_snapshot(connection: redis.Redis, queues: Iterable[str] | None = None) 
         )
     for queue, stat in queue_stats(connection, list(queues)).items():
         snap.queues[queue] = (stat.depth, stat.oldest_age, stat.started, stat.scheduled)
+        if stat.node:
+            snap.nodes[queue] = stat.node
     snap.flow = flow_stats(connection)
     snap.progress = read_progress(connection, list(queues))
     from switchyard_rq._ops.dbstats import read_db_stats

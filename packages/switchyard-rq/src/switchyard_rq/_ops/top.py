@@ -142,6 +142,7 @@ def build_view(old: StatsSnapshot, new: StatsSnapshot, redis_text: str) -> dict[
         queues.append(
             {
                 "queue": queue,
+                "node": new.nodes.get(queue, ""),
                 "depth": depth,
                 "oldest_age": age,
                 "in_flight": in_flight,
@@ -211,6 +212,7 @@ def render(view: dict[str, Any], width: int, height: int, *, live: bool = True) 
     """The screen's lines (ANSI bold headers), cut to ``width`` x ``height``; ``live`` for
     ``top``'s refreshed screen, else one snapshot."""
     w = view["workers"]
+    nodes = any(q.get("node") for q in view["queues"])
     stamp = time.strftime("%H:%M:%S", time.localtime(view["time"]))
     how = f"rates over {view['window']:.1f} s" + ("; Ctrl-C quits" if live else "")
     lines = [
@@ -220,12 +222,13 @@ def render(view: dict[str, Any], width: int, height: int, *, live: bool = True) 
         f"{w['recycled']} recycled, {w['consumers']} consumers publishing",
         "",
         _BOLD + f"{'QUEUE':<20} {'DEPTH':>8} {'OLDEST':>8} {'IN FLIGHT':>9} {'SCHED':>6}"
-        f" {'IN/s':>9} {'OUT/s':>9}" + _RESET,
+        f" {'IN/s':>9} {'OUT/s':>9}" + ("  NODE" if nodes else "") + _RESET,
     ]
     for q in view["queues"]:
         lines.append(
             f"{q['queue'][:20]:<20} {q['depth']:>8} {_age(q['oldest_age']):>8} "
             f"{q['in_flight']:>9} {q['scheduled']:>6} {q['rate_in']:>9.1f} {q['rate_out']:>9.1f}"
+            + (f"  {q['node']}" if nodes else "")
         )
     if not view["queues"]:
         lines.append(_DIM + "(no queues yet)" + _RESET)

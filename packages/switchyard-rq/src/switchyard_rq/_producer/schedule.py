@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -16,7 +17,7 @@ from pydantic import BaseModel
 from switchyard import Config, Registry, cached_result, default_registry
 
 from switchyard_rq._config import current_config
-from switchyard_rq._errors import PayloadTooLargeError
+from switchyard_rq._errors import NotReplicatedError, PayloadTooLargeError
 from switchyard_rq._producer.handle import CachedHandle, JobHandle
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._tracing import current_carrier
@@ -207,7 +208,9 @@ def _write(
     settings: TransportSettings,
 ) -> list[str]:
     # each command with the key that routes it on a cluster (a queue's keys share its slot)
-    commands = [(keys.QUEUES_SET, _register(queue)) for queue in {p.queue for p in prepared}]
+    cluster = is_cluster(client)
+    queues = {p.queue for p in prepared}
+    commands = [] if cluster else [(keys.QUEUES_SET, _register(queue)) for queue in queues]
     keyed: list[tuple[int, int]] = []  # (index in prepared, index of its reply)
     stamp_bulk = bulk(stamp)
     pushed: dict[tuple[str, str], list[str]] = {}
@@ -238,25 +241,82 @@ def _write(
         commands.append((queue, pack((b"ZADD", keys.SCHEDULED + queue, *pairs))))
     # retried within the client's budget (a stale pooled connection, Redis restarting, a
     # failover): the batch may then reach Redis twice; an idempotency key makes a job once-only
-    if is_cluster(client):
-        replies = routed_roundtrip(client, commands, budget=settings.retry_seconds)
-        for reply in replies:
-            if isinstance(reply, redis.ConnectionError):
-                raise reply
-    else:
-        replies = roundtrip(client, [packed for _, packed in commands], retry=True)
+    # durable: WAIT on each connection that wrote (it counts that connection's writes only)
+    wait = settings.wait_replicas
+    trailer = pack((b"WAIT", wait, int(settings.retry_seconds * 1000))) if wait else None
+    trailed: list[Any] = []
+    replies = _send(client, commands, cluster, settings, trailer, trailed)
+    if cluster:
+        _register_on_cluster(client, queues)
     for reply in replies:
         if isinstance(reply, Exception) and not isinstance(reply, redis.exceptions.NoScriptError):
             raise reply
     ids = [p.job_id for p in prepared]
+    again: list[tuple[int, tuple[str, bytes]]] = []  # keyed calls a server without the script
     for index, position in keyed:
         answer = replies[position]
-        if isinstance(answer, redis.exceptions.NoScriptError):
-            answer = SCHEDULE_KEYED(
-                client, *_keyed_call(prepared[index], stamp, trace, settings.events)
-            )
+        if isinstance(answer, redis.exceptions.NoScriptError):  # (restarted, or promoted)
+            keys_, args = _keyed_call(prepared[index], stamp, trace, settings.events)
+            source = SCHEDULE_KEYED.source
+            again.append((index, (keys_[0], pack((b"EVAL", source, len(keys_), *keys_, *args)))))
+            continue
         ids[index] = answer.decode() if isinstance(answer, bytes) else str(answer)
+    if again:  # sent with their source, then (durable) waited for like the rest
+        replies = _send(client, [c for _, c in again], cluster, settings, trailer, trailed)
+        for (index, _), answer in zip(again, replies, strict=True):
+            if isinstance(answer, Exception):
+                raise answer
+            ids[index] = answer.decode() if isinstance(answer, bytes) else str(answer)
+    if wait:
+        confirmed = min((-1 if isinstance(r, Exception) else int(r) for r in trailed), default=-1)
+        if confirmed < wait:
+            said = "no" if confirmed < 0 else f"only {confirmed} of {wait}"
+            raise NotReplicatedError(
+                f"{len(prepared)} job(s) written to the Redis master, but {said} replica(s) "
+                f"(SWITCHYARD_REDIS_WAIT_REPLICAS={wait}) confirmed them within "
+                f"{settings.retry_seconds:g} s: a failover now could lose them"
+            )
     return ids
+
+
+def _send(
+    client: redis.Redis,
+    commands: list[tuple[str, bytes]],
+    cluster: bool,
+    settings: TransportSettings,
+    trailer: bytes | None,
+    trailed: list[Any],
+) -> list[Any]:
+    """Send packed ``commands`` (each with its routing key): on a cluster to their nodes, else
+    in one write; ``trailer`` after them on each connection, its replies into ``trailed``."""
+    if cluster:
+        replies = routed_roundtrip(
+            client, commands, budget=settings.retry_seconds, trailer=trailer, trailed=trailed
+        )
+        for reply in replies:
+            if isinstance(reply, redis.ConnectionError):
+                raise reply
+        return replies
+    packed = [c for _, c in commands]
+    replies = roundtrip(client, packed + ([trailer] if trailer else []), retry=True)
+    if trailer:
+        trailed.append(replies.pop())
+    return replies
+
+
+_REGISTERED: set[tuple[int, str]] = set()
+
+
+def _register_on_cluster(client: Any, queues: set[str]) -> None:
+    """On a cluster, ``rq:queues`` lives on one node, which a producer must not depend on:
+    each queue is tried once per process, and a node that does not answer is let be (the
+    queue's consumers add it too)."""
+    new = [q for q in queues if (id(client), q) not in _REGISTERED]
+    if not new:
+        return
+    _REGISTERED.update((id(client), q) for q in new)
+    with contextlib.suppress(redis.RedisError):
+        client.sadd(keys.QUEUES_SET, *(keys.queue(q) for q in new))
 
 
 @lru_cache(maxsize=256)

@@ -20,6 +20,7 @@ __all__ = [
     "elsewhere",
     "is_cluster",
     "node_client",
+    "node_name",
     "plain_queue",
     "refresh",
     "routed_roundtrip",
@@ -69,20 +70,33 @@ def node_client(cluster: Any, key: str) -> redis.Redis:
     return client
 
 
+def node_name(cluster: Any, key: str) -> str:
+    """``host:port`` of the master that serves ``key``'s slot now, as the client knows it."""
+    name: str = cluster.get_node_from_key(key).name
+    return name
+
+
 def refresh(cluster: Any) -> None:
     """Learn the cluster's slots and nodes again (after MOVED, a failover, a dead node)."""
     cluster.nodes_manager.initialize()
 
 
 def routed_roundtrip(
-    cluster: Any, commands: Sequence[tuple[str, bytes]], *, budget: float
+    cluster: Any,
+    commands: Sequence[tuple[str, bytes]],
+    *,
+    budget: float,
+    trailer: bytes | None = None,
+    trailed: list[Any] | None = None,
 ) -> list[Any]:
     """Send packed ``commands`` (each with the key that routes it) to the nodes that serve their
     slots, one write per node, in order within each node; read one reply each (an error reply
     becomes the exception in its place). Commands the cluster sends elsewhere (MOVED, ASK,
     TRYAGAIN, CLUSTERDOWN) or whose node did not answer are sent again, after learning the
     cluster's layout anew, until ``budget`` seconds have passed; then the last such error is
-    raised (a connection error) or returned in place."""
+    raised (a connection error) or returned in place. ``trailer`` (a packed command, e.g.
+    ``WAIT``) follows the commands on each connection that carried some, and its replies go
+    into ``trailed`` (``WAIT`` counts the writes of its own connection only)."""
     replies: list[Any] = [None] * len(commands)
     todo = list(range(len(commands)))
     deadline = time.monotonic() + budget
@@ -101,7 +115,7 @@ def routed_roundtrip(
             groups = {}
         for client, indexes in groups.values():
             try:
-                got = _once(client, [commands[i][1] for i in indexes])
+                got = _once(client, [commands[i][1] for i in indexes], trailer, trailed)
             except _TRANSIENT as exc:
                 failure = exc
                 again += indexes
@@ -119,7 +133,9 @@ def routed_roundtrip(
         for (host, port), indexes in asked.items():  # a slot migrating: ASKING, then the command
             target = cluster.get_redis_connection(cluster.get_node(host, port) or _node(host, port))
             try:
-                got = _once(target, [_ASKING + commands[i][1] for i in indexes], per=2)
+                got = _once(
+                    target, [_ASKING + commands[i][1] for i in indexes], trailer, trailed, per=2
+                )
             except _TRANSIENT as exc:
                 failure = exc
                 again += indexes
@@ -149,13 +165,20 @@ def _node(host: str, port: int) -> Any:
     return node(host, port)
 
 
-def _once(client: redis.Redis, commands: list[bytes], *, per: int = 1) -> list[Any]:
+def _once(
+    client: redis.Redis,
+    commands: list[bytes],
+    trailer: bytes | None,
+    trailed: list[Any] | None,
+    *,
+    per: int = 1,
+) -> list[Any]:
     """One write, then ``per`` replies per command, keeping each command's last (``per`` = 2:
-    after an ASKING)."""
+    after an ASKING); ``trailer``'s reply, if any, into ``trailed``."""
     pool = client.connection_pool
     conn = pool.get_connection()
     try:
-        conn.send_packed_command([b"".join(commands)])  # type: ignore[no-untyped-call]
+        conn.send_packed_command([b"".join(commands) + (trailer or b"")])  # type: ignore[no-untyped-call]
         replies: list[Any] = []
         for _ in commands:
             for _ in range(per):
@@ -164,6 +187,13 @@ def _once(client: redis.Redis, commands: list[bytes], *, per: int = 1) -> list[A
                 except redis.ResponseError as exc:
                     reply = exc
             replies.append(reply)
+        if trailer is not None:
+            try:
+                last = conn.read_response()
+            except redis.ResponseError as exc:
+                last = exc
+            if trailed is not None:
+                trailed.append(last)
         return replies
     except BaseException:
         conn.disconnect()  # type: ignore[no-untyped-call]

@@ -56,6 +56,12 @@ _SCHEMES = ("redis", "rediss", "unix")
 _FORMS = f"use redis://HOST:PORT/DB, rediss://HOST:PORT/DB, unix:///PATH?db=DB, {FORMS}"
 # What a retry can help with; refused credentials (ConnectionErrors too) are not retried.
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
+#: what says "Redis cannot be reached now" (after the retries), a cluster's trouble included
+_UNREACHABLE = (
+    *_TRANSIENT,
+    redis.exceptions.RedisClusterException,
+    redis.exceptions.ClusterDownError,
+)
 _T = TypeVar("_T")
 
 
@@ -241,7 +247,9 @@ def get_connection(url: str | None = None) -> redis.Redis:
     """The process's client for ``url`` (default :func:`redis_url`): one pool per URL per process,
     bounded (``SWITCHYARD_REDIS_MAX_CONNECTIONS``), health-checked, retrying connection errors with
     exponential backoff. ``redis://``, ``rediss://`` (TLS), ``unix://`` and ``user:password@``
-    URLs work."""
+    URLs work, and so do a Redis Cluster (``redis+cluster://``) and a master behind Sentinel
+    (``redis+sentinel://``); a cluster's client asks its seeds for the layout here, and raises
+    :class:`RedisUnavailableError` when none answers."""
     url = url or redis_url()
     key = (os.getpid(), url)
     client = _POOLS.get(key)
@@ -251,8 +259,26 @@ def get_connection(url: str | None = None) -> redis.Redis:
         client = _POOLS.get(key)
         if client is None:
             check_url(url, _origin_of(url))
-            client = _POOLS[key] = _make_client(url, TransportSettings.from_env())
+            try:
+                client = _make_client(url, TransportSettings.from_env())
+            except _UNREACHABLE as exc:
+                raise RedisUnavailableError(redact_url(url), _refusal(exc) or exc) from exc
+            _POOLS[key] = client
     return client
+
+
+def _refusal(exc: BaseException) -> BaseException | None:
+    """The credentials' refusal behind ``exc`` (a cluster client reports its seeds' answers as
+    text in a RedisClusterException), else None."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, REFUSED):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    if "invalid username-password" in text or "WRONGPASS" in text or "NOAUTH" in text:
+        return redis.AuthenticationError(text.rsplit(": ", 1)[-1])
+    return None
 
 
 def _make_client(url: str, settings: TransportSettings) -> redis.Redis:
@@ -299,7 +325,11 @@ def url_of(client: redis.Redis) -> str:
         return f"redis+cluster://{nodes}"
     pool = client.connection_pool
     if isinstance(pool, SentinelConnectionPool):
-        return f"the master {pool.service_name!r} of the sentinels"
+        hosts = ",".join(
+            f"{k.get('host')}:{k.get('port')}"
+            for k in (s.connection_pool.connection_kwargs for s in pool.sentinel_manager.sentinels)
+        )
+        return f"redis+sentinel://{hosts}/{pool.service_name}"
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
@@ -314,10 +344,11 @@ def url_of(client: redis.Redis) -> str:
 
 @contextmanager
 def redis_errors(client: redis.Redis) -> Iterator[None]:
-    """Turn connection errors (after the retries) into :class:`RedisUnavailableError`."""
+    """Turn connection errors (after the retries) into :class:`RedisUnavailableError`; so too a
+    cluster none of whose nodes answers, or whose slot for a key no master serves."""
     try:
         yield
-    except _TRANSIENT as exc:
+    except _UNREACHABLE as exc:
         raise RedisUnavailableError(url_of(client), exc) from exc
 
 
@@ -347,15 +378,23 @@ def check_redis(url: str, *, timeout: float = 1.0) -> RedisCheck:
     """PING the Redis at ``url`` once, on a connection of its own, without retries: whether it
     answers now (for readiness checks and start-up messages; a pool retries instead)."""
     shown = redact_url(url)
+    client: Any = None
     try:
-        client = redis.Redis.from_url(
-            url,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),  # one try
-        )
+        if is_multi(url):  # a cluster (its seeds asked for its layout) or the sentinels' master
+            options = {"max_connections": 2, "timeout": timeout, "health_check_interval": 0,
+                       "socket_connect_timeout": timeout, "retry_on_error": []}  # fmt: skip
+            client = make_multi_client(parse_deployment(url), options, Retry(NoBackoff(), 0))
+        else:
+            client = redis.Redis.from_url(
+                url,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),  # one try
+            )
     except ValueError as exc:
         return RedisCheck(shown, f"not a Redis URL: {exc}", exc)
+    except Exception as exc:  # a cluster client asks its seeds as it starts
+        return RedisCheck(shown, _reason(exc, timeout), exc)
     try:
         client.ping()
     except Exception as exc:

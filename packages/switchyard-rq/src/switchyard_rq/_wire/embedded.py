@@ -193,6 +193,9 @@ def _start(exe: str, *, sock: Path, state: Path, data: Path) -> None:
         "--daemonize", "yes",
         "--pidfile", str(state / "redis.pid"),
         "--logfile", str(log_file),
+        # job hashes stay in Redis's compact encoding up to 1 KB a field (the default, 64 bytes,
+        # turns a job with a longer input or result into a hash table: about twice the memory)
+        "--hash-max-ziplist-value", "1024",
     ]  # fmt: skip
     # umask 077: the data, the log and the pidfile the server writes are its owner's only
     done = subprocess.run(args, capture_output=True, text=True, check=False, umask=0o077)

@@ -211,6 +211,8 @@ STEP: Final = _script(
 local m = tonumber(ARGV[1])
 local fnow, finished = nil, {}
 local ev = ARGV[2 + m * ACK_SIZE + EVENTS_AT]
+-- on a Redis Cluster the processing list is per queue, named after its hash tag: "...}"
+local clustered = string.byte(KEYS[1], -1) == 125
 for o = 0, m - 1 do
   local b = 1 + o * ACK_SIZE
   ACK_LOCALS
@@ -219,7 +221,10 @@ for o = 0, m - 1 do
   local registry = nil
   if wf == '' then wf = false end
   -- only a job still in the processing list gets this outcome: an outcome sent again after a
-  -- lost reply (or a job a recovery took back meanwhile) changes nothing
+  -- lost reply (or a job a recovery took back meanwhile) changes nothing. (On a cluster the
+  -- job's hash is touched first: when its slot is moving and the hash already left, the script
+  -- stops here, before the list lets go of the job, and the outcome is sent again there.)
+  if clustered then redis.call('EXISTS', jk) end
   if redis.call('LREM', KEYS[1], -1, id) == 0 then
     mode = 'done'
   else

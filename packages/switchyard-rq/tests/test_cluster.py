@@ -1,0 +1,335 @@
+"""Redis Cluster and Sentinel: real servers of the tests' own (3 masters + 3 replicas; a master,
+a replica and three sentinels), real consumer processes, a master killed with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from switchyard_rq_clusterkit import LocalCluster, LocalSentinel, migrate_slot
+
+import switchyard_rq
+from switchyard_rq._ops.stats import read_snapshot
+from switchyard_rq._ops.top import build_view, render
+
+CHILD = Path(__file__).parent / "consumer_child.py"
+PASSWORD = "s3kr1t"
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    found = LocalCluster(tmp_path_factory.mktemp("cluster"), password=PASSWORD)
+    try:
+        found.create()
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture
+def cconn(cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """The cluster's client (SWITCHYARD_REDIS_URL points at it), every master empty."""
+    monkeypatch.setenv("SWITCHYARD_REDIS_URL", cluster.url)
+    client = switchyard_rq.get_connection(cluster.url)
+    client.flushall()
+    yield client
+    client.flushall()
+
+
+def _children(url: str, names: list[str], queues: str) -> list[subprocess.Popen[str]]:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(CHILD), url, name, queues, "4"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(timeout=20)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_queues_on_different_nodes_run_and_give_results(cluster, cconn, reg):
+    assert cluster.master_of("{default}").port != cluster.master_of("{hinted}").port
+    calls = [("demo.double", {"x": i}) for i in range(30)]
+    calls += [("demo.routed", {"x": i}) for i in range(30)]
+    handles = switchyard_rq.schedule_many(calls, registry=reg)
+    assert {h.id[: h.id.index("}") + 1] for h in handles} == {"{default}", "{hinted}"}
+    # every key of a queue lives on its node: its list and its jobs' hashes
+    node = cluster.master_of("{hinted}").client()
+    assert node.llen("rq:queue:{hinted}") == 30
+    assert node.exists(f"rq:job:{handles[-1].id}") == 1
+    with switchyard_rq.Consumer(cconn, ["default", "hinted"], registry=reg, name="c1") as worker:
+        assert worker.run(max_jobs=60, idle_timeout=0.5) == 60
+    assert [h.result(timeout=5).y for h in handles[:30]] == [2 * i for i in range(30)]
+    assert [h.result(timeout=5).y for h in handles[30:]] == list(range(30))
+    stats = switchyard_rq.queue_stats(cconn, ["default", "hinted"])
+    assert stats["default"].node == f"127.0.0.1:{cluster.master_of('{default}').port}"
+    assert stats["hinted"].depth == 0
+
+
+def test_an_idle_consumer_of_two_nodes_wakes_for_either(cluster, cconn, reg):
+    procs = _children(cluster.url, ["w1"], "default,hinted")
+    try:
+        time.sleep(0.5)  # both doorbells waited on
+        for name in ("demo.routed", "demo.double", "demo.routed"):
+            began = time.monotonic()
+            handle = switchyard_rq.schedule_action(name, {"x": 3}, registry=reg)
+            assert handle.result(timeout=10).y in (3, 6)
+            assert time.monotonic() - began < 5  # woken by the bell, not found by a poll
+    finally:
+        _stop(procs)
+
+
+def test_top_and_stats_show_each_queues_node(cluster, cconn, reg):
+    switchyard_rq.schedule_many([("demo.routed", {"x": 1})] * 3, registry=reg)
+    # (the queues named: this process registered "hinted" in rq:queues once, before a flush)
+    first = read_snapshot(cconn, ["default", "hinted"])
+    view = build_view(first, read_snapshot(cconn, ["default", "hinted"]), "cluster")
+    row = next(q for q in view["queues"] if q["queue"] == "hinted")
+    assert row["depth"] == 3
+    assert row["node"] == f"127.0.0.1:{cluster.master_of('{hinted}').port}"
+    lines = render(view, 200, 50, live=False)
+    assert any(line.startswith("hinted") and row["node"] in line for line in lines)
+
+
+def test_idempotency_keys_and_delays_work_per_queue_slot(cluster, cconn, reg):
+    one = switchyard_rq.schedule_action("demo.routed", {"x": 1}, key="k1", registry=reg)
+    two = switchyard_rq.schedule_action("demo.routed", {"x": 1}, key="k1", registry=reg)
+    assert one.id == two.id
+    later = switchyard_rq.schedule_action("demo.double", {"x": 4}, delay=0.3, registry=reg)
+    with switchyard_rq.Consumer(cconn, ["hinted", "default"], registry=reg, name="c2") as worker:
+        assert worker.run(max_jobs=2, idle_timeout=2) == 2
+    assert later.result(timeout=5).y == 8
+
+
+def test_durable_mode_waits_for_a_replica(cluster, cconn, reg, monkeypatch):
+    monkeypatch.setenv("SWITCHYARD_REDIS_WAIT_REPLICAS", "1")
+    handle = switchyard_rq.schedule_action("demo.double", {"x": 2}, registry=reg)
+    assert handle.status == "queued"
+    # a master without the scripts (restarted, or a promoted replica): the keyed job is written
+    # with the script's source, and the WAIT that follows on that connection covers it
+    for server in cluster.servers:
+        server.client().script_flush()
+    keyed = switchyard_rq.schedule_action("demo.double", {"x": 3}, key="d1", registry=reg)
+    assert keyed.status == "queued"
+    assert cconn.get("switchyard:key:{default}:d1") == keyed.id.encode()
+    monkeypatch.setenv("SWITCHYARD_REDIS_WAIT_REPLICAS", "2")  # each master has one replica
+    monkeypatch.setenv("SWITCHYARD_REDIS_RETRIES", "1")
+    with pytest.raises(switchyard_rq.NotReplicatedError, match="only 1 of 2 replica"):
+        switchyard_rq.schedule_action("demo.double", {"x": 2}, registry=reg)
+
+
+def test_bad_cluster_urls_are_one_clear_line(cluster, run_cli_cluster):
+    host = cluster.url.rsplit("@", 1)[1]
+    cases = {
+        f"redis+cluster://:wrong@{host}": "Redis refused the credentials for "
+        f"redis+cluster://:***@{host}",
+        f"redis+cluster://:{PASSWORD}@127.0.0.1:1": "cannot reach Redis at "
+        "redis+cluster://:***@127.0.0.1:1: Redis Cluster cannot be connected",
+        "redis+cluster://": "bad Redis URL 'redis+cluster://'",
+        "redis+sentinel://127.0.0.1:1": "bad Redis URL 'redis+sentinel://127.0.0.1:1'",
+        "redis+sentinel://127.0.0.1:1/mymaster": "no sentinel answered with the master's address",
+    }
+    for url, message in cases.items():
+        code, out, err = run_cli_cluster(url)
+        assert code == 1, (url, out, err)
+        assert err.count("\n") == 1, (url, err)
+        assert message in err, (url, err)
+        assert "Traceback" not in err
+        assert PASSWORD not in err
+
+
+@pytest.fixture
+def run_cli_cluster(tmp_path):
+    """``switchyard schedule text.slugify`` in a real process, with SWITCHYARD_REDIS_URL=url."""
+
+    def run(url: str) -> tuple[int, str, str]:
+        env = {"SWITCHYARD_REDIS_URL": url, "SWITCHYARD_REDIS_RETRIES": "1"}
+        data = '{"text": "a b"}'
+        done = subprocess.run(
+            [sys.executable, "-m", "switchyard", "schedule", "text.slugify", "--data", data],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env={**_base_env(), **env},
+            timeout=60,
+        )
+        return done.returncode, done.stdout, done.stderr
+
+    return run
+
+
+def _base_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("SWITCHYARD_")}
+
+
+# -- failover ----------------------------------------------------------------------------------
+
+
+def _produce(reg, total: int, acked: dict[str, str], kill_at: int, kill: threading.Event) -> None:
+    """Schedule ``total`` jobs in batches of 50, each with an idempotency key (a batch that
+    failed is scheduled again: never twice); ``acked``: key -> job id of the acknowledged ones."""
+    i = 0
+    while i < total:
+        batch = [
+            switchyard_rq.Call("demo.double" if n % 2 else "demo.routed", {"x": n}, key=f"job-{n}")
+            for n in range(i, min(i + 50, total))
+        ]
+        try:
+            handles = switchyard_rq.schedule_many(batch, registry=reg)
+        except (switchyard_rq.RedisUnavailableError, switchyard_rq.NotReplicatedError):
+            time.sleep(0.1)
+            continue
+        for call, handle in zip(batch, handles, strict=True):
+            acked[call.key] = handle.id  # type: ignore[index]
+        i += len(batch)
+        if i >= kill_at:
+            kill.set()
+
+
+def _failover_run(url: str, reg, victim, monkeypatch) -> float:
+    """Workers and a producer on ``url``; the ``victim`` master is killed (SIGKILL) once a third
+    of the jobs are in, and started again 3 s later (as its supervisor would: it comes back as
+    a replica, so that durable writes find a replica again). Every acknowledged job must
+    finish. Returns the seconds from the kill to the producer's next acknowledged batch."""
+    monkeypatch.setenv("SWITCHYARD_REDIS_URL", url)
+    monkeypatch.setenv("SWITCHYARD_REDIS_WAIT_REPLICAS", "1")  # durable: nothing acked is lost
+    total = 3000
+    acked: dict[str, str] = {}
+    kill = threading.Event()
+    procs = _children(url, ["f1", "f2"], "default,hinted")
+    try:
+        producer = threading.Thread(target=_produce, args=(reg, total, acked, total // 3, kill))
+        producer.start()
+        assert kill.wait(60)
+        killed_at = time.monotonic()
+        seen = len(acked)
+        victim.kill()
+        threading.Timer(3.0, victim.start).start()
+        while len(acked) == seen and producer.is_alive():
+            time.sleep(0.01)
+        recovered = time.monotonic() - killed_at
+        producer.join(120)
+        assert len(acked) == total
+        handles = [switchyard_rq.JobHandle(i, registry=reg) for i in acked.values()]
+        deadline = time.monotonic() + 120
+        unfinished = handles
+        while unfinished and time.monotonic() < deadline:
+            unfinished = [h for h in unfinished if h.status != "finished"]
+            time.sleep(0.2)
+        assert not unfinished, f"{len(unfinished)} acknowledged jobs never finished"
+    finally:
+        _stop(procs)
+    return recovered
+
+
+def test_a_master_killed_mid_run_loses_no_acknowledged_job(tmp_path, reg, monkeypatch):
+    local = LocalCluster(tmp_path, ports=(7700, 7799))
+    try:
+        local.create()
+        victim = local.master_of("{default}")
+        recovered = _failover_run(local.url, reg, victim, monkeypatch)
+        print(f"cluster failover: producer wrote again {recovered:.2f} s after the kill")
+        promoted = local.master_of("{default}")
+        assert promoted.port != victim.port  # its replica took over
+        # the promoted master and its replica (the victim, back) die: {default}'s slot has no
+        # master; queues on other nodes go on
+        promoted.kill()
+        victim.kill()
+        monkeypatch.setenv("SWITCHYARD_REDIS_WAIT_REPLICAS", "0")
+        monkeypatch.setenv("SWITCHYARD_REDIS_RETRIES", "1")
+        with pytest.raises(switchyard_rq.RedisUnavailableError, match="cannot reach Redis"):
+            switchyard_rq.schedule_action("demo.double", {"x": 1}, registry=reg)
+        assert switchyard_rq.schedule_action("demo.routed", {"x": 1}, registry=reg).id
+    finally:
+        local.stop()
+
+
+def test_a_sentinel_failover_loses_no_acknowledged_job(tmp_path, reg, monkeypatch):
+    local = LocalSentinel(tmp_path, ports=(7800, 7899))
+    try:
+        first = local.master_port()
+        recovered = _failover_run(local.url, reg, local.master, monkeypatch)
+        print(f"sentinel failover: producer wrote again {recovered:.2f} s after the kill")
+        assert local.master_port() != first
+    finally:
+        local.stop()
+
+
+def test_a_slot_migrated_mid_run_loses_nothing(tmp_path, reg, monkeypatch):
+    local = LocalCluster(tmp_path, ports=(7900, 7999))
+    try:
+        local.create()
+        monkeypatch.setenv("SWITCHYARD_REDIS_URL", local.url)
+        source = local.master_of("{default}")
+        target = next(s for s in local.servers if s is local.master_of("{hinted}"))
+        assert target is not source
+        total = 3000
+        acked: dict[str, str] = {}
+        started = threading.Event()
+        procs = _children(local.url, ["m1", "m2"], "default,hinted")
+        try:
+            producer = threading.Thread(
+                target=_produce, args=(reg, total, acked, total // 5, started)
+            )
+            producer.start()
+            assert started.wait(60)
+            moved = migrate_slot(local, "{default}", target, pause=0.01)
+            producer.join(120)
+            assert len(acked) == total
+            assert moved > 0
+            assert local.master_of("{default}") is target
+            handles = [switchyard_rq.JobHandle(i, registry=reg) for i in acked.values()]
+            deadline = time.monotonic() + 120
+            while handles and time.monotonic() < deadline:
+                handles = [h for h in handles if h.status != "finished"]
+                time.sleep(0.2)
+            assert not handles, f"{len(handles)} acknowledged jobs never finished"
+            assert target.client().llen("rq:queue:{default}") == 0
+            assert source.client().dbsize() == 0 or not source.client().keys("*{default}*")
+        finally:
+            _stop(procs)
+    finally:
+        local.stop()
+
+
+def test_cancel_requeue_and_the_failed_list_work_on_a_cluster(cluster, cconn, reg, capsys):
+    from switchyard_rq._ops.cli import _jobs_failed
+
+    queued = switchyard_rq.schedule_action("demo.routed", {"x": 1}, registry=reg)
+    assert queued.cancel() is True
+    assert queued.status == "canceled"
+    failing = switchyard_rq.schedule_action("demo.boom", {"x": 1}, registry=reg)
+    with switchyard_rq.Consumer(cconn, ["default", "hinted"], registry=reg, name="c3") as worker:
+        assert worker.run(max_jobs=1, idle_timeout=0.5) == 1
+    assert failing.status == "failed"
+
+    class Args:
+        queue, limit, json = "default", 10, True
+
+    assert _jobs_failed(Args()) == 0  # type: ignore[arg-type]
+    listed = json.loads(capsys.readouterr().out)
+    assert [(row["id"], row["queue"]) for row in listed] == [(failing.id, "default")]
+    assert failing.requeue() is True
+    assert cconn.lrange("rq:queue:{default}", 0, -1) == [failing.id.encode()]
