@@ -118,6 +118,14 @@ def add(data: Add) -> Num:
     return Num(x=data.x + data.add)
 
 
+@action("lj.flaky", retries=2, backoff=0.1)
+def flaky(data: Num, ctx: Context) -> Num:
+    """Fails its first attempt, then adds one."""
+    if ctx.attempt == 1:
+        raise ConnectionError("first attempt fails")
+    return Num(x=data.x + 1)
+
+
 @action("lj.total")
 def total(data: Nums) -> Num:
     return Num(x=sum(n.x for n in data.results))
@@ -141,6 +149,7 @@ lj.stubborn = ljtest_plugin:stubborn
 lj.add = ljtest_plugin:add
 lj.quits = ljtest_plugin:quits
 lj.total = ljtest_plugin:total
+lj.flaky = ljtest_plugin:flaky
 lj.fail = ljtest_plugin:fail
 lj.words = ljtest_plugin:words
 """

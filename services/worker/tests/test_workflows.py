@@ -89,6 +89,15 @@ def test_a_chord_survives_a_worker_killed_mid_step(start_worker, lj, lj_dir, red
     assert worker.stop() == 0
 
 
+def test_a_step_retried_keeps_its_workflow_going(start_worker, lj, lj_dir, redis_db):
+    worker = start_worker("--min", "1", "--max", "1", plugins=lj_dir)
+    handle = chain(step("lj.add", {"x": 1}), "lj.flaky", "lj.add").schedule(registry=lj)
+    assert handle.result(timeout=20).x == 4
+    middle = switchyard_rq.JobHandle(handle.stages()[1][0])
+    assert redis_db.hget(f"rq:job:{middle.id}", "sy_attempt") == b"2"
+    assert worker.stop() == 0
+
+
 @pytest.mark.parametrize("policy", ["cancel", "keep"])
 def test_a_failed_step_fails_the_workflow(start_worker, lj, lj_dir, redis_db, policy):
     worker = start_worker("--min", "1", "--max", "1", plugins=lj_dir)
