@@ -159,6 +159,12 @@ def test_progress_is_seen_from_another_process(start_worker, lj, lj_dir, redis_d
     stats = json.loads(cli("stats", "--json", "--window", "0.1", url=redis_url,
                            plugins=lj_dir).stdout)  # fmt: skip
     assert [row["id"] for row in stats["progress"]] == [handle.id]
+    from switchyard_rq._ops.stats import read_snapshot
+    from switchyard_rq._ops.top import build_view, render
+
+    snap = read_snapshot(redis_db)
+    lines = render(build_view(snap, snap, "redis"), 200, 100, live=False)
+    assert any(handle.id in line and "lj.steps" in line and "/600 (" in line for line in lines)
     wait_until(lambda: handle.progress().done > seen.done, 20, worker.text)  # it moves on
     stored = handle.progress().done
     assert handle.cancel() is True
