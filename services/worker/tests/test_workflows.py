@@ -50,6 +50,11 @@ def cli(redis_url, lj_dir, tmp_path):
     return run
 
 
+def redis_db_url(conn) -> str:
+    kwargs = conn.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
+
+
 def kill_when_started(conn, marker: str, worker) -> int:
     wait_until(lambda: conn.exists(marker), 20, worker.text)
     pid = int(conn.get(marker))
@@ -283,6 +288,12 @@ def test_every_command_line_form(start_worker, lj, lj_dir, redis_db, cli, tmp_pa
     assert [json.loads(line)["action"] for line in events.stdout.splitlines()] == ["lj.words"]
     text = cli("events", "--last", "3")
     assert len(text.stdout.splitlines()) == 3
+    elsewhere = cli("events", "--last", "2", "--redis-url", redis_db_url(redis_db))
+    assert len(elsewhere.stdout.splitlines()) == 2
+    wrong = cli("events", "--redis-url", "http://nowhere")
+    assert wrong.returncode != 0
+    assert len(wrong.stderr.strip().splitlines()) == 1
+    assert "--redis-url" in wrong.stderr
     bad = cli("events", "--event", "exploded")
     assert bad.stderr.strip().splitlines() == [
         "error: --event: unknown kind exploded (known: scheduled, started, progress, "
