@@ -333,3 +333,37 @@ def test_cancel_requeue_and_the_failed_list_work_on_a_cluster(cluster, cconn, re
     assert [(row["id"], row["queue"]) for row in listed] == [(failing.id, "default")]
     assert failing.requeue() is True
     assert cconn.lrange("rq:queue:{default}", 0, -1) == [failing.id.encode()]
+
+
+def test_cancel_and_the_event_stream_on_a_cluster(cluster, cconn, reg):
+    """Each queue's events live in its slot: read and followed across nodes; a queued job is
+    canceled in its slot."""
+    import os
+
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "switchyard", "events", "--follow", "--json", "--max", "3"],
+        env={**os.environ, "SWITCHYARD_REDIS_URL": cluster.url},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        waiting = switchyard_rq.schedule_action("demo.routed", {"x": 1}, registry=reg)
+        time.sleep(1.5)  # the follower knows both queues' streams by now
+        assert waiting.cancel() is True
+        assert waiting.status == "canceled"
+        done = switchyard_rq.schedule_action("demo.double", {"x": 2}, registry=reg)
+        with switchyard_rq.Consumer(cconn, ["default", "hinted"], registry=reg, name="c-ev") as w:
+            assert w.run(max_jobs=1, idle_timeout=0.5) == 1
+        assert done.result(timeout=5).y == 4
+        out, err = follower.communicate(timeout=30)
+        assert follower.returncode == 0, err
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    followed = [(e["event"], e["job"]) for e in map(json.loads, out.splitlines())]
+    assert followed == [("cancelled", waiting.id), ("scheduled", done.id), ("started", done.id)]
+    from switchyard_rq._ops.events import read_events
+
+    latest = [(e.queue, e.event) for e in read_events(cconn, ["{default}", "{hinted}"])]
+    assert ("{hinted}", "cancelled") in latest
+    assert ("{default}", "succeeded") in latest

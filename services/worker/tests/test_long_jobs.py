@@ -179,10 +179,11 @@ def test_progress_is_seen_from_another_process(start_worker, lj, lj_dir, redis_d
 
 
 def test_events_are_followed_from_another_process(start_worker, lj, lj_dir, redis_db, redis_url):
+    before = switchyard_rq.schedule_action("lj.add", {"x": 100}, registry=lj)  # not followed
     env = {**os.environ, "SWITCHYARD_REDIS_URL": redis_url, "PYTHONPATH": str(lj_dir)}
     follower = subprocess.Popen(
         [sys.executable, "-m", "switchyard", "events", "--follow", "--action", "lj.add",
-         "--json", "--max", "6"],
+         "--json", "--max", "8"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -199,6 +200,8 @@ def test_events_are_followed_from_another_process(start_worker, lj, lj_dir, redi
     assert follower.returncode == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     assert {e["action"] for e in events} == {"lj.add"}
+    # it follows from where the streams ended: the earlier job's scheduling is not shown
+    assert [e["event"] for e in events if e["job"] == before.id] == ["started", "succeeded"]
     for handle in (first, second):
         mine = [e["event"] for e in events if e["job"] == handle.id]
         assert mine == ["scheduled", "started", "succeeded"]

@@ -4,7 +4,8 @@ followed as they come (``--follow``), from any machine that reaches the Redis.
 Each queue has its own bounded stream (``switchyard:events:<queue>``, MAXLEN ~10,000: see
 keys.events); the scripts that schedule, take and settle jobs write it in the same call. This
 reads the streams with XREVRANGE (the latest) and XREAD BLOCK (following), merging them in time
-order; queues that appear while it follows are picked up within a few seconds.
+order (on a Redis Cluster each queue's stream lives in its queue's slot: read one at a time);
+queues that appear while it follows are picked up within a few seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import redis
 
 from switchyard_rq._ops.options import count
 from switchyard_rq._wire import keys
+from switchyard_rq._wire.cluster import is_cluster
 from switchyard_rq._wire.connection import check_url, get_connection, redis_errors
 
 __all__ = ["Event", "read_events", "register"]
@@ -113,6 +115,8 @@ def read_events(
 ) -> list[Event]:
     """The latest ``last`` events of ``queues`` (default: every queue Redis knows), oldest
     first."""
+    if last <= 0:
+        return []
     names = list(queues) if queues is not None else _known_queues(client)
     found: list[Event] = []
     for queue in names:
@@ -120,7 +124,7 @@ def read_events(
         for entry_id, fields in entries or []:
             found.append(_event(queue, entry_id, fields or {}))
     found.sort(key=_order)
-    return found[-last:] if last else []
+    return found[-last:]
 
 
 def register(subparsers: Any) -> None:
@@ -220,6 +224,7 @@ def _follow(
     cursors = {keys.events(q): _tail(client, q) for q in queues}
     names = {keys.events(q): q for q in queues}
     printed = 0
+    clustered = is_cluster(client)
     rescan = time.monotonic() + _RESCAN
     try:
         while not stopped:
@@ -232,7 +237,7 @@ def _follow(
             if not cursors:
                 time.sleep(_BLOCK_MS / 1000)
                 continue
-            replies: Any = client.xread(dict(cursors), block=_BLOCK_MS, count=1000)  # type: ignore[arg-type]
+            replies = _read_new(client, cursors, clustered)
             batch: list[Event] = []
             for stream, entries in replies or []:
                 name = _text(stream)
@@ -251,6 +256,20 @@ def _follow(
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _read_new(client: redis.Redis, cursors: dict[str, str], clustered: bool) -> Any:
+    """New entries of every stream after its cursor, waiting up to a second for some: one XREAD
+    for all of them, or on a cluster (each queue's stream in its own slot) one a stream, each
+    waiting its share of the second."""
+    if not clustered:
+        return client.xread(dict(cursors), block=_BLOCK_MS, count=1000)  # type: ignore[arg-type]
+    found: list[Any] = []
+    share = max(_BLOCK_MS // len(cursors), 10)
+    for name, cursor in cursors.items():
+        got: Any = client.xread({name: cursor}, block=share, count=1000)
+        found += got or []
+    return found
 
 
 def _tail(client: redis.Redis, queue: str) -> str:
