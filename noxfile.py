@@ -175,6 +175,7 @@ BENCHMARKS = {
     "yard-affected": "yard_affected.py",
     "yard-build": "yard_build.py",
     "yard-test": "yard_test.py",
+    "gateway": "gateway.py",
     "workflows": "workflows.py",
 }
 
@@ -183,8 +184,8 @@ BENCHMARKS = {
 def bench(session: nox.Session) -> None:
     """One benchmark of benchmarks/ in a venv from uv.lock (with the ``bench`` group):
     ``nox -s bench -- throughput --only cd``; names: throughput, concurrency, cluster, memory,
-    coldstart, yard-affected, yard-build, yard-test, workflows. Results print as markdown;
-    docs/benchmarks.md keeps the quoted runs."""
+    coldstart, yard-affected, yard-build, yard-test, gateway, workflows. Results print as
+    markdown; docs/benchmarks.md keeps the quoted runs."""
     if not session.posargs or session.posargs[0] not in BENCHMARKS:
         session.error(f"name a benchmark first: nox -s bench -- {{{','.join(BENCHMARKS)}}} [ARGS]")
     name, *args = session.posargs

@@ -73,10 +73,15 @@ class RedisServer:
         self.conn = redis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
         for _ in range(100):
             try:
-                self.conn.ping()
-                return
+                pid = int(self.conn.info("server")["process_id"])
             except redis.ConnectionError:
                 time.sleep(0.05)
+                continue
+            if pid == self.proc.pid:
+                return
+            break  # another server answers there: never flush or load someone else's
+        self.proc.kill()
+        self.proc.wait()
         sys.exit(f"error: redis-server did not start on port {port} (is the port taken?)")
 
     def close(self) -> None:
@@ -263,7 +268,8 @@ class Dramatiq(System):
 
 class Switchyard(System):
     name = "(d) switchyard-worker x2"
-    poll_cost: ClassVar[dict[str, int]] = {"zcard": 1}
+    poll_cost: ClassVar[dict[str, int]] = {"llen": 1, "zcard": 1}
+    total = 0
 
     def __init__(
         self,
@@ -284,6 +290,7 @@ class Switchyard(System):
     def prefill(self, conn: redis.Redis, n: int) -> None:
         import switchyard_rq
 
+        self.total = n
         calls = [(f"bench.job_{i % ACTIONS:02d}", {"n": i}) for i in range(n)]
         for start in range(0, n, 1000):
             switchyard_rq.schedule_many(calls[start : start + 1000], registry=self.registry)
@@ -299,7 +306,13 @@ class Switchyard(System):
         ]
 
     def done(self, conn: redis.Redis) -> int:
-        return int(conn.zcard("rq:finished:default"))
+        # all but those waiting or taken (a worker takes jobs and stores outcomes atomically);
+        # not the finished registry: it keeps the latest 10,000 jobs
+        with conn.pipeline(transaction=False) as pipe:
+            pipe.llen("rq:queue:default")
+            pipe.zcard("rq:wip:default")
+            waiting, taken = pipe.execute()
+        return self.total - int(waiting) - int(taken)
 
 
 def stop(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -28,6 +28,7 @@ def diagrams(doc: str) -> list[str]:
         ("docs/workers.md", ["forkserver", "resource tracker", "lifeline", "pool process"]),
         ("docs/yard.md", ["merge base", "affected", "yard build", "yard test", "cache"]),
         ("docs/workflows.md", ["STEP", "deferred", "processing list", "next stage", "PUBLISH"]),
+        ("docs/gateway.md", ["switchyard-gateway", "respond-async", "sliced worker", "queue"]),
     ],
 )
 def test_the_docs_draw_how_things_travel(doc, shows):

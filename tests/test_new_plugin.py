@@ -173,8 +173,9 @@ def test_the_example_in_the_new_readme_prints_what_it_says(ws):
 def test_yard_affected_and_the_nox_sessions_pick_the_new_member_up(ws):
     result = json.loads(ws.uv("yard", "affected", "--base", "HEAD", "--json").stdout)
     assert result["changed"] == ["acme-demo"]
-    # the worker loads every switchyard.actions plugin (an entry-point edge), so it is affected
-    assert result["affected"] == ["acme-demo", "switchyard-worker"]
+    # the worker and the gateway load every switchyard.actions plugin (an entry-point edge), so
+    # they are affected
+    assert result["affected"] == ["acme-demo", "switchyard-gateway", "switchyard-worker"]
     assert "packages/modules/demo/src/acme_demo/actions.py" in result["changed_files"]
     sessions = ws.uv("nox", "--list").stdout
     assert "test(member='acme-demo')" in sessions

@@ -24,8 +24,8 @@ def reg() -> Registry:
     return _registry()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _db7_to_ourselves() -> Iterator[None]:
+@pytest.fixture(scope="session")
+def _db7_lock() -> Iterator[None]:
     """Two runs of this suite at once (two checkouts, one machine) would flush each other's
     db 7: the second waits for the first. A run on a server of its own
     (SWITCHYARD_RQ_TEST_URL) shares nothing, and waits for nobody."""
@@ -33,6 +33,18 @@ def _db7_to_ourselves() -> Iterator[None]:
     name = "switchyard-rq-tests-db7" if shared else "switchyard-rq-tests-" + URL.rsplit(":", 1)[1]
     with machine_lock(name.replace("/", "-")):
         yield
+
+
+#: modules whose tests use servers of their own only (never db 7)
+_OWN_SERVERS = {"test_cluster"}
+
+
+@pytest.fixture(autouse=True)
+def _db7_to_ourselves(request: pytest.FixtureRequest) -> None:
+    """Two runs of this suite at once (two checkouts, one machine) would flush each other's
+    db 7: the second waits for the first (from its first test that may use db 7 to its end)."""
+    if request.module.__name__ not in _OWN_SERVERS:
+        request.getfixturevalue("_db7_lock")
 
 
 @pytest.fixture

@@ -24,7 +24,9 @@ from ._errors import (
 from ._observe import JobObserver, JobReport
 from ._ops.dbstats import publish_db_stats
 from ._ops.flow import FlowState, flow_stats
-from ._ops.stats import JobStats, publish_pool_stats
+from ._ops.jobs import describe_job, failed_jobs
+from ._ops.stats import JobStats, StatsSnapshot, publish_pool_stats, read_snapshot
+from ._ops.view import build_view as stats_view
 from ._producer.handle import CachedHandle, JobHandle, Progress
 from ._producer.results import agather, gather
 from ._producer.schedule import Call, route, schedule_action, schedule_many
@@ -41,9 +43,11 @@ from ._wire.connection import (
     redis_origin,
     redis_url,
 )
+from ._wire.edge import BreakerGate, breaker_enter, breaker_exit, client_rate_wait
 
 __all__ = [
     "ActionTimeoutError",
+    "BreakerGate",
     "CachedHandle",
     "Call",
     "Consumer",
@@ -65,6 +69,7 @@ __all__ = [
     "RedisConfigError",
     "RedisUnavailableError",
     "ResultTimeoutError",
+    "StatsSnapshot",
     "Step",
     "StepState",
     "TransportError",
@@ -74,11 +79,16 @@ __all__ = [
     "WorkflowHandle",
     "WorkflowNotFoundError",
     "agather",
+    "breaker_enter",
+    "breaker_exit",
     "chain",
     "check_redis",
     "check_url",
     "chord",
+    "client_rate_wait",
+    "describe_job",
     "dispatch",
+    "failed_jobs",
     "flow_stats",
     "gather",
     "get_connection",
@@ -86,6 +96,7 @@ __all__ = [
     "publish_db_stats",
     "publish_pool_stats",
     "queue_stats",
+    "read_snapshot",
     "recover_orphans",
     "redact_url",
     "redis_origin",
@@ -94,5 +105,6 @@ __all__ = [
     "schedule_action",
     "schedule_many",
     "schedule_workflow",
+    "stats_view",
     "step",
 ]

@@ -15,13 +15,11 @@ from typing import Any
 from switchyard import SwitchyardError, default_registry
 
 from switchyard_rq._config import current_config
-from switchyard_rq._errors import JobFailedError, JobNotFoundError, TransportError
+from switchyard_rq._errors import JobFailedError, TransportError
+from switchyard_rq._ops.jobs import describe_job, failed_jobs
 from switchyard_rq._ops.options import count, seconds
 from switchyard_rq._producer.handle import JobHandle, Progress
 from switchyard_rq._producer.schedule import route, schedule_action
-from switchyard_rq._wire import keys
-from switchyard_rq._wire.cluster import is_cluster, plain_queue, wire_queue
-from switchyard_rq._wire.connection import get_connection, redis_errors
 
 __all__ = ["register"]
 
@@ -164,46 +162,8 @@ def _schedule(args: argparse.Namespace) -> int:
     return _guard(run)
 
 
-def _text(raw: Any) -> str:
-    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
-
-
-def _describe(handle: JobHandle) -> dict[str, Any]:
-    client = handle.connection
-    with redis_errors(client):
-        raw = client.hgetall(keys.job(handle.id))
-    if not raw:
-        raise JobNotFoundError(handle.id)
-    fields = {_text(k): _text(v) for k, v in raw.items() if _text(k) != "data"}
-    info: dict[str, Any] = {
-        "id": handle.id,
-        "action": handle.action,
-        "status": fields.get("status", ""),
-        "queue": fields.get("origin", ""),
-        "attempts": int(fields.get("sy_attempt") or 0),
-    }
-    if fields.get("retries_left"):
-        info["retries_left"] = int(fields["retries_left"])
-    if info["status"] not in ("scheduled", "deferred") and not fields.get("enqueued_at"):
-        fields["enqueued_at"] = fields.get("created_at", "")  # queued when created
-    for field in ("created_at", "enqueued_at", "started_at", "ended_at", "worker_name"):
-        if fields.get(field):
-            info[field] = fields[field]
-    progress = handle.progress()
-    if progress is not None:
-        info["progress"] = progress.to_dict()
-    if fields.get("sy_wf"):
-        info["workflow"] = fields["sy_wf"]
-    error = handle.error
-    if error is not None:
-        info["error"] = error.to_dict()
-    if info["status"] == "finished":
-        info["result"] = json.loads(handle.result(timeout=0).model_dump_json())
-    return info
-
-
 def _jobs_show(args: argparse.Namespace) -> int:
-    info = _describe(JobHandle(args.id))
+    info = describe_job(JobHandle(args.id))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -217,32 +177,7 @@ def _jobs_show(args: argparse.Namespace) -> int:
 
 
 def _jobs_failed(args: argparse.Namespace) -> int:
-    client = get_connection()
-    with redis_errors(client):
-        if args.queue:
-            queues = [wire_queue(args.queue, is_cluster(client))]
-        else:
-            queues = sorted(
-                _text(k).removeprefix(keys.QUEUE_PREFIX) for k in client.smembers(keys.QUEUES_SET)
-            )
-        rows: list[dict[str, Any]] = []
-        for queue in queues:
-            for job_id in client.zrevrange(keys.FAILED + queue, 0, max(args.limit, 1) - 1):
-                handle = JobHandle(_text(job_id), connection=client)
-                try:
-                    error = handle.error
-                    action = handle.action
-                except (JobNotFoundError, JobFailedError):
-                    continue  # expired, or not a Switchyard job
-                rows.append(
-                    {
-                        "id": handle.id,
-                        "queue": plain_queue(queue),
-                        "action": action,
-                        "error": error.to_dict() if error else None,
-                    }
-                )
-    rows = rows[: max(args.limit, 1)]
+    rows = failed_jobs(args.queue, limit=args.limit)
     if args.json:
         print(json.dumps(rows, indent=2))
     elif not rows:
@@ -260,7 +195,7 @@ def _jobs_retry(args: argparse.Namespace) -> int:
         raise UsageError(
             f"job {args.id} is {handle.status}, not failed: only failed or canceled jobs retry"
         )
-    print(f"requeued {args.id} on {_describe(handle)['queue']}")
+    print(f"requeued {args.id} on {describe_job(handle)['queue']}")
     return 0
 
 

@@ -220,14 +220,14 @@ class JobHandle:
     def result(self, timeout: float | None = None) -> BaseModel:
         """Wait for the job (at most ``timeout`` seconds; None waits as long as it takes) and
         return its output model, validated. Raises JobFailedError (with ``.error``),
-        ResultTimeoutError, JobNotFoundError. A finished job's result costs one round trip; a
+        ResultTimeoutError, JobNotFoundError. A finished job's result costs one command (HMGET); a
         waiting one is woken by the job's outcome (published when it is stored)."""
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be >= 0 seconds (or None to wait as long as it takes)")
         deadline = None if timeout is None else time.monotonic() + timeout
         client = self.connection
         with redis_errors(client):
-            found = read_outcomes(client, [self.id])[0]
+            found = read_outcome(client, self.id)
             if found.done:
                 return self._outcome(found)
             with client.pubsub(ignore_subscribe_messages=True) as pubsub:  # type: ignore[no-untyped-call]
@@ -299,6 +299,16 @@ class Stored:
         if self.result is not None or self.rq_value is not None:
             return True
         return self.status is None or self.status in _FAILED or self.status == "finished"
+
+
+def read_outcome(client: redis.Redis, job_id: str) -> Stored:
+    """What Redis holds of one job's outcome: one HMGET when Switchyard stored its result (no
+    pipeline, no read of RQ's result stream), else :func:`read_outcomes`."""
+    fields: list[Any] = client.hmget(keys.job(job_id), "status", "sy_result", "description")
+    status, result, description = fields
+    if result is None:
+        return read_outcomes(client, [job_id])[0]
+    return Stored(_text(status) if status else None, result, None, description)
 
 
 def read_outcomes(client: redis.Redis, ids: list[str]) -> list[Stored]:

@@ -45,7 +45,8 @@ _PLAIN: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0
 EARLY: Final = 0.005
 
 
-def _suffix(value: object) -> str:
+def suffix(value: object) -> str:
+    """A key part for ``value``: itself when short and plain, else a hash of it."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     if 0 < len(text) <= 64 and set(text) <= _PLAIN:
         return text
@@ -60,12 +61,12 @@ def concurrency_key(action: str, key_value: object = None, scope: str = "") -> s
     """The lease set of ``action``'s concurrency limit (per value of its key field, when one is
     set); ``scope``: on a cluster the job's queue (wire name: the limit then holds per queue)."""
     base = f"{FLOW_PREFIX}c:{_scoped(scope)}{action}"
-    return base if key_value is None else f"{base}:{_suffix(key_value)}"
+    return base if key_value is None else f"{base}:{suffix(key_value)}"
 
 
 def rate_key(action: str, key_value: object = None, scope: str = "") -> str:
     base = f"{FLOW_PREFIX}r:{_scoped(scope)}{action}"
-    return base if key_value is None else f"{base}:{_suffix(key_value)}"
+    return base if key_value is None else f"{base}:{suffix(key_value)}"
 
 
 def breaker_key(action: str, scope: str = "") -> str:

@@ -47,6 +47,8 @@ FINISHED_MAX: Final = 10_000
 
 #: flow control (see _wire/flow.py): limiter state lives under this prefix
 FLOW_PREFIX: Final = "switchyard:flow:"
+#: an HTTP gateway's per-client rate meters (see _wire/edge.py): this prefix + the client's id
+EDGE_RATE_PREFIX: Final = "switchyard:edge:rate:"
 #: the listings of a queue's limiters (see :func:`flow_registry`)
 FLOW_REGISTRIES: Final = ("parked", "limits", "breakers")
 
