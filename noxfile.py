@@ -178,6 +178,7 @@ BENCHMARKS = {
     "yard-test": "yard_test.py",
     "gateway": "gateway.py",
     "schedules": "schedules.py",
+    "workflows": "workflows.py",
 }
 
 
@@ -185,8 +186,8 @@ BENCHMARKS = {
 def bench(session: nox.Session) -> None:
     """One benchmark of benchmarks/ in a venv from uv.lock (with the ``bench`` group):
     ``nox -s bench -- throughput --only cd``; names: throughput, concurrency, cluster, memory,
-    results, coldstart, yard-affected, yard-build, yard-test, gateway, schedules. Results print
-    as markdown; docs/benchmarks.md keeps the quoted runs."""
+    results, coldstart, yard-affected, yard-build, yard-test, gateway, schedules, workflows.
+    Results print as markdown; docs/benchmarks.md keeps the quoted runs."""
     if not session.posargs or session.posargs[0] not in BENCHMARKS:
         session.error(f"name a benchmark first: nox -s bench -- {{{','.join(BENCHMARKS)}}} [ARGS]")
     name, *args = session.posargs

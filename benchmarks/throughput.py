@@ -278,10 +278,12 @@ class Switchyard(System):
         args: tuple[str, ...] = (),
         name: str = "",
         pythonpath: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.registry = registry
         self.args = args
         self.pythonpath = pythonpath
+        self.env = env or {}
         if name:
             self.name = name
 
@@ -298,6 +300,7 @@ class Switchyard(System):
         cmd += self.args
         if self.pythonpath:  # another checkout's code, ahead of this one's
             env = {**env, "PYTHONPATH": os.pathsep.join([self.pythonpath, env["PYTHONPATH"]])}
+        env = {**env, **self.env}
         return [
             subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         ]
@@ -517,6 +520,12 @@ def main() -> None:
         "interleaved; prints the throughput lost to metrics",
     )
     parser.add_argument(
+        "--events-overhead",
+        action="store_true",
+        help="also run (d) with the job event stream off (SWITCHYARD_EVENTS=0), interleaved: "
+        "what the stream costs",
+    )
+    parser.add_argument(
         "--redis-config",
         action="append",
         default=[],
@@ -572,6 +581,10 @@ def main() -> None:
                 Switchyard(registry, name=f"(d') switchyard-worker x2 at {base.name}",
                            pythonpath=os.pathsep.join(map(str, srcs)))
             )  # fmt: skip
+        if args.events_overhead:
+            chosen.append(
+                Switchyard(registry, name="(d) events off", env={"SWITCHYARD_EVENTS": "0"})
+            )
         if args.metrics_overhead:
             on = ("--health-port", "6431")
             chosen = [

@@ -27,6 +27,7 @@ def diagrams(doc: str) -> list[str]:
         ("docs/transport.md", ["sequenceDiagram", "processing list", "handle.result"]),
         ("docs/workers.md", ["forkserver", "resource tracker", "lifeline", "pool process"]),
         ("docs/yard.md", ["merge base", "affected", "yard build", "yard test", "cache"]),
+        ("docs/workflows.md", ["STEP", "deferred", "processing list", "next stage", "PUBLISH"]),
         ("docs/gateway.md", ["switchyard-gateway", "respond-async", "sliced worker", "queue"]),
         ("docs/schedules.md", ["LEASE", "INCR fence", "FIRE", "stale", "keyed job"]),
     ],

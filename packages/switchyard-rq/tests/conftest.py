@@ -28,8 +28,11 @@ def reg() -> Registry:
 def _db7_lock() -> Iterator[None]:
     """Held a module at a time, never for the whole session: a session that runs other suites
     too (CI runs every package's tests in one) would hold it while it waits for theirs, and
-    another session holding theirs could wait for this one."""
-    with machine_lock("switchyard-rq-tests-db7"):
+    another session holding theirs could wait for this one. A run on a server of its own
+    (SWITCHYARD_RQ_TEST_URL) shares nothing, and waits for nobody."""
+    shared = URL == "redis://127.0.0.1:6379/7"
+    name = "switchyard-rq-tests-db7" if shared else "switchyard-rq-tests-" + URL.rsplit(":", 1)[1]
+    with machine_lock(name.replace("/", "-")):
         yield
 
 

@@ -350,3 +350,43 @@ def test_outcomes_a_node_sent_on_are_kept_to_be_sent_again():
     with pytest.raises(Relocated):
         link._replied(b"", [], [tryagain])
     assert link._pending == [first]
+
+
+def test_cancel_and_the_event_stream_on_a_cluster(cluster, cconn, reg):
+    """Each queue's events live in its slot: read and followed across nodes; a queued job is
+    canceled in its slot."""
+    import os
+
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "switchyard", "events", "--follow", "--json", "--max", "5"],
+        env={**os.environ, "SWITCHYARD_REDIS_URL": cluster.url},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3)  # it started (and found no queue yet)
+        waiting = switchyard_rq.schedule_action("demo.routed", {"x": 1}, registry=reg)
+        assert waiting.cancel() is True
+        assert waiting.status == "canceled"
+        done = switchyard_rq.schedule_action("demo.double", {"x": 2}, registry=reg)
+        with switchyard_rq.Consumer(cconn, ["default", "hinted"], registry=reg, name="c-ev") as w:
+            assert w.run(max_jobs=1, idle_timeout=0.5) == 1
+        assert done.result(timeout=5).y == 4
+        out, err = follower.communicate(timeout=30)
+        assert follower.returncode == 0, err
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+    # no queue had a stream when it started: it found both (within 5 s) and read them whole
+    followed = [(e["event"], e["job"]) for e in map(json.loads, out.splitlines())]
+    assert [kind for kind, job in followed if job == waiting.id] == ["scheduled", "cancelled"]
+    assert [kind for kind, job in followed if job == done.id] == [
+        "scheduled",
+        "started",
+        "succeeded",
+    ]
+    from switchyard_rq._ops.events import read_events
+
+    latest = [(e.queue, e.event) for e in read_events(cconn, ["{default}", "{hinted}"])]
+    assert ("{hinted}", "cancelled") in latest
+    assert ("{default}", "succeeded") in latest

@@ -163,15 +163,25 @@ def test_bad_consumer_arguments(conn, reg):
         switchyard_rq.Consumer(conn, ["default"], registry=reg, name="a:b")
 
 
-def test_few_redis_commands_per_job(conn, reg, consumer):
-    """The lean loop's promise: far fewer commands than RQ's ~57 per job."""
+@pytest.mark.parametrize("events", ["0", "1"])
+def test_few_redis_commands_per_job(conn, reg, monkeypatch, events):
+    """The lean loop's promise: far fewer commands than RQ's ~57 per job; the event stream
+    adds two (XADD started, XADD succeeded) and SWITCHYARD_EVENTS=0 takes them away."""
+    monkeypatch.setenv("SWITCHYARD_EVENTS", events)
     switchyard_rq.schedule_many([("demo.double", {"x": i}) for i in range(200)], registry=reg)
-    consumer.register()
-    before = sum(v["calls"] for v in conn.info("commandstats").values())
-    assert consumer.run(max_jobs=200, idle_timeout=0.1) == 200
-    after = sum(v["calls"] for v in conn.info("commandstats").values())
-    per_job = (after - before - 2) / 200  # minus the two INFO calls' neighbours
-    assert per_job <= 14, per_job
+    with switchyard_rq.Consumer(conn, ["default"], registry=reg, name="t-count") as consumer:
+        consumer.register()
+        conn.config_resetstat()
+        assert consumer.run(max_jobs=200, idle_timeout=0.1) == 200
+        stats = conn.info("commandstats")
+    per_job = (sum(v["calls"] for v in stats.values()) - 1) / 200  # minus CONFIG RESETSTAT
+    xadds = stats.get("cmdstat_xadd", {}).get("calls", 0)
+    if events == "1":
+        assert xadds == 400
+        assert per_job <= 16, per_job
+    else:
+        assert xadds == 0
+        assert per_job <= 14, per_job
 
 
 def test_queue_stats(conn, reg):

@@ -95,6 +95,18 @@ def test_cancels_a_queued_job_then_conflicts(start_gateway, redis_db):
     _problem(*gw.request("DELETE", headers["location"]), 409, "not-cancelable")
 
 
+def test_deleting_a_running_job_asks_it_to_stop(start_gateway, redis_db):
+    gw = start_gateway()
+    _, headers, _ = gw.request(
+        "POST", "/v1/actions/gtest.echo", {"text": "r"}, {"Prefer": "respond-async"}
+    )
+    job_id = headers["location"].rsplit("/", 1)[1]
+    redis_db.hset(f"rq:job:{job_id}", "status", "started")  # as a worker marks it when it starts
+    status, _, body = gw.request("DELETE", headers["location"])
+    assert (status, body) == (202, {"id": job_id, "status": "started", "cancel": True})
+    assert redis_db.hget(f"rq:job:{job_id}", "sy_cancel") == b"1"  # its worker tells it
+
+
 def test_unknown_job(start_gateway, redis_db):
     gw = start_gateway()
     _problem(*gw.request("GET", "/v1/jobs/0123abcd"), 404, "unknown-job")

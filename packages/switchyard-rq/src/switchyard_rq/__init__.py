@@ -19,6 +19,9 @@ from ._errors import (
     RedisUnavailableError,
     ResultTimeoutError,
     TransportError,
+    WorkflowError,
+    WorkflowFailedError,
+    WorkflowNotFoundError,
 )
 from ._observe import JobObserver, JobReport
 from ._ops.dbstats import publish_db_stats
@@ -26,9 +29,11 @@ from ._ops.flow import FlowState, flow_stats
 from ._ops.jobs import describe_job, failed_jobs
 from ._ops.stats import JobStats, StatsSnapshot, publish_pool_stats, read_snapshot
 from ._ops.view import build_view as stats_view
-from ._producer.handle import CachedHandle, JobHandle
+from ._producer.handle import CachedHandle, JobHandle, Progress
 from ._producer.results import agather, gather
 from ._producer.schedule import Call, route, schedule_action, schedule_many
+from ._producer.workflow import Step, Workflow, chain, chord, group, schedule_workflow, step
+from ._producer.workflow_handle import StepState, WorkflowHandle
 from ._serializer import JSONSerializer
 from ._wire.connection import (
     RedisCheck,
@@ -69,6 +74,7 @@ __all__ = [
     "JobStats",
     "NotReplicatedError",
     "PayloadTooLargeError",
+    "Progress",
     "QueueStats",
     "RedisCheck",
     "RedisConfigError",
@@ -77,12 +83,21 @@ __all__ = [
     "ScheduleState",
     "Scheduler",
     "StatsSnapshot",
+    "Step",
+    "StepState",
     "TransportError",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowFailedError",
+    "WorkflowHandle",
+    "WorkflowNotFoundError",
     "agather",
     "breaker_enter",
     "breaker_exit",
+    "chain",
     "check_redis",
     "check_url",
+    "chord",
     "client_rate_wait",
     "describe_job",
     "dispatch",
@@ -90,6 +105,7 @@ __all__ = [
     "flow_stats",
     "gather",
     "get_connection",
+    "group",
     "pause_schedule",
     "publish_db_stats",
     "publish_pool_stats",
@@ -103,7 +119,9 @@ __all__ = [
     "schedule_action",
     "schedule_many",
     "schedule_states",
+    "schedule_workflow",
     "stats_view",
+    "step",
     "trigger_schedule",
 ]
 

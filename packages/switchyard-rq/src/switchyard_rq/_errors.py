@@ -24,6 +24,9 @@ __all__ = [
     "RedisUnavailableError",
     "ResultTimeoutError",
     "TransportError",
+    "WorkflowError",
+    "WorkflowFailedError",
+    "WorkflowNotFoundError",
 ]
 
 
@@ -170,3 +173,52 @@ class ActionTimeoutError(TransportError):
     def __init__(self, action: str, timeout: float) -> None:
         super().__init__(f"{action} timed out after {timeout:g} s", action=action)
         self.timeout = timeout
+
+
+@final
+class WorkflowError(TransportError):
+    """A workflow that cannot run as defined (an unknown action, a step whose input cannot take
+    the previous step's output, bad data), raised before anything is enqueued; ``step`` is the
+    position (1-based) of the step it concerns, if any."""
+
+    def __init__(self, message: str, *, step: int | None = None, action: str | None = None) -> None:
+        where = f"workflow step {step}" + (f" ({action})" if action else "") if step else "workflow"
+        super().__init__(f"{where}: {message}", action=action)
+        self.step = step
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "step": self.step}
+
+
+@final
+class WorkflowFailedError(TransportError):
+    """``WorkflowHandle.result()`` of a workflow that failed or was canceled: ``error`` is the
+    error of the step that broke it (``job_id``), or the cancellation's."""
+
+    def __init__(self, workflow_id: str, status: str, error: JobError, job_id: str | None) -> None:
+        step = f" (step {job_id})" if job_id else ""
+        super().__init__(f"workflow {workflow_id} {status}{step}: {error}", action=error.action)
+        self.workflow_id = workflow_id
+        self.status = status
+        self.error = error
+        self.job_id = job_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "workflow_id": self.workflow_id,
+            "status": self.status,
+            "job_id": self.job_id,
+            "error": self.error.to_dict(),
+        }
+
+
+@final
+class WorkflowNotFoundError(TransportError):
+    """No workflow with this id in Redis (never scheduled here, or expired after it ended)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(
+            f"no workflow {workflow_id} in Redis (never scheduled there, or expired after it ended)"
+        )
+        self.workflow_id = workflow_id

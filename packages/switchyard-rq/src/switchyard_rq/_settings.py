@@ -23,9 +23,11 @@ def _int_env(name: str, default: int, *, minimum: int) -> int:
     return value
 
 
-def _flag_env(name: str) -> bool:
+def _flag_env(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name, "").strip().lower()
-    if raw in {"", "0", "false", "no", "off"}:
+    if raw == "":
+        return default
+    if raw in {"0", "false", "no", "off"}:
         return False
     if raw in {"1", "true", "yes", "on"}:
         return True
@@ -55,6 +57,10 @@ class TransportSettings:
     #: also write RQ's result streams (``rq:results:<id>``, what RQ's ``Job.return_value()``
     #: reads; about 4.7 KB a job on Redis 7.0) for RQ's own tools: SWITCHYARD_RQ_RESULTS=1
     rq_result_streams: bool = False
+    #: write each queue's job event stream (``switchyard:events:<queue>``: scheduled, started,
+    #: progress, succeeded, failed, retried, cancelled; ``switchyard events``):
+    #: SWITCHYARD_EVENTS=0 turns it off (see docs/workflows.md for what it costs)
+    events: bool = True
     #: durable scheduling: ``schedule_action`` returns only once this many replicas of the
     #: master hold the job (Redis ``WAIT``, within ``retry_seconds``), so that a failover cannot
     #: lose it; 0 (the default) trusts asynchronous replication: SWITCHYARD_REDIS_WAIT_REPLICAS
@@ -64,8 +70,8 @@ class TransportSettings:
     def from_env(cls) -> TransportSettings:
         """From ``SWITCHYARD_RESULT_TTL``, ``SWITCHYARD_FAILURE_TTL``,
         ``SWITCHYARD_REDIS_MAX_CONNECTIONS``, ``SWITCHYARD_REDIS_RETRIES``,
-        ``SWITCHYARD_RQ_RESULTS``, ``SWITCHYARD_REDIS_WAIT_REPLICAS``, else the defaults
-        (cached per value of those: every ``schedule_action`` reads them)."""
+        ``SWITCHYARD_RQ_RESULTS``, ``SWITCHYARD_EVENTS``, ``SWITCHYARD_REDIS_WAIT_REPLICAS``, else
+        the defaults (cached per value of those: every ``schedule_action`` reads them)."""
         get = os.environ.get
         key = tuple([get(name) for name in _NAMES])
         found = _CACHE.get(key)
@@ -89,6 +95,7 @@ class TransportSettings:
                 "SWITCHYARD_REDIS_RETRIES", default.connect_retries, minimum=0
             ),
             rq_result_streams=_flag_env("SWITCHYARD_RQ_RESULTS"),
+            events=_flag_env("SWITCHYARD_EVENTS", default=True),
             wait_replicas=_int_env(
                 "SWITCHYARD_REDIS_WAIT_REPLICAS", default.wait_replicas, minimum=0
             ),
@@ -98,6 +105,7 @@ class TransportSettings:
 _DEFAULT: Final = TransportSettings()
 _NAMES: Final = (
     "SWITCHYARD_RQ_RESULTS",
+    "SWITCHYARD_EVENTS",
     "SWITCHYARD_RESULT_TTL",
     "SWITCHYARD_FAILURE_TTL",
     "SWITCHYARD_REDIS_MAX_CONNECTIONS",

@@ -29,7 +29,7 @@ from typing import Any, final
 
 from switchyard import Registry, default_registry
 
-from switchyard_rq._consumer.source import Job, Outcome, WorkerCounts
+from switchyard_rq._consumer.source import Job, Outcome, Watched, WorkerCounts
 from switchyard_rq._wire.jobs import encode_data
 
 __all__ = ["Job", "MemorySource", "Outcome"]
@@ -61,6 +61,11 @@ class MemorySource:
         self.announced = self.retired = False
         self.beats: list[WorkerCounts] = []
         self.renewed: list[str] = []
+        #: the progress reports the consumer stored, by job id (the latest)
+        self.progress: dict[str, str] = {}
+        #: the ids of the running jobs the heartbeat thread watched, once per watch
+        self.watched: list[str] = []
+        self._stop: set[str] = set()
         self._cond = threading.Condition()
         self._waiting: dict[str, deque[_Entry]] = {q: deque() for q in self.queues}
         self._later: list[_Entry] = []  # retries waiting for their time
@@ -178,6 +183,8 @@ class MemorySource:
             if entry is None:
                 return  # given up meanwhile
             self.outcomes.append(outcome)
+            if outcome.progress is not None:
+                self.progress[outcome.job.id] = outcome.progress
             if outcome.mode == "retry":
                 entry.retries_left = (entry.retries_left or 1) - 1
                 entry.tries += 1
@@ -225,6 +232,19 @@ class MemorySource:
 
     def renew(self, jobs: Sequence[Job]) -> None:
         self.renewed.extend(job.id for job in jobs)
+
+    def cancel(self, job_id: str) -> None:
+        """Ask job ``job_id`` to stop (as ``JobHandle.cancel()`` does a running job)."""
+        with self._cond:
+            self._stop.add(job_id)
+
+    def watch(self, jobs: Sequence[Watched]) -> list[str]:
+        with self._cond:
+            self.watched.extend(w.job.id for w in jobs)
+            for watched in jobs:
+                if watched.progress is not None:
+                    self.progress[watched.job.id] = watched.progress
+            return [w.job.id for w in jobs if w.job.id in self._stop]
 
     def retire(self) -> None:
         self.retired = True

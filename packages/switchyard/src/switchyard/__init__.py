@@ -19,6 +19,7 @@ from ._errors import (
     HandlerError,
     InvalidInputError,
     InvalidOutputError,
+    JobCancelledError,
     ManifestError,
     PluginConflictError,
     PluginLoadError,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
         set_result_cache,
     )
     from ._config import Config, load_config
-    from ._context import Context
+    from ._context import Context, JobControl
     from ._hookspecs import hookimpl
     from ._manifest import write_manifest
     from ._resource import Resource, aget_resource, close_resources, get_resource, resource
@@ -65,6 +66,8 @@ __all__ = [
     "Hooks",
     "InvalidInputError",
     "InvalidOutputError",
+    "JobCancelledError",
+    "JobControl",
     "ManifestError",
     "MemoryCache",
     "PluginConflictError",
@@ -108,6 +111,7 @@ _LAZY = {
     "Config": "_config",
     "load_config": "_config",
     "Context": "_context",
+    "JobControl": "_context",
     "hookimpl": "_hookspecs",
     "write_manifest": "_manifest",
     "Resource": "_resource",

@@ -5,14 +5,24 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from ._resource import Resource
 
 T = TypeVar("T")
 
-__all__ = ["Context", "new_context"]
+__all__ = ["Context", "JobControl", "new_context"]
+
+
+class JobControl(Protocol):
+    """What a transport gives a job's context: whether the job was asked to stop, and where its
+    progress goes (switchyard-rq's worker keeps it and writes it to Redis in batches)."""
+
+    @property
+    def cancelled(self) -> bool: ...
+
+    def report(self, done: float, total: float | None, message: str | None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +39,41 @@ class Context:
     logger: logging.Logger
     job_id: str | None = None
     queue: str | None = None
+    #: the transport's handle on a running job (cancellation, progress); None in process
+    control: JobControl | None = field(default=None, repr=False, compare=False)
     #: per-call scratch space of extensions (a database remembers a write here)
     state: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the job was asked to stop (``JobHandle.cancel()``, ``switchyard jobs
+        cancel``): a long handler checks it between steps and returns or raises. Always False
+        for an in-process call."""
+        return self.control is not None and self.control.cancelled
+
+    def raise_if_cancelled(self) -> None:
+        """Raise :class:`JobCancelledError` if the job was asked to stop (the job then ends
+        as canceled, not failed, and is not retried)."""
+        if self.control is not None and self.control.cancelled:
+            from ._errors import JobCancelledError
+
+            raise JobCancelledError(self.action)
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Report how far the job got (``done`` of ``total``, and a short ``message``): readable
+        with ``JobHandle.progress()``, ``switchyard jobs show`` and ``top``. Cheap to call often:
+        the worker keeps the latest report and writes it at most twice a second. Does nothing
+        for an in-process call."""
+        if isinstance(done, bool) or not isinstance(done, int | float) or not done >= 0:
+            raise ValueError(f"progress: done must be a number >= 0, not {done!r}")
+        if total is not None and (
+            isinstance(total, bool) or not isinstance(total, int | float) or not total > 0
+        ):
+            raise ValueError(f"progress: total must be a number > 0 or None, not {total!r}")
+        if message is not None and not isinstance(message, str):
+            raise ValueError(f"progress: message must be a string or None, not {message!r}")
+        if self.control is not None:
+            self.control.report(done, total, message[:500] if message else message)
 
     def resource(self, res: Resource[T]) -> T:
         """This process's instance of the sync resource ``res``, opened on first use."""

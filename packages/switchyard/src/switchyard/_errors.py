@@ -119,6 +119,15 @@ class HandlerError(SwitchyardError):
 
 
 @final
+class JobCancelledError(SwitchyardError):
+    """Raised by ``ctx.raise_if_cancelled()`` in a job that was asked to stop: the job ends as
+    canceled (not failed, not retried)."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"action {action} was cancelled while it ran", action=action)
+
+
+@final
 class InvalidOutputError(SwitchyardError):
     """A handler returned something its output model rejects: a bug in the plugin."""
 

@@ -387,13 +387,17 @@ class Gateway:
         if request.method == "GET":
             await json_response(send_, 200, info)
             return 200
+        running = info["status"] == "started"
         if not handle.cancel():
             raise Problem(
                 409,
                 "not-cancelable",
-                f"job {job_id} is {handle.status}: only a job that has not started can be canceled",
+                f"job {job_id} is {handle.status}: it has ended, there is nothing to cancel",
                 status_now=handle.status,
             )
+        if running:  # asked to stop: its worker tells it within a second
+            await json_response(send_, 202, {"id": job_id, "status": "started", "cancel": True})
+            return 202
         await json_response(send_, 200, {"id": job_id, "status": "canceled"})
         return 200
 

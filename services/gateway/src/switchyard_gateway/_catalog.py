@@ -219,11 +219,12 @@ class Catalog:
             },
             "delete": {
                 "operationId": "cancel_job",
-                "summary": "cancel a job that has not started",
+                "summary": "cancel a job: a waiting one at once, a running one is asked to stop",
                 "responses": {
-                    "200": {"description": "canceled"},
+                    "200": {"description": "canceled (it had not started)"},
+                    "202": {"description": "running: asked to stop (it ends as canceled)"},
                     "404": _problem("no such job"),
-                    "409": _problem("the job already started or ended"),
+                    "409": _problem("the job already ended"),
                 },
             },
         }

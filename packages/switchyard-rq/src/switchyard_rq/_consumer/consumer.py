@@ -32,6 +32,7 @@ from switchyard import Registry, default_registry
 
 from switchyard_rq._config import current_config
 from switchyard_rq._consumer.execute import (
+    Control,
     Resolver,
     Run,
     ThreadSlot,
@@ -70,6 +71,7 @@ _MAX_BACKOFF: Final = 2.0
 #: while a batch of jobs that run beside others starts, the loop lets the new ones begin (their
 #: waits start) every few jobs: a slot freed first does not wait for the whole batch to start
 _YIELD_EVERY: Final = 8
+_REPORTED: Final = {"ok": "succeeded", "retry": "retried", "fail": "failed", "cancel": "cancelled"}
 
 
 class Consumer:
@@ -120,6 +122,7 @@ class Consumer:
         self._errors = 0
         self._buffer: deque[Job] = deque()  # taken, not started (inline batches)
         self._running: dict[str, Job] = {}  # started in a task or thread, not settled
+        self._controls: dict[str, Control] = {}  # every job started and not settled
         self._tasks: set[asyncio.Task[None]] = set()
         self._done: deque[Outcome] = deque()  # ended in a task or thread, not settled yet
         self._abandoned = False
@@ -141,6 +144,7 @@ class Consumer:
             lease_seconds=LEASE_SECONDS,
             running=self._running_jobs,
             counts=self._take_counts,
+            controls=self._running_controls,
         )
 
     @property
@@ -348,8 +352,9 @@ class Consumer:
             self._finish(run)
             return
         hooks = self.registry.hooks
+        self._controls[job.id] = run.control
         if run.action.is_async:
-            self._spawn(job, run_async(run, hooks))
+            self._spawn(job, run_async(run, hooks), run.control)
         elif run.action.policy.io_bound:
             self._spawn(job, self._threaded(run))
         else:
@@ -360,11 +365,13 @@ class Consumer:
             self._inline_seconds = seconds if avg is None else 0.8 * avg + 0.2 * seconds
             self._finish(outcome)
 
-    def _spawn(self, job: Job, work: Any) -> None:
+    def _spawn(self, job: Job, work: Any, control: Control | None = None) -> None:
         self._spawned = True
         self._concurrent_share = 0.9 * self._concurrent_share + 0.1
         loop = self.event_loop()
         task = loop.create_task(work)
+        if control is not None:  # asked to stop, the task is cancelled
+            control.task, control.loop = task, loop
         self._running[job.id] = job
         self._tasks.add(task)
         task.add_done_callback(self._ended)
@@ -411,6 +418,9 @@ class Consumer:
         self._source.push()
 
     def _finish(self, outcome: Outcome, *, later: bool = False) -> None:
+        control = self._controls.pop(outcome.job.id, None)
+        if control is not None:
+            outcome.progress = control.last()
         self._source.settle(outcome, later=later)
         if self.observer is not None or (
             self.log_jobs and JOB_LOG.isEnabledFor(logging.INFO if outcome.ok else logging.WARNING)
@@ -519,7 +529,7 @@ class Consumer:
             job.id,
             plain_queue(job.queue),
             job.attempt,
-            "succeeded" if mode == "ok" else ("retried" if mode == "retry" else "failed"),
+            _REPORTED[mode],
             outcome.seconds,
             wait_seconds(job.enqueued_at, job.started_ts) if job.enqueued_at else None,
             outcome.error_type,
@@ -537,6 +547,15 @@ class Consumer:
         for _ in range(5):
             try:
                 return list(self._running.values())
+            except RuntimeError:  # changed size while copying: try again
+                continue
+        return []
+
+    def _running_controls(self) -> list[Control]:
+        """The controls of the jobs running now, inline ones too (from the heartbeat thread)."""
+        for _ in range(5):
+            try:
+                return list(self._controls.values())
             except RuntimeError:  # changed size while copying: try again
                 continue
         return []

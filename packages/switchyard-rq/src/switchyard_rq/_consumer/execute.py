@@ -14,6 +14,7 @@ ways, and turn what happened into an :class:`Outcome`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import socket
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from switchyard import (
     HandlerError,
+    JobCancelledError,
     SwitchyardError,
     UnknownActionError,
     arun_action,
@@ -43,7 +45,16 @@ if TYPE_CHECKING:
 
     from switchyard_rq._tracing import JobSpan
 
-__all__ = ["Alarm", "Run", "on_alarm", "prepare", "run_async", "run_inline", "run_threaded"]
+__all__ = [
+    "Alarm",
+    "Control",
+    "Run",
+    "on_alarm",
+    "prepare",
+    "run_async",
+    "run_inline",
+    "run_threaded",
+]
 
 log = logging.getLogger("switchyard_rq.consumer")
 _LOGGERS: dict[str, logging.Logger] = {}
@@ -69,6 +80,63 @@ def _logger(action: str) -> logging.Logger:
     return found
 
 
+class Control:
+    """A running job's :class:`switchyard.JobControl` (``ctx.cancelled``, ``ctx.progress``).
+
+    The heartbeat thread looks at the jobs that run for a while (:meth:`due`) twice a second:
+    it stores their latest progress report and learns which were asked to stop (one round trip
+    for all of them, none for a job that ends sooner). A report is kept here until then, so a
+    handler may report as often as it likes; the last one is stored with the job's outcome.
+    """
+
+    __slots__ = ("_latest", "_sent", "action", "began", "cancelled", "job", "loop", "task")
+
+    def __init__(self, job: Job, action: str) -> None:
+        self.job = job
+        self.action = action
+        self.began = time.monotonic()
+        self.cancelled = False
+        self._latest: tuple[float, float | None, str | None, float] | None = None
+        self._sent: object = None
+        self.task: asyncio.Task[Any] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def report(self, done: float, total: float | None, message: str | None) -> None:
+        self._latest = (done, total, message, time.time())
+
+    def due(self, now: float, after: float) -> bool:
+        """Whether the job has run for ``after`` seconds by ``now`` (monotonic)."""
+        return now - self.began >= after
+
+    def unsent(self) -> str | None:
+        """The latest report as JSON if it is not stored yet (then counted as stored)."""
+        latest = self._latest
+        if latest is None or latest is self._sent:
+            return None
+        self._sent = latest
+        return _progress_json(latest)
+
+    def last(self) -> str | None:
+        """The latest report as JSON (for the outcome), or None if it made none."""
+        return None if self._latest is None else _progress_json(self._latest)
+
+    def cancel(self) -> None:
+        """The job was asked to stop: ``ctx.cancelled`` says so, an async handler's task is
+        cancelled (from any thread)."""
+        self.cancelled = True
+        task, loop = self.task, self.loop
+        if task is not None and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(task.cancel)
+
+
+def _progress_json(latest: tuple[float, float | None, str | None, float]) -> str:
+    done, total, message, at = latest
+    return json.dumps(
+        {"done": done, "total": total, "message": message, "at": round(at, 3)},
+        separators=(",", ":"),
+    )
+
+
 @dataclass(slots=True)
 class Run:
     """A job ready to run: its resolved action, its input as JSON text, its context."""
@@ -79,6 +147,7 @@ class Run:
     context: Context
     span: JobSpan | None
     began: float  # perf_counter() when the job was taken up
+    control: Control
 
 
 class Resolver:
@@ -154,6 +223,7 @@ def prepare(resolver: Resolver, job: Job) -> Run | Outcome:
         return _failed(job, began, span, name, error, False)
     except Exception as exc:  # anything unexpected: worth another attempt
         return _failed(job, began, span, name, JobError(type(exc).__name__, str(exc), name), True)
+    control = Control(job, name)
     context = _CONTEXT[0](
         action=name,
         call_id=job.id,
@@ -161,8 +231,9 @@ def prepare(resolver: Resolver, job: Job) -> Run | Outcome:
         logger=_logger(name),
         job_id=job.id,
         queue=plain_queue(job.queue),
+        control=control,
     )
-    return Run(job, action, payload, context, span, began)
+    return Run(job, action, payload, context, span, began, control)
 
 
 def run_inline(run: Run, hooks: Any, *, can_alarm: bool) -> Outcome:
@@ -200,6 +271,8 @@ async def run_async(run: Run, hooks: Any) -> Outcome:
         else:
             output = await arun_action(action, run.payload, context=run.context, hooks=hooks)
     except asyncio.CancelledError:
+        if run.control.cancelled:  # asked to stop: it is canceled
+            return _error(run, JobCancelledError(action.name))
         raise  # the consumer gave the job up (shutdown): no outcome
     except BaseException as exc:
         return _error(run, exc)
@@ -268,9 +341,16 @@ def _done(run: Run, result: str) -> Outcome:
 
 
 def _error(run: Run, exc: BaseException) -> Outcome:
-    """The outcome of a run that raised ``exc``: retried when it is worth another attempt."""
+    """The outcome of a run that raised ``exc``: retried when it is worth another attempt; a
+    job asked to stop that raised (whatever it raised) is canceled."""
     name = run.action.name
     trips = False
+    if run.control.cancelled and isinstance(exc, Exception):
+        seconds = time.perf_counter() - run.began
+        if run.span is not None:
+            run.span.finish(action=name, job=run.job, outcome="cancelled", error_type=None)
+        error = JobError("JobCancelledError", f"action {name} was cancelled while it ran", name)
+        return Outcome(run.job, "cancel", seconds, name, error=error)
     if isinstance(exc, HandlerError):
         retryable = trips = True
         error = JobError(exc.error_type, str(exc.cause) or exc.error_type, exc.action)

@@ -37,7 +37,13 @@ import redis
 
 from switchyard_rq._consumer.recovery import settle_consumer, unregister
 from switchyard_rq._consumer.registration import LEASE_SECONDS, beat, register, renew
-from switchyard_rq._consumer.source import Job, Outcome, SourceUnavailable, WorkerCounts
+from switchyard_rq._consumer.source import (
+    Job,
+    Outcome,
+    SourceUnavailable,
+    Watched,
+    WorkerCounts,
+)
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.cluster import elsewhere
@@ -48,6 +54,7 @@ from switchyard_rq._wire.scripts import (
     RELEASE,
     STEP,
     TAKEN_FIELDS,
+    WATCH,
     Ack,
     Take,
 )
@@ -61,7 +68,7 @@ _SHORTEST_BLOCK: Final = 0.01  # seconds: see RedisLink.wait
 _PROMOTE_LIMIT: Final = 500
 _ACK_SIZE: Final = len(ACK_FIELDS)
 _TAKEN_SIZE: Final = len(TAKEN_FIELDS)
-_NO_TAKE: Final = Take("", 0, "", 0, "", 0, 0, 0, 0, 0, 0.0, 0.0)
+_NO_TAKE: Final = Take("", 0, "", 0, "", 0, 0, 0, 0, 0, 0.0, 0.0, "0")
 
 
 def _now() -> tuple[str, float]:
@@ -191,6 +198,9 @@ class RedisLink:
         self.queues: tuple[str, ...] = names
         self.name = consumer_name(name)
         self.settings = settings or TransportSettings.from_env()
+        self._events = "1" if self.settings.events else "0"
+        # a call that only stores outcomes (no dequeue) still says whether to write events
+        self._no_take = _NO_TAKE._replace(events=self._events)
         self.redis_errors = 0
         self.reconnects = 0
         self._processing = processing or keys.processing(self.name)
@@ -204,7 +214,7 @@ class RedisLink:
         self._flush_head: list[Any] = [b"EVALSHA", STEP.sha, 1, self._processing]
         count = len(self._flush_head) + 1 + _ACK_SIZE + len(_NO_TAKE)
         self._outcome_head = b"*%d\r\n" % count + pack_args([*self._flush_head, 1])
-        self._outcome_tail = pack_args(_NO_TAKE)
+        self._outcome_tail = pack_args(self._no_take)
         self._exec_prefix = secrets.token_hex(4)
         self._counter = 0
         self._taken = 0  # jobs taken: turns the priority wheel
@@ -236,6 +246,7 @@ class RedisLink:
             take = Take(
                 stamp, ts, self.name, len(self.queues), prefix, size, held, running,
                 self._taken, 1 if self._idle else 0, ts + idle_for + 1.0, LEASE_SECONDS,
+                self._events,
             )  # fmt: skip
             sent = len(self._pending)
             packed = pack(
@@ -263,7 +274,8 @@ class RedisLink:
         for n in range((len(reply) - 2) // _TAKEN_SIZE):
             start = 2 + n * _TAKEN_SIZE
             (raw_id, index, data, left, intervals, retries, result_ttl, failure_ttl, attempt,
-             enqueued_at, trace, flow) = reply[start : start + _TAKEN_SIZE]  # fmt: skip
+             enqueued_at, trace, flow, _action,
+             wf) = reply[start : start + _TAKEN_SIZE]  # fmt: skip
             jobs.append(
                 Job(
                     id=raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id),
@@ -281,6 +293,7 @@ class RedisLink:
                     enqueued_at=enqueued_at,
                     trace=trace,
                     flow=flow,
+                    workflow=wf or None,
                 )
             )
         return jobs
@@ -338,7 +351,7 @@ class RedisLink:
         """Send the outcomes kept for later now, in one call, without waiting for its reply."""
         if self._pending:
             acks, self._pending = self._pending, []
-            self._send(pack([*self._flush_head, *self._outcome_args(acks), *_NO_TAKE]), acks)
+            self._send(pack([*self._flush_head, *self._outcome_args(acks), *self._no_take]), acks)
 
     def _send(self, packed: bytes, acks: list[Ack]) -> None:
         try:
@@ -356,36 +369,42 @@ class RedisLink:
         ended, ended_ts = _ended()
         flow = job.flow or ""
         streams = self.settings.rq_result_streams
+        action = outcome.action or ""
+        progress = outcome.progress or ""
+        wf = job.workflow or ""
         if outcome.mode == "ok":
             ttl = job.result_ttl if job.result_ttl is not None else self.settings.result_ttl
             result = outcome.result or "null"
             rq_text = b64encode(json.dumps(result).encode()) if streams else ""
             return Ack("ok", job.id, job.queue, job.execution, ended, ended_ts, ttl, result,
-                       rq_text, "", "", job.started_ts, "", "", "", flow, 0)  # fmt: skip
+                       rq_text, "", "", job.started_ts, "", "", "", flow, 0, action,
+                       progress, wf)  # fmt: skip
         error = outcome.error
         assert error is not None
         text = str(error)
         trip = 1 if outcome.trips else 0
-        if outcome.mode == "fail":
-            ttl = job.failure_ttl if job.failure_ttl is not None else self.settings.failure_ttl
+        # a failure's TTL: a retry or failure of a job asked to stop is stored as canceled
+        ttl = job.failure_ttl if job.failure_ttl is not None else self.settings.failure_ttl
+        if outcome.mode != "retry":
             rq_text = b64encode(zlib.compress(text.encode())) if streams else ""
-            return Ack("fail", job.id, job.queue, job.execution, ended, ended_ts, ttl, "", rq_text,
-                       text, error.to_json(), job.started_ts, "", "", "", flow, trip)  # fmt: skip
+            return Ack(outcome.mode, job.id, job.queue, job.execution, ended, ended_ts, ttl, "",
+                       rq_text, text, error.to_json(), job.started_ts, "", "", "", flow, trip,
+                       action, progress, wf)  # fmt: skip
         due: float | str = ""
         if outcome.retry_due is not None:
             due = outcome.retry_due
             self.due_at(due)
         left = (job.retries_left or 1) - 1
-        return Ack("retry", job.id, job.queue, job.execution, ended, ended_ts, 0, "", "", text,
+        return Ack("retry", job.id, job.queue, job.execution, ended, ended_ts, ttl, "", "", text,
                    error.to_json(), job.started_ts, left, job.number_of_retries + 1, due, flow,
-                   trip)  # fmt: skip
+                   trip, action, progress, wf)  # fmt: skip
 
     def flush(self) -> None:
         """Store (and confirm) every outcome sent or pending, without dequeuing another job."""
         if self._pending or self._unread:
             with _DOWN:
                 self._exchange(
-                    pack([*self._flush_head, *self._outcome_args(self._pending), *_NO_TAKE])
+                    pack([*self._flush_head, *self._outcome_args(self._pending), *self._no_take])
                 )
             self._pending = []
 
@@ -460,7 +479,7 @@ class RedisLink:
         if again or _lost_script(reply):  # a restarted server lost the script: nothing applied
             STEP.load(self.connection)
             if again:
-                self._call([*self._flush_head, *self._outcome_args(again), *_NO_TAKE])
+                self._call([*self._flush_head, *self._outcome_args(again), *self._no_take])
             if _lost_script(reply):
                 reply = roundtrip(self.connection, [packed])[0]
         if isinstance(reply, Exception):
@@ -530,6 +549,22 @@ class RedisLink:
         """Extend the concurrency leases these running jobs hold."""
         with _DOWN, self._lock:
             renew(self.connection, jobs)
+
+    def watch(self, jobs: Sequence[Watched]) -> list[str]:
+        """Store the progress of these running jobs; the ids of those asked to stop (one WATCH
+        call per queue: each stays in its queue's slot)."""
+        by_queue: dict[str, list[Any]] = {}
+        for watched in jobs:
+            by_queue.setdefault(watched.job.queue, []).extend(
+                (watched.job.id, watched.action, watched.progress or "")
+            )
+        stop: list[str] = []
+        now = time.time()
+        with _DOWN, self._lock:
+            for queue, triples in by_queue.items():
+                found = WATCH(self.connection, [], [now, self._events, queue, *triples])
+                stop.extend(i.decode() if isinstance(i, bytes) else str(i) for i in found)
+        return stop
 
     def repoint(self, connection: redis.Redis) -> None:
         """Speak to ``connection`` from now on (a cluster moved the queue's slot, or failed

@@ -95,7 +95,8 @@ def settle_consumer(
     now = datetime.now(UTC)
     streams = "1" if settings.rq_result_streams else "0"
     args = [name, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), now.timestamp(), NOT_IDEMPOTENT,
-            died_text(), streams, settings.failure_ttl]  # fmt: skip
+            died_text(), streams, settings.failure_ttl,
+            "1" if settings.events else "0"]  # fmt: skip
     settled: list[str] = []
     for listing in processing_lists(connection, name, queues):
         settled += (_text(i) for i in RECOVER(connection, [listing], args))

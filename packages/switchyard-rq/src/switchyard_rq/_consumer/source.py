@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 if TYPE_CHECKING:
     from switchyard_rq._errors import JobError
 
-__all__ = ["Job", "JobSource", "Outcome", "SourceUnavailable", "WorkerCounts"]
+__all__ = ["Job", "JobSource", "Outcome", "SourceUnavailable", "Watched", "WorkerCounts"]
 
 
 class SourceUnavailable(Exception):
@@ -41,15 +41,17 @@ class Job:
     enqueued_at: bytes | None = None  # RQ format, for the queue-wait metric
     trace: bytes | None = None  # the producer's trace context (JSON), see _tracing
     flow: bytes | None = None  # the job's limiters (JSON), see _wire/flow.py
+    workflow: bytes | None = None  # the workflow it is a step of (see _wire/workflow.py)
 
 
 @dataclass(slots=True)
 class Outcome:
-    """How a run ended: ``ok`` (``result`` is the output model's JSON), ``fail`` or ``retry``
-    (``error``; a retry is due at ``retry_due``, unix seconds, or now when None)."""
+    """How a run ended: ``ok`` (``result`` is the output model's JSON), ``fail``, ``retry``
+    (``error``; a retry is due at ``retry_due``, unix seconds, or now when None) or ``cancel``
+    (it stopped when asked to). ``progress``: its last progress report (JSON), if it made one."""
 
     job: Job
-    mode: Literal["ok", "fail", "retry"]
+    mode: Literal["ok", "fail", "retry", "cancel"]
     seconds: float
     action: str | None
     result: str | None = None
@@ -57,6 +59,7 @@ class Outcome:
     retry_due: float | None = None
     #: a failure that counts for the action's circuit breaker (the handler failed or timed out)
     trips: bool = False
+    progress: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,12 +79,22 @@ class WorkerCounts:
     busy_seconds: float = 0.0
 
 
+@dataclass(slots=True)
+class Watched:
+    """A job running for a while, as the heartbeat thread hands it to :meth:`JobSource.watch`:
+    its action, and its latest progress report (JSON) if that is not stored yet."""
+
+    job: Job
+    action: str
+    progress: str | None
+
+
 class JobSource(Protocol):
     """Where one consumer's jobs come from and where their outcomes go.
 
     The loop calls every method from one thread (``take`` is a coroutine on its event loop),
-    except :meth:`wait`, :meth:`beat` and :meth:`renew`, which a source must allow from a
-    second thread meanwhile. Errors that a later call may get over raise
+    except :meth:`wait`, :meth:`beat`, :meth:`renew` and :meth:`watch`, which a source must
+    allow from a second thread meanwhile. Errors that a later call may get over raise
     :class:`SourceUnavailable`.
     """
 
@@ -149,6 +162,11 @@ class JobSource(Protocol):
 
     def renew(self, jobs: Sequence[Job]) -> None:
         """Keep the leases of these running jobs (their limiters') from lapsing."""
+        ...
+
+    def watch(self, jobs: Sequence[Watched]) -> list[str]:
+        """Store the progress reports of these running jobs; return the ids of those that were
+        asked to stop (from the heartbeat thread, at most twice a second)."""
         ...
 
     def retire(self) -> None:

@@ -29,7 +29,13 @@ import redis
 from switchyard_rq._consumer.link import RedisLink, Relocated, consumer_name, moving
 from switchyard_rq._consumer.recovery import processing_lists, settle_consumer, unregister
 from switchyard_rq._consumer.registration import beat, register, renew
-from switchyard_rq._consumer.source import Job, Outcome, SourceUnavailable, WorkerCounts
+from switchyard_rq._consumer.source import (
+    Job,
+    Outcome,
+    SourceUnavailable,
+    Watched,
+    WorkerCounts,
+)
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.cluster import elsewhere, node_client, refresh, wire_queue
@@ -241,6 +247,17 @@ class ClusterSource:
     def renew(self, jobs: Sequence[Job]) -> None:
         with self._down(), self._lock:
             renew(self.connection, jobs)
+
+    def watch(self, jobs: Sequence[Watched]) -> list[str]:
+        """Each queue's running jobs through that queue's link (its node, its slot)."""
+        by_queue: dict[str, list[Watched]] = {}
+        for watched in jobs:
+            by_queue.setdefault(watched.job.queue, []).append(watched)
+        stop: list[str] = []
+        for queue, some in by_queue.items():
+            with self._down():
+                stop += self._links[queue].watch(some)
+        return stop
 
     def retire(self) -> None:
         for link in self._links.values():

@@ -18,7 +18,7 @@ from switchyard_rq._config import current_config
 from switchyard_rq._errors import JobFailedError, TransportError
 from switchyard_rq._ops.jobs import describe_job, failed_jobs
 from switchyard_rq._ops.options import count, seconds
-from switchyard_rq._producer.handle import JobHandle
+from switchyard_rq._producer.handle import JobHandle, Progress
 from switchyard_rq._producer.schedule import route, schedule_action
 
 __all__ = ["register"]
@@ -35,9 +35,24 @@ class UsageError(TransportError):
 def register(subparsers: Any) -> None:
     """Add ``schedule``, ``jobs`` and ``routes`` to the ``switchyard`` command."""
     schedule = subparsers.add_parser(
-        "schedule", help="schedule an action on its queue (prints the job id, or the result)"
+        "schedule",
+        help="schedule an action on its queue, or a workflow (prints the id, or the result)",
     )
-    schedule.add_argument("name", metavar="NAME")
+    schedule.add_argument("name", metavar="NAME", nargs="?", help="the action")
+    schedule.add_argument(
+        "--chain",
+        nargs="+",
+        metavar="NAME",
+        help="a chain of actions instead: each one's output feeds the next (--data: the first's)",
+    )
+    schedule.add_argument(
+        "--workflow", metavar="FILE", help="a workflow file (.toml or .json) instead"
+    )
+    schedule.add_argument(
+        "--on-failure",
+        choices=("cancel", "keep"),
+        help="a workflow's step failed: cancel the other steps of its stage (default) or keep them",
+    )
     schedule.add_argument(
         "--data",
         default="{}",
@@ -80,6 +95,12 @@ def register(subparsers: Any) -> None:
     retry = jobs_commands.add_parser("retry", help="put a failed job back on its queue")
     retry.add_argument("id", metavar="ID")
     retry.set_defaults(func=_jobs_retry)
+    cancel = jobs_commands.add_parser(
+        "cancel",
+        help="cancel a job: a waiting one at once, a running one is asked to stop",
+    )
+    cancel.add_argument("id", metavar="ID")
+    cancel.set_defaults(func=_jobs_cancel)
 
     routes = subparsers.add_parser("routes", help="the routing table and each queue's actions")
     routes.add_argument("--json", action="store_true", help="print JSON")
@@ -90,6 +111,14 @@ def register(subparsers: Any) -> None:
 
     register_top(subparsers)
     register_schedules(subparsers)
+
+    from switchyard_rq._ops.events import register as register_events
+
+    register_events(subparsers)
+
+    from switchyard_rq._ops.workflows import register as register_workflows
+
+    register_workflows(subparsers)
 
 
 def _guard(func: Callable[[], int]) -> int:
@@ -103,6 +132,20 @@ def _guard(func: Callable[[], int]) -> int:
 
 
 def _schedule(args: argparse.Namespace) -> int:
+    given = [w for w, v in (("NAME", args.name), ("--chain", args.chain),
+                            ("--workflow", args.workflow)) if v]  # fmt: skip
+    if len(given) != 1:
+        raise UsageError(
+            "schedule takes one of NAME, --chain NAME... or --workflow FILE"
+            + (f", not {' and '.join(given)}" if given else "")
+        )
+    if args.name is None:
+        from switchyard_rq._ops.workflows import schedule_from_args
+
+        return _guard(lambda: schedule_from_args(args))
+    if args.on_failure is not None:
+        raise UsageError("--on-failure is for a workflow (--chain or --workflow)")
+
     def run() -> int:
         handle = schedule_action(
             args.name, args.data, delay=args.delay, key=args.key, priority=args.priority
@@ -129,6 +172,8 @@ def _jobs_show(args: argparse.Namespace) -> int:
     width = max(len(k) for k in info)
     for name, value in info.items():
         shown = json.dumps(value) if isinstance(value, dict | list) else value
+        if name == "progress":
+            shown = str(Progress(**value))
         print(f"{name.ljust(width)}  {shown}")
     return 0
 
@@ -153,6 +198,18 @@ def _jobs_retry(args: argparse.Namespace) -> int:
             f"job {args.id} is {handle.status}, not failed: only failed or canceled jobs retry"
         )
     print(f"requeued {args.id} on {describe_job(handle)['queue']}")
+    return 0
+
+
+def _jobs_cancel(args: argparse.Namespace) -> int:
+    handle = JobHandle(args.id)
+    before = handle.status
+    if not handle.cancel():
+        raise UsageError(f"job {args.id} is {before}: it has ended, there is nothing to cancel")
+    if before == "started":
+        print(f"asked {args.id} to stop (it was running): it ends as canceled when it stops")
+    else:
+        print(f"canceled {args.id} (it was {before})")
     return 0
 
 

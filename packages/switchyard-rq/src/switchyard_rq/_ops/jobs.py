@@ -22,8 +22,9 @@ def _text(raw: Any) -> str:
 
 
 def describe_job(handle: JobHandle) -> dict[str, Any]:
-    """A job as JSON-able data: id, action, status, queue, attempts, its times, its ``error``
-    (failed or canceled) or ``result`` (finished).
+    """A job as JSON-able data: id, action, status, queue, attempts, its times, its last
+    ``progress`` report and ``workflow``, its ``error`` (failed or canceled) or ``result``
+    (finished).
     JobNotFoundError when Redis has no such job."""
     client = handle.connection
     with redis_errors(client):
@@ -45,6 +46,11 @@ def describe_job(handle: JobHandle) -> dict[str, Any]:
     for field in ("created_at", "enqueued_at", "started_at", "ended_at", "worker_name"):
         if fields.get(field):
             info[field] = fields[field]
+    progress = handle.progress()
+    if progress is not None:
+        info["progress"] = progress.to_dict()
+    if fields.get("sy_wf"):
+        info["workflow"] = fields["sy_wf"]
     error = handle.error
     if error is not None:
         info["error"] = error.to_dict()

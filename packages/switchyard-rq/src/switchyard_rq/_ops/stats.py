@@ -22,6 +22,7 @@ import redis
 
 from switchyard_rq._observe import JobReport
 from switchyard_rq._ops.flow import FlowState, flow_stats
+from switchyard_rq._wire import keys
 
 __all__ = [
     "BUCKETS",
@@ -157,6 +158,8 @@ class StatsSnapshot:
     databases: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: consumer name -> (queue, action) -> when its last job ended (unix s, to the second)
     last: dict[str, dict[Key, float]] = field(default_factory=dict)
+    #: running jobs that reported progress, latest report first (see :func:`read_progress`)
+    progress: list[dict[str, Any]] = field(default_factory=list)
     #: on a Redis Cluster: queue -> the node (host:port) that serves it now
     nodes: dict[str, str] = field(default_factory=dict)
 
@@ -214,10 +217,40 @@ def read_snapshot(connection: redis.Redis, queues: Iterable[str] | None = None) 
         if stat.node:
             snap.nodes[queue] = stat.node
     snap.flow = flow_stats(connection)
+    snap.progress = read_progress(connection, list(queues))
     from switchyard_rq._ops.dbstats import read_db_stats
 
     snap.databases = read_db_stats(connection)
     return snap
+
+
+def read_progress(
+    connection: redis.Redis, queues: list[str], *, per_queue: int = 10
+) -> list[dict[str, Any]]:
+    """The running jobs of ``queues`` that reported progress (at most ``per_queue`` a queue, the
+    latest reports): id, queue, action and the report (done, total, message, at)."""
+    from switchyard_rq._producer.handle import Progress
+
+    with connection.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.zrevrange(keys.progress(queue), 0, per_queue - 1)
+        listed = pipe.execute()
+    pairs = [(q, _text(i)) for q, ids in zip(queues, listed, strict=True) for i in ids]
+    if not pairs:
+        return []
+    with connection.pipeline(transaction=False) as pipe:
+        for _, job_id in pairs:
+            pipe.hmget(keys.job(job_id), "status", "description", "sy_progress")
+        found = pipe.execute()
+    rows = []
+    for (queue, job_id), (status, action, raw) in zip(pairs, found, strict=True):
+        report = Progress.from_json(raw) if raw and status == b"started" else None
+        if report is not None:
+            rows.append(
+                {"id": job_id, "queue": queue, "action": _text(action or b""), **report.to_dict()}
+            )
+    rows.sort(key=lambda row: -float(row["at"]))
+    return rows
 
 
 def _stamps(raw: Any) -> dict[Key, float]:

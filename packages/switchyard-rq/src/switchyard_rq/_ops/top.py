@@ -165,6 +165,14 @@ def render(view: dict[str, Any], width: int, height: int, *, live: bool = True) 
             if f["probe_in"] is not None:
                 line += f"  probe in {f['probe_in']:.0f}s"
             lines.append(line)
+    if view.get("progress"):
+        lines += ["", _BOLD + f"{'RUNNING JOB':<34} {'ACTION':<28} PROGRESS" + _RESET]
+        for row in view["progress"]:
+            done = f"{row['done']:g}" + (f"/{row['total']:g}" if row["total"] else "")
+            if row["total"]:
+                done += f" ({min(row['done'] / row['total'], 1.0):.0%})"
+            text = f"{done} {row['message']}" if row["message"] else done
+            lines.append(f"{row['id'][:34]:<34} {row['action'][:28]:<28} {text}")
     lines += _render_databases(view["databases"])
     cut = lines[: max(height - 1, 1)]
     return [_clip(line, width) for line in cut]

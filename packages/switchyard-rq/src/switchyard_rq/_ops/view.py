@@ -104,5 +104,6 @@ def build_view(old: StatsSnapshot, new: StatsSnapshot, redis_text: str) -> dict[
         "workers": workers,
         "pools": pools,
         "flow": [state.to_dict() for state in new.flow],
+        "progress": new.progress,
         "databases": db_view(old.databases, new.databases, span),
     }

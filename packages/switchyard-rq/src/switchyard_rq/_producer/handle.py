@@ -1,10 +1,11 @@
-"""JobHandle: a scheduled job's id, status, validated result, error, and cancel."""
+"""JobHandle: a scheduled job's id, status, validated result, error, progress, and cancel."""
 
 from __future__ import annotations
 
 import json
 import time
 from base64 import b64decode
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -12,6 +13,7 @@ import redis
 from switchyard import Registry, default_registry
 
 from switchyard_rq._errors import JobError, JobFailedError, JobNotFoundError, ResultTimeoutError
+from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.admin import CANCEL, REQUEUE
 from switchyard_rq._wire.connection import get_connection, redis_errors
@@ -20,7 +22,7 @@ from switchyard_rq._wire.jobs import BadJobError, decode_job_data
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-__all__ = ["JobHandle"]
+__all__ = ["JobHandle", "Progress"]
 
 _POLL: Final = 1.0  # re-check the job's status at least this often while waiting
 _FAILED: Final = frozenset({"failed", "canceled", "stopped"})
@@ -29,6 +31,44 @@ _ACTION_LIMIT: Final = 64 * 1024 * 1024
 
 def _text(raw: Any) -> str:
     return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A job's last progress report (``ctx.progress(done, total, message)``): ``at`` is when
+    the handler made it (unix seconds); ``fraction`` is done/total when there is a total."""
+
+    done: float
+    total: float | None
+    message: str | None
+    at: float
+
+    @property
+    def fraction(self) -> float | None:
+        return None if not self.total else min(self.done / self.total, 1.0)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Progress | None:
+        try:
+            found = json.loads(raw)
+            return cls(
+                float(found["done"]),
+                None if found.get("total") is None else float(found["total"]),
+                found.get("message"),
+                float(found.get("at") or 0.0),
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"done": self.done, "total": self.total, "message": self.message, "at": self.at}
+
+    def __str__(self) -> str:
+        done = f"{self.done:g}" + (f"/{self.total:g}" if self.total else "")
+        if self.fraction is not None:
+            done += f" ({self.fraction:.0%})"
+        return f"{done} {self.message}" if self.message else done
 
 
 class JobHandle:
@@ -126,6 +166,8 @@ class JobHandle:
         if status is None:
             raise JobNotFoundError(self.id)
         state = _text(status)
+        if state == "canceled" and stored:  # stopped while it ran
+            return JobError.from_json(stored)
         if state == "canceled":
             action = _text(description) if description else None
             return JobError("JobCanceledError", "the job was canceled before it ran", action)
@@ -137,18 +179,33 @@ class JobHandle:
         return JobError("Error", message.splitlines()[-1] if message else state)
 
     def cancel(self) -> bool:
-        """Cancel a queued or scheduled job: True if it will not run, False if it already ran or
-        is running (a running job is not interrupted)."""
+        """Cancel the job: a queued, scheduled or waiting one is canceled at once (it never
+        runs); a running one is asked to stop, and its worker tells it within a second
+        (``ctx.cancelled`` turns True, an async handler's task is cancelled; a sync handler
+        that never looks is stopped at its timeout, if it has one). A job that stops so ends
+        as canceled; one that finishes anyway ends as it would have. True if the job was
+        canceled or asked to stop, False if it had already ended. A workflow's step that is
+        canceled cancels its workflow."""
         now = datetime.now(UTC)
+        events = "1" if TransportSettings.from_env().events else "0"
         with redis_errors(self.connection):
             answer = CANCEL(
                 self.connection,
                 [keys.job(self.id)],
-                [self.id, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), now.timestamp()],
+                [self.id, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), now.timestamp(), events],
             )
         if int(answer) < 0:
             raise JobNotFoundError(self.id)
-        return int(answer) == 1
+        return int(answer) in (1, 2)
+
+    def progress(self) -> Progress | None:
+        """The job's last progress report (stored at most twice a second while it runs, and
+        with its outcome), or None if it made none yet."""
+        with redis_errors(self.connection):
+            status, raw = self.connection.hmget(keys.job(self.id), "status", "sy_progress")
+        if status is None:
+            raise JobNotFoundError(self.id)
+        return Progress.from_json(raw) if raw else None
 
     def requeue(self) -> bool:
         """Put a failed (or canceled) job back on its queue, as ``rq requeue`` does: True if it
@@ -299,6 +356,9 @@ class CachedHandle(JobHandle):
 
     def cancel(self) -> bool:
         return False
+
+    def progress(self) -> Progress | None:
+        return None
 
     def requeue(self) -> bool:
         return False

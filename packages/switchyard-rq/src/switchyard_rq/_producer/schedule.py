@@ -33,7 +33,7 @@ from switchyard_rq._wire.connection import (
 from switchyard_rq._wire.flow import directives
 from switchyard_rq._wire.jobs import JobShape, job_shape, utcformat
 from switchyard_rq._wire.keys import PRIORITY_CODE
-from switchyard_rq._wire.resp import bulk, pack, roundtrip
+from switchyard_rq._wire.resp import bulk, pack, pack_args, roundtrip
 
 __all__ = ["Call", "route", "schedule_action", "schedule_many"]
 
@@ -218,7 +218,7 @@ def _write(
     for index, item in enumerate(prepared):
         if item.key is not None:
             keyed.append((index, len(commands)))
-            keys_, args = _keyed_call(item, stamp, trace)
+            keys_, args = _keyed_call(item, stamp, trace, settings.events)
             packed = pack((b"EVALSHA", SCHEDULE_KEYED.sha, len(keys_), *keys_, *args))
             commands.append((keys_[0], packed))
             continue
@@ -230,6 +230,8 @@ def _write(
             scheduled.setdefault(item.queue, []).extend((item.due, item.job_id))
         else:
             pushed.setdefault((item.queue, item.shape.priority), []).append(item.job_id)
+        if settings.events:
+            commands.append((job_key, _scheduled_event(item.queue, item.job_id, item.shape.action)))
     # After every hash: one push per queue (in order), one doorbell token per job (capped).
     for (queue, priority), ids in pushed.items():
         target = keys.queue_list(queue, priority)
@@ -254,7 +256,7 @@ def _write(
     for index, position in keyed:
         answer = replies[position]
         if isinstance(answer, redis.exceptions.NoScriptError):  # (restarted, or promoted)
-            keys_, args = _keyed_call(prepared[index], stamp, trace)
+            keys_, args = _keyed_call(prepared[index], stamp, trace, settings.events)
             source = SCHEDULE_KEYED.source
             again.append((index, (keys_[0], pack((b"EVAL", source, len(keys_), *keys_, *args)))))
             continue
@@ -329,7 +331,28 @@ def _ring(queue: str, tokens: int) -> bytes:
     return pack((b"RPUSH", keys.wake(queue), *[b"1"] * tokens))
 
 
-def _keyed_call(item: _Prepared, stamp: str, trace: str | None) -> tuple[list[str], list[Any]]:
+def _scheduled_event(queue: str, job_id: str, action: str) -> bytes:
+    """``XADD switchyard:events:<queue> MAXLEN ~ N * event scheduled job <id> action <name>``,
+    its constant head packed once per queue (this runs for every job scheduled)."""
+    return _event_head(queue) + bulk(job_id) + _action_tail(action)
+
+
+@lru_cache(maxsize=256)
+def _event_head(queue: str) -> bytes:
+    return b"*12\r\n" + pack_args(
+        (b"XADD", keys.events(queue), b"MAXLEN", b"~", keys.EVENTS_MAXLEN, b"*",
+         b"event", b"scheduled", b"job")
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=1024)
+def _action_tail(action: str) -> bytes:
+    return bulk("action") + bulk(action)
+
+
+def _keyed_call(
+    item: _Prepared, stamp: str, trace: str | None, events: bool
+) -> tuple[list[str], list[Any]]:
     assert item.key is not None
     if item.due is not None:
         target = keys.SCHEDULED + item.queue
@@ -344,12 +367,14 @@ def _keyed_call(item: _Prepared, stamp: str, trace: str | None) -> tuple[list[st
             keys.job(item.job_id),
             target,
             keys.wake(item.queue),
+            *([keys.events(item.queue)] if events else []),
         ],
         [
             item.job_id,
             item.key_ttl,
             "schedule" if item.due is not None else "queue",
             item.due if item.due is not None else 0,
+            item.shape.action,
             *flat,
         ],
     )

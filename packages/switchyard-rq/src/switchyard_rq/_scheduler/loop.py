@@ -150,7 +150,7 @@ class Scheduler:
             self._templates[schedule.name] = template
         item = replace(template, job_id=os.urandom(16).hex(), key=key)
         stamp = utcformat(datetime.fromtimestamp(now, UTC))
-        keyed_keys, keyed_args = _keyed_call(item, stamp, None)
+        keyed_keys, keyed_args = _keyed_call(item, stamp, None, self._settings.events)
         return (
             item.queue,
             [keys.SCHEDULER_LEASE, keys.schedule(schedule.name), *keyed_keys],

@@ -1,19 +1,22 @@
-"""The producer's and the operator's Lua scripts: a keyed schedule, cancel, requeue."""
+"""The producer's and the operator's Lua scripts: a keyed schedule, cancel (a job, a workflow),
+requeue."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from switchyard_rq._wire.keys import DONE_CHANNEL, LUA_KEYS
+from switchyard_rq._wire.keys import EVENTS_MAXLEN, LUA_KEYS
 from switchyard_rq._wire.scripts import Script
+from switchyard_rq._wire.workflow import LUA_WF
 
-__all__ = ["CANCEL", "KEYED", "REQUEUE", "SCHEDULE_KEYED"]
+__all__ = ["CANCEL", "KEYED", "REQUEUE", "SCHEDULE_KEYED", "WF_CANCEL"]
 
 # A keyed schedule as a Lua function (SCHEDULE_KEYED's body; the scheduler's FIRE runs it after
 # its fencing check).  K: idempotency key, job hash, queue list (of the job's priority) or
-# scheduled zset, doorbell (all in the queue's slot: the caller registers the queue in
-# rq:queues).  A: job id, key TTL, 'queue'|'schedule', score, then the hash's field/value pairs.
-# Returns the id of the pending, running or finished job holding the key, else creates this one.
+# scheduled zset, doorbell, and the queue's event stream when events are on (all in the queue's
+# slot: the caller registers the queue in rq:queues).  A: job id, key TTL, 'queue'|'schedule',
+# score, the action, then the hash's field/value pairs.  Returns the id of the pending, running
+# or finished job holding the key, else creates this one (a 'scheduled' event).
 KEYED: Final = """
 local function keyed(K, A)
   local existing = redis.call('GET', K[1])
@@ -24,7 +27,7 @@ local function keyed(K, A)
       return existing
     end
   end
-  redis.call('HSET', K[2], unpack(A, 5))
+  redis.call('HSET', K[2], unpack(A, 6))
   if A[3] == 'schedule' then
     redis.call('ZADD', K[3], A[4], A[1])
   else
@@ -32,43 +35,50 @@ local function keyed(K, A)
     redis.call('RPUSH', K[4], '1')
   end
   redis.call('SET', K[1], A[1], 'EX', A[2])
+  if K[5] then
+    redis.call('XADD', K[5], 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'event', 'scheduled',
+      'job', A[1], 'action', A[5])
+  end
   return A[1]
 end
-"""
+""".replace("EVENTS_MAXLEN", str(EVENTS_MAXLEN))
 
 # KEYS and ARGV: as ``keyed``'s K and A above.
 SCHEDULE_KEYED: Final = Script(KEYED + "return keyed(KEYS, ARGV)\n")
 
-# KEYS: job hash.  ARGV: job id, now (RQ format), now (unix seconds).
-# 1: canceled (was queued, scheduled or deferred by flow control), 0: already running or done,
-# -1: no such job.
+# KEYS: job hash.  ARGV: job id, now (RQ format), now (unix seconds), '1' to write the event
+# stream.  1: canceled (was queued, scheduled, deferred by flow control or waiting in a
+# workflow), 2: running, asked to stop (its worker notices within a second), 0: already done,
+# -1: no such job.  A workflow's step that is canceled cancels its workflow.
 CANCEL: Final = Script(
     LUA_KEYS
+    + LUA_WF
     + """
-local f = redis.call('HMGET', KEYS[1], 'status', 'origin', 'failure_ttl', 'sy_prio', 'sy_flow')
-if not f[1] then return -1 end
-if f[1] == 'queued' or f[1] == 'scheduled' or f[1] == 'deferred' then
-  local q = f[2] or ''
-  redis.call('LREM', qkey(q, f[4]), 0, ARGV[1])
-  redis.call('ZREM', 'rq:scheduled:' .. q, ARGV[1])
-  if f[5] then  -- parked by a limiter
-    for _, d in ipairs(cjson.decode(f[5])) do
-      redis.call('ZREM', d[2] .. ':parked', ARGV[1])
-    end
+local done = stop_job(ARGV[1], ARGV[2], ARGV[3], ARGV[4], true)
+if done == 1 then
+  local f = redis.call('HMGET', KEYS[1], 'sy_wf', 'description')
+  if f[1] then
+    local err = cjson.encode({type = 'JobCancelledError', action = f[2] or '',
+      message = 'the job was canceled before it ran'})
+    wf_broken(f[1], ARGV[1], 'canceled', err, ARGV[2], ARGV[3], ARGV[4])
   end
-  redis.call('HSET', KEYS[1], 'status', 'canceled', 'ended_at', ARGV[2])
-  redis.call('PUBLISH', 'DONE_CHANNEL' .. ARGV[1], 'canceled')
-  local ttl = tonumber(f[3]) or 604800
-  if ttl > 0 then
-    redis.call('EXPIRE', KEYS[1], ttl)
-    redis.call('ZADD', 'rq:canceled:' .. q, tonumber(ARGV[3]) + ttl, ARGV[1])
-  else
-    redis.call('ZADD', 'rq:canceled:' .. q, '+inf', ARGV[1])
-  end
-  return 1
 end
-return 0
-""".replace("DONE_CHANNEL", DONE_CHANNEL)
+return done
+"""
+)
+
+# KEYS: workflow hash.  ARGV: workflow id, now (RQ format), now (unix seconds), '1' to write the
+# event stream, the error (JSON).  Cancels every job of the workflow that has not ended (queued
+# ones canceled, running ones asked to stop) and ends it as canceled.  1: canceled, 0: it had
+# ended, -1: no such workflow.
+WF_CANCEL: Final = Script(
+    LUA_KEYS
+    + LUA_WF
+    + """
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return -1 end
+return wf_broken(ARGV[1], '', 'canceled', ARGV[5], ARGV[2], ARGV[3], ARGV[4])
+"""
 )
 
 # KEYS: job hash.  ARGV: job id, now (RQ format).  Puts a failed (or canceled) job back on its

@@ -58,8 +58,9 @@ return {'advanced', ''}
 )
 
 # KEYS: lease, schedule state, then keyed's K (idempotency key, job hash, queue list or
-# scheduled zset, doorbell).  ARGV: token, tick (unix seconds), overlap ('skip'|'queue'|'allow'),
-# kind ('tick': a due tick; 'pending': the tick overlap 'queue' held), then keyed's A.
+# scheduled zset, doorbell, the queue's event stream when events are on).  ARGV: token, tick
+# (unix seconds), overlap ('skip'|'queue'|'allow'), kind ('tick': a due tick; 'pending': the
+# tick overlap 'queue' held), then keyed's A.
 # Returns {outcome, job id}: 'stale' (the lease is not the caller's: nothing done), 'done' (the
 # tick was handled already), 'paused', 'skipped' or 'held' (overlap: the last firing's job is
 # still waiting or running), 'wait' (a held tick whose blocker still runs), 'fired'.
@@ -91,7 +92,7 @@ if ARGV[3] ~= 'allow' and s[2] then
     return {'skipped', ''}
   end
 end
-local id = keyed({KEYS[3], KEYS[4], KEYS[5], KEYS[6]}, {unpack(ARGV, 5)})
+local id = keyed({KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]}, {unpack(ARGV, 5)})
 local t = redis.call('TIME')
 local at = string.format('%.3f', tonumber(t[1]) + tonumber(t[2]) / 1000000)
 redis.call('HSET', KEYS[2], 'job', id, 'tick', ARGV[2], 'fired_at', at)

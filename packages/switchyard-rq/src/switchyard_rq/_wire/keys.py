@@ -53,6 +53,15 @@ EDGE_RATE_PREFIX: Final = "switchyard:edge:rate:"
 FLOW_REGISTRIES: Final = ("parked", "limits", "breakers")
 
 
+#: a queue's job event stream (see :func:`events`) keeps about this many entries (MAXLEN ~)
+EVENTS_MAXLEN: Final = 10_000
+EVENTS_PREFIX: Final = "switchyard:events:"
+#: the jobs of a queue that reported progress and have not ended (sorted set, by last report)
+PROGRESS_PREFIX: Final = "switchyard:progress:"
+#: a workflow's state (hash: status, stages, the current stage, what is left of it)
+WORKFLOW_PREFIX: Final = "switchyard:wf:"
+
+
 def job(job_id: str) -> str:
     return JOB_PREFIX + job_id
 
@@ -133,6 +142,21 @@ def schedule_tick_key(name: str, tick: str) -> str:
     return f"schedule:{name}:{tick}"
 
 
+def events(queue: str) -> str:
+    """A queue's job event stream: scheduled, started, progress, succeeded, failed, retried,
+    cancelled (fields ``event``, ``job``, ``action`` and what the event adds), MAXLEN ~
+    :data:`EVENTS_MAXLEN`; one per queue, so that on a cluster it lives in the queue's slot."""
+    return EVENTS_PREFIX + queue
+
+
+def progress(queue: str) -> str:
+    return PROGRESS_PREFIX + queue
+
+
+def workflow(workflow_id: str) -> str:
+    return WORKFLOW_PREFIX + workflow_id
+
+
 def flow_registry(kind: str, queue: str) -> str:
     """A listing of queue ``queue``'s limiters, for the sweep, top, stats and metrics:
     ``parked`` (hash: limiter key -> ``c:<limit>`` or ``b``, those some of its jobs wait on),
@@ -153,6 +177,13 @@ local function requeue(id, q, p, front)
   redis.call('RPUSH', 'switchyard:wake:' .. q, '1')
 end
 local function flowreg(kind, q) return '{FLOW_PREFIX}' .. kind .. ':' .. q end
+-- a job event on the queue's stream (`on`: events are on), e.g. emit(ev, q, 'started', id, a)
+local function emit(on, q, kind, id, action, ...)
+  if on == '1' then
+    redis.call('XADD', '{EVENTS_PREFIX}' .. q, 'MAXLEN', '~', {EVENTS_MAXLEN}, '*',
+      'event', kind, 'job', id, 'action', action or '', ...)
+  end
+end
 local function clock()
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1000000

@@ -18,7 +18,14 @@ from typing import Any, Final, NamedTuple, final
 import redis
 
 from switchyard_rq._wire.flow import LUA_FLOW
-from switchyard_rq._wire.keys import DONE_CHANNEL, FINISHED_DROPS, FINISHED_MAX, LUA_KEYS
+from switchyard_rq._wire.keys import (
+    DONE_CHANNEL,
+    FINISHED_DROPS,
+    FINISHED_MAX,
+    LUA_KEYS,
+    PROGRESS_PREFIX,
+)
+from switchyard_rq._wire.workflow import LUA_WF
 
 __all__ = [
     "ACK_FIELDS",
@@ -28,6 +35,7 @@ __all__ = [
     "RENEW",
     "STEP",
     "TAKEN_FIELDS",
+    "WATCH",
     "Ack",
     "Script",
     "Take",
@@ -39,7 +47,7 @@ class Ack(NamedTuple):
     """One job's outcome as STEP takes it: the field names are the Lua locals it reads them into
     (``ACK_LOCALS``), so Python and the script share names, not positions."""
 
-    mode: str  # 'ok', 'fail' or 'retry'
+    mode: str  # 'ok', 'fail', 'retry' or 'cancel' (it stopped when asked to)
     id: str
     q: str  # the job's queue
     exec: str  # its execution id
@@ -56,6 +64,9 @@ class Ack(NamedTuple):
     due: float | str  # when a retry is due (unix seconds), or '' for now
     flow: bytes | str  # the job's sy_flow (its limiters), or ''
     trip: int  # 1: a failure that counts for a circuit breaker
+    action: str = ""  # the action's name (for the event stream), or ''
+    progress: str = ""  # the job's last progress report (JSON), or '' when it made none
+    wf: bytes | str = ""  # the job's workflow (sy_wf), or ''
 
 
 class Take(NamedTuple):
@@ -74,6 +85,7 @@ class Take(NamedTuple):
     was_idle: int  # 1: the consumer waited on the doorbells since its last call
     idle_until: float  # unix seconds: an idle consumer counts as idle until then
     lease: float  # seconds a concurrency lease lasts unless renewed
+    events: str = "0"  # '1': write the job event stream (outcomes and starts), else '0'
 
 
 class Taken(NamedTuple):
@@ -91,6 +103,8 @@ class Taken(NamedTuple):
     enqueued: bytes | None  # enqueued_at, else created_at (queued when created: no enqueued_at)
     trace: bytes | None  # sy_trace
     flow: bytes | None  # sy_flow
+    action: bytes | None  # description: the action's name
+    wf: bytes | None  # sy_wf: the workflow it is a step of
 
 
 ACK_FIELDS: Final = Ack._fields
@@ -124,8 +138,8 @@ class Script:
 
 
 def _script(body: str) -> Script:
-    """A script with the shared Lua functions (keys, flow control) above ``body``."""
-    return Script(LUA_KEYS + LUA_FLOW + body)
+    """A script with the shared Lua functions (keys, flow control, workflows) above ``body``."""
+    return Script(LUA_KEYS + LUA_FLOW + LUA_WF + body)
 
 
 # Gives every job in the processing list KEYS[1] but those in the table `keep` back to the front
@@ -187,10 +201,16 @@ end
 #   gone, or has no data, is taken like any other (its data nil): the consumer fails it with the
 #   reason, so every job taken ends in a recorded outcome.
 #   With every queue empty it clears the doorbells (a later job rings again).
+#   An outcome of a job asked to stop (``sy_cancel``) that failed is stored as 'cancel' (the
+#   job is canceled: not retried, not failed); a job's last progress report is stored with its
+#   outcome.  With events on (Take's ``events``), each outcome and each job taken is an entry
+#   on its queue's event stream.  The outcome of a workflow's step moves the workflow on (see
+#   workflow.py): the next stage is queued, or the workflow ends.
 STEP: Final = _script(
     """
 local m = tonumber(ARGV[1])
 local fnow, finished = nil, {}
+local ev = ARGV[2 + m * ACK_SIZE + EVENTS_AT]
 -- on a Redis Cluster the processing list is per queue, named after its hash tag: "...}"
 local clustered = string.byte(KEYS[1], -1) == 125
 for o = 0, m - 1 do
@@ -199,6 +219,7 @@ for o = 0, m - 1 do
   local jk, rk = 'rq:job:' .. id, 'rq:results:' .. id
   ttl = tonumber(ttl)
   local registry = nil
+  if wf == '' then wf = false end
   -- only a job still in the processing list gets this outcome: an outcome sent again after a
   -- lost reply (or a job a recovery took back meanwhile) changes nothing. (On a cluster the
   -- job's hash is touched first: when its slot is moving and the hash already left, the script
@@ -206,6 +227,14 @@ for o = 0, m - 1 do
   if clustered then redis.call('EXISTS', jk) end
   if redis.call('LREM', KEYS[1], -1, id) == 0 then
     mode = 'done'
+  else
+    if (mode == 'fail' or mode == 'retry') and redis.call('HEXISTS', jk, 'sy_cancel') == 1 then
+      mode = 'cancel'
+    end
+    if progress ~= '' then
+      redis.call('ZREM', 'PROGRESS_PREFIX' .. q, id)
+      if mode ~= 'ok' or ttl ~= 0 then redis.call('HSET', jk, 'sy_progress', progress) end
+    end
   end
   if mode == 'ok' then
     if ttl == 0 then  -- nobody waits for the result: nothing is kept
@@ -222,6 +251,8 @@ for o = 0, m - 1 do
         'execution_ended_at', ended_ts)
     end
     redis.call('PUBLISH', 'DONE_CHANNEL' .. id, 'finished')
+    emit(ev, q, 'succeeded', id, action)
+    if wf then wf_ok(wf, id, result, ended, ev) end
   elseif mode == 'fail' then
     redis.call('HSET', jk, 'status', 'failed', 'ended_at', ended, 'exc_info', exc_info,
       'sy_error', err)
@@ -232,6 +263,15 @@ for o = 0, m - 1 do
     end
     registry = 'rq:failed:'
     redis.call('PUBLISH', 'DONE_CHANNEL' .. id, 'failed')
+    emit(ev, q, 'failed', id, action, 'error', err)
+    if wf then wf_broken(wf, id, 'failed', err, ended, ended_ts, ev) end
+  elseif mode == 'cancel' then
+    redis.call('HSET', jk, 'status', 'canceled', 'ended_at', ended, 'exc_info', exc_info,
+      'sy_error', err)
+    registry = 'rq:canceled:'
+    redis.call('PUBLISH', 'DONE_CHANNEL' .. id, 'canceled')
+    emit(ev, q, 'cancelled', id, action)
+    if wf then wf_broken(wf, id, 'canceled', err, ended, ended_ts, ev) end
   elseif mode == 'retry' then
     redis.call('HSET', jk, 'retries_left', left, 'number_of_retries', tries,
       'exc_info', exc_info, 'sy_error', err)
@@ -242,6 +282,7 @@ for o = 0, m - 1 do
       redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ended)
       requeue(id, q, redis.call('HGET', jk, 'sy_prio'), false)
     end
+    emit(ev, q, 'retried', id, action, 'error', err)
   end
   if registry then
     if ttl > 0 then
@@ -319,7 +360,7 @@ for i = 1, n do
     local jk = 'rq:job:' .. id
     local f = redis.call('HMGET', jk, 'data', 'status', 'retries_left', 'retry_intervals',
       'number_of_retries', 'result_ttl', 'failure_ttl', 'sy_attempt', 'timeout', 'sy_idempotent',
-      'enqueued_at', 'sy_trace', 'sy_flow', 'sy_rated', 'created_at')
+      'enqueued_at', 'sy_trace', 'sy_flow', 'sy_rated', 'created_at', 'description', 'sy_wf')
     if f[2] == 'canceled' then
       redis.call('RPOP', KEYS[1])
     elseif count > 0 and f[10] == '0' then
@@ -352,6 +393,7 @@ for i = 1, n do
         if t <= 0 then t = 86400 end
         redis.call('ZADD', 'rq:wip:' .. q, now + t * count + 60, id .. ':' .. exec)
         for _, v in ipairs({TAKEN}) do table.insert(got, v) end
+        emit(events, q, 'started', id, f[16], 'attempt', attempt)
         if f[10] == '0' then k = count end
       end
     end
@@ -377,10 +419,13 @@ return got
     .replace("ACK_SIZE", str(len(ACK_FIELDS)))
     .replace("TAKE_LOCALS", TAKE_LOCALS)
     .replace("TAKE_SIZE", str(len(TAKE_FIELDS)))
+    .replace("EVENTS_AT", str(TAKE_FIELDS.index("events")))
+    .replace("PROGRESS_PREFIX", PROGRESS_PREFIX)
     .replace("DEFER_LIMIT", "64")
     .replace(
         "{TAKEN}",
-        "{id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt, f[11] or f[15], f[12], f[13]}",
+        "{id, i, f[1], f[3], f[4], f[5], f[6], f[7], attempt, f[11] or f[15], f[12], f[13], "
+        "f[16], f[17]}",
     )
 )
 
@@ -437,12 +482,14 @@ return {moved, nextdue and string.format('%.6f', nextdue) or ''}
 # KEYS: a dead consumer's processing list.
 # ARGV: consumer name, now (RQ format), now (unix seconds), failure text, failure as RQ's
 # base64(zlib) result text, '1' to write RQ's result stream too, the failure TTL when the job
-# names none.  Requeues (at the front, in their order) each job it held; a job it
-# was running (its ``sy_run`` mark is its execution: it started) is failed instead when its
-# action is not idempotent.  Jobs it had prefetched and not started go back as they were (their
-# attempt not counted).  Leases the jobs held are released (a breaker probe among them lets the
-# next job probe).  Deletes the list; returns the job ids.  (The consumer's registration is the
-# caller's to remove: those keys live apart from the queue's on a cluster.)
+# names none, '1' to write the job event stream.  Requeues (at the front, in their order) each
+# job it held; a job it was running (its ``sy_run`` mark is its execution: it started) is failed
+# instead when its action is not idempotent.  Jobs it had prefetched and not started go back as
+# they were (their attempt not counted).  Leases the jobs held are released (a breaker probe
+# among them lets the next job probe).  A job asked to stop is canceled instead of requeued; a
+# workflow's step that fails or is canceled here breaks its workflow.  Deletes the list; returns
+# the job ids.  (The consumer's registration is the caller's to remove: those keys live apart
+# from the queue's on a cluster.)
 RECOVER: Final = _script(
     """
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -452,7 +499,7 @@ for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
   local id = ids[n]
   local jk = 'rq:job:' .. id
   local f = redis.call('HMGET', jk, 'origin', 'sy_idempotent', 'sy_exec', 'failure_ttl',
-    'description', 'status', 'sy_run', 'sy_prio', 'sy_flow')
+    'description', 'status', 'sy_run', 'sy_prio', 'sy_flow', 'sy_cancel', 'sy_wf')
   if f[1] and f[6] ~= 'finished' and f[6] ~= 'failed' and f[6] ~= 'canceled' then
     local q = f[1]
     if f[3] then
@@ -480,6 +527,17 @@ for n = #ids, 1, -1 do  -- last first: LPUSH then leaves them in their order
         redis.call('ZADD', 'rq:failed:' .. q, '+inf', id)
       end
       redis.call('PUBLISH', 'DONE_CHANNEL' .. id, 'failed')
+      emit(ARGV[8], q, 'failed', id, f[5], 'error', err)
+      if f[11] then wf_broken(f[11], id, 'failed', err, ARGV[2], ARGV[3], ARGV[8]) end
+    elseif f[10] then  -- asked to stop: canceled, not run again
+      redis.call('HSET', jk, 'status', 'queued')
+      redis.call('HDEL', jk, 'started_at', 'worker_name', 'sy_exec', 'sy_run')
+      stop_job(id, ARGV[2], ARGV[3], ARGV[8], false)
+      if f[11] then
+        local err = cjson.encode({type = 'JobCancelledError', action = f[5] or '',
+          message = 'the job was cancelled'})
+        wf_broken(f[11], id, 'canceled', err, ARGV[2], ARGV[3], ARGV[8])
+      end
     else
       redis.call('HSET', jk, 'status', 'queued', 'enqueued_at', ARGV[2])
       if not started then  -- prefetched, never run: as it was before its dequeue
@@ -495,4 +553,32 @@ end
 redis.call('DEL', KEYS[1])
 return out
 """.replace("DONE_CHANNEL", DONE_CHANNEL)
+)
+
+# WATCH: the heartbeat thread's look at the long-running jobs of one queue (ARGV[3]), every
+# half second while there are any.  ARGV: now (unix seconds), '1' to write the event stream,
+# the queue, then (job id, action, progress JSON or '') triples.  Stores each new progress
+# report (on the job, in the queue's progress set for `top`, as a 'progress' event) of a job
+# that is still running, and returns the ids of those asked to stop (``sy_cancel``).
+WATCH: Final = _script(
+    """
+local now, ev, q = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local stop = {}
+for i = 4, #ARGV, 3 do
+  local id, progress = ARGV[i], ARGV[i + 2]
+  local jk = 'rq:job:' .. id
+  local f = redis.call('HMGET', jk, 'status', 'sy_cancel')
+  if f[1] == 'started' then
+    if f[2] then table.insert(stop, id) end
+    if progress ~= '' then
+      redis.call('HSET', jk, 'sy_progress', progress)
+      redis.call('ZADD', 'PROGRESS_PREFIX' .. q, now, id)
+      emit(ev, q, 'progress', id, ARGV[i + 1], 'progress', progress)
+    end
+  end
+end
+-- reports of jobs whose worker died before their outcome: gone after an hour
+redis.call('ZREMRANGEBYSCORE', 'PROGRESS_PREFIX' .. q, '-inf', now - 3600)
+return stop
+""".replace("PROGRESS_PREFIX", PROGRESS_PREFIX)
 )
