@@ -177,12 +177,17 @@ class LocalSentinel:
         return f"redis+sentinel://{hosts}/mymaster/0"
 
     def master_port(self) -> int:
-        addr = (
-            self.sentinels[0]
-            .client()
-            .execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
-        )
-        return int(addr[1])
+        """The master's port, as the first sentinel says."""
+        return self.master_ports()[0]
+
+    def master_ports(self) -> list[int]:
+        """The master's port as each sentinel says (they agree once a failover is known to
+        all: restarting an old master before that lets a sentinel that has not heard of the
+        failover turn the new master into its replica, emptying it)."""
+        return [
+            int(s.client().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")[1])
+            for s in self.sentinels
+        ]
 
     def stop(self) -> None:
         for server in [*self.sentinels, self.replica, self.master]:

@@ -240,7 +240,7 @@ def test_every_command_line_form(start_worker, lj, lj_dir, redis_db, cli, tmp_pa
     # --chain without --wait prints the id; workflows show (text and JSON, flag before and after)
     done = cli("schedule", "--on-failure", "keep", "--chain", "lj.add", "--data", '{"x": 1}')
     workflow_id = done.stdout.strip()
-    handle = switchyard_rq.WorkflowHandle(workflow_id)
+    handle = switchyard_rq.WorkflowHandle(workflow_id, registry=lj)
     assert handle.result(timeout=20).x == 2
     shown = cli("workflows", "show", workflow_id)
     assert shown.returncode == 0, shown.stderr
