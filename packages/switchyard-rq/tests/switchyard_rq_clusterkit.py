@@ -132,10 +132,14 @@ class LocalSentinel:
     over a dead master within about two seconds."""
 
     def __init__(self, folder: Path, *, ports: tuple[int, int] = (7500, 7599)) -> None:
-        self.master = Server(folder, ports, [])
+        # persistence on, as Redis's docs require of a Sentinel setup whose servers restart by
+        # themselves: a master without it comes back empty, and its replica, told to follow it
+        # again, empties itself too
+        aof = ["--appendonly", "yes", "--appendfsync", "always"]
+        self.master = Server(folder, ports, aof)
         self.master.start()
-        self.replica = Server(folder, (self.master.port + 1, ports[1]),
-                              ["--replicaof", "127.0.0.1", str(self.master.port)])  # fmt: skip
+        follow = ["--replicaof", "127.0.0.1", str(self.master.port)]
+        self.replica = Server(folder, (self.master.port + 1, ports[1]), [*aof, *follow])
         self.replica.start()
         self.sentinels: list[Server] = []
         low = self.replica.port + 1
