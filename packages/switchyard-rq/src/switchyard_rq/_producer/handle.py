@@ -71,14 +71,35 @@ class Progress:
         return f"{done} {self.message}" if self.message else done
 
 
-class JobHandle:
+class Bound:
+    """What a handle talks to: its Redis client and its registry, each the process default
+    unless given, made on first use (JobHandle, WorkflowHandle)."""
+
+    __slots__ = ("_connection", "_registry")
+    _connection: redis.Redis | None
+    _registry: Registry | None
+
+    @property
+    def connection(self) -> redis.Redis:
+        if self._connection is None:
+            self._connection = get_connection()
+        return self._connection
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = default_registry()
+        return self._registry
+
+
+class JobHandle(Bound):
     """A job in Redis, by id. Cheap to create; every property reads Redis afresh.
 
     ``status`` is RQ's: queued, scheduled, started, finished, failed, canceled (or deferred,
     stopped for jobs made by other RQ tools).
     """
 
-    __slots__ = ("_action", "_connection", "_registry", "id")
+    __slots__ = ("_action", "id")
 
     def __init__(
         self,
@@ -116,18 +137,6 @@ class JobHandle:
 
     def __hash__(self) -> int:
         return hash(self.id)
-
-    @property
-    def connection(self) -> redis.Redis:
-        if self._connection is None:
-            self._connection = get_connection()
-        return self._connection
-
-    @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            self._registry = default_registry()
-        return self._registry
 
     @property
     def status(self) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, final
 
 import redis
-from switchyard import Registry, default_registry
+from switchyard import Registry
 
 from switchyard_rq._errors import (
     JobError,
@@ -17,11 +17,11 @@ from switchyard_rq._errors import (
     WorkflowFailedError,
     WorkflowNotFoundError,
 )
-from switchyard_rq._producer.handle import JobHandle
+from switchyard_rq._producer.handle import Bound, JobHandle
 from switchyard_rq._settings import TransportSettings
 from switchyard_rq._wire import keys
 from switchyard_rq._wire.admin import WF_CANCEL
-from switchyard_rq._wire.connection import get_connection, redis_errors
+from switchyard_rq._wire.connection import redis_errors
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -56,11 +56,11 @@ class StepState:
         }
 
 
-class WorkflowHandle:
+class WorkflowHandle(Bound):
     """A workflow in Redis, by id (what ``schedule_workflow`` returns). Every property reads
     Redis afresh. ``status``: running, succeeded, failed or canceled."""
 
-    __slots__ = ("_connection", "_registry", "id")
+    __slots__ = ("id",)
 
     def __init__(
         self,
@@ -81,18 +81,6 @@ class WorkflowHandle:
 
     def __hash__(self) -> int:
         return hash(("workflow", self.id))
-
-    @property
-    def connection(self) -> redis.Redis:
-        if self._connection is None:
-            self._connection = get_connection()
-        return self._connection
-
-    @property
-    def registry(self) -> Registry:
-        if self._registry is None:
-            self._registry = default_registry()
-        return self._registry
 
     def _state(self) -> dict[str, str]:
         with redis_errors(self.connection):
